@@ -1,0 +1,56 @@
+# pay — PGXS build.  `make && make install`, then `make test` (see README).
+#
+# Layout: C sources in src/ (plain-C protocol and crypto code in src/proto/ and src/crypto/, no postgres.h),
+# the install script is assembled from src/sql/*.sql fragments in name order,
+# upgrade scripts live in src/upgrade/pay--<from>--<to>.sql.
+
+EXTENSION   = pay
+EXTVERSION  = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(EXTENSION).control)
+
+MODULE_big  = pay
+OBJS        = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c src/*/*.c)))
+DATA_built  = $(EXTENSION)--$(EXTVERSION).sql
+DATA        = $(wildcard src/upgrade/$(EXTENSION)--*--*.sql)
+SHLIB_LINK  = -lssl -lcrypto -lcurl
+PG_CPPFLAGS = -I$(srcdir)/src -I$(srcdir)/src/crypto -I$(srcdir)/src/proto
+# -Wno-unused-parameter: PostgreSQL's own headers and every PG_FUNCTION_ARGS
+# function trip it (pgvector's CI makes the same exception).
+PG_CFLAGS   = -Wall -Wextra -Werror -Wno-unused-parameter
+
+# pg_regress: every sql/*.sql in name order, in a throwaway preloaded instance.
+REGRESS      = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
+REGRESS_OPTS = --temp-instance=$(CURDIR)/tmp_check_regress \
+               --temp-config=$(srcdir)/test/pay-test.conf --load-extension=pay
+
+# isolation specs: test/isolation/specs/*.spec
+ISOLATION      = $(patsubst test/isolation/specs/%.spec,%,$(sort $(wildcard test/isolation/specs/*.spec)))
+ISOLATION_OPTS = --temp-instance=$(CURDIR)/tmp_check_iso \
+                 --temp-config=$(srcdir)/test/pay-test.conf --load-extension=pay \
+                 --inputdir=$(srcdir)/test/isolation --outputdir=$(CURDIR)/output_iso
+
+# TAP tests (PostgreSQL::Test::Cluster): test/t/*.pl
+TAP_TESTS   = 1
+PROVE_TESTS = $(sort $(wildcard test/t/*.pl))
+
+EXTRA_CLEAN = $(DATA_built) tmp_check_regress tmp_check_iso output_iso
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+$(DATA_built): $(sort $(wildcard src/sql/*.sql)) $(EXTENSION).control
+	cat $(sort $(wildcard src/sql/*.sql)) > $@
+
+# `make test`: every suite against the installed extension (README explains
+# how test/run-all installs into a throwaway tree first).
+.PHONY: test regresscheck isolationcheck tapcheck
+test: regresscheck isolationcheck tapcheck
+
+regresscheck:
+	$(pg_regress_installcheck) $(REGRESS_OPTS) $(REGRESS)
+
+isolationcheck:
+	$(pg_isolation_regress_installcheck) $(ISOLATION_OPTS) $(ISOLATION)
+
+tapcheck:
+	$(if $(PROVE_TESTS),$(prove_installcheck),@echo "no TAP tests")

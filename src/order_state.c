@@ -1,0 +1,290 @@
+/*
+ * order_state.c — the order state machine, enforced by a C trigger.
+ *
+ * pay.orders.status may only move along the edges in pay.order_transitions.
+ * The trigger runs BEFORE INSERT OR UPDATE for every role (it is ENABLE
+ * ALWAYS, so session_replication_role cannot skip it), and each change of
+ * status writes one row to pay.order_events in the same transaction.
+ *
+ * The edges are cached per backend.  Any change to pay.order_transitions
+ * fires a statement trigger that sends a relcache invalidation for that
+ * table, which every backend's callback turns into a reload.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+
+#include "pay.h"
+
+#define STATUS_LEN_MAX		16
+#define TRANSITIONS_MAX		64
+
+typedef struct Transition
+{
+	char		from[STATUS_LEN_MAX];
+	char		to[STATUS_LEN_MAX];
+} Transition;
+
+static Transition transitions[TRANSITIONS_MAX];
+static int	transitions_count = 0;
+static bool transitions_valid = false;
+static Oid	transitions_relid = InvalidOid;
+static SPIPlanPtr event_insert_plan = NULL;
+
+/* Columns that never change once an order exists: the money and its owner. */
+static const char *const immutable_columns[] = {
+	"id", "merchant_id", "merchant_order_no", "amount", "currency"
+};
+
+PG_FUNCTION_INFO_V1(pay_order_state_guard);
+PG_FUNCTION_INFO_V1(pay_order_transitions_changed);
+
+/* Relcache callback: drop the cached edges when their table changes. */
+static void
+InvalidateTransitions(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == transitions_relid)
+		transitions_valid = false;
+}
+
+/* Module set-up, from _PG_init. */
+void
+OrderStateInit(void)
+{
+	CacheRegisterRelcacheCallback(InvalidateTransitions, (Datum) 0);
+}
+
+/* Copy a status into a fixed buffer, refusing names that do not fit. */
+static void
+CopyStatus(char *dst, const char *src)
+{
+	if (strlen(src) >= STATUS_LEN_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("order status \"%s\" in pay.order_transitions is too long", src)));
+	strlcpy(dst, src, STATUS_LEN_MAX);
+}
+
+/* (Re)load the allowed edges; the caller is connected to SPI. */
+static void
+LoadTransitions(void)
+{
+	int			rc;
+	uint64		i;
+
+	/* Set first: an invalidation arriving while we read forces a reload. */
+	transitions_valid = true;
+	transitions_relid = get_relname_relid("order_transitions",
+										  get_namespace_oid("pay", false));
+	rc = SPI_execute("SELECT from_status, to_status FROM pay.order_transitions",
+					 true, TRANSITIONS_MAX + 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read pay.order_transitions: %s", SPI_result_code_string(rc));
+	if (SPI_processed > TRANSITIONS_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("pay.order_transitions has more than %d rows", TRANSITIONS_MAX)));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	row = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+
+		CopyStatus(transitions[i].from, SPI_getvalue(row, desc, 1));
+		CopyStatus(transitions[i].to, SPI_getvalue(row, desc, 2));
+	}
+	transitions_count = (int) SPI_processed;
+}
+
+/* Is from -> to an edge of the state machine? */
+static bool
+TransitionAllowed(const char *from, const char *to)
+{
+	int			i;
+
+	for (i = 0; i < transitions_count; i++)
+		if (strcmp(transitions[i].from, from) == 0 && strcmp(transitions[i].to, to) == 0)
+			return true;
+	return false;
+}
+
+/* Text value of a column, or NULL. */
+static char *
+ColumnText(HeapTuple tuple, TupleDesc desc, int attnum)
+{
+	bool		isnull;
+	Datum		value = SPI_getbinval(tuple, desc, attnum, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(value);
+}
+
+/* Refuse an UPDATE that changes who owns an order or how much it is for. */
+static void
+CheckImmutableColumns(HeapTuple oldtup, HeapTuple newtup, TupleDesc desc)
+{
+	int			i;
+
+	for (i = 0; i < (int) lengthof(immutable_columns); i++)
+	{
+		int			attnum = SPI_fnumber(desc, immutable_columns[i]);
+		Form_pg_attribute att = TupleDescAttr(desc, attnum - 1);
+		bool		oldnull,
+					newnull;
+		Datum		oldval = SPI_getbinval(oldtup, desc, attnum, &oldnull);
+		Datum		newval = SPI_getbinval(newtup, desc, attnum, &newnull);
+
+		if (oldnull != newnull ||
+			(!oldnull && !datum_image_eq(oldval, newval, att->attbyval, att->attlen)))
+			ereport(ERROR,
+					(errcode(ERRCODE_RESTRICT_VIOLATION),
+					 errmsg("column \"%s\" of an order cannot be changed", immutable_columns[i]),
+					 errhint("Cancel or refund the order and create a new one.")));
+	}
+}
+
+/* Append the change to pay.order_events; the caller is connected to SPI. */
+static void
+RecordEvent(int64 order_id, const char *from, const char *to, const char *cause)
+{
+	Datum		values[4];
+	int			rc;
+
+	if (event_insert_plan == NULL)
+	{
+		Oid			types[4] = {INT8OID, TEXTOID, TEXTOID, TEXTOID};
+		SPIPlanPtr	plan = SPI_prepare("INSERT INTO pay.order_events (order_id, from_status, to_status, cause) "
+									   "VALUES ($1, $2, $3, $4)", 4, types);
+
+		if (plan == NULL)
+			elog(ERROR, "could not prepare the order event insert: %s",
+				 SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		event_insert_plan = plan;
+	}
+	values[0] = Int64GetDatum(order_id);
+	values[1] = CStringGetTextDatum(from);
+	values[2] = CStringGetTextDatum(to);
+	values[3] = CStringGetTextDatum(cause);
+	rc = SPI_execute_plan(event_insert_plan, values, NULL, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "could not record the order event: %s", SPI_result_code_string(rc));
+}
+
+/*
+ * The row to store: updated_at set if the status changed, status_cause
+ * cleared.  Called after SPI_finish so the tuple outlives SPI's memory.
+ */
+static HeapTuple
+FinishRow(Relation rel, HeapTuple newtup, bool status_changed)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			cols[2];
+	Datum		values[2];
+	bool		nulls[2] = {true, false};
+	int			ncols = 1;
+
+	cols[0] = SPI_fnumber(desc, "status_cause");
+	values[0] = (Datum) 0;
+	if (!status_changed && heap_attisnull(newtup, cols[0], desc))
+		return newtup;
+	if (status_changed)
+	{
+		cols[1] = SPI_fnumber(desc, "updated_at");
+		values[1] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+		ncols = 2;
+	}
+	return heap_modify_tuple_by_cols(newtup, desc, ncols, cols, values, nulls);
+}
+
+/* A new order starts pending. */
+static void
+GuardInsert(TriggerData *trig)
+{
+	TupleDesc	desc = RelationGetDescr(trig->tg_relation);
+	char	   *status = ColumnText(trig->tg_trigtuple, desc, SPI_fnumber(desc, "status"));
+
+	if (status != NULL && strcmp(status, "pending") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_PAY_ILLEGAL_TRANSITION),
+				 errmsg("a new order must be pending, not \"%s\"", status)));
+}
+
+/* A status change must be an edge; record it as an event.  True if it changed. */
+static bool
+GuardUpdate(TriggerData *trig)
+{
+	TupleDesc	desc = RelationGetDescr(trig->tg_relation);
+	HeapTuple	oldtup = trig->tg_trigtuple;
+	HeapTuple	newtup = trig->tg_newtuple;
+	int			status_att = SPI_fnumber(desc, "status");
+	char	   *from = ColumnText(oldtup, desc, status_att);
+	char	   *to = ColumnText(newtup, desc, status_att);
+	char	   *cause;
+	bool		isnull;
+	int64		order_id;
+
+	CheckImmutableColumns(oldtup, newtup, desc);
+	if (to == NULL || strcmp(from, to) == 0)
+		return false;			/* NOT NULL rejects a NULL status */
+
+	if (!transitions_valid)
+		LoadTransitions();
+	order_id = DatumGetInt64(SPI_getbinval(oldtup, desc, SPI_fnumber(desc, "id"), &isnull));
+	if (!TransitionAllowed(from, to))
+		ereport(ERROR,
+				(errcode(ERRCODE_PAY_ILLEGAL_TRANSITION),
+				 errmsg("illegal order state transition from \"%s\" to \"%s\"", from, to),
+				 errdetail("Order %lld is %s; pay.order_transitions has no edge to %s.",
+						   (long long) order_id, from, to)));
+
+	cause = ColumnText(newtup, desc, SPI_fnumber(desc, "status_cause"));
+	RecordEvent(order_id, from, to, cause ? cause : "direct update");
+	return true;
+}
+
+/* BEFORE INSERT OR UPDATE FOR EACH ROW on pay.orders. */
+Datum
+pay_order_state_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *trig = (TriggerData *) fcinfo->context;
+	bool		changed;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_BEFORE(trig->tg_event) || !TRIGGER_FIRED_FOR_ROW(trig->tg_event))
+		elog(ERROR, "pay_order_state_guard must be a BEFORE ROW trigger");
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (TRIGGER_FIRED_BY_INSERT(trig->tg_event))
+	{
+		GuardInsert(trig);
+		SPI_finish();
+		return PointerGetDatum(trig->tg_trigtuple);
+	}
+	if (!TRIGGER_FIRED_BY_UPDATE(trig->tg_event))
+		elog(ERROR, "pay_order_state_guard fired for an unexpected event");
+	changed = GuardUpdate(trig);
+	SPI_finish();
+	return PointerGetDatum(FinishRow(trig->tg_relation, trig->tg_newtuple, changed));
+}
+
+/* Statement trigger on pay.order_transitions: make every backend reload. */
+Datum
+pay_order_transitions_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *trig = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "pay_order_transitions_changed must be a trigger");
+	CacheInvalidateRelcacheByRelid(RelationGetRelid(trig->tg_relation));
+	return PointerGetDatum(NULL);
+}

@@ -1,0 +1,23 @@
+/*
+ * pay.c — module entry point: registers settings and caches of each module.
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "utils/guc.h"
+
+#include "pay.h"
+
+PG_MODULE_MAGIC;
+
+void _PG_init(void);
+
+/* Load-time set-up: each module defines its own settings and callbacks. */
+void
+_PG_init(void)
+{
+	OrderStateInit();
+	IdempotencyInit();
+	MoneyInit();
+	MarkGUCPrefixReserved("pay");
+}

@@ -1,0 +1,27 @@
+/*
+ * pay.h — what the PostgreSQL-facing modules of pay share.
+ */
+#ifndef PAY_H
+#define PAY_H
+
+/* SQLSTATEs of API.md, "Errors" */
+#define ERRCODE_PAY_ILLEGAL_TRANSITION	MAKE_SQLSTATE('P','Y','0','0','1')
+#define ERRCODE_PAY_IDEMPOTENCY_MISMATCH MAKE_SQLSTATE('P','Y','0','0','2')
+#define ERRCODE_PAY_INSUFFICIENT_FUNDS	MAKE_SQLSTATE('P','Y','0','0','3')
+#define ERRCODE_PAY_UNBALANCED			MAKE_SQLSTATE('P','Y','0','0','4')
+#define ERRCODE_PAY_REFUND_EXCEEDS		MAKE_SQLSTATE('P','Y','0','0','5')
+#define ERRCODE_PAY_SIGNATURE_INVALID	MAKE_SQLSTATE('P','Y','0','1','0')
+#define ERRCODE_PAY_TIMESTAMP_WINDOW	MAKE_SQLSTATE('P','Y','0','1','1')
+#define ERRCODE_PAY_NONCE_REUSED		MAKE_SQLSTATE('P','Y','0','1','2')
+#define ERRCODE_PAY_RATE_LIMITED		MAKE_SQLSTATE('P','Y','0','2','9')
+
+/* order_state.c */
+extern void OrderStateInit(void);
+
+/* idempotency.c */
+extern void IdempotencyInit(void);
+
+/* money.c */
+extern void MoneyInit(void);
+
+#endif							/* PAY_H */

@@ -1,0 +1,70 @@
+-- Merchants, payment gateways and routing.
+
+CREATE TABLE pay.merchants (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    code        text NOT NULL UNIQUE CHECK (code ~ '^[A-Za-z0-9_.-]{1,64}$'),
+    name        text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+    notify_url  text CHECK (notify_url ~ '^https?://'),
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE pay.merchants IS 'merchants that own orders; code is the public identifier';
+
+CREATE TABLE pay.gateways (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name        text NOT NULL UNIQUE CHECK (name ~ '^[A-Za-z0-9_.-]{1,64}$'),
+    kind        text NOT NULL CHECK (kind IN ('stripe', 'alipay', 'wechatpay', 'adyen', 'paypal', 'generic')),
+    base_url    text CHECK (base_url ~ '^https?://'),
+    options     jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(options) = 'object'),
+    enabled     boolean NOT NULL DEFAULT true,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE pay.gateways IS 'payment service providers we route orders to; credentials live in the secret store';
+
+-- Routing: the first enabled gateway of the lowest priority whose merchant
+-- and currency match (NULL matches any).
+CREATE TABLE pay.routing_rules (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    merchant_id bigint REFERENCES pay.merchants,
+    currency    char(3) REFERENCES pay.currencies,
+    gateway_id  bigint NOT NULL REFERENCES pay.gateways,
+    priority    integer NOT NULL DEFAULT 100
+);
+COMMENT ON TABLE pay.routing_rules IS 'which gateway serves an order created without one: lowest priority first, NULL matches any';
+
+-- Orders refer to merchants, currencies and gateways without foreign keys: a
+-- foreign-key check takes a KEY SHARE lock on the parent row, so every order
+-- of a merchant would lock (and WAL-log a lock on) the same merchant and
+-- currency rows.  Instead these parents can never be deleted or re-keyed.
+CREATE FUNCTION pay._forbid_parent_change() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF TG_OP = 'UPDATE' THEN
+    RAISE EXCEPTION '% rows cannot change their key', TG_TABLE_NAME
+      USING ERRCODE = 'restrict_violation', HINT = 'Orders refer to it.';
+  END IF;
+  IF TG_OP = 'TRUNCATE' THEN
+    RAISE EXCEPTION '% cannot be truncated', TG_TABLE_NAME
+      USING ERRCODE = 'restrict_violation', HINT = 'Orders refer to its rows.';
+  END IF;
+  RAISE EXCEPTION '% rows cannot be deleted', TG_TABLE_NAME
+    USING ERRCODE = 'restrict_violation', HINT = 'Orders refer to it; disable a gateway instead.';
+END $$;
+
+CREATE TRIGGER merchants_keep BEFORE DELETE OR UPDATE OF id, code ON pay.merchants
+    FOR EACH ROW EXECUTE FUNCTION pay._forbid_parent_change();
+CREATE TRIGGER gateways_keep BEFORE DELETE OR UPDATE OF id, name ON pay.gateways
+    FOR EACH ROW EXECUTE FUNCTION pay._forbid_parent_change();
+CREATE TRIGGER currencies_keep BEFORE DELETE OR UPDATE OF code, exponent ON pay.currencies
+    FOR EACH ROW EXECUTE FUNCTION pay._forbid_parent_change();
+CREATE TRIGGER merchants_keep_all BEFORE TRUNCATE ON pay.merchants
+    FOR EACH STATEMENT EXECUTE FUNCTION pay._forbid_parent_change();
+CREATE TRIGGER gateways_keep_all BEFORE TRUNCATE ON pay.gateways
+    FOR EACH STATEMENT EXECUTE FUNCTION pay._forbid_parent_change();
+CREATE TRIGGER currencies_keep_all BEFORE TRUNCATE ON pay.currencies
+    FOR EACH STATEMENT EXECUTE FUNCTION pay._forbid_parent_change();
+ALTER TABLE pay.merchants ENABLE ALWAYS TRIGGER merchants_keep;
+ALTER TABLE pay.gateways ENABLE ALWAYS TRIGGER gateways_keep;
+ALTER TABLE pay.currencies ENABLE ALWAYS TRIGGER currencies_keep;
+ALTER TABLE pay.merchants ENABLE ALWAYS TRIGGER merchants_keep_all;
+ALTER TABLE pay.gateways ENABLE ALWAYS TRIGGER gateways_keep_all;
+ALTER TABLE pay.currencies ENABLE ALWAYS TRIGGER currencies_keep_all;
