@@ -40,14 +40,14 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   IF TG_OP = 'UPDATE' THEN
     RAISE EXCEPTION '% rows cannot change their key', TG_TABLE_NAME
-      USING ERRCODE = 'restrict_violation', HINT = 'Orders refer to it.';
+      USING ERRCODE = 'restrict_violation', HINT = 'Orders and ledger entries refer to it.';
   END IF;
   IF TG_OP = 'TRUNCATE' THEN
     RAISE EXCEPTION '% cannot be truncated', TG_TABLE_NAME
-      USING ERRCODE = 'restrict_violation', HINT = 'Orders refer to its rows.';
+      USING ERRCODE = 'restrict_violation', HINT = 'Orders and ledger entries refer to its rows.';
   END IF;
   RAISE EXCEPTION '% rows cannot be deleted', TG_TABLE_NAME
-    USING ERRCODE = 'restrict_violation', HINT = 'Orders refer to it; disable a gateway instead.';
+    USING ERRCODE = 'restrict_violation', HINT = 'Orders and ledger entries refer to it.';
 END $$;
 
 CREATE TRIGGER merchants_keep BEFORE DELETE OR UPDATE OF id, code ON pay.merchants

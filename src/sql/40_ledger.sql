@@ -1,0 +1,86 @@
+-- Double-entry ledger: accounts, postings (journal headers) and entries.
+--
+-- Sign convention: an account's balance is the sum of its entries' amounts;
+-- the lines of a posting sum to zero per currency.  Money arriving from a
+-- PSP is booked as a negative amount on the gateway's clearing account and a
+-- positive amount on the merchant's account.
+--
+-- Balances are kept in pay.account_balances.  A non-negative account (a
+-- wallet) has one row, locked and checked by every posting that touches it.
+-- Any other account is split into `slots` rows (8 unless opened otherwise)
+-- and a posting adds to the slot chosen by its backend, so that the payments
+-- of one merchant do not all queue on one hot row; its balance is the sum of
+-- its slots.
+--
+-- Entries refer to accounts and postings without foreign keys: a foreign-key
+-- check locks the parent row (KEY SHARE), which for a merchant's account is
+-- the very hot row the slots avoid.  Accounts can never be deleted instead,
+-- and entries are only written by pay.post.
+
+CREATE TABLE pay.accounts (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    code         text NOT NULL UNIQUE CHECK (code ~ '^[A-Za-z0-9_.:@-]{1,128}$'),
+    currency     char(3) NOT NULL REFERENCES pay.currencies,
+    non_negative boolean NOT NULL DEFAULT false,
+    slots        smallint NOT NULL CHECK (slots BETWEEN 1 AND 64),
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    CHECK (NOT non_negative OR slots = 1)
+);
+COMMENT ON TABLE pay.accounts IS 'ledger accounts; a non_negative account can never go below zero';
+
+CREATE TABLE pay.account_balances (
+    account_id   bigint NOT NULL REFERENCES pay.accounts,
+    slot         smallint NOT NULL,
+    balance      bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (account_id, slot)
+) WITH (fillfactor = 50);
+COMMENT ON TABLE pay.account_balances IS 'running balances; slotted for accounts without a floor, so concurrent postings update different rows';
+
+CREATE TABLE pay.postings (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    ref          text NOT NULL UNIQUE CHECK (length(ref) BETWEEN 1 AND 200),
+    order_id     bigint,
+    created_at   timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX postings_order ON pay.postings (order_id) WHERE order_id IS NOT NULL;
+COMMENT ON TABLE pay.postings IS 'journal headers; ref is unique, so the same business event can never be booked twice';
+
+CREATE TABLE pay.entries (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    posting_id   bigint NOT NULL,
+    account_id   bigint NOT NULL,
+    amount       bigint NOT NULL CHECK (amount <> 0),
+    currency     char(3) NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX entries_posting ON pay.entries (posting_id);
+CREATE INDEX entries_account ON pay.entries (account_id);
+COMMENT ON TABLE pay.entries IS 'ledger entries: append-only for every role; each posting sums to zero per currency';
+
+CREATE FUNCTION pay._append_only() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'pay_append_only' LANGUAGE C;
+CREATE TRIGGER entries_append_only BEFORE UPDATE OR DELETE ON pay.entries
+    FOR EACH ROW EXECUTE FUNCTION pay._append_only();
+CREATE TRIGGER entries_no_truncate BEFORE TRUNCATE ON pay.entries
+    FOR EACH STATEMENT EXECUTE FUNCTION pay._append_only();
+CREATE TRIGGER postings_append_only BEFORE UPDATE OR DELETE ON pay.postings
+    FOR EACH ROW EXECUTE FUNCTION pay._append_only();
+CREATE TRIGGER postings_no_truncate BEFORE TRUNCATE ON pay.postings
+    FOR EACH STATEMENT EXECUTE FUNCTION pay._append_only();
+CREATE TRIGGER order_events_append_only BEFORE UPDATE OR DELETE ON pay.order_events
+    FOR EACH ROW EXECUTE FUNCTION pay._append_only();
+CREATE TRIGGER order_events_no_truncate BEFORE TRUNCATE ON pay.order_events
+    FOR EACH STATEMENT EXECUTE FUNCTION pay._append_only();
+ALTER TABLE pay.entries ENABLE ALWAYS TRIGGER entries_append_only;
+ALTER TABLE pay.entries ENABLE ALWAYS TRIGGER entries_no_truncate;
+ALTER TABLE pay.postings ENABLE ALWAYS TRIGGER postings_append_only;
+ALTER TABLE pay.postings ENABLE ALWAYS TRIGGER postings_no_truncate;
+ALTER TABLE pay.order_events ENABLE ALWAYS TRIGGER order_events_append_only;
+ALTER TABLE pay.order_events ENABLE ALWAYS TRIGGER order_events_no_truncate;
+
+CREATE TRIGGER accounts_keep BEFORE DELETE OR UPDATE OF id, code, currency ON pay.accounts
+    FOR EACH ROW EXECUTE FUNCTION pay._forbid_parent_change();
+CREATE TRIGGER accounts_keep_all BEFORE TRUNCATE ON pay.accounts
+    FOR EACH STATEMENT EXECUTE FUNCTION pay._forbid_parent_change();
+ALTER TABLE pay.accounts ENABLE ALWAYS TRIGGER accounts_keep;
+ALTER TABLE pay.accounts ENABLE ALWAYS TRIGGER accounts_keep_all;

@@ -1,0 +1,195 @@
+-- Ledger functions: opening accounts, posting balanced entries, balances.
+
+-- Find or open the account that books a party's money in one currency (the
+-- accounts of merchants and gateways are opened on first use).
+CREATE FUNCTION pay._account(p_code text, p_currency char(3)) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_id bigint;
+BEGIN
+  SELECT id INTO v_id FROM pay.accounts WHERE code = p_code;
+  IF FOUND THEN
+    RETURN v_id;
+  END IF;
+  -- Two first payments may race: ON CONFLICT waits for the other to commit.
+  INSERT INTO pay.accounts (code, currency, slots) VALUES (p_code, p_currency, 8)
+    ON CONFLICT (code) DO NOTHING RETURNING id INTO v_id;
+  IF v_id IS NULL THEN
+    SELECT id INTO STRICT v_id FROM pay.accounts WHERE code = p_code;
+  ELSE
+    INSERT INTO pay.account_balances (account_id, slot)
+      SELECT v_id, s FROM generate_series(0, 7) s;
+  END IF;
+  RETURN v_id;
+END $$;
+
+-- The core of every posting: lines already resolved to account ids.
+-- Checks the balance per currency, writes the posting and its entries, then
+-- moves the balances in account-id order (a fixed lock order, so two
+-- postings can never deadlock on each other's accounts) and refuses to take
+-- a non-negative account below zero.
+CREATE FUNCTION pay._post(p_ref text, p_order_id bigint, p_accounts bigint[], p_amounts bigint[])
+RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_posting bigint;
+  v_balance bigint;
+  r record;
+BEGIN
+  FOR r IN
+    SELECT a.currency, sum(l.amount) AS total
+      FROM unnest(p_accounts, p_amounts) AS l(account_id, amount)
+      JOIN pay.accounts a ON a.id = l.account_id
+     GROUP BY a.currency HAVING sum(l.amount) <> 0
+  LOOP
+    RAISE EXCEPTION 'posting "%" does not balance in %: its lines sum to %', p_ref, r.currency, r.total
+      USING ERRCODE = 'PY004', HINT = 'The lines of a posting must sum to zero in each currency.';
+  END LOOP;
+
+  INSERT INTO pay.postings (ref, order_id) VALUES (p_ref, p_order_id) RETURNING id INTO v_posting;
+  INSERT INTO pay.entries (posting_id, account_id, amount, currency)
+    SELECT v_posting, l.account_id, l.amount, a.currency
+      FROM unnest(p_accounts, p_amounts) AS l(account_id, amount)
+      JOIN pay.accounts a ON a.id = l.account_id;
+
+  FOR r IN
+    SELECT l.account_id, sum(l.amount)::bigint AS delta, a.code, a.non_negative, a.slots
+      FROM unnest(p_accounts, p_amounts) AS l(account_id, amount)
+      JOIN pay.accounts a ON a.id = l.account_id
+     GROUP BY l.account_id, a.code, a.non_negative, a.slots
+     ORDER BY l.account_id
+  LOOP
+    UPDATE pay.account_balances
+       SET balance = balance + r.delta
+     WHERE account_id = r.account_id
+       AND slot = CASE WHEN r.slots = 1 THEN 0 ELSE pg_backend_pid() % r.slots END
+    RETURNING balance INTO v_balance;
+    IF r.non_negative AND v_balance < 0 THEN
+      RAISE EXCEPTION 'insufficient funds in account "%"', r.code
+        USING ERRCODE = 'PY003',
+              DETAIL = format('The posting "%s" would leave a balance of %s.', p_ref, v_balance);
+    END IF;
+  END LOOP;
+  RETURN v_posting;
+END $$;
+
+CREATE FUNCTION pay.open_account(code text, currency text, non_negative boolean DEFAULT false,
+                                 slots integer DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_id bigint;
+  v_slots integer := coalesce(slots, CASE WHEN non_negative THEN 1 ELSE 8 END);
+BEGIN
+  IF code IS NULL OR code !~ '^[A-Za-z0-9_.:@-]{1,128}$' THEN
+    RAISE EXCEPTION 'code must be 1 to 128 letters, digits or _.:@-'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pay.currencies c WHERE c.code = currency) THEN
+    RAISE EXCEPTION 'unknown currency "%"', currency USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF non_negative IS NULL THEN
+    RAISE EXCEPTION 'non_negative must not be null' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF v_slots NOT BETWEEN 1 AND 64 OR (non_negative AND v_slots <> 1) THEN
+    RAISE EXCEPTION 'slots must be between 1 and 64, and 1 for a non-negative account'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  INSERT INTO pay.accounts (code, currency, non_negative, slots)
+    VALUES (open_account.code, open_account.currency, open_account.non_negative, v_slots)
+    RETURNING id INTO v_id;
+  INSERT INTO pay.account_balances (account_id, slot)
+    SELECT v_id, s FROM generate_series(0, v_slots - 1) s;
+  RETURN v_id;
+END $$;
+COMMENT ON FUNCTION pay.open_account(text, text, boolean, integer) IS
+  'opens a ledger account; non_negative accounts (wallets) can never go below zero';
+
+CREATE FUNCTION pay.post(ref text, lines jsonb) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_accounts bigint[] := '{}';
+  v_amounts bigint[] := '{}';
+  v_line jsonb;
+  v_amount numeric;
+  v_account bigint;
+  i integer := 0;
+BEGIN
+  IF ref IS NULL OR length(ref) NOT BETWEEN 1 AND 200 THEN
+    RAISE EXCEPTION 'ref must be 1 to 200 characters' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF lines IS NULL OR jsonb_typeof(lines) <> 'array' THEN
+    RAISE EXCEPTION 'lines must be a JSON array' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF jsonb_array_length(lines) NOT BETWEEN 2 AND 100 THEN
+    RAISE EXCEPTION 'lines must have between 2 and 100 entries, not %', jsonb_array_length(lines)
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  FOR v_line IN SELECT value FROM jsonb_array_elements(lines) LOOP
+    i := i + 1;
+    IF jsonb_typeof(v_line) <> 'object' OR jsonb_typeof(v_line->'account') IS DISTINCT FROM 'string' THEN
+      RAISE EXCEPTION 'lines[%].account must be a string', i USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF jsonb_typeof(v_line->'amount') IS DISTINCT FROM 'number' THEN
+      RAISE EXCEPTION 'lines[%].amount must be a number', i USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    v_amount := (v_line->'amount')::numeric;
+    IF v_amount <> trunc(v_amount) THEN
+      RAISE EXCEPTION 'lines[%].amount must be a whole number of minor units, not %', i, v_amount
+        USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF v_amount NOT BETWEEN -9223372036854775807 AND 9223372036854775807 THEN
+      RAISE EXCEPTION 'lines[%].amount % is out of range', i, v_amount
+        USING ERRCODE = 'numeric_value_out_of_range';
+    END IF;
+    IF v_amount = 0 THEN
+      RAISE EXCEPTION 'lines[%].amount must not be zero', i USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT a.id INTO v_account FROM pay.accounts a WHERE a.code = v_line->>'account';
+    IF NOT FOUND THEN
+      RAISE EXCEPTION 'lines[%].account: unknown account "%"', i, v_line->>'account'
+        USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    v_accounts := v_accounts || v_account;
+    v_amounts := v_amounts || v_amount::bigint;
+  END LOOP;
+  RETURN pay._post(ref, NULL, v_accounts, v_amounts);
+END $$;
+COMMENT ON FUNCTION pay.post(text, jsonb) IS
+  'posts balanced ledger lines [{"account": code, "amount": signed minor units}, ...]; ref is unique';
+
+CREATE FUNCTION pay.balance(account text) RETURNS bigint
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_id bigint;
+  v_balance numeric;
+BEGIN
+  SELECT id INTO v_id FROM pay.accounts WHERE code = account;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'unknown account "%"', account USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT sum(b.balance) INTO v_balance FROM pay.account_balances b WHERE b.account_id = v_id;
+  RETURN v_balance::bigint;
+END $$;
+COMMENT ON FUNCTION pay.balance(text) IS 'an account''s balance: the sum of its entries, in minor units';
+
+-- For DBAs: every way the ledger could be inconsistent.  Empty when sound.
+CREATE VIEW pay.ledger_problems AS
+  SELECT 'posting does not balance'::text AS problem, p.ref AS subject,
+         format('%s sums to %s', e.currency, sum(e.amount)) AS detail
+    FROM pay.postings p JOIN pay.entries e ON e.posting_id = p.id
+   GROUP BY p.ref, e.currency HAVING sum(e.amount) <> 0
+  UNION ALL
+  SELECT 'balance differs from entries', a.code,
+         format('balance %s, entries %s', b.total, coalesce(e.total, 0))
+    FROM pay.accounts a
+    JOIN (SELECT account_id, sum(balance) AS total FROM pay.account_balances GROUP BY account_id) b
+      ON b.account_id = a.id
+    LEFT JOIN (SELECT account_id, sum(amount) AS total FROM pay.entries GROUP BY account_id) e
+      ON e.account_id = a.id
+   WHERE b.total <> coalesce(e.total, 0)
+  UNION ALL
+  SELECT 'non-negative account below zero', a.code, format('balance %s', b.balance)
+    FROM pay.accounts a JOIN pay.account_balances b ON b.account_id = a.id
+   WHERE a.non_negative AND b.balance < 0;
+COMMENT ON VIEW pay.ledger_problems IS 'ledger invariants that do not hold; empty when the ledger is sound';

@@ -1,0 +1,464 @@
+-- Order functions: merchants, gateways, creating and moving orders.
+
+CREATE FUNCTION pay._amount_max(exponent integer) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'pay_amount_max' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION pay._parse_amount(amount text, exponent integer) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'pay_parse_amount_exp' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION pay._format_amount(amount bigint, exponent integer) RETURNS text
+    AS 'MODULE_PATHNAME', 'pay_format_amount_exp' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION pay.idempotency_retention() RETURNS interval
+    AS 'MODULE_PATHNAME', 'pay_idempotency_retention' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION pay.idempotency_retention() IS 'the setting pay.idempotency_retention as an interval';
+
+-- The exponent of a currency, or a clear error naming the argument.
+CREATE FUNCTION pay._exponent(p_currency text, p_arg text DEFAULT 'currency') RETURNS smallint
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_exponent smallint;
+BEGIN
+  SELECT exponent INTO v_exponent FROM pay.currencies WHERE code = p_currency;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION '%: unknown currency "%"', p_arg, p_currency
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = CASE WHEN upper(p_currency) <> p_currency
+                        THEN 'Currency codes are upper-case ISO 4217 codes, such as USD.' END;
+  END IF;
+  RETURN v_exponent;
+END $$;
+
+CREATE FUNCTION pay.parse_amount(amount text, currency text) RETURNS bigint
+LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp
+RETURN pay._parse_amount(amount, pay._exponent(currency));
+COMMENT ON FUNCTION pay.parse_amount(text, text) IS
+  'major-unit decimal text to minor units, exactly (''12.34'', ''CNY'' -> 1234); never through floating point';
+
+CREATE FUNCTION pay.format_amount(amount bigint, currency text) RETURNS text
+LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp
+RETURN pay._format_amount(amount, pay._exponent(currency));
+COMMENT ON FUNCTION pay.format_amount(bigint, text) IS
+  'minor units to major-unit decimal text (1234, ''KWD'' -> ''1.234'')';
+
+CREATE FUNCTION pay.create_merchant(code text, name text, notify_url text DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_id bigint;
+BEGIN
+  IF code IS NULL OR code !~ '^[A-Za-z0-9_.-]{1,64}$' THEN
+    RAISE EXCEPTION 'code must be 1 to 64 letters, digits or _.-' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF name IS NULL OR length(btrim(name)) = 0 OR length(name) > 200 THEN
+    RAISE EXCEPTION 'name must be 1 to 200 characters' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF notify_url IS NOT NULL AND (notify_url !~ '^https?://[^[:space:]]+$' OR length(notify_url) > 2000) THEN
+    RAISE EXCEPTION 'notify_url must be an http or https URL' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  INSERT INTO pay.merchants (code, name, notify_url)
+    VALUES (create_merchant.code, create_merchant.name, create_merchant.notify_url)
+    RETURNING id INTO v_id;
+  RETURN v_id;
+END $$;
+COMMENT ON FUNCTION pay.create_merchant(text, text, text) IS 'registers a merchant; code is its public identifier';
+
+CREATE FUNCTION pay.create_gateway(name text, kind text, base_url text DEFAULT NULL,
+                                   options jsonb DEFAULT '{}') RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_id bigint;
+BEGIN
+  IF name IS NULL OR name !~ '^[A-Za-z0-9_.-]{1,64}$' THEN
+    RAISE EXCEPTION 'name must be 1 to 64 letters, digits or _.-' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF kind IS NULL OR kind NOT IN ('stripe', 'alipay', 'wechatpay', 'adyen', 'paypal', 'generic') THEN
+    RAISE EXCEPTION 'kind must be one of stripe, alipay, wechatpay, adyen, paypal, generic; not "%"', kind
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF base_url IS NOT NULL AND base_url !~ '^https?://[^[:space:]]+$' THEN
+    RAISE EXCEPTION 'base_url must be an http or https URL' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF options IS NULL OR jsonb_typeof(options) <> 'object' THEN
+    RAISE EXCEPTION 'options must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  INSERT INTO pay.gateways (name, kind, base_url, options)
+    VALUES (create_gateway.name, create_gateway.kind, create_gateway.base_url, create_gateway.options)
+    RETURNING id INTO v_id;
+  RETURN v_id;
+END $$;
+COMMENT ON FUNCTION pay.create_gateway(text, text, text, jsonb) IS
+  'registers a payment gateway; its credentials go into the secret store';
+
+CREATE FUNCTION pay.add_routing_rule(gateway text, merchant text DEFAULT NULL, currency text DEFAULT NULL,
+                                     priority integer DEFAULT 100) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_gateway bigint;
+  v_merchant bigint;
+  v_id bigint;
+BEGIN
+  SELECT id INTO v_gateway FROM pay.gateways g WHERE g.name = gateway;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'gateway: unknown gateway "%"', gateway USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF merchant IS NOT NULL THEN
+    SELECT id INTO v_merchant FROM pay.merchants m WHERE m.code = merchant;
+    IF NOT FOUND THEN
+      RAISE EXCEPTION 'merchant: unknown merchant "%"', merchant USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+  END IF;
+  IF currency IS NOT NULL THEN
+    PERFORM pay._exponent(currency);
+  END IF;
+  INSERT INTO pay.routing_rules (merchant_id, currency, gateway_id, priority)
+    VALUES (v_merchant, currency, v_gateway, coalesce(priority, 100)) RETURNING id INTO v_id;
+  RETURN v_id;
+END $$;
+COMMENT ON FUNCTION pay.add_routing_rule(text, text, text, integer) IS
+  'routes orders created without a gateway: lowest priority first; NULL merchant or currency matches any';
+
+-- Validates every argument of create_order before anything is written.
+CREATE FUNCTION pay._check_order_args(p_merchant_order_no text, p_amount bigint, p_exponent smallint,
+                                      p_expires_in interval, p_metadata jsonb, p_key text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF p_merchant_order_no IS NULL OR p_merchant_order_no = '' THEN
+    RAISE EXCEPTION 'merchant_order_no must not be empty' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF length(p_merchant_order_no) > 64 THEN
+    RAISE EXCEPTION 'merchant_order_no is longer than 64 characters' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF p_merchant_order_no ~ '[[:space:][:cntrl:]]' THEN
+    RAISE EXCEPTION 'merchant_order_no must not contain spaces or control characters'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF p_amount IS NULL OR p_amount <= 0 THEN
+    RAISE EXCEPTION 'amount must be a positive number of minor units, not %', coalesce(p_amount::text, 'null')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF p_amount > pay._amount_max(p_exponent) THEN
+    RAISE EXCEPTION 'amount % exceeds the largest order amount %', p_amount, pay._amount_max(p_exponent)
+      USING ERRCODE = 'numeric_value_out_of_range', HINT = 'The limit is the setting pay.amount_max_major, in major units.';
+  END IF;
+  IF p_expires_in IS NULL OR p_expires_in <= interval '0' OR p_expires_in > interval '30 days' THEN
+    RAISE EXCEPTION 'expires_in must be between 0 and 30 days, not %', coalesce(p_expires_in::text, 'null')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF jsonb_typeof(p_metadata) IS DISTINCT FROM 'object' THEN
+    RAISE EXCEPTION 'metadata must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF octet_length(p_metadata::text) > 8192 THEN
+    RAISE EXCEPTION 'metadata is larger than 8192 bytes' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF p_key IS NOT NULL AND (length(p_key) NOT BETWEEN 1 AND 255 OR p_key ~ '[[:cntrl:]]') THEN
+    RAISE EXCEPTION 'idempotency_key must be 1 to 255 printable characters' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+END $$;
+
+-- The gateway an order goes to: the one asked for (it must exist and be
+-- enabled), else the first matching routing rule, else none.
+CREATE FUNCTION pay._route(p_gateway text, p_merchant bigint, p_currency text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_enabled boolean;
+  v_name text;
+BEGIN
+  IF p_gateway IS NOT NULL THEN
+    SELECT enabled INTO v_enabled FROM pay.gateways WHERE name = p_gateway;
+    IF NOT FOUND THEN
+      RAISE EXCEPTION 'gateway: unknown gateway "%"', p_gateway USING ERRCODE = 'invalid_parameter_value';
+    ELSIF NOT v_enabled THEN
+      RAISE EXCEPTION 'gateway: gateway "%" is disabled', p_gateway USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN p_gateway;
+  END IF;
+  SELECT g.name INTO v_name
+    FROM pay.routing_rules r JOIN pay.gateways g ON g.id = r.gateway_id
+   WHERE g.enabled
+     AND (r.merchant_id IS NULL OR r.merchant_id = p_merchant)
+     AND (r.currency IS NULL OR r.currency = p_currency)
+   ORDER BY r.priority, r.id
+   LIMIT 1;
+  RETURN v_name;
+END $$;
+
+CREATE FUNCTION pay.create_order(merchant text, merchant_order_no text, amount bigint, currency text,
+                                 idempotency_key text DEFAULT NULL,
+                                 expires_in interval DEFAULT '15 minutes',
+                                 metadata jsonb DEFAULT '{}', gateway text DEFAULT NULL)
+RETURNS pay.orders
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_merchant bigint;
+  v_id bigint;
+  v_request jsonb;
+  v_key pay.idempotency_keys;
+  o pay.orders;
+BEGIN
+  SELECT id INTO v_merchant FROM pay.merchants m WHERE m.code = merchant;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'merchant: unknown merchant "%"', merchant USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  PERFORM pay._check_order_args(merchant_order_no, amount, pay._exponent(currency),
+                                expires_in, metadata, idempotency_key);
+  v_id := nextval('pay.orders_id_seq');
+
+  IF idempotency_key IS NOT NULL THEN
+    v_request := jsonb_build_object('merchant_order_no', merchant_order_no, 'amount', amount,
+                                    'currency', currency, 'expires_in', expires_in,
+                                    'metadata', metadata, 'gateway', gateway);
+    -- A racing caller with the same key waits here until the first commits.
+    INSERT INTO pay.idempotency_keys (merchant_id, key, request, order_id)
+      VALUES (v_merchant, idempotency_key, v_request, v_id)
+      ON CONFLICT DO NOTHING;
+    IF NOT FOUND THEN
+      SELECT * INTO v_key FROM pay.idempotency_keys k
+       WHERE k.merchant_id = v_merchant AND k.key = idempotency_key;
+      IF NOT FOUND THEN
+        RAISE EXCEPTION 'idempotency key "%" is in use by a transaction this snapshot cannot see', idempotency_key
+          USING ERRCODE = 'serialization_failure', HINT = 'Retry the call.';
+      END IF;
+      IF v_key.request <> v_request THEN
+        RAISE EXCEPTION 'idempotency_key "%" was already used with different parameters', idempotency_key
+          USING ERRCODE = 'PY002', DETAIL = format('First request: %s', v_key.request);
+      END IF;
+      SELECT * INTO STRICT o FROM pay.orders WHERE id = v_key.order_id;
+      RETURN o;
+    END IF;
+  END IF;
+
+  INSERT INTO pay.orders (id, merchant_id, merchant_order_no, amount, currency, gateway, metadata, expires_at)
+    VALUES (v_id, v_merchant, merchant_order_no, amount, currency,
+            pay._route(gateway, v_merchant, currency), metadata, now() + expires_in)
+    RETURNING * INTO o;
+  RETURN o;
+END $$;
+COMMENT ON FUNCTION pay.create_order(text, text, bigint, text, text, interval, jsonb, text) IS
+  'creates a pending order; the same (merchant, idempotency_key) returns the same order, different parameters raise PY002';
+
+-- Lock an order for a state change, or fail naming the argument.
+CREATE FUNCTION pay._lock_order(p_order_id bigint) RETURNS pay.orders
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  o pay.orders;
+BEGIN
+  SELECT * INTO o FROM pay.orders WHERE id = p_order_id FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'order_id: order % does not exist', coalesce(p_order_id::text, 'null')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  RETURN o;
+END $$;
+
+-- The ledger account of an order's merchant in the order's currency.
+CREATE FUNCTION pay._merchant_account(o pay.orders) RETURNS bigint
+LANGUAGE sql SET search_path = pg_catalog, pg_temp
+RETURN pay._account('merchant:' || (SELECT code FROM pay.merchants WHERE id = o.merchant_id)
+                    || ':' || o.currency, o.currency);
+
+CREATE FUNCTION pay.mark_paid(order_id bigint, psp_txn_id text, amount bigint, currency text)
+RETURNS pay.orders
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  o pay.orders;
+  v_source bigint;
+BEGIN
+  IF psp_txn_id IS NULL OR length(psp_txn_id) NOT BETWEEN 1 AND 128 THEN
+    RAISE EXCEPTION 'psp_txn_id must be 1 to 128 characters' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  o := pay._lock_order(order_id);
+  IF amount IS DISTINCT FROM o.amount THEN
+    RAISE EXCEPTION 'amount % does not match the amount % of order %', coalesce(amount::text, 'null'), o.amount, o.id
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF currency IS DISTINCT FROM o.currency THEN
+    RAISE EXCEPTION 'currency % does not match the currency % of order %', coalesce(currency, 'null'), o.currency, o.id
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- A retry of the same confirmation is answered, not refused.
+  IF o.status IN ('paid', 'shipped', 'completed', 'refunded') AND o.psp_txn_id = mark_paid.psp_txn_id THEN
+    RETURN o;
+  END IF;
+
+  v_source := pay._account('psp:' || coalesce(o.gateway, 'manual') || ':' || o.currency, o.currency);
+  UPDATE pay.orders
+     SET status = 'paid', status_cause = 'mark_paid', psp_txn_id = mark_paid.psp_txn_id,
+         paid_at = now(), paid_account_id = v_source
+   WHERE id = o.id
+  RETURNING * INTO o;
+  PERFORM pay._post('order:' || o.id || ':paid', o.id,
+                    ARRAY[v_source, pay._merchant_account(o)], ARRAY[-o.amount, o.amount]);
+  RETURN o;
+END $$;
+COMMENT ON FUNCTION pay.mark_paid(bigint, text, bigint, text) IS
+  'confirms payment of an order (amount and currency must match) and books it in the ledger';
+
+CREATE FUNCTION pay.pay_with_balance(order_id bigint, wallet text) RETURNS pay.orders
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  o pay.orders;
+  w pay.accounts;
+BEGIN
+  o := pay._lock_order(order_id);
+  SELECT * INTO w FROM pay.accounts a WHERE a.code = wallet;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'wallet: unknown account "%"', wallet USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF NOT w.non_negative THEN
+    RAISE EXCEPTION 'wallet: account "%" is not a non-negative wallet account', wallet
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF w.currency <> o.currency THEN
+    RAISE EXCEPTION 'wallet: account "%" holds %, order % is in %', wallet, w.currency, o.id, o.currency
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  UPDATE pay.orders
+     SET status = 'paid', status_cause = 'pay_with_balance', paid_at = now(), paid_account_id = w.id
+   WHERE id = o.id
+  RETURNING * INTO o;
+  PERFORM pay._post('order:' || o.id || ':paid', o.id,
+                    ARRAY[w.id, pay._merchant_account(o)], ARRAY[-o.amount, o.amount]);
+  RETURN o;
+END $$;
+COMMENT ON FUNCTION pay.pay_with_balance(bigint, text) IS
+  'pays a pending order from a non-negative wallet account (PY003 when the balance is short)';
+
+-- Moves an order to a status; the trigger refuses illegal moves with PY001.
+CREATE FUNCTION pay._move(p_order_id bigint, p_status text, p_cause text) RETURNS pay.orders
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  o pay.orders;
+BEGIN
+  o := pay._lock_order(p_order_id);
+  UPDATE pay.orders SET status = p_status, status_cause = p_cause WHERE id = o.id RETURNING * INTO o;
+  RETURN o;
+END $$;
+
+CREATE FUNCTION pay.ship(order_id bigint) RETURNS pay.orders
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+RETURN pay._move(order_id, 'shipped', 'ship');
+COMMENT ON FUNCTION pay.ship(bigint) IS 'paid -> shipped';
+
+CREATE FUNCTION pay.complete(order_id bigint) RETURNS pay.orders
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+RETURN pay._move(order_id, 'completed', 'complete');
+COMMENT ON FUNCTION pay.complete(bigint) IS 'shipped -> completed';
+
+CREATE FUNCTION pay.cancel(order_id bigint, reason text DEFAULT NULL) RETURNS pay.orders
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF length(reason) > 500 THEN
+    RAISE EXCEPTION 'reason is longer than 500 characters' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  RETURN pay._move(order_id, 'cancelled', coalesce('cancel: ' || reason, 'cancel'));
+END $$;
+COMMENT ON FUNCTION pay.cancel(bigint, text) IS 'pending -> cancelled';
+
+CREATE FUNCTION pay.refund(order_id bigint, amount bigint, reason text DEFAULT NULL,
+                           idempotency_key text DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  o pay.orders;
+  r pay.refunds;
+  v_id bigint;
+BEGIN
+  IF amount IS NULL OR amount <= 0 THEN
+    RAISE EXCEPTION 'amount must be a positive number of minor units, not %', coalesce(amount::text, 'null')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF length(reason) > 500 THEN
+    RAISE EXCEPTION 'reason is longer than 500 characters' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF idempotency_key IS NOT NULL AND length(idempotency_key) NOT BETWEEN 1 AND 255 THEN
+    RAISE EXCEPTION 'idempotency_key must be 1 to 255 characters' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- The order's row lock serialises its refunds: the sum check below cannot race.
+  o := pay._lock_order(order_id);
+  IF idempotency_key IS NOT NULL THEN
+    SELECT * INTO r FROM pay.refunds f WHERE f.order_id = o.id AND f.idempotency_key = refund.idempotency_key;
+    IF FOUND THEN
+      IF r.amount <> amount THEN
+        RAISE EXCEPTION 'idempotency_key "%" was already used for a refund of %', idempotency_key, r.amount
+          USING ERRCODE = 'PY002';
+      END IF;
+      RETURN r.id;
+    END IF;
+  END IF;
+  IF o.status NOT IN ('paid', 'shipped', 'completed') THEN
+    RAISE EXCEPTION 'order % is %; only a paid, shipped or completed order can be refunded', o.id, o.status
+      USING ERRCODE = 'PY001';
+  END IF;
+  IF amount > o.amount - o.refunded_amount THEN
+    RAISE EXCEPTION 'refund of % exceeds the refundable amount % of order %', amount, o.amount - o.refunded_amount, o.id
+      USING ERRCODE = 'PY005';
+  END IF;
+  INSERT INTO pay.refunds (order_id, amount, reason, idempotency_key)
+    VALUES (o.id, amount, reason, idempotency_key) RETURNING id INTO v_id;
+  UPDATE pay.orders
+     SET refunded_amount = refunded_amount + refund.amount,
+         status = CASE WHEN refunded_amount + refund.amount = pay.orders.amount THEN 'refunded' ELSE status END,
+         status_cause = 'refund'
+   WHERE id = o.id;
+  PERFORM pay._post('refund:' || v_id, o.id,
+                    ARRAY[pay._merchant_account(o), o.paid_account_id], ARRAY[-amount, amount]);
+  RETURN v_id;
+END $$;
+COMMENT ON FUNCTION pay.refund(bigint, bigint, text, text) IS
+  'refunds part or all of a paid order back to where the money came from; PY005 past the paid amount';
+
+CREATE FUNCTION pay.expire_orders(at timestamptz DEFAULT now(), max_orders integer DEFAULT 10000)
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  n integer;
+BEGIN
+  IF max_orders IS NULL OR max_orders < 1 THEN
+    RAISE EXCEPTION 'max_orders must be positive' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- Only due pending orders are read (partial index orders_pending_expiry);
+  -- an order being paid right now is skipped, not waited for.
+  WITH due AS (
+    SELECT id FROM pay.orders
+     WHERE status = 'pending' AND expires_at <= expire_orders.at
+     ORDER BY expires_at
+     LIMIT max_orders
+     FOR UPDATE SKIP LOCKED)
+  UPDATE pay.orders o SET status = 'cancelled', status_cause = 'expired'
+    FROM due WHERE o.id = due.id;
+  GET DIAGNOSTICS n = ROW_COUNT;
+  RETURN n;
+END $$;
+COMMENT ON FUNCTION pay.expire_orders(timestamptz, integer) IS
+  'cancels pending orders whose expires_at has passed (at most max_orders per call); returns how many';
+
+CREATE FUNCTION pay.purge_idempotency_keys(older_than interval DEFAULT NULL, max_rows integer DEFAULT 10000)
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  n integer;
+BEGIN
+  DELETE FROM pay.idempotency_keys k
+   WHERE (k.merchant_id, k.key) IN (
+     SELECT merchant_id, key FROM pay.idempotency_keys
+      WHERE created_at < now() - coalesce(older_than, pay.idempotency_retention())
+      LIMIT max_rows);
+  GET DIAGNOSTICS n = ROW_COUNT;
+  RETURN n;
+END $$;
+COMMENT ON FUNCTION pay.purge_idempotency_keys(interval, integer) IS
+  'deletes idempotency keys older than pay.idempotency_retention (default 24 h); returns how many';
+
+-- For DBAs: orders whose ledger does not explain their money.  Empty when sound.
+CREATE VIEW pay.order_ledger_mismatches AS
+  SELECT o.id AS order_id, o.status, o.amount, o.refunded_amount,
+         coalesce(l.merchant_net, 0) AS merchant_net
+    FROM pay.orders o
+    LEFT JOIN (
+      SELECT p.order_id, sum(e.amount) AS merchant_net
+        FROM pay.postings p
+        JOIN pay.entries e ON e.posting_id = p.id
+        JOIN pay.accounts a ON a.id = e.account_id AND a.code LIKE 'merchant:%'
+       WHERE p.order_id IS NOT NULL
+       GROUP BY p.order_id) l ON l.order_id = o.id
+   WHERE coalesce(l.merchant_net, 0) <>
+         CASE WHEN o.paid_at IS NULL THEN 0 ELSE o.amount - o.refunded_amount END;
+COMMENT ON VIEW pay.order_ledger_mismatches IS
+  'orders whose merchant ledger postings differ from amount paid minus refunded; empty when sound';
