@@ -39,7 +39,7 @@ CREATE FUNCTION pay._forbid_parent_change() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   IF TG_OP = 'UPDATE' THEN
-    RAISE EXCEPTION '% rows cannot change their key', TG_TABLE_NAME
+    RAISE EXCEPTION '% rows cannot change their %', TG_TABLE_NAME, TG_ARGV[0]
       USING ERRCODE = 'restrict_violation', HINT = 'Orders and ledger entries refer to it.';
   END IF;
   IF TG_OP = 'TRUNCATE' THEN
@@ -51,11 +51,11 @@ BEGIN
 END $$;
 
 CREATE TRIGGER merchants_keep BEFORE DELETE OR UPDATE OF id, code ON pay.merchants
-    FOR EACH ROW EXECUTE FUNCTION pay._forbid_parent_change();
+    FOR EACH ROW EXECUTE FUNCTION pay._forbid_parent_change('id or code');
 CREATE TRIGGER gateways_keep BEFORE DELETE OR UPDATE OF id, name ON pay.gateways
-    FOR EACH ROW EXECUTE FUNCTION pay._forbid_parent_change();
+    FOR EACH ROW EXECUTE FUNCTION pay._forbid_parent_change('id or name');
 CREATE TRIGGER currencies_keep BEFORE DELETE OR UPDATE OF code, exponent ON pay.currencies
-    FOR EACH ROW EXECUTE FUNCTION pay._forbid_parent_change();
+    FOR EACH ROW EXECUTE FUNCTION pay._forbid_parent_change('code or exponent');
 CREATE TRIGGER merchants_keep_all BEFORE TRUNCATE ON pay.merchants
     FOR EACH STATEMENT EXECUTE FUNCTION pay._forbid_parent_change();
 CREATE TRIGGER gateways_keep_all BEFORE TRUNCATE ON pay.gateways

@@ -58,7 +58,9 @@ COMMENT ON COLUMN pay.orders.status_cause IS 'write-only: an UPDATE that changes
 -- expire_orders touches only pending orders that are due: its cost follows
 -- the number expired, not the table size.
 CREATE INDEX orders_pending_expiry ON pay.orders (expires_at) WHERE status = 'pending';
-CREATE UNIQUE INDEX orders_gateway_psp_txn ON pay.orders (gateway, psp_txn_id) WHERE psp_txn_id IS NOT NULL;
+-- A PSP transaction pays one order only (NULLS NOT DISTINCT: also among orders without a gateway).
+CREATE UNIQUE INDEX orders_gateway_psp_txn ON pay.orders (gateway, psp_txn_id) NULLS NOT DISTINCT
+    WHERE psp_txn_id IS NOT NULL;
 
 CREATE TABLE pay.order_events (
     id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

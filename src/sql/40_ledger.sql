@@ -78,8 +78,8 @@ ALTER TABLE pay.postings ENABLE ALWAYS TRIGGER postings_no_truncate;
 ALTER TABLE pay.order_events ENABLE ALWAYS TRIGGER order_events_append_only;
 ALTER TABLE pay.order_events ENABLE ALWAYS TRIGGER order_events_no_truncate;
 
-CREATE TRIGGER accounts_keep BEFORE DELETE OR UPDATE OF id, code, currency ON pay.accounts
-    FOR EACH ROW EXECUTE FUNCTION pay._forbid_parent_change();
+CREATE TRIGGER accounts_keep BEFORE DELETE OR UPDATE OF id, code, currency, non_negative, slots ON pay.accounts
+    FOR EACH ROW EXECUTE FUNCTION pay._forbid_parent_change('id, code, currency, floor or slots');
 CREATE TRIGGER accounts_keep_all BEFORE TRUNCATE ON pay.accounts
     FOR EACH STATEMENT EXECUTE FUNCTION pay._forbid_parent_change();
 ALTER TABLE pay.accounts ENABLE ALWAYS TRIGGER accounts_keep;

@@ -49,8 +49,9 @@ BEGIN
   INSERT INTO pay.postings (ref, order_id) VALUES (p_ref, p_order_id) RETURNING id INTO v_posting;
   INSERT INTO pay.entries (posting_id, account_id, amount, currency)
     SELECT v_posting, l.account_id, l.amount, a.currency
-      FROM unnest(p_accounts, p_amounts) AS l(account_id, amount)
-      JOIN pay.accounts a ON a.id = l.account_id;
+      FROM unnest(p_accounts, p_amounts) WITH ORDINALITY AS l(account_id, amount, n)
+      JOIN pay.accounts a ON a.id = l.account_id
+     ORDER BY l.n;
 
   FOR r IN
     SELECT l.account_id, sum(l.amount)::bigint AS delta, a.code, a.non_negative, a.slots

@@ -18,10 +18,12 @@ DECLARE
 BEGIN
   SELECT exponent INTO v_exponent FROM pay.currencies WHERE code = p_currency;
   IF NOT FOUND THEN
-    RAISE EXCEPTION '%: unknown currency "%"', p_arg, p_currency
-      USING ERRCODE = 'invalid_parameter_value',
-            HINT = CASE WHEN upper(p_currency) <> p_currency
-                        THEN 'Currency codes are upper-case ISO 4217 codes, such as USD.' END;
+    IF upper(p_currency) <> p_currency THEN
+      RAISE EXCEPTION '%: unknown currency "%"', p_arg, p_currency
+        USING ERRCODE = 'invalid_parameter_value',
+              HINT = 'Currency codes are upper-case ISO 4217 codes, such as USD.';
+    END IF;
+    RAISE EXCEPTION '%: unknown currency "%"', p_arg, p_currency USING ERRCODE = 'invalid_parameter_value';
   END IF;
   RETURN v_exponent;
 END $$;
@@ -278,6 +280,14 @@ BEGIN
     RETURN o;
   END IF;
 
+  IF o.paid_at IS NOT NULL THEN
+    RAISE EXCEPTION 'order % is already paid, by psp_txn_id %', o.id, coalesce(o.psp_txn_id, '(none: wallet)')
+      USING ERRCODE = 'PY001';
+  ELSIF o.status NOT IN ('pending', 'failed') THEN
+    RAISE EXCEPTION 'order % is %; only a pending or failed order can be paid', o.id, o.status
+      USING ERRCODE = 'PY001';
+  END IF;
+
   v_source := pay._account('psp:' || coalesce(o.gateway, 'manual') || ':' || o.currency, o.currency);
   UPDATE pay.orders
      SET status = 'paid', status_cause = 'mark_paid', psp_txn_id = mark_paid.psp_txn_id,
@@ -298,6 +308,9 @@ DECLARE
   w pay.accounts;
 BEGIN
   o := pay._lock_order(order_id);
+  IF o.status NOT IN ('pending', 'failed') THEN
+    RAISE EXCEPTION 'order % is %; only a pending order can be paid', o.id, o.status USING ERRCODE = 'PY001';
+  END IF;
   SELECT * INTO w FROM pay.accounts a WHERE a.code = wallet;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'wallet: unknown account "%"', wallet USING ERRCODE = 'invalid_parameter_value';
@@ -322,6 +335,8 @@ COMMENT ON FUNCTION pay.pay_with_balance(bigint, text) IS
   'pays a pending order from a non-negative wallet account (PY003 when the balance is short)';
 
 -- Moves an order to a status; the trigger refuses illegal moves with PY001.
+-- Asking for the status the order already has changes nothing (a retried
+-- ship or cancel is answered, not refused).
 CREATE FUNCTION pay._move(p_order_id bigint, p_status text, p_cause text) RETURNS pay.orders
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
