@@ -180,29 +180,22 @@ RecordEvent(int64 order_id, const char *from, const char *to, const char *cause)
 }
 
 /*
- * The row to store: updated_at set if the status changed, status_cause
+ * The row to store: updated_at set to the transaction time, status_cause
  * cleared.  Called after SPI_finish so the tuple outlives SPI's memory.
  */
 static HeapTuple
-FinishRow(Relation rel, HeapTuple newtup, bool status_changed)
+FinishRow(Relation rel, HeapTuple newtup)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	int			cols[2];
 	Datum		values[2];
 	bool		nulls[2] = {true, false};
-	int			ncols = 1;
 
 	cols[0] = SPI_fnumber(desc, "status_cause");
 	values[0] = (Datum) 0;
-	if (!status_changed && heap_attisnull(newtup, cols[0], desc))
-		return newtup;
-	if (status_changed)
-	{
-		cols[1] = SPI_fnumber(desc, "updated_at");
-		values[1] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-		ncols = 2;
-	}
-	return heap_modify_tuple_by_cols(newtup, desc, ncols, cols, values, nulls);
+	cols[1] = SPI_fnumber(desc, "updated_at");
+	values[1] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	return heap_modify_tuple_by_cols(newtup, desc, 2, cols, values, nulls);
 }
 
 /* A new order starts pending. */
@@ -218,8 +211,8 @@ GuardInsert(TriggerData *trig)
 				 errmsg("a new order must be pending, not \"%s\"", status)));
 }
 
-/* A status change must be an edge; record it as an event.  True if it changed. */
-static bool
+/* A status change must be an edge; record it as an event. */
+static void
 GuardUpdate(TriggerData *trig)
 {
 	TupleDesc	desc = RelationGetDescr(trig->tg_relation);
@@ -234,7 +227,7 @@ GuardUpdate(TriggerData *trig)
 
 	CheckImmutableColumns(oldtup, newtup, desc);
 	if (to == NULL || strcmp(from, to) == 0)
-		return false;			/* NOT NULL rejects a NULL status */
+		return;					/* NOT NULL rejects a NULL status */
 
 	if (!transitions_valid)
 		LoadTransitions();
@@ -248,7 +241,6 @@ GuardUpdate(TriggerData *trig)
 
 	cause = ColumnText(newtup, desc, SPI_fnumber(desc, "status_cause"));
 	RecordEvent(order_id, from, to, cause ? cause : "direct update");
-	return true;
 }
 
 /* BEFORE INSERT OR UPDATE FOR EACH ROW on pay.orders. */
@@ -256,7 +248,6 @@ Datum
 pay_order_state_guard(PG_FUNCTION_ARGS)
 {
 	TriggerData *trig = (TriggerData *) fcinfo->context;
-	bool		changed;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) ||
 		!TRIGGER_FIRED_BEFORE(trig->tg_event) || !TRIGGER_FIRED_FOR_ROW(trig->tg_event))
@@ -272,9 +263,9 @@ pay_order_state_guard(PG_FUNCTION_ARGS)
 	}
 	if (!TRIGGER_FIRED_BY_UPDATE(trig->tg_event))
 		elog(ERROR, "pay_order_state_guard fired for an unexpected event");
-	changed = GuardUpdate(trig);
+	GuardUpdate(trig);
 	SPI_finish();
-	return PointerGetDatum(FinishRow(trig->tg_relation, trig->tg_newtuple, changed));
+	return PointerGetDatum(FinishRow(trig->tg_relation, trig->tg_newtuple));
 }
 
 /* Statement trigger on pay.order_transitions: make every backend reload. */
