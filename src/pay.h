@@ -24,4 +24,7 @@ extern void IdempotencyInit(void);
 /* money.c */
 extern void MoneyInit(void);
 
+/* secret_store.c */
+extern void SecretStoreInit(void);
+
 #endif							/* PAY_H */
