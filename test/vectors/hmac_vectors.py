@@ -177,6 +177,8 @@ stripe_cases = [
     ("tampered payload", payload.replace("2000", "2001"), f"t={T},v1={good}", SECRET, 300, T, False),
     ("wrong secret", payload, f"t={T},v1={good}", OTHER, 300, T, False),
     ("tampered timestamp", payload, f"t={T + 1},v1={good}", SECRET, 300, T, False),
+    ("v1 with only its first half right", payload, f"t={T},v1={good[:32]}{wrong[32:]}", SECRET, 300, T, False),
+    ("v1 with only its last byte wrong", payload, f"t={T},v1={good[:62]}{'00' if good[62:] != '00' else '01'}", SECRET, 300, T, False),
     ("only v0 (wrong scheme)", payload, f"t={T},v0={good}", SECRET, 300, T, False),
     ("v2 unknown scheme only", payload, f"t={T},v2={good}", SECRET, 300, T, False),
     ("expired: 301 s old", payload, f"t={T},v1={good}", SECRET, 300, T + 301, False),
