@@ -22,13 +22,15 @@ typedef struct CanonicalPair
 } CanonicalPair;
 
 /*
- * Sorts pairs in place by key (bytes, unsigned, a prefix first; equal keys by
- * value) and writes the canonical string and a NUL to out when it fits in
- * out_cap bytes.  Keys equal to one of the n_exclude exclude[] strings (byte
- * for byte, exclude_len[i] bytes) and pairs with an empty value are left out.
- * Returns the length of the canonical string without the NUL (snprintf-like:
- * call with out_cap 0 to size the buffer), or (size_t) -1 when n exceeds
- * CANONICAL_PAIRS_MAX or the length would overflow size_t.
+ * Writes the canonical string of pairs[0..n-1] and a NUL to out when it fits
+ * in out_cap bytes.  Keys equal to one of the n_exclude exclude[] strings
+ * (byte for byte, exclude_len[i] bytes) and pairs with an empty value are
+ * left out; the rest are sorted by key (bytes, unsigned, a prefix first;
+ * equal keys by value).  Reorders pairs in place: the included pairs come
+ * first, sorted.  Returns the length of the canonical string without the NUL
+ * (snprintf-like: call with out_cap 0 to size the buffer; nothing is written
+ * unless it all fits), or (size_t) -1 when n exceeds CANONICAL_PAIRS_MAX or
+ * the length would overflow size_t.
  */
 extern size_t canonical_build(CanonicalPair *pairs, size_t n,
 							  const char *const *exclude, const size_t *exclude_len,

@@ -1,11 +1,13 @@
 /*
  * hmac.c — HMAC-SHA256 and SHA-256 through OpenSSL 3's EVP_MAC and EVP_MD.
  *
- * Fetching an algorithm from the provider is the costly part of a short
- * MAC, so the HMAC and SHA-256 implementations are fetched once per process
- * and a keyless HMAC context (digest already set) is kept as a template.
- * Each call works on a copy of the template and frees it, which cleanses the
- * key-derived state: no key material outlives the call.
+ * Fetching an algorithm from the provider, and allocating a context, cost
+ * more than MACing a short message, so the SHA-256 implementation and one
+ * HMAC-SHA256 context (digest already set) are made once per process and
+ * reused: each call keys the context, MACs, and then re-keys it with the
+ * empty key, which overwrites the key copy and the key-derived state, so no
+ * key material outlives the call.  Not thread-safe (a PostgreSQL backend and
+ * the fuzzers are single-threaded).
  */
 #include "hmac.h"
 
@@ -14,14 +16,14 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
-static EVP_MAC_CTX *hmac_template = NULL;
+static EVP_MAC_CTX *hmac_ctx = NULL;
 static EVP_MD *sha256_md = NULL;
 
-/* The keyless HMAC-SHA256 template context, set up on first use; NULL on failure. */
+/* The HMAC-SHA256 context, set up on first use; NULL on failure. */
 static EVP_MAC_CTX *
-HmacTemplate(void)
+HmacContext(void)
 {
-	if (hmac_template == NULL)
+	if (hmac_ctx == NULL)
 	{
 		EVP_MAC   *mac = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL);
 		EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
@@ -36,9 +38,9 @@ HmacTemplate(void)
 			ERR_clear_error();
 			return NULL;
 		}
-		hmac_template = ctx;
+		hmac_ctx = ctx;
 	}
-	return hmac_template;
+	return hmac_ctx;
 }
 
 int
@@ -47,20 +49,13 @@ hmac_sha256_parts(const uint8_t *key, size_t key_len,
 				  uint8_t out[HMAC_SHA256_LEN])
 {
 	static const uint8_t empty_key[1] = {0};
-	EVP_MAC_CTX *tmpl = HmacTemplate();
-	EVP_MAC_CTX *ctx;
+	EVP_MAC_CTX *ctx = HmacContext();
 	size_t		out_len = 0;
 	size_t		i;
 	int			ok;
 
-	if (tmpl == NULL || key_len > HMAC_KEY_MAX || (key == NULL && key_len > 0))
+	if (ctx == NULL || key_len > HMAC_KEY_MAX || (key == NULL && key_len > 0))
 		return -1;
-	ctx = EVP_MAC_CTX_dup(tmpl);
-	if (ctx == NULL)
-	{
-		ERR_clear_error();
-		return -1;
-	}
 
 	/*
 	 * A NULL key would make EVP_MAC_init reuse the context's previous key:
@@ -72,7 +67,14 @@ hmac_sha256_parts(const uint8_t *key, size_t key_len,
 			ok = EVP_MAC_update(ctx, parts[i].data, parts[i].len) == 1;
 	ok = ok && EVP_MAC_final(ctx, out, &out_len, HMAC_SHA256_LEN) == 1 &&
 		out_len == HMAC_SHA256_LEN;
-	EVP_MAC_CTX_free(ctx);
+	/* Forget the key: re-key with the empty one. */
+	if (EVP_MAC_init(ctx, empty_key, 0, NULL) != 1)
+	{
+		/* Cannot happen short of memory trouble; drop the context then. */
+		EVP_MAC_CTX_free(ctx);
+		hmac_ctx = NULL;
+		ok = 0;
+	}
 	if (!ok)
 		ERR_clear_error();
 	return ok ? 0 : -1;

@@ -90,22 +90,41 @@ stripe_parse_header(const char *header, size_t len, StripeHeader *out)
 	return STRIPE_PARSE_OK;
 }
 
+/* Writes timestamp (0..10^18-1) in decimal, no NUL; returns the digit count, 0 if out of range. */
+static size_t
+FormatTimestamp(int64_t timestamp, char buf[STRIPE_TIMESTAMP_DIGITS_MAX])
+{
+	char		rev[STRIPE_TIMESTAMP_DIGITS_MAX];
+	size_t		n = 0;
+	size_t		i;
+
+	if (timestamp < 0)
+		return 0;
+	do
+	{
+		if (n == STRIPE_TIMESTAMP_DIGITS_MAX)
+			return 0;
+		rev[n++] = (char) ('0' + timestamp % 10);
+		timestamp /= 10;
+	} while (timestamp > 0);
+	for (i = 0; i < n; i++)
+		buf[i] = rev[n - 1 - i];
+	return n;
+}
+
 /* HMAC-SHA256 of "<timestamp>.<payload>"; 0 on success. */
 static int
 StripeMac(const uint8_t *secret, size_t secret_len, const char *payload, size_t payload_len,
 		  int64_t timestamp, uint8_t mac[HMAC_SHA256_LEN])
 {
-	char		t[24];
-	int			t_len;
+	char		t[STRIPE_TIMESTAMP_DIGITS_MAX];
+	size_t		t_len = FormatTimestamp(timestamp, t);
 	CryptoPart	parts[3];
 
-	if (timestamp < 0)
-		return -1;
-	t_len = snprintf(t, sizeof(t), "%lld", (long long) timestamp);
-	if (t_len <= 0 || t_len > STRIPE_TIMESTAMP_DIGITS_MAX)
+	if (t_len == 0)
 		return -1;
 	parts[0].data = t;
-	parts[0].len = (size_t) t_len;
+	parts[0].len = t_len;
 	parts[1].data = ".";
 	parts[1].len = 1;
 	parts[2].data = payload;
