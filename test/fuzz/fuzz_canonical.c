@@ -37,6 +37,7 @@ Cmp(const char *a, size_t al, const char *b, size_t bl)
 	return c != 0 ? c : (al > bl) - (al < bl);
 }
 
+/* One input: build the canonical string and check it against the reference. */
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

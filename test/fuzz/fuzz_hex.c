@@ -15,6 +15,7 @@
 
 #include "hex.h"
 
+/* One input: both round trips. */
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

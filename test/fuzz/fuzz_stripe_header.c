@@ -41,6 +41,7 @@ ContainsHex(const char *hay, size_t hay_len, const char *needle, size_t n)
 	return 0;
 }
 
+/* One input: parse it as a header, sign it as a payload, append it to a header. */
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
