@@ -106,6 +106,9 @@ SELECT pg_temp.err(format('SELECT pay.rsa_sha256_sign(%L, %L)', 'x', :'a_spki'))
 SELECT pg_temp.err(format('SELECT pay.rsa_sha256_sign(%L, %L)', 'x', :'a_cert')) AS cert_as_private;
 SELECT pg_temp.err(format('SELECT pay.rsa_sha256_sign(%L, %L)', 'x',
          regexp_replace(:'a_pkcs8', E'\n[^\n]*\n', E'\n'))) AS pkcs8_line_missing;
+-- one character changed inside the modulus: the PEM still decodes, but the key cannot sign
+SELECT pg_temp.err(format('SELECT pay.rsa_sha256_sign(%L, %L)', 'x',
+         overlay(:'a_pkcs1' placing 'A' from 300 for 1))) AS pkcs1_damaged;
 SELECT pg_temp.err(format('SELECT pay.rsa_sha256_valid(%L, %L, %L)', 'x', 'c2ln', 'not a key')) AS garbage;
 SELECT pg_temp.err(format('SELECT pay.rsa_sha256_valid(%L, %L, %L)', 'x', 'c2ln', '')) AS empty;
 SELECT pg_temp.err(format('SELECT pay.rsa_sha256_valid(%L, %L, %L)', 'x', 'c2ln', 'aGVsbG8gd29ybGQ=')) AS base64_not_der;

@@ -15,6 +15,7 @@
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/decoder.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -30,12 +31,15 @@ struct PkeyRsa
 	char		kind;			/* 's' private (signing), 'v' public (verifying) */
 	uint8_t		digest[DIGEST_LEN];	/* SHA-256 of kind and key text */
 	uint64_t	last_used;
+	char	   *text;			/* copy of the (trimmed) key text, for the fast path */
+	size_t		text_len;
 	size_t		sig_len;
 	EVP_PKEY_CTX *sign_ctx;		/* made on first use */
 	EVP_PKEY_CTX *verify_ctx;
 };
 
 static PkeyRsa cache[PKEY_CACHE_SIZE];
+static PkeyRsa *cache_last;		/* the entry the previous load returned */
 static uint64_t cache_clock;
 static EVP_MD *sha256;
 static EVP_MD_CTX *md_ctx;
@@ -224,8 +228,13 @@ SlotClear(PkeyRsa *slot)
 	EVP_PKEY_CTX_free(slot->sign_ctx);
 	EVP_PKEY_CTX_free(slot->verify_ctx);
 	EVP_PKEY_free(slot->pkey);
+	OPENSSL_clear_free(slot->text, slot->text_len);	/* may be a private key */
+	if (cache_last == slot)
+		cache_last = NULL;
 	memset(slot, 0, sizeof(*slot));
 }
+
+static PkeyResult SelfTest(PkeyRsa *key);
 
 /* Look a key text up in the cache, parsing and inserting it on a miss. */
 static PkeyResult
@@ -245,6 +254,14 @@ Load(char kind, const char *text, size_t len, PkeyRsa **key)
 		len--;
 	if (len == 0 || len > PKEY_TEXT_MAX)
 		return PKEY_NOT_A_KEY;
+	/* the same key as last time (verifying a batch): no digest needed */
+	if (cache_last != NULL && cache_last->kind == kind && cache_last->text_len == len &&
+		memcmp(cache_last->text, text, len) == 0)
+	{
+		cache_last->last_used = ++cache_clock;
+		*key = cache_last;
+		return PKEY_OK;
+	}
 	if (Sha256(&kind, 1, text, len, digest) != 0)
 		return PKEY_NO_MEMORY;
 	for (i = 0; i < PKEY_CACHE_SIZE; i++)
@@ -252,6 +269,7 @@ Load(char kind, const char *text, size_t len, PkeyRsa **key)
 			memcmp(cache[i].digest, digest, DIGEST_LEN) == 0)
 		{
 			cache[i].last_used = ++cache_clock;
+			cache_last = &cache[i];
 			*key = &cache[i];
 			return PKEY_OK;
 		}
@@ -289,6 +307,19 @@ Load(char kind, const char *text, size_t len, PkeyRsa **key)
 	memcpy(slot->digest, digest, DIGEST_LEN);
 	slot->last_used = ++cache_clock;
 	slot->sig_len = (size_t) EVP_PKEY_get_size(pkey);
+	slot->text = OPENSSL_memdup(text, len);
+	if (slot->text == NULL)
+	{
+		SlotClear(slot);
+		return PKEY_NO_MEMORY;
+	}
+	slot->text_len = len;
+	if (kind == 's' && (r = SelfTest(slot)) != PKEY_OK)
+	{
+		SlotClear(slot);
+		return r;
+	}
+	cache_last = slot;
 	*key = slot;
 	return PKEY_OK;
 }
@@ -372,6 +403,28 @@ pkey_rsa_sha256_verify(PkeyRsa *key, const uint8_t *msg, size_t msg_len,
 	return 0;
 }
 
+/*
+ * A private key must verify its own signature: a key whose parts were damaged
+ * (a changed character in the PEM can still decode) signs garbage otherwise.
+ */
+static PkeyResult
+SelfTest(PkeyRsa *key)
+{
+	static const uint8_t msg[] = "pay private key self-test";
+	uint8_t		sig[PKEY_SIG_MAX];
+	size_t		sig_len = 0;
+
+	if (key->sig_len > sizeof(sig))
+		return PKEY_BAD_SIZE;
+	if (pkey_rsa_sha256_sign(key, msg, sizeof(msg), sig, &sig_len) != 0 ||
+		pkey_rsa_sha256_verify(key, msg, sizeof(msg), sig, sig_len) != 1)
+	{
+		ERR_clear_error();
+		return PKEY_DAMAGED;
+	}
+	return PKEY_OK;
+}
+
 const char *
 pkey_result_text(PkeyResult r)
 {
@@ -387,6 +440,8 @@ pkey_result_text(PkeyResult r)
 			return "not an RSA key";
 		case PKEY_BAD_SIZE:
 			return "an RSA key whose size is outside 2048 to 8192 bits";
+		case PKEY_DAMAGED:
+			return "a damaged private key (it does not verify its own signature)";
 		case PKEY_NO_MEMORY:
 			return "out of memory";
 	}

@@ -3,7 +3,9 @@
  * and SHA256withRSA (PKCS#1 v1.5) signing and verification with them.
  * Plain C (OpenSSL 3 decoders and EVP).
  *
- * Private keys: PKCS#8 ("PRIVATE KEY") or PKCS#1 ("RSA PRIVATE KEY") PEM.
+ * Private keys: PKCS#8 ("PRIVATE KEY") or PKCS#1 ("RSA PRIVATE KEY") PEM;
+ * each is tested once when parsed (it must verify its own signature), so a
+ * damaged key is refused instead of producing signatures nobody accepts.
  * Public keys: SubjectPublicKeyInfo ("PUBLIC KEY") or PKCS#1 ("RSA PUBLIC
  * KEY") PEM, an X.509 certificate PEM (its key; chain and expiry are not
  * checked), or the bare base64 body of an SPKI, PKCS#1 RSAPublicKey or
@@ -34,6 +36,7 @@ typedef enum PkeyResult
 	PKEY_ENCRYPTED,				/* a passphrase-protected private key */
 	PKEY_NOT_RSA,				/* a key, but not an RSA key */
 	PKEY_BAD_SIZE,				/* RSA modulus outside PKEY_RSA_BITS_MIN..MAX */
+	PKEY_DAMAGED,				/* a private key whose parts do not fit together */
 	PKEY_NO_MEMORY				/* OpenSSL or malloc failure */
 } PkeyResult;
 
