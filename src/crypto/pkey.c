@@ -172,8 +172,11 @@ HasPrivateExponent(const EVP_PKEY *pkey)
 static PkeyResult
 ParsePrivate(const char *text, size_t len, EVP_PKEY **out)
 {
-	EVP_PKEY   *pkey = Decode((const uint8_t *) text, len, "PEM", EVP_PKEY_KEYPAIR);
+	EVP_PKEY   *pkey;
 
+	if (!Contains(text, len, "-----BEGIN "))
+		return PKEY_NOT_A_KEY;	/* private keys come as PEM only */
+	pkey = Decode((const uint8_t *) text, len, "PEM", EVP_PKEY_KEYPAIR);
 	if (pkey == NULL)
 		return Contains(text, len, "ENCRYPTED") ? PKEY_ENCRYPTED : PKEY_NOT_A_KEY;
 	if (EVP_PKEY_is_a(pkey, "RSA") && !HasPrivateExponent(pkey))

@@ -14,8 +14,9 @@
  * Whitespace around the text is ignored.  Parsed keys live in a per-process
  * cache of PKEY_CACHE_SIZE entries (least recently used evicted) keyed by
  * SHA-256 of the key text, so verifying thousands of callbacks with the same
- * key parses it once.  A PkeyRsa pointer is borrowed from the cache: it is
- * valid until the next pkey_load_* call.
+ * key parses it once (and the entry returned last is recognised by comparing
+ * its text, without even the digest).  A PkeyRsa pointer is borrowed from the
+ * cache: it is valid until the next pkey_load_* call.
  */
 #ifndef PAY_PKEY_H
 #define PAY_PKEY_H
