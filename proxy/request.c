@@ -224,6 +224,9 @@ StartRequest(struct MHD_Connection *connection, const char *url, const char *met
 		if (end != length && n > max_body_bytes)
 		{
 			ctx->too_large = true;
+			RouteRecordUnreadable(&ctx->match, connection, NULL, 0, "54000",
+								  "request body over the proxy's limit (by Content-Length)", 413,
+								  ctx->deadline_ms);
 			ErrorResponse(&r, 413, "payload_too_large", "request body too large");
 			return Respond(connection, ctx, &r);
 		}
@@ -284,12 +287,18 @@ FinishRequest(struct MHD_Connection *connection, RequestCtx *ctx)
 
 	ResponseInit(&r);
 	if (ctx->too_large)
+	{
+		RouteRecordUnreadable(&ctx->match, connection, NULL, 0, "54000",
+							  "request body over the proxy's limit", 413, ctx->deadline_ms);
 		ErrorResponse(&r, 413, "payload_too_large", "request body too large");
+	}
 	else if (RouteTakesBody(&ctx->match) &&
 			 !Utf8IsValidText(ctx->body ? ctx->body : "", ctx->body_len))
 	{
 		LogMessage("warning", "path=%s remote=%s request body is not valid UTF-8 text (%zu bytes); not passed to SQL",
 				   ctx->path, ctx->remote, ctx->body_len);
+		RouteRecordUnreadable(&ctx->match, connection, ctx->body, ctx->body_len, "22021",
+							  "request body is not valid UTF-8 text", 400, ctx->deadline_ms);
 		ErrorResponse(&r, 400, "invalid_request", "request body is not valid UTF-8 text");
 	}
 	else

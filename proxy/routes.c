@@ -311,3 +311,62 @@ RunHealthz(const RouteMatch *m, struct MHD_Connection *connection,
 	if (!ok)
 		r->retry_after_s = 1;
 }
+
+/* Lower-case hex of len bytes as a bytea literal ("\\x..."), malloc'd */
+static char *
+ByteaHex(const char *bytes, size_t len)
+{
+	static const char digits[] = "0123456789abcdef";
+	char	   *out = malloc(2 * len + 3);
+	size_t		i;
+
+	if (out == NULL)
+		return NULL;
+	out[0] = '\\';
+	out[1] = 'x';
+	for (i = 0; i < len; i++)
+	{
+		out[2 + 2 * i] = digits[(unsigned char) bytes[i] >> 4];
+		out[3 + 2 * i] = digits[(unsigned char) bytes[i] & 0x0f];
+	}
+	out[2 + 2 * len] = '\0';
+	return out;
+}
+
+/*
+ * A callback the proxy refuses before handle_callback (body over the limit,
+ * or not UTF-8 text) is still recorded in pay.callbacks: every callback is,
+ * also the rejected ones.  Failure to record is logged, never fatal.
+ */
+void
+RouteRecordUnreadable(const RouteMatch *m, struct MHD_Connection *connection,
+					  const char *body, size_t body_len, const char *reason_code,
+					  const char *reason, unsigned status, int64_t deadline_ms)
+{
+	JsonBuf		headers;
+	char		status_text[16];
+	char	   *bytes;
+	const char *values[6];
+	PGresult   *res = NULL;
+	PoolStatus	st;
+
+	if (m->route == NULL || m->route->handler != RunCallback)
+		return;
+	JsonBufInit(&headers);
+	bytes = ByteaHex(body ? body : "", body ? body_len : 0);
+	snprintf(status_text, sizeof(status_text), "%u", status);
+	values[0] = m->segment;
+	values[1] = HeadersToJson(connection, &headers) ? headers.data : "{}";
+	values[2] = reason_code;
+	values[3] = reason;
+	values[4] = bytes ? bytes : "\\x";
+	values[5] = status_text;
+	st = PoolQuery("SELECT pay.record_unreadable_callback($1::text, $2::jsonb, $3::text, $4::text, "
+				   "$5::bytea, $6::integer)", 6, values, deadline_ms, &res);
+	if (st != POOL_OK || PQresultStatus(res) != PGRES_TUPLES_OK)
+		LogMessage("warning", "route=%s could not record the refused callback (%s)", RouteName(m),
+				   st != POOL_OK ? "no database" : PQresultErrorField(res, PG_DIAG_SQLSTATE));
+	PQclear(res);
+	free(bytes);
+	JsonBufFree(&headers);
+}

@@ -37,4 +37,12 @@ const char *RouteName(const RouteMatch *m);
 void		RouteRun(const RouteMatch *m, struct MHD_Connection *connection,
 					 const char *body, int64_t deadline_ms, ProxyResponse *r);
 
+/*
+ * Record a callback refused before its SQL call (body too large or not
+ * UTF-8) with pay.record_unreadable_callback; no-op for other routes.
+ */
+void		RouteRecordUnreadable(const RouteMatch *m, struct MHD_Connection *connection,
+								  const char *body, size_t body_len, const char *reason_code,
+								  const char *reason, unsigned status, int64_t deadline_ms);
+
 #endif
