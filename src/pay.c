@@ -19,5 +19,6 @@ _PG_init(void)
 	OrderStateInit();
 	IdempotencyInit();
 	MoneyInit();
+	DispatcherInit();
 	MarkGUCPrefixReserved("pay");
 }

@@ -24,4 +24,7 @@ extern void IdempotencyInit(void);
 /* money.c */
 extern void MoneyInit(void);
 
+/* dispatcher_shmem.c and the other dispatcher modules (dispatcher.h) */
+extern void DispatcherInit(void);
+
 #endif							/* PAY_H */
