@@ -11,7 +11,9 @@ MODULE_big  = pay
 OBJS        = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c src/*/*.c)))
 DATA_built  = $(EXTENSION)--$(EXTVERSION).sql
 DATA        = $(wildcard src/upgrade/$(EXTENSION)--*--*.sql)
-SHLIB_LINK  = -lssl -lcrypto -lcurl
+# -Bsymbolic: our calls bind to our own definitions even where the postgres
+# executable exports a function of the same name (it has hex_encode, for one).
+SHLIB_LINK  = -lssl -lcrypto -lcurl -Wl,-Bsymbolic
 PG_CPPFLAGS = -I$(srcdir)/src -I$(srcdir)/src/crypto -I$(srcdir)/src/proto
 # -Wno-unused-parameter: PostgreSQL's own headers and every PG_FUNCTION_ARGS
 # function trip it (pgvector's CI makes the same exception).

@@ -19,6 +19,7 @@ _PG_init(void)
 	OrderStateInit();
 	IdempotencyInit();
 	MoneyInit();
+	SecretStoreInit();
 	DispatcherInit();
 	MarkGUCPrefixReserved("pay");
 }

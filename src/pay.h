@@ -24,6 +24,9 @@ extern void IdempotencyInit(void);
 /* money.c */
 extern void MoneyInit(void);
 
+/* secret_store.c */
+extern void SecretStoreInit(void);
+
 /* dispatcher_shmem.c and the other dispatcher modules (dispatcher.h) */
 extern void DispatcherInit(void);
 

@@ -1,7 +1,8 @@
 /*
  * form_encode.h — application/x-www-form-urlencoded escaping (WHATWG URL
  * standard): ALPHA, DIGIT and *-._ stay, space becomes '+', every other
- * byte is %XX with upper-case hex.  Plain C, no postgres.h.
+ * byte is %XX with upper-case hex.  Plain C, no postgres.h.  Decoding is
+ * form.h's.
  */
 #ifndef PAY_FORM_ENCODE_H
 #define PAY_FORM_ENCODE_H
@@ -13,8 +14,5 @@
 
 /* Escapes len bytes of in into out (room for FORM_ENCODED_MAX(len)); returns the length written. */
 extern size_t form_encode(const char *in, size_t len, char *out);
-
-/* Decodes len bytes of form-encoded in into out (room for len); returns the length, or (size_t) -1 for a bad %-escape. */
-extern size_t form_decode(const char *in, size_t len, char *out);
 
 #endif

@@ -256,12 +256,30 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp
 RETURN pay._account('merchant:' || (SELECT code FROM pay.merchants WHERE id = o.merchant_id)
                     || ':' || o.currency, o.currency);
 
+-- Books the payment of a locked pending or failed order that a PSP
+-- confirmed: the order becomes paid, the ledger moves the money from the
+-- gateway's clearing account to the merchant.  Shared by mark_paid and the
+-- callback path.
+CREATE FUNCTION pay._settle(o pay.orders, p_psp_txn_id text, p_cause text) RETURNS pay.orders
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_source bigint := pay._account('psp:' || coalesce(o.gateway, 'manual') || ':' || o.currency, o.currency);
+BEGIN
+  UPDATE pay.orders
+     SET status = 'paid', status_cause = p_cause, psp_txn_id = p_psp_txn_id,
+         paid_at = now(), paid_account_id = v_source
+   WHERE id = o.id
+  RETURNING * INTO o;
+  PERFORM pay._post('order:' || o.id || ':paid', o.id,
+                    ARRAY[v_source, pay._merchant_account(o)], ARRAY[-o.amount, o.amount]);
+  RETURN o;
+END $$;
+
 CREATE FUNCTION pay.mark_paid(order_id bigint, psp_txn_id text, amount bigint, currency text)
 RETURNS pay.orders
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   o pay.orders;
-  v_source bigint;
 BEGIN
   IF psp_txn_id IS NULL OR length(psp_txn_id) NOT BETWEEN 1 AND 128 THEN
     RAISE EXCEPTION 'psp_txn_id must be 1 to 128 characters' USING ERRCODE = 'invalid_parameter_value';
@@ -288,15 +306,7 @@ BEGIN
       USING ERRCODE = 'PY001';
   END IF;
 
-  v_source := pay._account('psp:' || coalesce(o.gateway, 'manual') || ':' || o.currency, o.currency);
-  UPDATE pay.orders
-     SET status = 'paid', status_cause = 'mark_paid', psp_txn_id = mark_paid.psp_txn_id,
-         paid_at = now(), paid_account_id = v_source
-   WHERE id = o.id
-  RETURNING * INTO o;
-  PERFORM pay._post('order:' || o.id || ':paid', o.id,
-                    ARRAY[v_source, pay._merchant_account(o)], ARRAY[-o.amount, o.amount]);
-  RETURN o;
+  RETURN pay._settle(o, mark_paid.psp_txn_id, 'mark_paid');
 END $$;
 COMMENT ON FUNCTION pay.mark_paid(bigint, text, bigint, text) IS
   'confirms payment of an order (amount and currency must match) and books it in the ledger';
@@ -367,13 +377,33 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION pay.cancel(bigint, text) IS 'pending -> cancelled';
 
+-- Books a refund of a locked paid order whose refundable amount was
+-- checked: a refund row, the order's refunded amount (and status refunded
+-- once all of it is back), and the ledger moving the money from the
+-- merchant back to where it came from.  Shared by refund and callbacks.
+CREATE FUNCTION pay._book_refund(o pay.orders, p_amount bigint, p_reason text, p_key text) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_id bigint;
+BEGIN
+  INSERT INTO pay.refunds (order_id, amount, reason, idempotency_key)
+    VALUES (o.id, p_amount, p_reason, p_key) RETURNING id INTO v_id;
+  UPDATE pay.orders
+     SET refunded_amount = refunded_amount + p_amount,
+         status = CASE WHEN refunded_amount + p_amount = amount THEN 'refunded' ELSE status END,
+         status_cause = 'refund'
+   WHERE id = o.id;
+  PERFORM pay._post('refund:' || v_id, o.id,
+                    ARRAY[pay._merchant_account(o), o.paid_account_id], ARRAY[-p_amount, p_amount]);
+  RETURN v_id;
+END $$;
+
 CREATE FUNCTION pay.refund(order_id bigint, amount bigint, reason text DEFAULT NULL,
                            idempotency_key text DEFAULT NULL) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   o pay.orders;
   r pay.refunds;
-  v_id bigint;
 BEGIN
   IF amount IS NULL OR amount <= 0 THEN
     RAISE EXCEPTION 'amount must be a positive number of minor units, not %', coalesce(amount::text, 'null')
@@ -405,16 +435,7 @@ BEGIN
     RAISE EXCEPTION 'refund of % exceeds the refundable amount % of order %', amount, o.amount - o.refunded_amount, o.id
       USING ERRCODE = 'PY005';
   END IF;
-  INSERT INTO pay.refunds (order_id, amount, reason, idempotency_key)
-    VALUES (o.id, amount, reason, idempotency_key) RETURNING id INTO v_id;
-  UPDATE pay.orders
-     SET refunded_amount = refunded_amount + refund.amount,
-         status = CASE WHEN refunded_amount + refund.amount = pay.orders.amount THEN 'refunded' ELSE status END,
-         status_cause = 'refund'
-   WHERE id = o.id;
-  PERFORM pay._post('refund:' || v_id, o.id,
-                    ARRAY[pay._merchant_account(o), o.paid_account_id], ARRAY[-amount, amount]);
-  RETURN v_id;
+  RETURN pay._book_refund(o, amount, reason, idempotency_key);
 END $$;
 COMMENT ON FUNCTION pay.refund(bigint, bigint, text, text) IS
   'refunds part or all of a paid order back to where the money came from; PY005 past the paid amount';

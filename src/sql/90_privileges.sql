@@ -21,7 +21,7 @@ GRANT SELECT ON pay.orders, pay.order_events, pay.refunds, pay.currencies TO pay
 -- pay_callback: the PSP callback path confirms payments.
 GRANT EXECUTE ON FUNCTION
     pay.mark_paid(bigint, text, bigint, text),
-    pay.parse_amount(text, text), pay.format_amount(bigint, text)
+    pay.parse_amount(text, text), pay.format_amount(bigint, text), pay.parse_form(text)
   TO pay_callback;
 GRANT SELECT ON pay.currencies TO pay_callback;
 
@@ -32,7 +32,7 @@ GRANT EXECUTE ON FUNCTION
     pay.open_account(text, text, boolean, integer), pay.post(text, jsonb), pay.balance(text),
     pay.expire_orders(timestamptz, integer), pay.purge_idempotency_keys(interval, integer),
     pay.idempotency_retention(),
-    pay.parse_amount(text, text), pay.format_amount(bigint, text)
+    pay.parse_amount(text, text), pay.format_amount(bigint, text), pay.parse_form(text)
   TO pay_admin;
 GRANT SELECT ON pay.currencies, pay.merchants, pay.gateways, pay.routing_rules,
     pay.order_statuses, pay.order_transitions, pay.orders, pay.order_events, pay.refunds,
