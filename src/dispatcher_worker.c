@@ -75,7 +75,9 @@ DispatcherWorkerInit(void)
 							   "Database whose outbox the dispatcher delivers.",
 							   "Takes effect at server start; pay must be installed there.",
 							   &dispatcher_database, "postgres",
-							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	/* a postmaster setting can only be defined while preloading */
+							   process_shared_preload_libraries_in_progress ? PGC_POSTMASTER : PGC_SIGHUP,
+							   0, NULL, NULL, NULL);
 	DefineCustomIntVariable("pay.dispatcher_concurrency",
 							"Most requests the dispatcher has on the wire at once.",
 							NULL, &dispatcher_concurrency, 64, 1, 1024,

@@ -155,9 +155,10 @@ END $$;
 CREATE TRIGGER outbox_no_truncate BEFORE TRUNCATE ON pay.outbox
     FOR EACH STATEMENT EXECUTE FUNCTION pay._outbox_no_truncate();
 
--- Queue a request, or return the row already queued under the same key.
+-- Queue a request, or return the row already queued under the same key
+-- (with other parameters: PY002 if p_strict, else the first row stands).
 CREATE FUNCTION pay._enqueue(p_kind text, p_destination text, p_operation text, p_order_id bigint,
-                             p_params jsonb, p_key text) RETURNS bigint
+                             p_params jsonb, p_key text, p_strict boolean) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   v_id bigint;
@@ -173,7 +174,7 @@ BEGIN
       RAISE EXCEPTION 'outbox key "%" is in use by a transaction this snapshot cannot see', p_key
         USING ERRCODE = 'serialization_failure', HINT = 'Retry the call.';
     END IF;
-    IF v_params <> p_params THEN
+    IF p_strict AND v_params <> p_params THEN
       RAISE EXCEPTION 'a request with key "%" was already queued with different parameters', p_key
         USING ERRCODE = 'PY002', DETAIL = format('First parameters: %s', v_params);
     END IF;
@@ -206,10 +207,10 @@ BEGIN
                       jsonb_build_object('id', o.id::text, 'merchant_order_no', o.merchant_order_no,
                                          'amount', o.amount::text, 'currency', o.currency::text,
                                          'status', o.status, 'event_id', v_event_id),
-                      v_event_id);
+                      v_event_id, false);
 END $$;
 COMMENT ON FUNCTION pay.enqueue_merchant_notification(bigint, text) IS
-  'queues the signed notification of an order event to its merchant''s notify_url (once per order and event); NULL when the merchant has no notify_url';
+  'queues the signed notification of an order event to its merchant''s notify_url, once per order and event (again: the first row''s id); NULL when the merchant has no notify_url';
 
 CREATE FUNCTION pay.enqueue_psp_request(order_id bigint, operation text, params jsonb DEFAULT '{}')
 RETURNS bigint
@@ -256,7 +257,7 @@ BEGIN
     ELSE
       v_key := 'psp_' || o.id || '_' || operation;
   END CASE;
-  RETURN pay._enqueue('psp_request', 'gateway:' || o.gateway, operation, o.id, params, v_key);
+  RETURN pay._enqueue('psp_request', 'gateway:' || o.gateway, operation, o.id, params, v_key, true);
 END $$;
 COMMENT ON FUNCTION pay.enqueue_psp_request(bigint, text, jsonb) IS
   'queues a request (create_payment, query, refund with params.refund_id, close) to the order''s gateway; the same request twice is queued once';
