@@ -462,6 +462,7 @@ pay_dispatcher_main(Datum arg)
 	TimestampTz next_due = 0;
 	TimestampTz next_lease_look = 0;
 	TimestampTz backoff_until = 0;
+	TimestampTz breaker_due = 0;	/* a cool-down ends: look for due rows */
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -546,9 +547,11 @@ pay_dispatcher_main(Datum arg)
 		}
 
 		/* 3. claim and send what is due */
-		breaker_next = BreakerNextChange(now);
-		if (breaker_next != 0 && now >= breaker_next)
+		if (breaker_due != 0 && now >= breaker_due)
+		{
 			claim_wanted = true;
+			breaker_due = 0;
+		}
 		if (next_due != 0 && now >= next_due)
 			claim_wanted = true;
 		if (claim_wanted && now >= backoff_until && HttpInFlight() < dispatcher_concurrency)
@@ -587,7 +590,10 @@ pay_dispatcher_main(Datum arg)
 			timeout = Min(timeout, MsUntil(next_due, now, IDLE_WAIT_MS));
 		breaker_next = BreakerNextChange(now);
 		if (breaker_next != 0)
+		{
+			breaker_due = breaker_next;
 			timeout = Min(timeout, MsUntil(breaker_next, now, IDLE_WAIT_MS));
+		}
 		timeout = Min(timeout, MsUntil(next_lease_look, now, IDLE_WAIT_MS));
 
 		n = WaitEventSetWait(events, timeout, occurred, lengthof(occurred), PG_WAIT_EXTENSION);

@@ -13,6 +13,7 @@ first path segments choose what it does.
   /big/<n>/...         200 with an n-byte body
   /nosuccess/...       200 with body "ok" (not the ack a notification needs)
   /json/...            200 {"psp_txn_id": "txn_<key>"} (a generic PSP)
+  /slowjson/<ms>/...   wait <ms>, then the same
   /flaky/<n>/...       500 for the first n requests of each key, then 200 "success"
   /switch/<name>/...   whatever mode POST /_mode/<name>?<mode> last set (default ok)
 
@@ -76,6 +77,9 @@ async def act(segments, key, writer):
     if mode == 'slow':
         await asyncio.sleep(int(segments[1]) / 1000.0)
         return response(200, 'success')
+    if mode == 'slowjson':
+        await asyncio.sleep(int(segments[1]) / 1000.0)
+        return response(200, json.dumps({'psp_txn_id': 'txn_%s' % key}), 'application/json')
     if mode == 'status':
         return response(int(segments[1]), 'failure')
     if mode == 'reset':
