@@ -20,5 +20,6 @@ _PG_init(void)
 	IdempotencyInit();
 	MoneyInit();
 	SecretStoreInit();
+	DispatcherInit();
 	MarkGUCPrefixReserved("pay");
 }

@@ -27,4 +27,7 @@ extern void MoneyInit(void);
 /* secret_store.c */
 extern void SecretStoreInit(void);
 
+/* dispatcher_shmem.c and the other dispatcher modules (dispatcher.h) */
+extern void DispatcherInit(void);
+
 #endif							/* PAY_H */

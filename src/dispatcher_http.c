@@ -1,0 +1,486 @@
+/*
+ * dispatcher_http.c — the dispatcher's HTTP: many transfers at once from one
+ * libcurl multi handle, driven by curl's socket and timer callbacks.
+ *
+ * curl's sockets go into an epoll set of our own; the worker waits on that
+ * epoll descriptor (readable when any socket is ready), its latch and curl's
+ * next timeout with one WaitEventSet, so it sleeps until there is something
+ * to do.  The multi handle keeps connections open between requests
+ * (keep-alive).  Every transfer: TLS 1.2 or later, peer and host
+ * verification always on, optional CA bundle, connect and total timeouts, a
+ * cap on the response size, no redirects, http and https only, and no
+ * signals (CURLOPT_NOSIGNAL).  curl callbacks never raise PostgreSQL errors:
+ * they use malloc and report failures through return values.
+ */
+#include "postgres.h"
+
+#include <sys/epoll.h>
+#include <curl/curl.h>
+#include <unistd.h>
+
+#include "utils/guc.h"
+#include "utils/timestamp.h"
+
+#include "dispatcher.h"
+#include "pay.h"
+
+struct HttpTransfer
+{
+	HttpTransfer *next;
+	HttpTransfer *prev;
+	CURL	   *easy;
+	struct curl_slist *headers;
+	size_t		body_cap;
+	size_t		body_max;
+	HttpResult	result;
+	char		errbuf[CURL_ERROR_SIZE];
+};
+
+int			http_connect_timeout_ms = 5000;
+int			http_timeout_ms = 30000;
+int			http_response_max_bytes = 1024 * 1024;
+char	   *http_ca_file = NULL;
+
+static CURLM *multi = NULL;
+static int	epoll_fd = -1;
+static bool timer_set = false;
+static TimestampTz timer_deadline = 0;
+static HttpTransfer *transfers = NULL;
+static int	transfers_count = 0;
+static HttpResult *finished = NULL;
+static int	finished_count = 0;
+static int	finished_capacity = 0;
+
+/* Module set-up, from _PG_init. */
+void
+HttpInit(void)
+{
+	DefineCustomIntVariable("pay.http_connect_timeout",
+							"Longest wait for a connection (TCP and TLS) to a PSP or merchant.",
+							NULL, &http_connect_timeout_ms, 5000, 100, 600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("pay.http_timeout",
+							"Longest time one request may take, from connecting to the last byte of the answer.",
+							NULL, &http_timeout_ms, 30000, 100, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("pay.http_response_max",
+							"Largest answer body the dispatcher reads; a larger one fails the attempt.",
+							NULL, &http_response_max_bytes, 1024 * 1024, 1024, 64 * 1024 * 1024,
+							PGC_SIGHUP, GUC_UNIT_BYTE, NULL, NULL, NULL);
+	DefineCustomStringVariable("pay.http_ca_file",
+							   "CA bundle (PEM) that verifies PSP and merchant TLS certificates; empty: the system's.",
+							   NULL, &http_ca_file, "",
+							   PGC_SIGHUP, 0, NULL, NULL, NULL);
+}
+
+/* CURLMOPT_SOCKETFUNCTION: keep our epoll set in step with curl's sockets. */
+static int
+SocketCallback(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+	struct epoll_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.data.fd = s;
+	if (what == CURL_POLL_REMOVE)
+	{
+		epoll_ctl(epoll_fd, EPOLL_CTL_DEL, s, NULL);
+		curl_multi_assign(multi, s, NULL);
+		return 0;
+	}
+	ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0);
+	if (socketp == NULL)
+	{
+		if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, s, &ev) != 0 && errno == EEXIST)
+			epoll_ctl(epoll_fd, EPOLL_CTL_MOD, s, &ev);
+		curl_multi_assign(multi, s, (void *) 1);
+	}
+	else if (epoll_ctl(epoll_fd, EPOLL_CTL_MOD, s, &ev) != 0 && errno == ENOENT)
+		epoll_ctl(epoll_fd, EPOLL_CTL_ADD, s, &ev);
+	return 0;
+}
+
+/* CURLMOPT_TIMERFUNCTION: remember when curl wants to be called. */
+static int
+TimerCallback(CURLM *m, long timeout_ms, void *userp)
+{
+	if (timeout_ms < 0)
+		timer_set = false;
+	else
+	{
+		timer_set = true;
+		timer_deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+	}
+	return 0;
+}
+
+/* CURLOPT_WRITEFUNCTION: keep the answer, up to the cap. */
+static size_t
+WriteBody(char *data, size_t size, size_t nmemb, void *userdata)
+{
+	HttpTransfer *t = (HttpTransfer *) userdata;
+	size_t		n = size * nmemb;
+	HttpResult *r = &t->result;
+
+	if (r->body_len + n > t->body_max)
+	{
+		r->too_large = true;
+		return 0;				/* curl stops with CURLE_WRITE_ERROR */
+	}
+	if (r->body_len + n + 1 > t->body_cap)
+	{
+		size_t		cap = Max(t->body_cap * 2, r->body_len + n + 1);
+		char	   *grown;
+
+		cap = Max(cap, 1024);
+		grown = realloc(r->body, cap);
+		if (grown == NULL)
+			return 0;
+		r->body = grown;
+		t->body_cap = cap;
+	}
+	memcpy(r->body + r->body_len, data, n);
+	r->body_len += n;
+	r->body[r->body_len] = '\0';
+	return n;
+}
+
+/* Start the multi handle and the epoll set (worker start). */
+void
+HttpStart(void)
+{
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		elog(ERROR, "could not initialize libcurl");
+	epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (epoll_fd < 0)
+		elog(ERROR, "could not create an epoll set: %m");
+	multi = curl_multi_init();
+	if (multi == NULL)
+		elog(ERROR, "could not create a curl multi handle");
+	curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, SocketCallback);
+	curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, TimerCallback);
+	curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long) Max(dispatcher_concurrency, 8));
+}
+
+/* The descriptor to wait on: readable when a socket of a transfer is ready. */
+int
+HttpEpollFd(void)
+{
+	return epoll_fd;
+}
+
+/* Milliseconds until curl's timer is due (0: due), or -1 when none is set. */
+long
+HttpTimeoutMs(void)
+{
+	TimestampTz now;
+
+	if (!timer_set)
+		return -1;
+	now = GetCurrentTimestamp();
+	if (now >= timer_deadline)
+		return 0;
+	return (long) ((timer_deadline - now + 999) / 1000);
+}
+
+/* Queue a result that needs no transfer (a request that could not start). */
+static void
+Finish(HttpResult *r)
+{
+	if (finished_count == finished_capacity)
+	{
+		int			capacity = Max(16, finished_capacity * 2);
+		HttpResult *grown = realloc(finished, sizeof(HttpResult) * capacity);
+
+		if (grown == NULL)
+			elog(FATAL, "out of memory for transfer results");
+		finished = grown;
+		finished_capacity = capacity;
+	}
+	finished[finished_count++] = *r;
+}
+
+/* Record a request that failed before it was sent. */
+void
+HttpFail(int64 outbox_id, int attempt, const char *destination, bool notification,
+		 bool build_error, const char *error)
+{
+	HttpResult	r;
+
+	memset(&r, 0, sizeof(r));
+	r.outbox_id = outbox_id;
+	r.attempt = attempt;
+	r.transport_error = !build_error;
+	r.build_error = build_error;
+	r.started_at = GetCurrentTimestamp();
+	r.destination = strdup(destination);
+	r.notification = notification;
+	strlcpy(r.error, error, sizeof(r.error));
+	Finish(&r);
+}
+
+/* Unlink and free a transfer (its result has been moved out). */
+static void
+TransferFree(HttpTransfer *t)
+{
+	if (t->prev)
+		t->prev->next = t->next;
+	else
+		transfers = t->next;
+	if (t->next)
+		t->next->prev = t->prev;
+	transfers_count--;
+	curl_multi_remove_handle(multi, t->easy);
+	curl_easy_cleanup(t->easy);
+	curl_slist_free_all(t->headers);
+	free(t);
+}
+
+/* Start a request; false (error set, nothing started) if curl refuses it. */
+bool
+HttpAdd(int64 outbox_id, int attempt, const char *destination, bool notification,
+		const char *method, const char *url, char **headers, int nheaders,
+		const char *body, char *error, size_t errlen)
+{
+	HttpTransfer *t;
+	CURL	   *e;
+	int			i;
+	CURLcode	rc = CURLE_OK;
+
+	for (i = 0; i < nheaders; i++)
+		if (strpbrk(headers[i], "\r\n") != NULL)
+		{
+			snprintf(error, errlen, "a header of the request contains a line break");
+			return false;
+		}
+	t = calloc(1, sizeof(HttpTransfer));
+	if (t == NULL || (e = curl_easy_init()) == NULL)
+	{
+		free(t);
+		snprintf(error, errlen, "out of memory for a transfer");
+		return false;
+	}
+	t->easy = e;
+	t->body_max = (size_t) http_response_max_bytes;
+	for (i = 0; i < nheaders; i++)
+		t->headers = curl_slist_append(t->headers, headers[i]);
+	t->headers = curl_slist_append(t->headers, "Expect:");	/* no 100-continue round trip */
+
+#define SET(opt, val) do { if (rc == CURLE_OK) rc = curl_easy_setopt(e, opt, val); } while (0)
+	SET(CURLOPT_URL, url);
+	SET(CURLOPT_PROTOCOLS_STR, "http,https");
+	SET(CURLOPT_FOLLOWLOCATION, 0L);
+	SET(CURLOPT_NOSIGNAL, 1L);
+	SET(CURLOPT_SSLVERSION, (long) CURL_SSLVERSION_TLSv1_2);
+	SET(CURLOPT_SSL_VERIFYPEER, 1L);
+	SET(CURLOPT_SSL_VERIFYHOST, 2L);
+	if (http_ca_file != NULL && http_ca_file[0] != '\0')
+		SET(CURLOPT_CAINFO, http_ca_file);
+	SET(CURLOPT_CONNECTTIMEOUT_MS, (long) http_connect_timeout_ms);
+	SET(CURLOPT_TIMEOUT_MS, (long) http_timeout_ms);
+	SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) http_response_max_bytes);
+	SET(CURLOPT_TCP_KEEPALIVE, 1L);
+	SET(CURLOPT_USERAGENT, "pay-dispatcher/0.1");
+	SET(CURLOPT_HTTPHEADER, t->headers);
+	SET(CURLOPT_WRITEFUNCTION, WriteBody);
+	SET(CURLOPT_WRITEDATA, t);
+	SET(CURLOPT_PRIVATE, t);
+	SET(CURLOPT_ERRORBUFFER, t->errbuf);
+	if (strcmp(method, "GET") == 0)
+		SET(CURLOPT_HTTPGET, 1L);
+	else
+	{
+		if (strcmp(method, "POST") != 0)
+			SET(CURLOPT_CUSTOMREQUEST, method);
+		SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) (body ? strlen(body) : 0));
+		SET(CURLOPT_COPYPOSTFIELDS, body ? body : "");
+	}
+#undef SET
+	if (rc != CURLE_OK)
+	{
+		snprintf(error, errlen, "the request was refused by libcurl: %s", curl_easy_strerror(rc));
+		curl_easy_cleanup(e);
+		curl_slist_free_all(t->headers);
+		free(t);
+		return false;
+	}
+
+	t->result.outbox_id = outbox_id;
+	t->result.attempt = attempt;
+	t->result.destination = strdup(destination);
+	t->result.notification = notification;
+	t->result.started_at = GetCurrentTimestamp();
+	if (curl_multi_add_handle(multi, e) != CURLM_OK)
+	{
+		snprintf(error, errlen, "the request could not be added to the multi handle");
+		free(t->result.destination);
+		curl_easy_cleanup(e);
+		curl_slist_free_all(t->headers);
+		free(t);
+		return false;
+	}
+	t->next = transfers;
+	t->prev = NULL;
+	if (transfers)
+		transfers->prev = t;
+	transfers = t;
+	transfers_count++;
+	return true;
+}
+
+/* Move finished transfers to the results. */
+static void
+CollectFinished(void)
+{
+	CURLMsg    *msg;
+	int			left;
+
+	while ((msg = curl_multi_info_read(multi, &left)) != NULL)
+	{
+		HttpTransfer *t = NULL;
+		HttpResult *r;
+		long		status = 0;
+		curl_off_t	total_us = 0;
+		CURLcode	code;
+
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		code = msg->data.result;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &t);
+		r = &t->result;
+		curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+		curl_easy_getinfo(t->easy, CURLINFO_TOTAL_TIME_T, &total_us);
+		r->http_status = (int) status;
+		r->latency_ms = (double) total_us / 1000.0;
+		if (code == CURLE_FILESIZE_EXCEEDED)
+			r->too_large = true;
+		if (r->too_large)
+			snprintf(r->error, sizeof(r->error), "the answer is larger than pay.http_response_max (%d bytes)",
+					 http_response_max_bytes);
+		else if (code != CURLE_OK)
+		{
+			r->transport_error = true;
+			r->http_status = 0;
+			snprintf(r->error, sizeof(r->error), "%s%s%s", curl_easy_strerror(code),
+					 t->errbuf[0] ? ": " : "", t->errbuf);
+		}
+		if (r->body == NULL)
+			r->body = strdup("");
+		Finish(r);
+		TransferFree(t);
+	}
+}
+
+/* Let curl work on whatever is ready, without blocking. */
+void
+HttpDrive(void)
+{
+	struct epoll_event events[64];
+	int			n;
+	int			i;
+	int			running;
+
+	if (multi == NULL)
+		return;
+	n = epoll_wait(epoll_fd, events, lengthof(events), 0);
+	for (i = 0; i < n; i++)
+	{
+		int			mask = 0;
+
+		if (events[i].events & EPOLLIN)
+			mask |= CURL_CSELECT_IN;
+		if (events[i].events & EPOLLOUT)
+			mask |= CURL_CSELECT_OUT;
+		if (events[i].events & (EPOLLERR | EPOLLHUP))
+			mask |= CURL_CSELECT_ERR;
+		curl_multi_socket_action(multi, events[i].data.fd, mask, &running);
+	}
+	if (timer_set && GetCurrentTimestamp() >= timer_deadline)
+	{
+		timer_set = false;
+		curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	}
+	CollectFinished();
+}
+
+/* Requests on the wire (or about to be). */
+int
+HttpInFlight(void)
+{
+	return transfers_count;
+}
+
+/* Requests on the wire to one destination. */
+int
+HttpInFlightTo(const char *destination)
+{
+	HttpTransfer *t;
+	int			n = 0;
+
+	for (t = transfers; t; t = t->next)
+		if (strcmp(t->result.destination, destination) == 0)
+			n++;
+	return n;
+}
+
+/* The outbox ids on the wire, palloc'd; returns how many. */
+int
+HttpInFlightIds(int64 **ids)
+{
+	HttpTransfer *t;
+	int			n = 0;
+
+	*ids = palloc(sizeof(int64) * Max(transfers_count, 1));
+	for (t = transfers; t; t = t->next)
+		(*ids)[n++] = t->result.outbox_id;
+	return n;
+}
+
+/* Destinations with per_destination or more requests on the wire, palloc'd; returns how many. */
+int
+HttpSaturated(int per_destination, char ***destinations)
+{
+	HttpTransfer *t;
+	int			n = 0;
+
+	*destinations = palloc(sizeof(char *) * Max(transfers_count, 1));
+	for (t = transfers; t; t = t->next)
+	{
+		int			i;
+		bool		seen = false;
+
+		for (i = 0; i < n && !seen; i++)
+			seen = strcmp((*destinations)[i], t->result.destination) == 0;
+		if (!seen && HttpInFlightTo(t->result.destination) >= per_destination)
+			(*destinations)[n++] = pstrdup(t->result.destination);
+	}
+	return n;
+}
+
+/* Take up to max results (the caller frees each with HttpResultFree). */
+int
+HttpTakeResults(HttpResult *results, int max)
+{
+	int			n = Min(max, finished_count);
+
+	memcpy(results, finished, sizeof(HttpResult) * n);
+	memmove(finished, finished + n, sizeof(HttpResult) * (finished_count - n));
+	finished_count -= n;
+	return n;
+}
+
+/* Results waiting to be recorded. */
+int
+HttpResultsWaiting(void)
+{
+	return finished_count;
+}
+
+/* Free what a result holds. */
+void
+HttpResultFree(HttpResult *r)
+{
+	free(r->body);
+	free(r->destination);
+	r->body = NULL;
+	r->destination = NULL;
+}

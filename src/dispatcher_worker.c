@@ -1,0 +1,609 @@
+/*
+ * dispatcher_worker.c — the background worker that delivers the outbox of
+ * the database named by pay.database.
+ *
+ * One loop, one process: claim due rows in a short transaction (committed
+ * before any HTTP), hand their requests to libcurl's multi handle, and record
+ * each batch of finished attempts in another short transaction.  Between
+ * rounds it sleeps on one WaitEventSet: its latch (set by backends when a
+ * transaction that queued requests commits), curl's sockets (an epoll
+ * descriptor), and the nearest of curl's timer, the next due retry, the end
+ * of a circuit's cool-down and the lease check.  Idle, it sleeps up to a
+ * minute and uses no CPU.
+ *
+ * Signals: SIGTERM ends it at the next CHECK_FOR_INTERRUPTS (rows in flight
+ * are taken back when it starts again), SIGHUP reloads the settings, SIGUSR1
+ * is PostgreSQL's procsignal handler, so barriers (DROP DATABASE) and
+ * cancellation are served while it waits.  The postmaster restarts it 2 s
+ * after it exits with an error, and at once after a crash restart.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "storage/procsignal.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "executor/spi.h"
+
+#include "dispatcher.h"
+#include "pay.h"
+
+#define IDLE_WAIT_MS		60000	/* longest sleep: extension check and lease look */
+#define ERROR_BACKOFF_MS	1000
+#define RESULTS_BATCH		1024
+
+char	   *dispatcher_database = NULL;
+int			dispatcher_concurrency = 64;
+int			dispatcher_destination_concurrency = 16;
+int			dispatcher_lease_ms = 300000;
+
+/* Arguments of the transactions the loop runs. */
+typedef struct ClaimWork
+{
+	int			max;
+	int			count;
+	ClaimedRequest *claimed;
+	TimestampTz next_due;
+	MemoryContext cxt;
+} ClaimWork;
+
+typedef struct RecordWork
+{
+	HttpResult *results;
+	int			n;
+	int		   *outcomes;
+	int64	   *waits_ms;
+} RecordWork;
+
+static MemoryContext cycle_context = NULL;
+
+/* Module set-up, from _PG_init. */
+void
+DispatcherWorkerInit(void)
+{
+	DefineCustomStringVariable("pay.database",
+							   "Database whose outbox the dispatcher delivers.",
+							   "Takes effect at server start; pay must be installed there.",
+							   &dispatcher_database, "postgres",
+	/* a postmaster setting can only be defined while preloading */
+							   process_shared_preload_libraries_in_progress ? PGC_POSTMASTER : PGC_SIGHUP,
+							   0, NULL, NULL, NULL);
+	DefineCustomIntVariable("pay.dispatcher_concurrency",
+							"Most requests the dispatcher has on the wire at once.",
+							NULL, &dispatcher_concurrency, 64, 1, 1024,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("pay.dispatcher_destination_concurrency",
+							"Most requests on the wire to one destination (a hung one cannot take every slot).",
+							NULL, &dispatcher_destination_concurrency, 16, 1, 1024,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("pay.dispatcher_lease",
+							"Age of an in_flight claim after which another look takes the row back.",
+							"Never shorter than pay.http_timeout plus 10 s.",
+							&dispatcher_lease_ms, 300000, 1000, 24 * 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+}
+
+/* The lease in effect: never shorter than a request may take. */
+static int64
+LeaseMs(void)
+{
+	return Max((int64) dispatcher_lease_ms, (int64) http_timeout_ms + 10000);
+}
+
+/* before_shmem_exit: say we are gone. */
+static void
+DispatcherDetach(int code, Datum arg)
+{
+	if (dispatcher_shared == NULL)
+		return;
+	SpinLockAcquire(&dispatcher_shared->mutex);
+	dispatcher_shared->pgprocno = -1;
+	dispatcher_shared->pid = 0;
+	dispatcher_shared->in_flight = 0;
+	dispatcher_shared->extension_ready = false;
+	SpinLockRelease(&dispatcher_shared->mutex);
+}
+
+/* Publish what pay.dispatcher_status() shows. */
+static void
+Publish(bool ready)
+{
+	if (dispatcher_shared == NULL)
+		return;
+	SpinLockAcquire(&dispatcher_shared->mutex);
+	dispatcher_shared->in_flight = HttpInFlight();
+	dispatcher_shared->extension_ready = ready;
+	SpinLockRelease(&dispatcher_shared->mutex);
+}
+
+/*
+ * Run fn in a transaction of its own, connected to SPI.  An error is logged,
+ * remembered for pay.dispatcher_status() and rolled back; returns false then.
+ */
+static bool
+RunInTransaction(void (*fn) (void *), void *arg, const char *activity)
+{
+	MemoryContext outer = CurrentMemoryContext;
+	volatile bool ok = true;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, activity);
+	PG_TRY();
+	{
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		fn(arg);
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(outer);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		ereport(LOG,
+				(errmsg("pay dispatcher: %s failed: %s", activity, edata->message)));
+		DispatcherSetError(edata->message);
+		FreeErrorData(edata);
+		ok = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(outer);
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return ok;
+}
+
+/* Transaction body: is pay installed?  If so, load the breakers and take back every claim. */
+static void
+StartupWork(void *arg)
+{
+	bool	   *ready = (bool *) arg;
+	int			n;
+
+	*ready = StoreExtensionReady();
+	if (!*ready)
+		return;
+	BreakerLoad();
+	n = StoreRecover(true, 0);
+	if (n > 0)
+		ereport(LOG, (errmsg("pay dispatcher: %d requests left in flight are sent again", n)));
+}
+
+/* Transaction body: is pay still installed? */
+static void
+CheckWork(void *arg)
+{
+	*(bool *) arg = StoreExtensionReady();
+}
+
+/* Transaction body: take back claims past the lease. */
+static void
+LeaseWork(void *arg)
+{
+	int			n = StoreRecover(false, LeaseMs());
+
+	if (n > 0)
+		ereport(LOG, (errmsg("pay dispatcher: %d requests whose claim expired are sent again", n)));
+}
+
+/* Transaction body: claim and build. */
+static void
+ClaimTxn(void *arg)
+{
+	ClaimWork  *w = (ClaimWork *) arg;
+
+	w->count = StoreClaim(w->max, dispatcher_destination_concurrency, &w->claimed, w->cxt);
+	w->next_due = StoreNextDue();
+}
+
+/* Transaction body: record outcomes and the circuits they changed. */
+static void
+RecordTxn(void *arg)
+{
+	RecordWork *w = (RecordWork *) arg;
+
+	StoreRecord(w->results, w->n, w->outcomes, w->waits_ms);
+	BreakerSave();
+}
+
+/* Transaction body: release rows whose outcome could not be recorded. */
+static void
+ReleaseTxn(void *arg)
+{
+	RecordWork *w = (RecordWork *) arg;
+	int64	   *ids = palloc(sizeof(int64) * w->n);
+	int		   *attempts = palloc(sizeof(int) * w->n);
+	int			i;
+
+	for (i = 0; i < w->n; i++)
+	{
+		ids[i] = w->results[i].outbox_id;
+		attempts[i] = w->results[i].attempt;
+	}
+	StoreRelease(ids, attempts, w->n);
+}
+
+/* Does a merchant's answer acknowledge the notification ("success", blanks around it allowed)? */
+static bool
+Acknowledged(const HttpResult *r)
+{
+	const char *b = r->body ? r->body : "";
+	size_t		len = r->body_len;
+
+	while (len > 0 && (*b == ' ' || *b == '\t' || *b == '\r' || *b == '\n'))
+		b++, len--;
+	while (len > 0 && (b[len - 1] == ' ' || b[len - 1] == '\t' || b[len - 1] == '\r' || b[len - 1] == '\n'))
+		len--;
+	return len == 7 && memcmp(b, "success", 7) == 0;
+}
+
+/*
+ * What follows an attempt: done, retry or dead; and whether the answer says
+ * the destination is healthy (for its circuit breaker).
+ */
+static int
+Classify(HttpResult *r, int attempts_max, bool *healthy, bool *counts)
+{
+	int			s = r->http_status;
+	int			outcome;
+
+	*counts = true;
+	*healthy = false;
+	if (r->build_error)
+	{
+		*counts = false;		/* our fault, not the destination's */
+		outcome = OUTCOME_RETRY;
+	}
+	else if (r->transport_error || r->too_large)
+		outcome = OUTCOME_RETRY;
+	else if (s >= 200 && s < 300)
+	{
+		if (!r->notification || Acknowledged(r))
+		{
+			*healthy = true;
+			return OUTCOME_DONE;
+		}
+		snprintf(r->error, sizeof(r->error), "the merchant answered %d without \"success\"", s);
+		outcome = OUTCOME_RETRY;
+	}
+	else if (s == 408 || s == 429 || s >= 500)
+	{
+		snprintf(r->error, sizeof(r->error), "HTTP %d", s);
+		outcome = OUTCOME_RETRY;
+	}
+	else
+	{
+		/* 4xx: the request itself is wrong, sending it again will not help */
+		snprintf(r->error, sizeof(r->error), s >= 300 && s < 400 ? "HTTP %d (redirects are not followed)"
+				 : "HTTP %d (permanent)", s);
+		*healthy = true;
+		return OUTCOME_DEAD;
+	}
+	if (r->attempt >= attempts_max)
+	{
+		size_t		len = strlen(r->error);
+
+		snprintf(r->error + len, sizeof(r->error) - len, " (attempt %d of %d: no more)", r->attempt, attempts_max);
+		return OUTCOME_DEAD;
+	}
+	return outcome;
+}
+
+/* The attempts allowed for each in-flight row, by outbox id (set at claim). */
+typedef struct AttemptLimit
+{
+	int64		id;
+	int			attempts_max;
+} AttemptLimit;
+
+static AttemptLimit *limits = NULL;
+static int	limits_count = 0;
+static int	limits_capacity = 0;
+
+/* Remember the attempt limit of a row on the wire. */
+static void
+LimitRemember(int64 id, int attempts_max)
+{
+	if (limits_count == limits_capacity)
+	{
+		limits_capacity = Max(64, limits_capacity * 2);
+		limits = limits ? repalloc(limits, sizeof(AttemptLimit) * limits_capacity)
+			: MemoryContextAlloc(TopMemoryContext, sizeof(AttemptLimit) * limits_capacity);
+	}
+	limits[limits_count].id = id;
+	limits[limits_count].attempts_max = attempts_max;
+	limits_count++;
+}
+
+/* Take the attempt limit of a finished row (1 if unknown). */
+static int
+LimitTake(int64 id)
+{
+	int			i;
+
+	for (i = 0; i < limits_count; i++)
+		if (limits[i].id == id)
+		{
+			int			max = limits[i].attempts_max;
+
+			limits[i] = limits[--limits_count];
+			return max;
+		}
+	return 1;
+}
+
+/* Record finished attempts: classify, update the breakers, write the outcomes. */
+static bool
+RecordResults(void)
+{
+	static HttpResult results[RESULTS_BATCH];
+	int			outcomes[RESULTS_BATCH];
+	int64		waits[RESULTS_BATCH];
+	RecordWork	w;
+	TimestampTz now = GetCurrentTimestamp();
+	int			n = HttpTakeResults(results, RESULTS_BATCH);
+	int			i;
+	bool		ok;
+
+	if (n == 0)
+		return true;
+	for (i = 0; i < n; i++)
+	{
+		HttpResult *r = &results[i];
+		bool		healthy;
+		bool		counts;
+
+		outcomes[i] = Classify(r, LimitTake(r->outbox_id), &healthy, &counts);
+		waits[i] = outcomes[i] == OUTCOME_RETRY ? OutboxRetryWaitMs(r->notification, r->attempt) : 0;
+		if (counts)
+			BreakerRecord(r->destination, healthy, r->error, now);
+	}
+	w.results = results;
+	w.n = n;
+	w.outcomes = outcomes;
+	w.waits_ms = waits;
+	ok = RunInTransaction(RecordTxn, &w, "recording delivery outcomes");
+	if (!ok)
+		RunInTransaction(ReleaseTxn, &w, "releasing rows whose outcome was not recorded");
+	else if (dispatcher_shared != NULL)
+		for (i = 0; i < n; i++)
+			pg_atomic_fetch_add_u64(outcomes[i] == OUTCOME_DONE ? &dispatcher_shared->delivered
+									: outcomes[i] == OUTCOME_RETRY ? &dispatcher_shared->retried
+									: &dispatcher_shared->dead, 1);
+	for (i = 0; i < n; i++)
+		HttpResultFree(&results[i]);
+	return ok;
+}
+
+/* Claim what is due and start sending it; returns whether the claim filled every free slot. */
+static bool
+ClaimAndSend(TimestampTz *next_due, bool *failed)
+{
+	ClaimWork	w;
+	int			i;
+	TimestampTz now;
+
+	*failed = false;
+	w.max = dispatcher_concurrency - HttpInFlight();
+	if (w.max <= 0)
+		return false;
+	MemoryContextReset(cycle_context);
+	w.count = 0;
+	w.claimed = NULL;
+	w.next_due = 0;
+	w.cxt = cycle_context;
+	if (!RunInTransaction(ClaimTxn, &w, "claiming due requests"))
+	{
+		*failed = true;
+		return false;
+	}
+	*next_due = w.next_due;
+	now = GetCurrentTimestamp();
+	for (i = 0; i < w.count; i++)
+	{
+		ClaimedRequest *c = &w.claimed[i];
+		char		error[256];
+
+		LimitRemember(c->id, c->attempts_max);
+		if (c->error != NULL)
+		{
+			HttpFail(c->id, c->attempt, c->destination, c->notification, true, c->error);
+			continue;
+		}
+		if (BreakerCheck(c->destination, now) == BREAKER_PROBE)
+			BreakerProbeStarted(c->destination);
+		if (!HttpAdd(c->id, c->attempt, c->destination, c->notification, c->method, c->url,
+					 c->headers, c->nheaders, c->body, error, sizeof(error)))
+			HttpFail(c->id, c->attempt, c->destination, c->notification, false, error);
+	}
+	if (dispatcher_shared != NULL)
+		pg_atomic_fetch_add_u64(&dispatcher_shared->claimed, w.count);
+	return w.count > 0 && w.count >= w.max;
+}
+
+/* Milliseconds from now until t (at least 0), capped at cap. */
+static long
+MsUntil(TimestampTz t, TimestampTz now, long cap)
+{
+	long		secs;
+	int			usecs;
+
+	if (t <= now)
+		return 0;
+	TimestampDifference(now, t, &secs, &usecs);
+	if (secs >= cap / 1000)
+		return cap;
+	return Min(cap, secs * 1000 + (usecs + 999) / 1000);
+}
+
+/* Entry point of the background worker. */
+void
+pay_dispatcher_main(Datum arg)
+{
+	WaitEventSet *events;
+	bool		ready = false;
+	bool		claim_wanted = true;
+	TimestampTz next_due = 0;
+	TimestampTz next_lease_look = 0;
+	TimestampTz backoff_until = 0;
+	TimestampTz breaker_due = 0;	/* a cool-down ends: look for due rows */
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	pqsignal(SIGUSR1, procsignal_sigusr1_handler);
+	BackgroundWorkerUnblockSignals();
+	dispatcher_am_worker = true;
+
+	BackgroundWorkerInitializeConnection(dispatcher_database, NULL, 0);
+	pgstat_report_appname("pay dispatcher");
+	cycle_context = AllocSetContextCreate(TopMemoryContext, "pay dispatcher cycle", ALLOCSET_DEFAULT_SIZES);
+
+	before_shmem_exit(DispatcherDetach, (Datum) 0);
+	if (dispatcher_shared != NULL)
+	{
+		SpinLockAcquire(&dispatcher_shared->mutex);
+		dispatcher_shared->database_oid = MyDatabaseId;
+		dispatcher_shared->pgprocno = MyProc->pgprocno;
+		dispatcher_shared->pid = MyProcPid;
+		dispatcher_shared->started_at = GetCurrentTimestamp();
+		dispatcher_shared->in_flight = 0;
+		dispatcher_shared->extension_ready = false;
+		dispatcher_shared->last_error[0] = '\0';
+		SpinLockRelease(&dispatcher_shared->mutex);
+	}
+	BreakerReset();
+	HttpStart();
+	ereport(LOG, (errmsg("pay dispatcher started for database \"%s\"", dispatcher_database)));
+
+	events = CreateWaitEventSet(TopMemoryContext, 3);
+	AddWaitEventToSet(events, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(events, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	AddWaitEventToSet(events, WL_SOCKET_READABLE, HttpEpollFd(), NULL, NULL);
+
+	for (;;)
+	{
+		WaitEvent	occurred[3];
+		TimestampTz now;
+		long		timeout;
+		long		curl_ms;
+		TimestampTz breaker_next;
+		int			n;
+		int			i;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		if (!ready)
+		{
+			if (!RunInTransaction(StartupWork, &ready, "starting") || !ready)
+			{
+				Publish(false);
+				/* pay not (yet) installed there: look again when woken or in 10 s */
+				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+								 IDLE_WAIT_MS / 6, PG_WAIT_EXTENSION);
+				ResetLatch(MyLatch);
+				continue;
+			}
+			DispatcherSetError(NULL);
+			next_lease_look = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), LeaseMs() / 2);
+			claim_wanted = true;
+		}
+
+		/* 1. let curl work; record what finished */
+		HttpDrive();
+		while (HttpResultsWaiting() > 0)
+		{
+			if (!RecordResults())
+				break;
+			claim_wanted = true;	/* slots freed */
+		}
+
+		/* 2. claims past the lease (another look, in case of a stuck claim) */
+		now = GetCurrentTimestamp();
+		if (now >= next_lease_look)
+		{
+			(void) RunInTransaction(LeaseWork, NULL, "taking back expired claims");
+			next_lease_look = TimestampTzPlusMilliseconds(now, Min(LeaseMs() / 2, IDLE_WAIT_MS));
+		}
+
+		/* 3. claim and send what is due */
+		if (breaker_due != 0 && now >= breaker_due)
+		{
+			claim_wanted = true;
+			breaker_due = 0;
+		}
+		if (next_due != 0 && now >= next_due)
+			claim_wanted = true;
+		if (claim_wanted && now >= backoff_until && HttpInFlight() < dispatcher_concurrency)
+		{
+			bool		failed;
+			bool		full = ClaimAndSend(&next_due, &failed);
+
+			if (failed)
+			{
+				bool		still = false;
+
+				backoff_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ERROR_BACKOFF_MS);
+				if (!RunInTransaction(CheckWork, &still, "checking the extension") || !still)
+					ready = false;	/* dropped: start over once it is back */
+			}
+			else
+			{
+				/* A full claim may have left more due rows behind. */
+				claim_wanted = full;
+				HttpDrive();
+			}
+		}
+		Publish(true);
+
+		/* 4. sleep until something happens */
+		now = GetCurrentTimestamp();
+		timeout = IDLE_WAIT_MS;
+		curl_ms = HttpTimeoutMs();
+		if (curl_ms >= 0)
+			timeout = Min(timeout, curl_ms);
+		if (HttpResultsWaiting() > 0)
+			timeout = 0;
+		if (claim_wanted && HttpInFlight() < dispatcher_concurrency)
+			timeout = Min(timeout, MsUntil(backoff_until, now, IDLE_WAIT_MS));
+		if (next_due != 0)
+			timeout = Min(timeout, MsUntil(next_due, now, IDLE_WAIT_MS));
+		breaker_next = BreakerNextChange(now);
+		if (breaker_next != 0)
+		{
+			breaker_due = breaker_next;
+			timeout = Min(timeout, MsUntil(breaker_next, now, IDLE_WAIT_MS));
+		}
+		timeout = Min(timeout, MsUntil(next_lease_look, now, IDLE_WAIT_MS));
+
+		n = WaitEventSetWait(events, timeout, occurred, lengthof(occurred), PG_WAIT_EXTENSION);
+		for (i = 0; i < n; i++)
+			if (occurred[i].events & WL_LATCH_SET)
+			{
+				ResetLatch(MyLatch);
+				claim_wanted = true;
+				if (dispatcher_shared != NULL)
+					pg_atomic_fetch_add_u64(&dispatcher_shared->wakeups, 1);
+			}
+	}
+}

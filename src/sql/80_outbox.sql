@@ -1,0 +1,719 @@
+-- The outbox: every request pay sends to the outside world (PSP calls and
+-- merchant notifications), written in the same transaction as the change
+-- that caused it and delivered by the dispatcher (src/dispatcher*.c).
+--
+-- A row is pending until the dispatcher claims it (in_flight, in a short
+-- transaction committed before any HTTP), then done, pending again for the
+-- next attempt, or dead.  Requests are built and signed at send time by
+-- pay._outbox_request: secrets are never stored here.  destination names
+-- whom the request is for, in the form of the secret store's owners:
+-- 'gateway:<name>' or 'merchant:<code>'; circuit breakers are per destination.
+
+CREATE TABLE pay.outbox (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kind             text NOT NULL CHECK (kind IN ('psp_request', 'merchant_notification')),
+    destination      text NOT NULL CHECK (destination ~ '^(gateway|merchant):[A-Za-z0-9_.-]{1,64}$'),
+    operation        text NOT NULL CHECK (operation ~ '^[a-z][a-z0-9_.:-]{0,63}$'),
+    order_id         bigint,
+    params           jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(params) = 'object'),
+    idempotency_key  text NOT NULL UNIQUE CHECK (length(idempotency_key) BETWEEN 1 AND 255),
+    state            text NOT NULL DEFAULT 'pending'
+                     CHECK (state IN ('pending', 'in_flight', 'done', 'dead')),
+    attempts         integer NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    attempts_max     integer NOT NULL CHECK (attempts_max BETWEEN 1 AND 1000),
+    next_attempt_at  timestamptz NOT NULL DEFAULT now(),
+    claimed_at       timestamptz,
+    last_attempt_at  timestamptz,
+    last_status      integer,
+    last_error       text,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    finished_at      timestamptz,
+    CHECK ((state = 'in_flight') = (claimed_at IS NOT NULL)),
+    CHECK ((state IN ('done', 'dead')) = (finished_at IS NOT NULL))
+);
+-- Partial indexes: a row is in each only while it is in that state.
+CREATE INDEX outbox_due ON pay.outbox (next_attempt_at) WHERE state = 'pending';
+CREATE INDEX outbox_in_flight ON pay.outbox (claimed_at) WHERE state = 'in_flight';
+CREATE INDEX outbox_dead ON pay.outbox (finished_at) WHERE state = 'dead';
+CREATE INDEX outbox_order ON pay.outbox (order_id) WHERE order_id IS NOT NULL;
+COMMENT ON TABLE pay.outbox IS
+  'requests to send (PSP calls, merchant notifications): built and signed at send time, delivered by the dispatcher with retries';
+COMMENT ON COLUMN pay.outbox.destination IS '''gateway:<name>'' or ''merchant:<code>'': whom the request goes to (circuit breakers are per destination)';
+COMMENT ON COLUMN pay.outbox.idempotency_key IS 'sent with every attempt (Idempotency-Key header, out_trade_no/out_refund_no, event_id): a re-send has no second effect';
+COMMENT ON COLUMN pay.outbox.claimed_at IS 'when the dispatcher claimed the row; a claim older than the lease (pay.dispatcher_lease) is taken back';
+
+CREATE TABLE pay.outbox_attempts (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    outbox_id    bigint NOT NULL,
+    attempt      integer NOT NULL,
+    started_at   timestamptz NOT NULL,
+    latency_ms   double precision,
+    http_status  integer,
+    outcome      text NOT NULL CHECK (outcome IN ('done', 'retry', 'dead', 'interrupted')),
+    error        text
+);
+CREATE INDEX outbox_attempts_outbox ON pay.outbox_attempts (outbox_id);
+COMMENT ON TABLE pay.outbox_attempts IS
+  'every delivery attempt: when, HTTP status, latency, error and what followed; purged with pay.purge_outbox';
+
+-- The bound on the outbox: undelivered rows (pending or in flight) counted in
+-- slots, so that concurrent enqueuers do not all update one row.  Statement
+-- triggers keep it exact whoever writes pay.outbox.
+CREATE TABLE pay.outbox_backlog (
+    slot         smallint PRIMARY KEY CHECK (slot BETWEEN 0 AND 64),
+    undelivered  bigint NOT NULL DEFAULT 0
+) WITH (fillfactor = 50);
+INSERT INTO pay.outbox_backlog (slot) SELECT generate_series(0, 64);
+COMMENT ON TABLE pay.outbox_backlog IS
+  'undelivered outbox rows, split in slots (slot 64 is the dispatcher''s); the sum is bounded by pay.outbox_pending_max';
+
+-- Circuit breakers, written by the dispatcher when a destination's state changes.
+CREATE TABLE pay.circuit_breakers (
+    destination          text PRIMARY KEY,
+    state                text NOT NULL DEFAULT 'closed' CHECK (state IN ('closed', 'open', 'half_open')),
+    consecutive_failures integer NOT NULL DEFAULT 0,
+    opened_at            timestamptz,
+    open_until           timestamptz,
+    last_failure_at      timestamptz,
+    last_error           text,
+    updated_at           timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE pay.circuit_breakers IS
+  'per destination: consecutive failures; open after pay.breaker_failures of them for pay.breaker_cooldown, then one probe (half_open)';
+
+-- C glue (src/outbox_sql.c, src/dispatcher_status.c, src/form_encode_sql.c).
+CREATE FUNCTION pay._outbox_wake() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'pay_outbox_wake' LANGUAGE C;
+CREATE FUNCTION pay._outbox_slot() RETURNS integer
+    AS 'MODULE_PATHNAME', 'pay_outbox_slot' LANGUAGE C VOLATILE;
+CREATE FUNCTION pay._outbox_attempts_max(kind text) RETURNS integer
+    AS 'MODULE_PATHNAME', 'pay_outbox_attempts_max' LANGUAGE C STABLE STRICT;
+CREATE FUNCTION pay._outbox_pending_max() RETURNS bigint
+    AS 'MODULE_PATHNAME', 'pay_outbox_pending_max' LANGUAGE C STABLE;
+CREATE FUNCTION pay.form_urlencode(params jsonb) RETURNS text
+    AS 'MODULE_PATHNAME', 'pay_form_urlencode' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION pay.form_urlencode(jsonb) IS
+  'application/x-www-form-urlencoded body of a JSON object: keys in byte order, values as text (nested values as compact JSON), NULLs left out';
+
+CREATE FUNCTION pay.dispatcher_status(
+    OUT running boolean, OUT preloaded boolean, OUT database text, OUT pid integer,
+    OUT started_at timestamptz, OUT in_flight integer, OUT claimed bigint, OUT delivered bigint,
+    OUT retried bigint, OUT dead bigint, OUT wakeups bigint, OUT last_error text, OUT detail text)
+    RETURNS record
+    AS 'MODULE_PATHNAME', 'pay_dispatcher_status' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION pay.dispatcher_status() IS
+  'whether the dispatcher delivers this database''s outbox (running), and its counters since it started; detail says why not';
+
+CREATE VIEW pay.dispatcher AS SELECT * FROM pay.dispatcher_status();
+COMMENT ON VIEW pay.dispatcher IS 'one row: is delivery running for this database, and its counters';
+
+-- Keep the backlog slots exact and refuse to grow past pay.outbox_pending_max.
+CREATE FUNCTION pay._outbox_count() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_delta bigint := 0;
+  v_total bigint;
+  v_max bigint;
+BEGIN
+  IF TG_OP IN ('INSERT', 'UPDATE') THEN
+    SELECT v_delta + count(*) INTO v_delta FROM new_rows WHERE state IN ('pending', 'in_flight');
+  END IF;
+  IF TG_OP IN ('UPDATE', 'DELETE') THEN
+    SELECT v_delta - count(*) INTO v_delta FROM old_rows WHERE state IN ('pending', 'in_flight');
+  END IF;
+  IF v_delta = 0 THEN
+    RETURN NULL;
+  END IF;
+  IF v_delta > 0 THEN
+    v_max := pay._outbox_pending_max();
+    SELECT sum(undelivered) + v_delta INTO v_total FROM pay.outbox_backlog;
+    IF v_total > v_max THEN
+      RAISE EXCEPTION 'the outbox is full: % undelivered requests, the limit is %', v_total - v_delta, v_max
+        USING ERRCODE = 'PY029', DETAIL = '60',
+              HINT = 'Delivery is not keeping up or not running (see pay.dispatcher); the limit is the setting pay.outbox_pending_max.';
+    END IF;
+  END IF;
+  UPDATE pay.outbox_backlog SET undelivered = undelivered + v_delta WHERE slot = pay._outbox_slot();
+  RETURN NULL;
+END $$;
+
+CREATE TRIGGER outbox_count_insert AFTER INSERT ON pay.outbox
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION pay._outbox_count();
+CREATE TRIGGER outbox_count_update AFTER UPDATE ON pay.outbox
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION pay._outbox_count();
+CREATE TRIGGER outbox_count_delete AFTER DELETE ON pay.outbox
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION pay._outbox_count();
+-- Wake the dispatcher when the transaction that queued something commits.
+CREATE TRIGGER outbox_wake AFTER INSERT OR UPDATE ON pay.outbox
+    FOR EACH STATEMENT EXECUTE FUNCTION pay._outbox_wake();
+CREATE FUNCTION pay._outbox_no_truncate() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  RAISE EXCEPTION 'pay.outbox cannot be truncated' USING ERRCODE = 'restrict_violation',
+    HINT = 'Use pay.purge_outbox, which keeps the backlog count exact.';
+END $$;
+CREATE TRIGGER outbox_no_truncate BEFORE TRUNCATE ON pay.outbox
+    FOR EACH STATEMENT EXECUTE FUNCTION pay._outbox_no_truncate();
+
+-- Queue a request, or return the row already queued under the same key
+-- (with other parameters: PY002 if p_strict, else the first row stands).
+CREATE FUNCTION pay._enqueue(p_kind text, p_destination text, p_operation text, p_order_id bigint,
+                             p_params jsonb, p_key text, p_strict boolean) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_id bigint;
+  v_params jsonb;
+BEGIN
+  INSERT INTO pay.outbox (kind, destination, operation, order_id, params, idempotency_key, attempts_max)
+    VALUES (p_kind, p_destination, p_operation, p_order_id, p_params, p_key, pay._outbox_attempts_max(p_kind))
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id INTO v_id;
+  IF v_id IS NULL THEN
+    SELECT id, params INTO v_id, v_params FROM pay.outbox WHERE idempotency_key = p_key;
+    IF NOT FOUND THEN
+      RAISE EXCEPTION 'outbox key "%" is in use by a transaction this snapshot cannot see', p_key
+        USING ERRCODE = 'serialization_failure', HINT = 'Retry the call.';
+    END IF;
+    IF p_strict AND v_params <> p_params THEN
+      RAISE EXCEPTION 'a request with key "%" was already queued with different parameters', p_key
+        USING ERRCODE = 'PY002', DETAIL = format('First parameters: %s', v_params);
+    END IF;
+  END IF;
+  RETURN v_id;
+END $$;
+
+CREATE FUNCTION pay.enqueue_merchant_notification(order_id bigint, event text) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  o pay.orders;
+  m pay.merchants;
+  v_event_id text;
+BEGIN
+  IF event IS NULL OR event !~ '^[a-z][a-z0-9_.:-]{0,63}$' THEN
+    RAISE EXCEPTION 'event must be 1 to 64 lower-case letters, digits or _.:- starting with a letter, not "%"',
+      coalesce(event, 'null') USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT * INTO o FROM pay.orders WHERE id = enqueue_merchant_notification.order_id;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'order_id: order % does not exist', coalesce(enqueue_merchant_notification.order_id::text, 'null')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT * INTO STRICT m FROM pay.merchants WHERE id = o.merchant_id;
+  IF m.notify_url IS NULL THEN
+    RETURN NULL;                -- the merchant takes no notifications
+  END IF;
+  v_event_id := 'evt_' || o.id || '_' || event;
+  RETURN pay._enqueue('merchant_notification', 'merchant:' || m.code, event, o.id,
+                      jsonb_build_object('id', o.id::text, 'merchant_order_no', o.merchant_order_no,
+                                         'amount', o.amount::text, 'currency', o.currency::text,
+                                         'status', o.status, 'event_id', v_event_id),
+                      v_event_id, false);
+END $$;
+COMMENT ON FUNCTION pay.enqueue_merchant_notification(bigint, text) IS
+  'queues the signed notification of an order event to its merchant''s notify_url, once per order and event (again: the first row''s id); NULL when the merchant has no notify_url';
+
+CREATE FUNCTION pay.enqueue_psp_request(order_id bigint, operation text, params jsonb DEFAULT '{}')
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  o pay.orders;
+  v_key text;
+  v_refund bigint;
+BEGIN
+  IF operation IS NULL OR operation NOT IN ('create_payment', 'query', 'refund', 'close') THEN
+    RAISE EXCEPTION 'operation must be one of create_payment, query, refund, close; not "%"', coalesce(operation, 'null')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF params IS NULL OR jsonb_typeof(params) <> 'object' THEN
+    RAISE EXCEPTION 'params must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF octet_length(params::text) > 8192 THEN
+    RAISE EXCEPTION 'params is larger than 8192 bytes' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT * INTO o FROM pay.orders WHERE id = enqueue_psp_request.order_id;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'order_id: order % does not exist', coalesce(enqueue_psp_request.order_id::text, 'null')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF o.gateway IS NULL THEN
+    RAISE EXCEPTION 'order % has no gateway to send % to', o.id, operation USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  CASE operation
+    WHEN 'refund' THEN
+      IF params->>'refund_id' IS NULL OR params->>'refund_id' !~ '^[0-9]{1,18}$' THEN
+        RAISE EXCEPTION 'params: a refund needs "refund_id", the id returned by pay.refund'
+          USING ERRCODE = 'invalid_parameter_value';
+      END IF;
+      v_refund := (params->>'refund_id')::bigint;
+      PERFORM 1 FROM pay.refunds r WHERE r.id = v_refund AND r.order_id = o.id;
+      IF NOT FOUND THEN
+        RAISE EXCEPTION 'params: refund % is not a refund of order %', v_refund, o.id
+          USING ERRCODE = 'invalid_parameter_value';
+      END IF;
+      v_key := 'psp_' || o.id || '_refund_' || v_refund;
+    WHEN 'query' THEN
+      -- a query changes nothing: every one is sent
+      v_key := 'psp_' || o.id || '_query_' || nextval('pay.outbox_id_seq');
+    ELSE
+      v_key := 'psp_' || o.id || '_' || operation;
+  END CASE;
+  RETURN pay._enqueue('psp_request', 'gateway:' || o.gateway, operation, o.id, params, v_key, true);
+END $$;
+COMMENT ON FUNCTION pay.enqueue_psp_request(bigint, text, jsonb) IS
+  'queues a request (create_payment, query, refund with params.refund_id, close) to the order''s gateway; the same request twice is queued once';
+
+-- Every transition of an order to paid, refunded or failed notifies its merchant.
+CREATE FUNCTION pay._order_notify() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  PERFORM pay.enqueue_merchant_notification(NEW.id, NEW.status);
+  RETURN NULL;
+END $$;
+CREATE TRIGGER orders_notify AFTER UPDATE OF status ON pay.orders
+    FOR EACH ROW WHEN (NEW.status IN ('paid', 'refunded', 'failed') AND OLD.status IS DISTINCT FROM NEW.status)
+    EXECUTE FUNCTION pay._order_notify();
+ALTER TABLE pay.orders ENABLE ALWAYS TRIGGER orders_notify;
+
+-- Dead letters and re-driving them.
+CREATE VIEW pay.outbox_dead_letters AS
+  SELECT id, kind, destination, operation, order_id, idempotency_key, attempts,
+         last_status, last_error, last_attempt_at, created_at, finished_at
+    FROM pay.outbox
+   WHERE state = 'dead';
+COMMENT ON VIEW pay.outbox_dead_letters IS
+  'requests that failed permanently or ran out of attempts; pay.redrive(id) queues one again';
+
+CREATE FUNCTION pay.redrive(outbox_id bigint) RETURNS pay.outbox
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  r pay.outbox;
+BEGIN
+  SELECT * INTO r FROM pay.outbox WHERE id = outbox_id FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'outbox_id: outbox row % does not exist', coalesce(outbox_id::text, 'null')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF r.state NOT IN ('dead', 'pending') THEN
+    RAISE EXCEPTION 'outbox row % is %; only a dead (or pending) row can be re-driven', r.id, r.state
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  -- A fresh schedule from now; the attempts so far stay in pay.outbox_attempts.
+  UPDATE pay.outbox
+     SET state = 'pending', attempts = 0, attempts_max = pay._outbox_attempts_max(kind),
+         next_attempt_at = now(), finished_at = NULL
+   WHERE id = r.id
+  RETURNING * INTO r;
+  RETURN r;
+END $$;
+COMMENT ON FUNCTION pay.redrive(bigint) IS
+  'queues a dead outbox row again with a fresh schedule (a pending one is made due now); returns the row';
+
+CREATE FUNCTION pay.redrive_dead(destination text DEFAULT NULL, max_rows integer DEFAULT 1000) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  n integer;
+BEGIN
+  IF max_rows IS NULL OR max_rows < 1 THEN
+    RAISE EXCEPTION 'max_rows must be positive' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  UPDATE pay.outbox o
+     SET state = 'pending', attempts = 0, attempts_max = pay._outbox_attempts_max(o.kind),
+         next_attempt_at = now(), finished_at = NULL
+   WHERE o.id IN (SELECT d.id FROM pay.outbox d
+                   WHERE d.state = 'dead' AND (redrive_dead.destination IS NULL OR d.destination = redrive_dead.destination)
+                   ORDER BY d.finished_at LIMIT max_rows FOR UPDATE);
+  GET DIAGNOSTICS n = ROW_COUNT;
+  RETURN n;
+END $$;
+COMMENT ON FUNCTION pay.redrive_dead(text, integer) IS
+  're-drives up to max_rows dead rows (of one destination, or all); returns how many';
+
+CREATE FUNCTION pay.purge_outbox(older_than interval DEFAULT '30 days', max_rows integer DEFAULT 10000)
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  n integer;
+BEGIN
+  IF older_than IS NULL OR older_than < interval '0' OR max_rows IS NULL OR max_rows < 1 THEN
+    RAISE EXCEPTION 'older_than must not be negative and max_rows must be positive' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  WITH gone AS (
+    DELETE FROM pay.outbox o
+     WHERE o.id IN (SELECT id FROM pay.outbox
+                     WHERE state = 'done' AND finished_at < now() - older_than
+                     ORDER BY id LIMIT max_rows)
+    RETURNING o.id)
+  DELETE FROM pay.outbox_attempts a USING gone WHERE a.outbox_id = gone.id;
+  GET DIAGNOSTICS n = ROW_COUNT;
+  RETURN n;
+END $$;
+COMMENT ON FUNCTION pay.purge_outbox(interval, integer) IS
+  'deletes delivered outbox rows finished more than older_than ago, with their attempts (at most max_rows rows); dead rows stay';
+
+-- Circuit breakers as routing sees them.
+CREATE VIEW pay.circuits AS
+  SELECT destination,
+         CASE WHEN state = 'open' AND open_until <= now() THEN 'half_open' ELSE state END AS state,
+         consecutive_failures, opened_at, open_until, last_failure_at, last_error, updated_at
+    FROM pay.circuit_breakers;
+COMMENT ON VIEW pay.circuits IS
+  'circuit breaker per destination; an open circuit past its cool-down lets one probe through (half_open)';
+
+CREATE FUNCTION pay.gateway_available(name text) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+RETURN NOT EXISTS (SELECT 1 FROM pay.circuit_breakers c
+                    WHERE c.destination = 'gateway:' || gateway_available.name
+                      AND c.state = 'open' AND c.open_until > now());
+COMMENT ON FUNCTION pay.gateway_available(text) IS
+  'false while the gateway''s circuit is open (before its cool-down ends): routing should pick another gateway';
+
+-- ---------------------------------------------------------------------------
+-- RequestBuilder: the HTTP request of an outbox row, built and signed at send
+-- time with credentials from the secret store.  Each returns the method, URL,
+-- headers ("Name: value") and body.
+
+CREATE TYPE pay.http_request AS (method text, url text, headers text[], body text);
+COMMENT ON TYPE pay.http_request IS 'an HTTP request to send: method, URL, headers as "Name: value", body';
+
+-- A credential for the request builders (they run as the extension owner).
+CREATE FUNCTION pay._credential(p_owner text, p_name text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v text;
+BEGIN
+  v := pay.reveal_secret(p_owner, p_name);
+  IF v IS NULL THEN
+    RAISE EXCEPTION 'secret "%" of "%" is not set', p_name, p_owner USING ERRCODE = 'undefined_object',
+      HINT = 'Store it with pay.set_secret.';
+  END IF;
+  RETURN v;
+END $$;
+
+-- A required gateway option.
+CREATE FUNCTION pay._gateway_option(g pay.gateways, p_name text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF coalesce(g.options->>p_name, '') = '' THEN
+    RAISE EXCEPTION 'gateway "%" has no option "%"', g.name, p_name USING ERRCODE = 'invalid_parameter_value',
+      HINT = 'Set it in pay.gateways.options.';
+  END IF;
+  RETURN g.options->>p_name;
+END $$;
+
+-- A merchant notification (API.md, "Callbacks"): form fields signed with
+-- pay.sign_params under the merchant's api_secret, new timestamp and nonce
+-- for every attempt.
+CREATE FUNCTION pay._build_merchant_notification(r pay.outbox) RETURNS pay.http_request
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  m pay.merchants;
+  v_fields jsonb;
+BEGIN
+  SELECT * INTO m FROM pay.merchants WHERE 'merchant:' || code = r.destination;
+  IF NOT FOUND OR m.notify_url IS NULL THEN
+    RAISE EXCEPTION 'merchant of % has no notify_url', r.destination USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  v_fields := r.params || jsonb_build_object(
+      'timestamp', floor(extract(epoch FROM clock_timestamp()))::bigint::text,
+      'nonce', replace(gen_random_uuid()::text, '-', ''));
+  v_fields := v_fields || jsonb_build_object(
+      'sign', pay.sign_params(v_fields, pay._credential(r.destination, 'api_secret')));
+  RETURN ROW('POST', m.notify_url,
+             ARRAY['Content-Type: application/x-www-form-urlencoded',
+                   'Idempotency-Key: ' || r.idempotency_key],
+             pay.form_urlencode(v_fields))::pay.http_request;
+END $$;
+
+-- The order of a PSP request, and the refund it names.
+CREATE FUNCTION pay._request_order(r pay.outbox) RETURNS pay.orders
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  o pay.orders;
+BEGIN
+  SELECT * INTO o FROM pay.orders WHERE id = r.order_id;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'order % of outbox row % does not exist', r.order_id, r.id USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  RETURN o;
+END $$;
+
+CREATE FUNCTION pay._request_refund(r pay.outbox) RETURNS pay.refunds
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  f pay.refunds;
+BEGIN
+  SELECT * INTO f FROM pay.refunds WHERE id = (r.params->>'refund_id')::bigint AND order_id = r.order_id;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'refund % of outbox row % does not exist', r.params->>'refund_id', r.id
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  RETURN f;
+END $$;
+
+-- Stripe: form bodies, Bearer secret key, Idempotency-Key on every POST.
+CREATE FUNCTION pay._build_stripe(r pay.outbox, g pay.gateways) RETURNS pay.http_request
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  o pay.orders := pay._request_order(r);
+  v_base text := rtrim(coalesce(g.base_url, 'https://api.stripe.com'), '/');
+  v_method text := 'POST';
+  v_path text;
+  v_form jsonb;
+  v_extra jsonb := r.params - 'refund_id';
+BEGIN
+  CASE r.operation
+    WHEN 'create_payment' THEN
+      v_path := '/v1/payment_intents';
+      v_form := jsonb_build_object('amount', o.amount::text, 'currency', lower(o.currency),
+                                   'metadata[order_id]', o.id::text) || v_extra;
+    WHEN 'query' THEN
+      v_method := 'GET';
+      IF o.psp_txn_id IS NOT NULL THEN
+        v_path := '/v1/payment_intents/' || o.psp_txn_id;
+      ELSE
+        v_path := '/v1/payment_intents/search?query=' ||
+                  pay.form_urlencode(jsonb_build_object('q', format('metadata[''order_id'']:''%s''', o.id)));
+        v_path := replace(v_path, 'query=q=', 'query=');
+      END IF;
+    WHEN 'refund' THEN
+      IF o.psp_txn_id IS NULL THEN
+        RAISE EXCEPTION 'order % has no Stripe payment intent to refund', o.id USING ERRCODE = 'invalid_parameter_value';
+      END IF;
+      v_path := '/v1/refunds';
+      v_form := jsonb_build_object('payment_intent', o.psp_txn_id,
+                                   'amount', (pay._request_refund(r)).amount::text,
+                                   'metadata[refund_id]', r.params->>'refund_id') || v_extra;
+    WHEN 'close' THEN
+      IF o.psp_txn_id IS NULL THEN
+        RAISE EXCEPTION 'order % has no Stripe payment intent to cancel', o.id USING ERRCODE = 'invalid_parameter_value';
+      END IF;
+      v_path := '/v1/payment_intents/' || o.psp_txn_id || '/cancel';
+      v_form := v_extra;
+  END CASE;
+  RETURN ROW(v_method, v_base || v_path,
+             ARRAY['Authorization: Bearer ' || pay._credential('gateway:' || g.name, 'api_key'),
+                   'Idempotency-Key: ' || r.idempotency_key]
+             || CASE WHEN v_method = 'POST' THEN ARRAY['Content-Type: application/x-www-form-urlencoded'] ELSE '{}' END,
+             CASE WHEN v_method = 'POST' THEN pay.form_urlencode(coalesce(v_form, '{}')) END)::pay.http_request;
+END $$;
+
+-- Alipay (openapi gateway): common parameters, biz_content as JSON, RSA2 sign.
+-- Idempotency: out_trade_no is the order id, out_request_no the refund id.
+CREATE FUNCTION pay._build_alipay(r pay.outbox, g pay.gateways) RETURNS pay.http_request
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  o pay.orders := pay._request_order(r);
+  v_biz jsonb := jsonb_build_object('out_trade_no', o.id::text);
+  v_method text;
+  v_params jsonb;
+  f pay.refunds;
+BEGIN
+  CASE r.operation
+    WHEN 'create_payment' THEN
+      v_method := 'alipay.trade.precreate';
+      v_biz := v_biz || jsonb_build_object('total_amount', pay.format_amount(o.amount, o.currency),
+                                           'subject', 'order ' || o.id) || (r.params - 'refund_id');
+    WHEN 'query' THEN
+      v_method := 'alipay.trade.query';
+    WHEN 'refund' THEN
+      v_method := 'alipay.trade.refund';
+      f := pay._request_refund(r);
+      v_biz := v_biz || jsonb_build_object('refund_amount', pay.format_amount(f.amount, o.currency),
+                                           'out_request_no', f.id::text);
+    WHEN 'close' THEN
+      v_method := 'alipay.trade.close';
+  END CASE;
+  v_params := jsonb_build_object(
+      'app_id', pay._gateway_option(g, 'app_id'), 'method', v_method, 'format', 'JSON',
+      'charset', 'utf-8', 'sign_type', 'RSA2', 'version', '1.0',
+      'timestamp', to_char(clock_timestamp() AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD HH24:MI:SS'),
+      'biz_content', v_biz::text);
+  IF r.operation = 'create_payment' AND g.options ? 'notify_url' THEN
+    v_params := v_params || jsonb_build_object('notify_url', g.options->>'notify_url');
+  END IF;
+  v_params := v_params || jsonb_build_object(
+      'sign', pay.alipay_sign(v_params, pay._credential('gateway:' || g.name, 'private_key')));
+  RETURN ROW('POST', coalesce(g.base_url, 'https://openapi.alipay.com/gateway.do'),
+             ARRAY['Content-Type: application/x-www-form-urlencoded;charset=utf-8',
+                   'Idempotency-Key: ' || r.idempotency_key],
+             pay.form_urlencode(v_params))::pay.http_request;
+END $$;
+
+-- WeChat Pay API v3: JSON bodies, WECHATPAY2-SHA256-RSA2048 Authorization.
+-- Idempotency: out_trade_no is the order id, out_refund_no the refund id.
+CREATE FUNCTION pay._build_wechatpay(r pay.outbox, g pay.gateways) RETURNS pay.http_request
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  o pay.orders := pay._request_order(r);
+  v_mchid text := pay._gateway_option(g, 'mchid');
+  v_method text := 'POST';
+  v_path text;
+  v_body text := '';
+  v_nonce text := upper(replace(gen_random_uuid()::text, '-', ''));
+  v_ts bigint := floor(extract(epoch FROM clock_timestamp()))::bigint;
+  f pay.refunds;
+BEGIN
+  CASE r.operation
+    WHEN 'create_payment' THEN
+      v_path := '/v3/pay/transactions/native';
+      v_body := (jsonb_build_object('appid', pay._gateway_option(g, 'appid'), 'mchid', v_mchid,
+                                    'description', 'order ' || o.id, 'out_trade_no', o.id::text,
+                                    'notify_url', pay._gateway_option(g, 'notify_url'),
+                                    'amount', jsonb_build_object('total', o.amount, 'currency', o.currency::text))
+                 || (r.params - 'refund_id'))::text;
+    WHEN 'query' THEN
+      v_method := 'GET';
+      v_path := '/v3/pay/transactions/out-trade-no/' || o.id || '?mchid=' || v_mchid;
+    WHEN 'refund' THEN
+      f := pay._request_refund(r);
+      v_path := '/v3/refund/domestic/refunds';
+      v_body := jsonb_build_object('out_trade_no', o.id::text, 'out_refund_no', f.id::text,
+                                   'amount', jsonb_build_object('refund', f.amount, 'total', o.amount,
+                                                                'currency', o.currency::text))::text;
+    WHEN 'close' THEN
+      v_path := '/v3/pay/transactions/out-trade-no/' || o.id || '/close';
+      v_body := jsonb_build_object('mchid', v_mchid)::text;
+  END CASE;
+  RETURN ROW(v_method, rtrim(coalesce(g.base_url, 'https://api.mch.weixin.qq.com'), '/') || v_path,
+             ARRAY['Authorization: ' || pay.wechatpay_authorization(
+                       v_method, v_path, v_body, v_mchid, pay._gateway_option(g, 'serial_no'),
+                       pay._credential('gateway:' || g.name, 'private_key'), v_ts, v_nonce),
+                   'Accept: application/json',
+                   'Idempotency-Key: ' || r.idempotency_key]
+             || CASE WHEN v_method = 'POST' THEN ARRAY['Content-Type: application/json'] ELSE '{}' END,
+             CASE WHEN v_method = 'POST' THEN v_body END)::pay.http_request;
+END $$;
+
+-- A generic PSP: POST <base_url>/<operation> with a JSON body and the key in
+-- the Idempotency-Key header; Bearer api_key when options.auth = 'bearer'.
+CREATE FUNCTION pay._build_generic(r pay.outbox, g pay.gateways) RETURNS pay.http_request
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  o pay.orders := pay._request_order(r);
+  v_headers text[] := ARRAY['Content-Type: application/json', 'Idempotency-Key: ' || r.idempotency_key];
+BEGIN
+  IF g.base_url IS NULL THEN
+    RAISE EXCEPTION 'gateway "%" has no base_url', g.name USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF g.options->>'auth' = 'bearer' THEN
+    v_headers := v_headers || ('Authorization: Bearer ' || pay._credential('gateway:' || g.name, 'api_key'));
+  END IF;
+  RETURN ROW('POST', rtrim(g.base_url, '/') || '/' || r.operation, v_headers,
+             (jsonb_build_object('order_id', o.id::text, 'amount', o.amount, 'currency', o.currency::text,
+                                 'psp_txn_id', o.psp_txn_id, 'idempotency_key', r.idempotency_key)
+              || r.params)::text)::pay.http_request;
+END $$;
+
+CREATE FUNCTION pay._outbox_request(r pay.outbox) RETURNS pay.http_request
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  g pay.gateways;
+BEGIN
+  IF r.kind = 'merchant_notification' THEN
+    RETURN pay._build_merchant_notification(r);
+  END IF;
+  SELECT * INTO g FROM pay.gateways WHERE 'gateway:' || name = r.destination;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'gateway of % does not exist', r.destination USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  CASE g.kind
+    WHEN 'stripe' THEN RETURN pay._build_stripe(r, g);
+    WHEN 'alipay' THEN RETURN pay._build_alipay(r, g);
+    WHEN 'wechatpay' THEN RETURN pay._build_wechatpay(r, g);
+    WHEN 'generic' THEN RETURN pay._build_generic(r, g);
+    ELSE
+      RAISE EXCEPTION 'sending requests to % gateways is not supported', g.kind USING ERRCODE = 'feature_not_supported';
+  END CASE;
+END $$;
+COMMENT ON FUNCTION pay._outbox_request(pay.outbox) IS
+  'RequestBuilder: the signed HTTP request of an outbox row, built now with credentials from the secret store';
+
+-- For the dispatcher: the requests of claimed rows; a row whose request
+-- cannot be built gets the error instead.
+CREATE FUNCTION pay._outbox_requests(p_ids bigint[])
+RETURNS TABLE (id bigint, method text, url text, headers text[], body text, error text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  r pay.outbox;
+  q pay.http_request;
+BEGIN
+  FOR r IN SELECT * FROM pay.outbox o WHERE o.id = ANY(p_ids) LOOP
+    id := r.id;
+    BEGIN
+      q := pay._outbox_request(r);
+      method := q.method; url := q.url; headers := q.headers; body := q.body; error := NULL;
+    EXCEPTION WHEN OTHERS THEN
+      method := NULL; url := NULL; headers := NULL; body := NULL;
+      error := 'building the request failed: ' || SQLSTATE || ': ' || SQLERRM;
+    END;
+    RETURN NEXT;
+  END LOOP;
+END $$;
+
+-- ---------------------------------------------------------------------------
+-- Applying a PSP's answer (2xx) to the order.  Returns NULL, or why the answer
+-- could not be applied (the row then goes dead for a person to look at).
+
+CREATE FUNCTION pay._store_psp_txn_id(p_order bigint, p_txn text) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+  UPDATE pay.orders SET psp_txn_id = p_txn
+   WHERE id = p_order AND psp_txn_id IS NULL AND p_txn IS NOT NULL AND p_txn <> ''
+$$;
+
+CREATE FUNCTION pay._outbox_apply(p_id bigint, p_status integer, p_body text) RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  r pay.outbox;
+  g pay.gateways;
+  v jsonb;
+  v_resp jsonb;
+BEGIN
+  SELECT * INTO r FROM pay.outbox WHERE id = p_id;
+  IF NOT FOUND OR r.kind <> 'psp_request' THEN
+    RETURN NULL;
+  END IF;
+  SELECT * INTO g FROM pay.gateways WHERE 'gateway:' || name = r.destination;
+  BEGIN
+    v := CASE WHEN coalesce(p_body, '') = '' THEN '{}'::jsonb ELSE p_body::jsonb END;
+  EXCEPTION WHEN OTHERS THEN
+    RETURN 'the answer is not JSON';
+  END;
+  CASE g.kind
+    WHEN 'stripe' THEN
+      IF r.operation IN ('create_payment', 'query') THEN
+        PERFORM pay._store_psp_txn_id(r.order_id,
+                  CASE WHEN v ? 'data' THEN v->'data'->0->>'id' ELSE v->>'id' END);
+      END IF;
+    WHEN 'alipay' THEN
+      v_resp := v->(replace(CASE r.operation WHEN 'create_payment' THEN 'alipay.trade.precreate'
+                                             WHEN 'query' THEN 'alipay.trade.query'
+                                             WHEN 'refund' THEN 'alipay.trade.refund'
+                                             ELSE 'alipay.trade.close' END, '.', '_') || '_response');
+      IF v_resp IS NULL OR v_resp->>'code' IS DISTINCT FROM '10000' THEN
+        RETURN format('alipay answered %s %s', coalesce(v_resp->>'code', '(no code)'),
+                      coalesce(v_resp->>'sub_code', v_resp->>'msg', ''));
+      END IF;
+      PERFORM pay._store_psp_txn_id(r.order_id, v_resp->>'trade_no');
+    WHEN 'wechatpay' THEN
+      PERFORM pay._store_psp_txn_id(r.order_id, v->>'transaction_id');
+    WHEN 'generic' THEN
+      PERFORM pay._store_psp_txn_id(r.order_id, v->>'psp_txn_id');
+    ELSE
+      NULL;
+  END CASE;
+  RETURN NULL;
+EXCEPTION WHEN OTHERS THEN
+  RETURN 'applying the answer failed: ' || SQLSTATE || ': ' || SQLERRM;
+END $$;
+
+-- Privileges (90_privileges.sql revokes everything from PUBLIC afterwards).
+GRANT EXECUTE ON FUNCTION pay.enqueue_psp_request(bigint, text, jsonb), pay.gateway_available(text)
+  TO pay_app, pay_admin;
+GRANT EXECUTE ON FUNCTION pay.enqueue_merchant_notification(bigint, text) TO pay_callback, pay_admin;
+GRANT EXECUTE ON FUNCTION pay.gateway_available(text) TO pay_callback;
+GRANT EXECUTE ON FUNCTION pay.redrive(bigint), pay.redrive_dead(text, integer),
+    pay.purge_outbox(interval, integer), pay.dispatcher_status(), pay.form_urlencode(jsonb)
+  TO pay_admin;
+GRANT SELECT ON pay.outbox, pay.outbox_attempts, pay.outbox_dead_letters, pay.circuit_breakers,
+    pay.circuits, pay.dispatcher
+  TO pay_admin;
