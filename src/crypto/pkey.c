@@ -93,6 +93,7 @@ IsSpace(char c)
 static int
 NoPassphrase(char *pass, size_t pass_size, size_t *pass_len, const OSSL_PARAM params[], void *arg)
 {
+	(void) pass, (void) pass_size, (void) pass_len, (void) params, (void) arg;
 	return 0;
 }
 
@@ -100,6 +101,7 @@ NoPassphrase(char *pass, size_t pass_size, size_t *pass_len, const OSSL_PARAM pa
 static int
 NoPemPassphrase(char *buf, int size, int rwflag, void *u)
 {
+	(void) buf, (void) size, (void) rwflag, (void) u;
 	return -1;
 }
 
