@@ -13,7 +13,7 @@
 # and synchronous_commit on), in a temporary folder, from test/lib/tmp-install.
 # Baseline and pay runs alternate (ROUNDS times) and the medians are compared,
 # so drift shows in the per-round figures.  Settings (environment):
-#   CLIENTS=8 THREADS=2 DURATION=12 (seconds per run) ROUNDS=2 MERCHANTS=100
+#   CLIENTS=8 THREADS=2 DURATION=8 (seconds per run) ROUNDS=3 MERCHANTS=100
 #   WARMUP=3 (seconds per script before measuring)  KEEP=1 (keep the folder)
 #   VARIANT=file.sql (SQL run after installing pay: to measure a change)
 # Run as root it copies the tree to a temporary folder and runs there as the
@@ -21,19 +21,28 @@
 set -euo pipefail
 CLIENTS=${CLIENTS:-8}
 THREADS=${THREADS:-2}
-DURATION=${DURATION:-12}
-ROUNDS=${ROUNDS:-2}
+DURATION=${DURATION:-8}
+ROUNDS=${ROUNDS:-3}
 MERCHANTS=${MERCHANTS:-100}
 WARMUP=${WARMUP:-3}
 . "$(dirname "$0")/lib.sh"
 bench_as_postgres "$0" "$@"
 bench_server
 
-# tps SCRIPT MERCHANTS SECONDS — one pgbench run; prints its tps
+# tps SCRIPT MERCHANTS SECONDS — one pgbench run; prints its tps, and also
+# writes to $work/waits the mean number of client backends that were waiting
+# for a lock (row locks: the hot-row test), sampled every 0.25 s.
 tps() {
-  local out
+  local out sampler
+  { for ((k = 0; k < $3 * 4; k++)); do
+      echo "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND wait_event_type = 'Lock';"
+      echo "SELECT pg_sleep(0.25) \\g /dev/null"
+    done; } | psql -X -At >"$work/waits.samples" 2>/dev/null &
+  sampler=$!
   out=$(pgbench -n -M prepared -c "$CLIENTS" -j "$THREADS" -T "$3" -D merchants="$2" \
           -f "$bench/$1" 2>&1) || { echo "pgbench $1 failed:" >&2; echo "$out" >&2; exit 1; }
+  wait "$sampler" || true
+  awk '{s += $1; n++} END {printf "%.2f", n ? s / n : 0}' "$work/waits.samples" >"$work/waits"
   if echo "$out" | grep -qE 'aborted|number of failed transactions: [1-9]'; then
     echo "pgbench $1: some transactions failed:" >&2; echo "$out" | grep -E 'aborted|failed|ERROR' | head -5 >&2
   fi
@@ -80,10 +89,12 @@ echo "(b) create + mark_paid + ledger posting in one transaction vs the same wri
 echo "    bare_cte: as many round trips as pay; bare_steps: one statement per write"
 echo "(c) the same pay transaction with every order of ONE merchant"
 printf '  %-7s %12s %12s %14s %14s\n' round bare_cte bare_steps "pay(${MERCHANTS}m)" "pay(1m)"
-b_cte=() b_steps=() b_pay=() c_one=()
+b_cte=() b_steps=() b_pay=() c_one=() w_pay=() w_one=()
 for ((i = 1; i <= ROUNDS; i++)); do
-  b=$(tps paid_bare_cte.sql "$MERCHANTS" "$DURATION"); p=$(tps paid_pay.sql "$MERCHANTS" "$DURATION")
-  s=$(tps paid_bare_steps.sql "$MERCHANTS" "$DURATION"); o=$(tps paid_pay.sql 1 "$DURATION")
+  b=$(tps paid_bare_cte.sql "$MERCHANTS" "$DURATION")
+  p=$(tps paid_pay.sql "$MERCHANTS" "$DURATION"); w_pay+=("$(cat "$work/waits")")
+  s=$(tps paid_bare_steps.sql "$MERCHANTS" "$DURATION")
+  o=$(tps paid_pay.sql 1 "$DURATION"); w_one+=("$(cat "$work/waits")")
   b_cte+=("$b"); b_steps+=("$s"); b_pay+=("$p"); c_one+=("$o")
   printf '  %-7s %12.1f %12.1f %14.1f %14.1f\n' "$i" "$b" "$s" "$p" "$o"
 done
@@ -92,6 +103,8 @@ printf '  %-7s %12.1f %12.1f %14.1f %14.1f\n' median "$mb" "$ms" "$mp" "$mo"
 rb=$(ratio "$mp" "$mb"); rs=$(ratio "$mp" "$ms"); rc=$(ratio "$mo" "$mp")
 echo "  (b) ratio pay/bare_cte $rb, pay/bare_steps $rs (target >= 0.60)"
 echo "  (c) one merchant / $MERCHANTS merchants $rc (near 1: the merchant's account is not a hot row)"
+echo "      client backends waiting for a lock, mean of 0.25 s samples per round:" \
+     "${MERCHANTS} merchants ${w_pay[*]}; one merchant ${w_one[*]} (of $CLIENTS clients)"
 echo
 echo "summary: a=$ra b_cte=$rb b_steps=$rs c=$rc"
 problems=$(psql -X -At -c "SELECT count(*) FROM pay.ledger_problems")
