@@ -17,7 +17,7 @@ bench_as_postgres() {
   shift
   [ "$(id -u)" = 0 ] || return 0
   top=$(cd "$(dirname "$script")/../.." && pwd)
-  work=$(mktemp -d /tmp/pay-bench.XXXXXX)
+  work=$(mktemp -d /tmp/pay-core-bench.XXXXXX)
   rsync -a --exclude .git --exclude '*.o' --exclude '*.so' "$top/" "$work/tree/"
   if [ -n "${VARIANT:-}" ]; then cp "$VARIANT" "$work/variant.sql"; VARIANT=$work/variant.sql; fi
   chown -R postgres: "$work"
@@ -36,7 +36,7 @@ bench_server() {
   local top bindir
   top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
   bench=$top/test/bench
-  work=${PAY_BENCH_WORK:-$(mktemp -d "${TMPDIR:-/tmp}/pay-bench.XXXXXX")}
+  work=${PAY_BENCH_WORK:-$(mktemp -d "${TMPDIR:-/tmp}/pay-core-bench.XXXXXX")}
   data=$work/data
   trap bench_cleanup EXIT
   (cd "$top" && make -s) >"$work/build.log" 2>&1 || { cat "$work/build.log"; exit 1; }
