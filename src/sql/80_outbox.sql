@@ -401,15 +401,16 @@ BEGIN
 END $$;
 
 -- A merchant notification (API.md, "Callbacks"): form fields signed with
--- pay.sign_params under the merchant's api_secret, new timestamp and nonce
--- for every attempt.
-CREATE FUNCTION pay._build_merchant_notification(r pay.outbox) RETURNS pay.http_request
+-- pay.sign_params under the merchant's api_secret (read here unless the
+-- caller has it already), new timestamp and nonce for every attempt.
+CREATE FUNCTION pay._build_merchant_notification(r pay.outbox, p_secret text DEFAULT NULL)
+RETURNS pay.http_request
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   m pay.merchants;
   v_fields jsonb;
 BEGIN
-  SELECT * INTO m FROM pay.merchants WHERE 'merchant:' || code = r.destination;
+  SELECT * INTO m FROM pay.merchants WHERE code = substr(r.destination, length('merchant:') + 1);
   IF NOT FOUND OR m.notify_url IS NULL THEN
     RAISE EXCEPTION 'merchant of % has no notify_url', r.destination USING ERRCODE = 'invalid_parameter_value';
   END IF;
@@ -417,7 +418,7 @@ BEGIN
       'timestamp', floor(extract(epoch FROM clock_timestamp()))::bigint::text,
       'nonce', replace(gen_random_uuid()::text, '-', ''));
   v_fields := v_fields || jsonb_build_object(
-      'sign', pay.sign_params(v_fields, pay._credential(r.destination, 'api_secret')));
+      'sign', pay.sign_params(v_fields, coalesce(p_secret, pay._credential(r.destination, 'api_secret'))));
   RETURN ROW('POST', m.notify_url,
              ARRAY['Content-Type: application/x-www-form-urlencoded',
                    'Idempotency-Key: ' || r.idempotency_key],
@@ -604,15 +605,15 @@ BEGIN
               || r.params)::text)::pay.http_request;
 END $$;
 
-CREATE FUNCTION pay._outbox_request(r pay.outbox) RETURNS pay.http_request
+CREATE FUNCTION pay._outbox_request(r pay.outbox, p_secret text DEFAULT NULL) RETURNS pay.http_request
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   g pay.gateways;
 BEGIN
   IF r.kind = 'merchant_notification' THEN
-    RETURN pay._build_merchant_notification(r);
+    RETURN pay._build_merchant_notification(r, p_secret);
   END IF;
-  SELECT * INTO g FROM pay.gateways WHERE 'gateway:' || name = r.destination;
+  SELECT * INTO g FROM pay.gateways WHERE name = substr(r.destination, length('gateway:') + 1);
   IF NOT FOUND THEN
     RAISE EXCEPTION 'gateway of % does not exist', r.destination USING ERRCODE = 'invalid_parameter_value';
   END IF;
@@ -625,22 +626,30 @@ BEGIN
       RAISE EXCEPTION 'sending requests to % gateways is not supported', g.kind USING ERRCODE = 'feature_not_supported';
   END CASE;
 END $$;
-COMMENT ON FUNCTION pay._outbox_request(pay.outbox) IS
+COMMENT ON FUNCTION pay._outbox_request(pay.outbox, text) IS
   'RequestBuilder: the signed HTTP request of an outbox row, built now with credentials from the secret store';
 
 -- For the dispatcher: the requests of claimed rows; a row whose request
--- cannot be built gets the error instead.
+-- cannot be built gets the error instead.  Rows come by destination, so a
+-- merchant's api_secret is read once per batch.
 CREATE FUNCTION pay._outbox_requests(p_ids bigint[])
 RETURNS TABLE (id bigint, method text, url text, headers text[], body text, error text)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   r pay.outbox;
   q pay.http_request;
+  v_owner text;
+  v_secret text;
 BEGIN
-  FOR r IN SELECT * FROM pay.outbox o WHERE o.id = ANY(p_ids) LOOP
+  FOR r IN SELECT * FROM pay.outbox o WHERE o.id = ANY(p_ids) ORDER BY o.destination LOOP
     id := r.id;
     BEGIN
-      q := pay._outbox_request(r);
+      IF r.kind = 'merchant_notification' AND r.destination IS DISTINCT FROM v_owner THEN
+        v_owner := NULL;
+        v_secret := pay._credential(r.destination, 'api_secret');
+        v_owner := r.destination;
+      END IF;
+      q := pay._outbox_request(r, CASE WHEN r.kind = 'merchant_notification' THEN v_secret END);
       method := q.method; url := q.url; headers := q.headers; body := q.body; error := NULL;
     EXCEPTION WHEN OTHERS THEN
       method := NULL; url := NULL; headers := NULL; body := NULL;
@@ -672,7 +681,7 @@ BEGIN
   IF NOT FOUND OR r.kind <> 'psp_request' THEN
     RETURN NULL;
   END IF;
-  SELECT * INTO g FROM pay.gateways WHERE 'gateway:' || name = r.destination;
+  SELECT * INTO g FROM pay.gateways WHERE name = substr(r.destination, length('gateway:') + 1);
   BEGIN
     v := CASE WHEN coalesce(p_body, '') = '' THEN '{}'::jsonb ELSE p_body::jsonb END;
   EXCEPTION WHEN OTHERS THEN
