@@ -1,7 +1,8 @@
 -- Orders: creation, idempotency, the state machine, refunds and expiry.
+-- order ids depend on the tests before this one: messages show them as N
 CREATE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN EXECUTE q; RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ': ' || SQLERRM; END $$;
+EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ': ' || regexp_replace(SQLERRM, 'order \d+', 'order N', 'g'); END $$;
 
 SELECT pay.create_merchant('ord_shop', 'Order Shop', 'https://shop.example/notify') > 0 AS merchant;
 SELECT pay.create_gateway('ord_stripe', 'stripe', 'https://api.stripe.example') > 0 AS gateway;
@@ -46,7 +47,7 @@ SELECT pg_temp.err(format($$SELECT pay.mark_paid(%s, 'ch_1', 1999, 'EUR')$$, :o1
 SELECT status, psp_txn_id, paid_at IS NOT NULL AS paid_at_set FROM pay.mark_paid(:o1, 'ch_1', 1999, 'USD');
 SELECT status, psp_txn_id FROM pay.mark_paid(:o1, 'ch_1', 1999, 'USD');
 SELECT pg_temp.err(format($$SELECT pay.mark_paid(%s, 'ch_other', 1999, 'USD')$$, :o1)) AS second_payment;
-SELECT p.ref, a.code, e.amount, e.currency
+SELECT replace(p.ref, :'o1', 'N') AS ref, a.code, e.amount, e.currency
   FROM pay.postings p JOIN pay.entries e ON e.posting_id = p.id JOIN pay.accounts a ON a.id = e.account_id
  WHERE p.order_id = :o1 ORDER BY e.amount;
 

@@ -54,52 +54,93 @@ AppendJsonScalar(StringInfo buf, JsonbValue *v)
 	}
 }
 
-/* Appends a nested jsonb container as compact JSON: {"a":1,"b":[1,2]}. */
+static void AppendCompactJson(StringInfo buf, JsonbContainer *container);
+
+/* A member of a nested object, for sorting. */
+typedef struct CompactMember
+{
+	JsonbValue	key;
+	JsonbValue	value;
+} CompactMember;
+
+/* Byte order of keys, as in the top-level canonical string. */
+static int
+CompareMembers(const void *a, const void *b)
+{
+	const JsonbValue *ka = &((const CompactMember *) a)->key;
+	const JsonbValue *kb = &((const CompactMember *) b)->key;
+	int			n = memcmp(ka->val.string.val, kb->val.string.val,
+						   Min(ka->val.string.len, kb->val.string.len));
+
+	return n != 0 ? n : ka->val.string.len - kb->val.string.len;
+}
+
+/* Appends a scalar, or a nested container (jbvBinary) recursively. */
+static void
+AppendCompactValue(StringInfo buf, JsonbValue *v)
+{
+	if (v->type == jbvBinary)
+		AppendCompactJson(buf, v->val.binary.data);
+	else
+		AppendJsonScalar(buf, v);
+}
+
+/*
+ * Appends a nested jsonb container as compact JSON with object keys in byte
+ * order at every depth: {"a":1,"b":[1,2]}.  That is what a client gets from
+ * json.dumps(v, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
+ * so merchants can sign nested values without knowing jsonb's own key order.
+ */
 static void
 AppendCompactJson(StringInfo buf, JsonbContainer *container)
 {
 	JsonbIterator *it = JsonbIteratorInit(container);
-	JsonbIteratorToken tok;
+	JsonbIteratorToken tok = JsonbIteratorNext(&it, &(JsonbValue) {0}, true);
 	JsonbValue	v;
-	bool		need_comma = false;
+	bool		is_object = (tok == WJB_BEGIN_OBJECT);
+	CompactMember *members = NULL;
+	int			count = 0;
+	int			cap = 0;
+	int			i;
 
-	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
+	appendStringInfoChar(buf, is_object ? '{' : '[');
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 	{
-		switch (tok)
+		if (tok == WJB_ELEM)
 		{
-			case WJB_BEGIN_OBJECT:
-			case WJB_BEGIN_ARRAY:
-				if (need_comma)
-					appendStringInfoChar(buf, ',');
-				appendStringInfoChar(buf, tok == WJB_BEGIN_OBJECT ? '{' : '[');
-				need_comma = false;
-				break;
-			case WJB_END_OBJECT:
-			case WJB_END_ARRAY:
-				appendStringInfoChar(buf, tok == WJB_END_OBJECT ? '}' : ']');
-				need_comma = true;
-				break;
-			case WJB_KEY:
-				if (need_comma)
-					appendStringInfoChar(buf, ',');
-				AppendJsonScalar(buf, &v);
-				appendStringInfoChar(buf, ':');
-				need_comma = false;
-				break;
-			case WJB_VALUE:
-				AppendJsonScalar(buf, &v);
-				need_comma = true;
-				break;
-			case WJB_ELEM:
-				if (need_comma)
-					appendStringInfoChar(buf, ',');
-				AppendJsonScalar(buf, &v);
-				need_comma = true;
-				break;
-			default:
-				elog(ERROR, "unexpected jsonb iterator token %d", (int) tok);
+			if (count++ > 0)
+				appendStringInfoChar(buf, ',');
+			AppendCompactValue(buf, &v);
+		}
+		else if (tok == WJB_KEY)
+		{
+			if (count == cap)
+			{
+				cap = cap ? cap * 2 : 8;
+				members = members ? repalloc(members, cap * sizeof(CompactMember))
+					: palloc(cap * sizeof(CompactMember));
+			}
+			members[count].key = v;
+			tok = JsonbIteratorNext(&it, &members[count].value, true);
+			Assert(tok == WJB_VALUE);
+			count++;
 		}
 	}
+	if (is_object && count > 0)
+	{
+		qsort(members, count, sizeof(CompactMember), CompareMembers);
+		for (i = 0; i < count; i++)
+		{
+			if (i > 0)
+				appendStringInfoChar(buf, ',');
+			AppendJsonScalar(buf, &members[i].key);
+			appendStringInfoChar(buf, ':');
+			AppendCompactValue(buf, &members[i].value);
+		}
+	}
+	appendStringInfoChar(buf, is_object ? '}' : ']');
+	if (members)
+		pfree(members);
 }
 
 /* Sets the pair's value to the canonical text of a top-level jsonb value. */

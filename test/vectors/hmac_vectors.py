@@ -10,8 +10,8 @@ against the openssl command line (`openssl dgst -sha256 -mac HMAC`; node's
 crypto for the empty key), never from pay's own code.  The canonical strings are built here by an independent
 Python rendition of the rule (keys sorted by their UTF-8 bytes, k=v joined by
 &, null/empty values and excluded keys left out, values unescaped, nested
-values as compact JSON).  jsonb keeps object keys in its own order (shorter
-keys first, then bytes), so nested objects here are written in that order.
+values as compact JSON with object keys sorted by their bytes at every depth,
+i.e. json.dumps(v, sort_keys=True, separators=(",", ":"), ensure_ascii=False)).
 
 The regress tests sql/sign_canonical.sql, sql/sign_stripe.sql and
 sql/sign_adyen.sql read the JSON with pg_read_file.
@@ -60,16 +60,6 @@ def sha_hex(msg: bytes) -> str:
     return ours
 
 
-def jsonb_key_order(obj):
-    """Nested objects in jsonb's key order (length, then bytes)."""
-    if isinstance(obj, dict):
-        keys = sorted(obj, key=lambda k: (len(k.encode()), k.encode()))
-        return {k: jsonb_key_order(obj[k]) for k in keys}
-    if isinstance(obj, list):
-        return [jsonb_key_order(x) for x in obj]
-    return obj
-
-
 def value_text(v):
     """The canonical text of a top-level value; None means left out."""
     if v is None:
@@ -80,7 +70,7 @@ def value_text(v):
         return json.dumps(v)
     if isinstance(v, str):
         return v if v != "" else None
-    return json.dumps(jsonb_key_order(v), separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(v, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def canonical(params: dict, exclude=("sign", "sign_type")) -> str:

@@ -1,0 +1,150 @@
+/*
+ * errors.c — SQLSTATE to HTTP status mapping and JSON error bodies.
+ *
+ * The mapping (interfaces-4-5.md): class 22 → 400, PY002 → 422, 23505 → 409,
+ * PY029 → 429 with Retry-After, 42501 → 403, PY010/PY011/PY012 → 401,
+ * anything else → 500.  The proxy adds 57014 (statement timeout, ours) →
+ * 504.  4xx bodies carry the error's message; 5xx bodies are fixed text.
+ */
+#include "errors.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "access_log.h"
+#include "json.h"
+
+#define RETRY_AFTER_MAX_S 86400
+
+typedef struct SqlStateMapping
+{
+	const char *sqlstate;		/* five characters, or a two-character class */
+	unsigned	status;
+	const char *code;			/* stable error code in the JSON body */
+	int			show_message;	/* 4xx: the error's message is shown to the client */
+} SqlStateMapping;
+
+/* Exact codes first, then classes; the first match wins */
+static const SqlStateMapping mappings[] = {
+	{"PY002", 422, "idempotency_conflict", 1},
+	{"23505", 409, "duplicate", 1},
+	{"PY029", 429, "rate_limited", 1},
+	{"42501", 403, "forbidden", 1},
+	{"PY010", 401, "unauthorized", 1},
+	{"PY011", 401, "unauthorized", 1},
+	{"PY012", 401, "unauthorized", 1},
+	{"57014", 504, "timeout", 0},
+	{"22", 400, "invalid_request", 1},
+};
+
+/* Fill r with status and {"error":{"code":code,"message":message}} */
+void
+ErrorResponse(ProxyResponse *r, unsigned status, const char *code, const char *message)
+{
+	JsonBuf		buf;
+
+	JsonBufInit(&buf);
+	JsonBufAppendStr(&buf, "{\"error\":{\"code\":");
+	JsonBufAppendStringLossy(&buf, code, strlen(code));
+	JsonBufAppendStr(&buf, ",\"message\":");
+	JsonBufAppendStringLossy(&buf, message, strlen(message));
+	JsonBufAppendStr(&buf, "}}");
+
+	ResponseFree(r);
+	r->status = status;
+	r->code = code;
+	r->content_type = strdup("application/json");
+	if (buf.failed || r->content_type == NULL)
+	{
+		static const char fallback[] = "{\"error\":{\"code\":\"internal\",\"message\":\"internal error\"}}";
+
+		JsonBufFree(&buf);
+		r->status = 500;
+		r->code = "internal";
+		r->body = strdup(fallback);
+		r->body_len = r->body ? strlen(fallback) : 0;
+		return;
+	}
+	r->body = buf.data;
+	r->body_len = buf.len;
+}
+
+/* Seconds for Retry-After from an error's DETAIL: the integer it holds, else 1 */
+long
+RetryAfterFromDetail(const char *detail)
+{
+	char	   *end;
+	long		v;
+
+	if (detail == NULL)
+		return 1;
+	while (*detail == ' ')
+		detail++;
+	if (*detail < '0' || *detail > '9')
+		return 1;
+	errno = 0;
+	v = strtol(detail, &end, 10);
+	while (*end == ' ')
+		end++;
+	if (errno != 0 || *end != '\0')
+		return 1;
+	return v > RETRY_AFTER_MAX_S ? RETRY_AFTER_MAX_S : v;
+}
+
+/* Fill r from a failed SQL call, mapped by SQLSTATE; internals go to the log, never to the client */
+void
+ErrorFromResult(ProxyResponse *r, const PGresult *res, const char *route)
+{
+	const char *sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	const char *message = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	const SqlStateMapping *m = NULL;
+
+	if (sqlstate == NULL || strlen(sqlstate) != 5)
+		sqlstate = "XX000";
+	if (message == NULL)
+		message = "";
+
+	for (size_t i = 0; i < sizeof(mappings) / sizeof(mappings[0]) && m == NULL; i++)
+		if (strncmp(sqlstate, mappings[i].sqlstate, strlen(mappings[i].sqlstate)) == 0)
+			m = &mappings[i];
+
+	if (m == NULL)
+	{
+		LogMessage("error", "route=%s sqlstate=%s message=\"%s\"", route, sqlstate, message);
+		ErrorResponse(r, 500, "internal", "internal error");
+		return;
+	}
+	if (!m->show_message)
+	{
+		LogMessage("warning", "route=%s sqlstate=%s message=\"%s\"", route, sqlstate, message);
+		ErrorResponse(r, m->status, m->code, "the database did not answer in time");
+		return;
+	}
+	ErrorResponse(r, m->status, m->code, message);
+	if (m->status == 429)
+		r->retry_after_s = RetryAfterFromDetail(PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL));
+}
+
+/* Fill r for a call that never produced a result (pool busy, database down, timeout) */
+void
+ErrorFromPool(ProxyResponse *r, PoolStatus status)
+{
+	switch (status)
+	{
+		case POOL_BUSY:
+			ErrorResponse(r, 503, "unavailable", "no database connection is free, retry later");
+			r->retry_after_s = 1;
+			break;
+		case POOL_UNAVAILABLE:
+			ErrorResponse(r, 503, "unavailable", "the database is unavailable, retry later");
+			r->retry_after_s = 1;
+			break;
+		case POOL_TIMEOUT:
+			ErrorResponse(r, 504, "timeout", "the database did not answer in time");
+			break;
+		case POOL_OK:
+			ErrorResponse(r, 500, "internal", "internal error");
+			break;
+	}
+}

@@ -1,0 +1,372 @@
+/*
+ * routes.c — the route table (interfaces-4-5.md).  No business logic: each
+ * route is one parameterized SQL call, and the proxy answers with exactly the
+ * status, content type and body the SQL function returns.
+ */
+#include "routes.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "access_log.h"
+#include "errors.h"
+#include "headers.h"
+#include "json.h"
+#include "pool.h"
+
+typedef void (*RouteHandler) (const RouteMatch *m, struct MHD_Connection *connection,
+							  const char *body, int64_t deadline_ms, ProxyResponse *r);
+
+struct Route
+{
+	const char *name;
+	const char *path;			/* exact path, or prefix when segment_what is set */
+	const char *segment_what;	/* what the trailing segment names, e.g. "gateway name" */
+	size_t		segment_max;
+	const char *method;			/* "GET" also serves HEAD */
+	const char *allow;			/* Allow header when the method is wrong */
+	bool		takes_body;
+	RouteHandler handler;
+};
+
+static void RunCallback(const RouteMatch *m, struct MHD_Connection *connection,
+						const char *body, int64_t deadline_ms, ProxyResponse *r);
+static void RunCreatePayment(const RouteMatch *m, struct MHD_Connection *connection,
+							 const char *body, int64_t deadline_ms, ProxyResponse *r);
+static void RunGetPayment(const RouteMatch *m, struct MHD_Connection *connection,
+						  const char *body, int64_t deadline_ms, ProxyResponse *r);
+static void RunHealthz(const RouteMatch *m, struct MHD_Connection *connection,
+					   const char *body, int64_t deadline_ms, ProxyResponse *r);
+
+static const Route routes[] = {
+	{"callback", "/callbacks/", "gateway name", 64, "POST", "POST", true, RunCallback},
+	{"create_payment", "/api/v1/payments", NULL, 0, "POST", "POST", true, RunCreatePayment},
+	{"get_payment", "/api/v1/payments/", "payment id", ROUTE_SEGMENT_MAX, "GET", "GET, HEAD", false, RunGetPayment},
+	{"healthz", "/healthz", NULL, 0, "GET", "GET, HEAD", false, RunHealthz},
+};
+
+#define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
+
+/* True if s is 1..max characters of [A-Za-z0-9_.-] */
+static bool
+ValidSegment(const char *s, size_t max)
+{
+	size_t		len = strlen(s);
+
+	if (len == 0 || len > max)
+		return false;
+	return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == len;
+}
+
+/* True if method is accepted by route r */
+static bool
+MethodAllowed(const Route *r, const char *method)
+{
+	if (strcmp(method, r->method) == 0)
+		return true;
+	return strcmp(r->method, "GET") == 0 && strcmp(method, "HEAD") == 0;
+}
+
+/* Match method and path against the route table (see routes.h) */
+bool
+RouteMatchRequest(const char *method, const char *path, RouteMatch *m, ProxyResponse *r)
+{
+	const Route *wrong_method = NULL;
+
+	memset(m, 0, sizeof(*m));
+	for (size_t i = 0; i < N_ROUTES; i++)
+	{
+		const Route *route = &routes[i];
+		size_t		plen = strlen(route->path);
+
+		if (route->segment_what == NULL ? strcmp(path, route->path) != 0
+			: strncmp(path, route->path, plen) != 0)
+			continue;
+		if (!MethodAllowed(route, method))
+		{
+			if (wrong_method == NULL)
+				wrong_method = route;
+			continue;
+		}
+		if (route->segment_what != NULL)
+		{
+			char		msg[128];
+
+			if (!ValidSegment(path + plen, route->segment_max))
+			{
+				snprintf(msg, sizeof(msg), "invalid %s in the path (1 to %zu of A-Z a-z 0-9 _ . -)",
+						 route->segment_what, route->segment_max);
+				ErrorResponse(r, 400, "invalid_request", msg);
+				return false;
+			}
+			strcpy(m->segment, path + plen);
+		}
+		m->route = route;
+		return true;
+	}
+	if (wrong_method != NULL)
+	{
+		ErrorResponse(r, 405, "method_not_allowed", "method not allowed for this path");
+		r->allow = wrong_method->allow;
+		return false;
+	}
+	ErrorResponse(r, 404, "not_found", "no such route");
+	return false;
+}
+
+/* True if the matched route reads the request body */
+bool
+RouteTakesBody(const RouteMatch *m)
+{
+	return m->route != NULL && m->route->takes_body;
+}
+
+/* The route's name for logs */
+const char *
+RouteName(const RouteMatch *m)
+{
+	return m->route ? m->route->name : "none";
+}
+
+/* Run the matched route's SQL call and fill r */
+void
+RouteRun(const RouteMatch *m, struct MHD_Connection *connection,
+		 const char *body, int64_t deadline_ms, ProxyResponse *r)
+{
+	m->route->handler(m, connection, body, deadline_ms, r);
+}
+
+/* True if s is a usable header value: no control characters */
+static bool
+ValidHeaderValue(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char) *s < 0x20 && *s != '\t')
+			return false;
+	return true;
+}
+
+/* Turn the (http_status, content_type, body) row of a route function into r */
+static void
+ResponseFromRow(const RouteMatch *m, const PGresult *res, ProxyResponse *r)
+{
+	const char *status_text;
+	char	   *end;
+	long		status;
+
+	if (PQresultStatus(res) == PGRES_FATAL_ERROR)
+	{
+		ErrorFromResult(r, res, RouteName(m));
+		return;
+	}
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 || PQnfields(res) != 3)
+	{
+		LogMessage("error", "route=%s the function returned %d rows of %d columns (%s), expected one row of 3",
+				   RouteName(m), PQntuples(res), PQnfields(res), PQresStatus(PQresultStatus(res)));
+		ErrorResponse(r, 500, "internal", "internal error");
+		return;
+	}
+	status_text = PQgetisnull(res, 0, 0) ? "" : PQgetvalue(res, 0, 0);
+	errno = 0;
+	status = strtol(status_text, &end, 10);
+	if (errno != 0 || end == status_text || *end != '\0' || status < 200 || status > 599)
+	{
+		LogMessage("error", "route=%s the function returned an invalid http_status \"%s\"",
+				   RouteName(m), status_text);
+		ErrorResponse(r, 500, "internal", "internal error");
+		return;
+	}
+	if (!PQgetisnull(res, 0, 1) && !ValidHeaderValue(PQgetvalue(res, 0, 1)))
+	{
+		LogMessage("error", "route=%s the function returned a content_type with control characters",
+				   RouteName(m));
+		ErrorResponse(r, 500, "internal", "internal error");
+		return;
+	}
+
+	ResponseFree(r);
+	r->status = (unsigned) status;
+	if (!PQgetisnull(res, 0, 1))
+		r->content_type = strdup(PQgetvalue(res, 0, 1));
+	if (!PQgetisnull(res, 0, 2))
+	{
+		r->body_len = (size_t) PQgetlength(res, 0, 2);
+		r->body = malloc(r->body_len + 1);
+		if (r->body != NULL)
+			memcpy(r->body, PQgetvalue(res, 0, 2), r->body_len + 1);
+	}
+	if ((!PQgetisnull(res, 0, 1) && r->content_type == NULL) ||
+		(!PQgetisnull(res, 0, 2) && r->body == NULL))
+		ErrorResponse(r, 500, "internal", "internal error");
+}
+
+/* Run a route function's SQL and turn its row (or error) into r */
+static void
+RunRouteSql(const RouteMatch *m, const char *sql, int nparams, const char *const *values,
+			int64_t deadline_ms, ProxyResponse *r)
+{
+	PGresult   *res = NULL;
+	PoolStatus	st = PoolQuery(sql, nparams, values, deadline_ms, &res);
+
+	if (st != POOL_OK)
+		ErrorFromPool(r, st);
+	else
+		ResponseFromRow(m, res, r);
+	PQclear(res);
+}
+
+/* The request headers as JSON, or false with r filled (400) */
+static bool
+HeadersParam(struct MHD_Connection *connection, JsonBuf *headers, ProxyResponse *r)
+{
+	if (HeadersToJson(connection, headers))
+		return true;
+	ErrorResponse(r, 400, "invalid_request", "request headers are not valid UTF-8 text");
+	return false;
+}
+
+/* POST /callbacks/{gateway} → pay.handle_callback(gateway, headers, body) */
+static void
+RunCallback(const RouteMatch *m, struct MHD_Connection *connection,
+			const char *body, int64_t deadline_ms, ProxyResponse *r)
+{
+	JsonBuf		headers;
+	const char *values[3];
+
+	JsonBufInit(&headers);
+	if (HeadersParam(connection, &headers, r))
+	{
+		values[0] = m->segment;
+		values[1] = headers.data;
+		values[2] = body ? body : "";
+		RunRouteSql(m, "SELECT http_status, content_type, body "
+					"FROM pay.handle_callback($1::text, $2::jsonb, $3::text)",
+					3, values, deadline_ms, r);
+	}
+	JsonBufFree(&headers);
+}
+
+/* POST /api/v1/payments → pay.api_create_payment(headers, body) */
+static void
+RunCreatePayment(const RouteMatch *m, struct MHD_Connection *connection,
+				 const char *body, int64_t deadline_ms, ProxyResponse *r)
+{
+	JsonBuf		headers;
+	const char *values[2];
+
+	JsonBufInit(&headers);
+	if (HeadersParam(connection, &headers, r))
+	{
+		values[0] = headers.data;
+		values[1] = body ? body : "";
+		RunRouteSql(m, "SELECT http_status, content_type, body "
+					"FROM pay.api_create_payment($1::jsonb, $2::text)",
+					2, values, deadline_ms, r);
+	}
+	JsonBufFree(&headers);
+}
+
+/* GET /api/v1/payments/{id} → pay.api_get_payment(headers, id) */
+static void
+RunGetPayment(const RouteMatch *m, struct MHD_Connection *connection,
+			  const char *body, int64_t deadline_ms, ProxyResponse *r)
+{
+	JsonBuf		headers;
+	const char *values[2];
+
+	(void) body;
+	JsonBufInit(&headers);
+	if (HeadersParam(connection, &headers, r))
+	{
+		values[0] = headers.data;
+		values[1] = m->segment;
+		RunRouteSql(m, "SELECT http_status, content_type, body "
+					"FROM pay.api_get_payment($1::jsonb, $2::text)",
+					2, values, deadline_ms, r);
+	}
+	JsonBufFree(&headers);
+}
+
+/* GET /healthz → SELECT 1: 200 {"status":"ok"}, 503 when the database cannot answer */
+static void
+RunHealthz(const RouteMatch *m, struct MHD_Connection *connection,
+		   const char *body, int64_t deadline_ms, ProxyResponse *r)
+{
+	PGresult   *res = NULL;
+	PoolStatus	st = PoolQuery("SELECT 1", 0, NULL, deadline_ms, &res);
+	bool		ok = st == POOL_OK && PQresultStatus(res) == PGRES_TUPLES_OK;
+	const char *text = ok ? "{\"status\":\"ok\"}" : "{\"status\":\"unavailable\"}";
+
+	(void) m;
+	(void) connection;
+	(void) body;
+	PQclear(res);
+	ResponseFree(r);
+	r->status = ok ? 200 : 503;
+	r->code = ok ? NULL : "unavailable";
+	r->content_type = strdup("application/json");
+	r->body = strdup(text);
+	r->body_len = r->body ? strlen(text) : 0;
+	if (!ok)
+		r->retry_after_s = 1;
+}
+
+/* Lower-case hex of len bytes as a bytea literal ("\\x..."), malloc'd */
+static char *
+ByteaHex(const char *bytes, size_t len)
+{
+	static const char digits[] = "0123456789abcdef";
+	char	   *out = malloc(2 * len + 3);
+	size_t		i;
+
+	if (out == NULL)
+		return NULL;
+	out[0] = '\\';
+	out[1] = 'x';
+	for (i = 0; i < len; i++)
+	{
+		out[2 + 2 * i] = digits[(unsigned char) bytes[i] >> 4];
+		out[3 + 2 * i] = digits[(unsigned char) bytes[i] & 0x0f];
+	}
+	out[2 + 2 * len] = '\0';
+	return out;
+}
+
+/*
+ * A callback the proxy refuses before handle_callback (body over the limit,
+ * or not UTF-8 text) is still recorded in pay.callbacks: every callback is,
+ * also the rejected ones.  Failure to record is logged, never fatal.
+ */
+void
+RouteRecordUnreadable(const RouteMatch *m, struct MHD_Connection *connection,
+					  const char *body, size_t body_len, const char *reason_code,
+					  const char *reason, unsigned status, int64_t deadline_ms)
+{
+	JsonBuf		headers;
+	char		status_text[16];
+	char	   *bytes;
+	const char *values[6];
+	PGresult   *res = NULL;
+	PoolStatus	st;
+
+	if (m->route == NULL || m->route->handler != RunCallback)
+		return;
+	JsonBufInit(&headers);
+	bytes = ByteaHex(body ? body : "", body ? body_len : 0);
+	snprintf(status_text, sizeof(status_text), "%u", status);
+	values[0] = m->segment;
+	values[1] = HeadersToJson(connection, &headers) ? headers.data : "{}";
+	values[2] = reason_code;
+	values[3] = reason;
+	values[4] = bytes ? bytes : "\\x";
+	values[5] = status_text;
+	st = PoolQuery("SELECT pay.record_unreadable_callback($1::text, $2::jsonb, $3::text, $4::text, "
+				   "$5::bytea, $6::integer)", 6, values, deadline_ms, &res);
+	if (st != POOL_OK || PQresultStatus(res) != PGRES_TUPLES_OK)
+		LogMessage("warning", "route=%s could not record the refused callback (%s)", RouteName(m),
+				   st != POOL_OK ? "no database" : PQresultErrorField(res, PG_DIAG_SQLSTATE));
+	PQclear(res);
+	free(bytes);
+	JsonBufFree(&headers);
+}

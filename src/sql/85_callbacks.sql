@@ -1,0 +1,649 @@
+-- PSP callbacks: pay.handle_callback records every callback as received,
+-- verifies it with the gateway's stored credentials, rejects stale and
+-- replayed ones, deduplicates by the PSP's event id, checks the amount
+-- against the order, applies the event and answers what the PSP expects.
+--
+-- Each provider's parser turns a verified callback into one normalised
+-- event (jsonb):
+--   event_id    the PSP's id of this notification (deduplication key)
+--   nonce       a per-delivery nonce, where the scheme has one (replay check)
+--   kind        payment_succeeded | payment_failed | refunded | closed | ignored
+--   order_ref   our order id as the PSP echoes it, or NULL
+--   psp_txn_id  the PSP's transaction id
+--   amount      minor units, or amount_major: a decimal string (Alipay)
+--   currency    ISO 4217, upper case, or NULL (then the order's)
+--   refund_id, refund_amount (this refund) or refund_total (cumulative)
+--   type        the PSP's own name of the event, for the record
+
+CREATE TABLE pay.callbacks (
+    id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    gateway       text NOT NULL,
+    received_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+    headers       jsonb NOT NULL,
+    body          text,
+    body_bytes    bytea,
+    verdict       text NOT NULL DEFAULT 'received'
+                  CHECK (verdict IN ('received', 'accepted', 'duplicate', 'rejected', 'error')),
+    reason_code   text,
+    reason        text,
+    event_id      text,
+    event_type    text,
+    order_id      bigint,
+    outcome       text,
+    http_status   integer
+);
+CREATE INDEX callbacks_order ON pay.callbacks (order_id) WHERE order_id IS NOT NULL;
+CREATE INDEX callbacks_received ON pay.callbacks (received_at);
+COMMENT ON TABLE pay.callbacks IS
+  'every PSP callback as received (headers and body byte for byte), with its verdict, the reason of a rejection and what it changed';
+COMMENT ON COLUMN pay.callbacks.body_bytes IS
+  'the raw bytes of a body pay-proxy refused to pass as text (not UTF-8); body is then NULL';
+
+CREATE TABLE pay.callback_events (
+    gateway      text NOT NULL,
+    event_id     text NOT NULL,
+    callback_id  bigint NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (gateway, event_id)
+);
+COMMENT ON TABLE pay.callback_events IS 'PSP event ids already applied: a repeat is acknowledged and changes nothing';
+
+CREATE TABLE pay.callback_nonces (
+    gateway      text NOT NULL,
+    nonce        text NOT NULL,
+    seen_at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (gateway, nonce)
+);
+CREATE INDEX callback_nonces_age ON pay.callback_nonces (seen_at);
+COMMENT ON TABLE pay.callback_nonces IS 'nonces seen within the timestamp window; a reuse is a replay (PY012)';
+
+CREATE TABLE pay.anomalies (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    order_id     bigint,
+    gateway      text,
+    callback_id  bigint,
+    kind         text NOT NULL,
+    detail       text NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE pay.anomalies IS
+  'authentic PSP messages that did not fit the order (wrong amount, payment after cancel, double payment); for a human to look at';
+
+CREATE TABLE pay.deferred_events (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    gateway      text NOT NULL,
+    order_id     bigint NOT NULL,
+    callback_id  bigint NOT NULL,
+    event        jsonb NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    applied_at   timestamptz
+);
+CREATE INDEX deferred_events_waiting ON pay.deferred_events (order_id) WHERE applied_at IS NULL;
+COMMENT ON TABLE pay.deferred_events IS
+  'events that arrived before the one they depend on (a refund before the payment); applied when it arrives';
+
+-- The gateway's timestamp tolerance: options.tolerance_s, default 300 seconds.
+CREATE FUNCTION pay._tolerance_s(g pay.gateways) RETURNS integer
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+RETURN coalesce((g.options->>'tolerance_s')::integer, 300);
+
+-- Refuse a timestamp outside the gateway's window (PY011).
+CREATE FUNCTION pay._check_window(g pay.gateways, p_at timestamptz) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF p_at IS NULL THEN
+    RAISE EXCEPTION 'callback timestamp is missing' USING ERRCODE = 'PY011';
+  END IF;
+  IF abs(extract(epoch FROM clock_timestamp() - p_at)) > pay._tolerance_s(g) THEN
+    RAISE EXCEPTION 'callback timestamp is outside the % s window', pay._tolerance_s(g)
+      USING ERRCODE = 'PY011',
+            DETAIL = format('It says %s, %s s from now.', p_at,
+                            round(extract(epoch FROM clock_timestamp() - p_at)));
+  END IF;
+END $$;
+
+-- A gateway's credential from the secret store; a missing one is a
+-- configuration error, never a reason to accept.
+CREATE FUNCTION pay._gateway_secret(g pay.gateways, p_name text) RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  RETURN pay.reveal_secret('gateway:' || g.name, p_name);
+END $$;
+
+-- Unix seconds as a timestamp; garbage is a malformed callback.
+CREATE FUNCTION pay._unix_time(p_text text) RETURNS timestamptz
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF p_text IS NULL OR p_text !~ '^[0-9]{1,12}$' THEN
+    RAISE EXCEPTION 'callback timestamp "%" is not unix seconds', p_text USING ERRCODE = 'PY011';
+  END IF;
+  RETURN to_timestamp(p_text::bigint);
+END $$;
+
+-- The body as a JSON object, or a clear 22P02.
+CREATE FUNCTION pay._json_body(p_body text) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v jsonb;
+BEGIN
+  BEGIN
+    v := p_body::jsonb;
+  EXCEPTION WHEN OTHERS THEN
+    RAISE EXCEPTION 'callback body is not valid JSON' USING ERRCODE = 'invalid_text_representation';
+  END;
+  IF jsonb_typeof(v) <> 'object' THEN
+    RAISE EXCEPTION 'callback body is not a JSON object' USING ERRCODE = 'invalid_text_representation';
+  END IF;
+  RETURN v;
+END $$;
+
+-- Refuse a body whose Content-Type is not one the provider sends.
+CREATE FUNCTION pay._require_content_type(h jsonb, VARIADIC p_allowed text[]) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_type text := lower(btrim(split_part(h->>'content-type', ';', 1)));
+BEGIN
+  IF v_type IS NULL OR NOT v_type = ANY (p_allowed) THEN
+    RAISE EXCEPTION 'Content-Type must be %, not "%"', array_to_string(p_allowed, ' or '),
+      coalesce(h->>'content-type', '(none)')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+END $$;
+
+-- Stripe: Stripe-Signature t=...,v1=... over "<t>.<body>" with the endpoint secret.
+CREATE FUNCTION pay._callback_stripe(g pay.gateways, h jsonb, p_body text) RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_header text := h->>'stripe-signature';
+  v_event jsonb;
+  v_obj jsonb;
+  v_type text;
+BEGIN
+  IF v_header IS NULL THEN
+    RAISE EXCEPTION 'Stripe-Signature header is missing' USING ERRCODE = 'PY010';
+  END IF;
+  PERFORM pay._require_content_type(h, 'application/json');
+  IF NOT pay.stripe_signature_valid(p_body, v_header, pay._gateway_secret(g, 'webhook_secret'), 0) THEN
+    RAISE EXCEPTION 'Stripe-Signature does not verify' USING ERRCODE = 'PY010';
+  END IF;
+  PERFORM pay._check_window(g, pay._unix_time(substring(v_header FROM '(?:^|,)\s*t=([0-9]+)')));
+  v_event := pay._json_body(p_body);
+  v_type := v_event->>'type';
+  v_obj := v_event->'data'->'object';
+  RETURN jsonb_build_object(
+    'event_id', v_event->>'id',
+    'type', v_type,
+    'kind', CASE v_type
+              WHEN 'payment_intent.succeeded' THEN 'payment_succeeded'
+              WHEN 'payment_intent.payment_failed' THEN 'payment_failed'
+              WHEN 'payment_intent.canceled' THEN 'closed'
+              WHEN 'charge.refunded' THEN 'refunded'
+              ELSE 'ignored' END,
+    'order_ref', v_obj->'metadata'->>'order_id',
+    'psp_txn_id', CASE WHEN v_type = 'charge.refunded' THEN v_obj->>'payment_intent' ELSE v_obj->>'id' END,
+    'amount', coalesce(v_obj->>'amount_received', v_obj->>'amount'),
+    'currency', upper(v_obj->>'currency'),
+    'refund_total', v_obj->>'amount_refunded',
+    'refund_id', v_event->>'id');
+END $$;
+
+-- Alipay async notify: form-encoded, RSA2 over the canonical string without
+-- sign and sign_type, verified with Alipay's public key.
+CREATE FUNCTION pay._callback_alipay(g pay.gateways, h jsonb, p_body text) RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  p jsonb;
+  v_status text;
+BEGIN
+  PERFORM pay._require_content_type(h, 'application/x-www-form-urlencoded');
+  p := pay.parse_form(p_body);
+  v_status := p->>'trade_status';
+  IF p->>'sign' IS NULL THEN
+    RAISE EXCEPTION 'Alipay notify has no sign' USING ERRCODE = 'PY010';
+  END IF;
+  IF NOT pay.alipay_signature_valid(p, pay._gateway_secret(g, 'public_key')) THEN
+    RAISE EXCEPTION 'Alipay sign does not verify' USING ERRCODE = 'PY010';
+  END IF;
+  -- notify_time is Beijing time without a zone
+  IF p->>'notify_time' !~ '^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$' THEN
+    RAISE EXCEPTION 'Alipay notify_time "%" is malformed', p->>'notify_time' USING ERRCODE = 'PY011';
+  END IF;
+  PERFORM pay._check_window(g, (p->>'notify_time')::timestamp AT TIME ZONE 'Asia/Shanghai');
+  RETURN jsonb_build_object(
+    'event_id', p->>'notify_id',
+    'type', coalesce(v_status, p->>'notify_type'),
+    'kind', CASE
+              WHEN p->>'refund_fee' IS NOT NULL AND v_status IN ('TRADE_SUCCESS', 'TRADE_CLOSED') THEN 'refunded'
+              WHEN v_status IN ('TRADE_SUCCESS', 'TRADE_FINISHED') THEN 'payment_succeeded'
+              WHEN v_status = 'TRADE_CLOSED' THEN 'closed'
+              ELSE 'ignored' END,
+    'order_ref', p->>'out_trade_no',
+    'psp_txn_id', p->>'trade_no',
+    'amount_major', p->>'total_amount',
+    'currency', p->>'currency',
+    'refund_total_major', p->>'refund_fee',
+    'refund_id', p->>'notify_id');
+END $$;
+
+-- WeChat Pay v3: RSA over "timestamp\nnonce\nbody\n" with the platform
+-- certificate named by Wechatpay-Serial; the resource is AES-256-GCM under
+-- the APIv3 key.
+CREATE FUNCTION pay._callback_wechatpay(g pay.gateways, h jsonb, p_body text) RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_ts text := h->>'wechatpay-timestamp';
+  v_nonce text := h->>'wechatpay-nonce';
+  v_sig text := h->>'wechatpay-signature';
+  v_serial text := h->>'wechatpay-serial';
+  v_cert text;
+  v_msg jsonb;
+  v_res jsonb;
+  v_tx jsonb;
+  v_type text;
+BEGIN
+  IF v_ts IS NULL OR v_nonce IS NULL OR v_sig IS NULL OR v_serial IS NULL THEN
+    RAISE EXCEPTION 'Wechatpay-Timestamp, -Nonce, -Signature and -Serial headers are required'
+      USING ERRCODE = 'PY010';
+  END IF;
+  PERFORM pay._require_content_type(h, 'application/json');
+  IF v_serial !~ '^[A-Za-z0-9]{1,64}$' THEN
+    RAISE EXCEPTION 'Wechatpay-Serial is malformed' USING ERRCODE = 'PY010';
+  END IF;
+  BEGIN
+    v_cert := pay._gateway_secret(g, 'platform_cert:' || v_serial);
+  EXCEPTION WHEN undefined_object THEN
+    RAISE EXCEPTION 'no platform certificate with serial %', v_serial USING ERRCODE = 'PY010';
+  END;
+  IF NOT pay.wechatpay_signature_valid(v_ts, v_nonce, p_body, v_sig, v_cert) THEN
+    RAISE EXCEPTION 'Wechatpay-Signature does not verify' USING ERRCODE = 'PY010';
+  END IF;
+  PERFORM pay._check_window(g, pay._unix_time(v_ts));
+  v_msg := pay._json_body(p_body);
+  v_res := v_msg->'resource';
+  IF jsonb_typeof(v_res) IS DISTINCT FROM 'object' OR v_res->>'algorithm' IS DISTINCT FROM 'AEAD_AES_256_GCM' THEN
+    RAISE EXCEPTION 'WeChat Pay notification has no AEAD_AES_256_GCM resource' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  v_tx := pay._json_body(pay.wechatpay_decrypt(pay._gateway_secret(g, 'apiv3_key'), v_res->>'nonce',
+                                               coalesce(v_res->>'associated_data', ''), v_res->>'ciphertext'));
+  v_type := v_msg->>'event_type';
+  RETURN jsonb_build_object(
+    'event_id', v_msg->>'id',
+    'nonce', v_nonce,
+    'type', v_type,
+    'kind', CASE
+              WHEN v_type LIKE 'REFUND.%' THEN CASE WHEN v_tx->>'refund_status' = 'SUCCESS' THEN 'refunded' ELSE 'ignored' END
+              WHEN v_tx->>'trade_state' = 'SUCCESS' THEN 'payment_succeeded'
+              WHEN v_tx->>'trade_state' = 'PAYERROR' THEN 'payment_failed'
+              WHEN v_tx->>'trade_state' = 'CLOSED' THEN 'closed'
+              ELSE 'ignored' END,
+    'order_ref', v_tx->>'out_trade_no',
+    'psp_txn_id', v_tx->>'transaction_id',
+    'amount', v_tx->'amount'->>'total',
+    'currency', coalesce(v_tx->'amount'->>'currency', 'CNY'),
+    'refund_id', v_tx->>'refund_id',
+    'refund_amount', v_tx->'amount'->>'refund');
+END $$;
+
+-- The seed's scheme: a JSON object or form body whose sign is the hex
+-- HMAC-SHA256 of the canonical string of the other fields: event_id,
+-- out_trade_no (our order id), trade_no, status (paid, failed, refunded,
+-- closed), amount (minor units), currency, refund_id, refund_amount,
+-- timestamp (unix seconds) and nonce.
+CREATE FUNCTION pay._callback_generic(g pay.gateways, h jsonb, p_body text) RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  p jsonb;
+  v_status text;
+BEGIN
+  PERFORM pay._require_content_type(h, 'application/json', 'application/x-www-form-urlencoded');
+  p := CASE WHEN lower(h->>'content-type') LIKE 'application/json%' THEN pay._json_body(p_body)
+            ELSE pay.parse_form(p_body) END;
+  v_status := p->>'status';
+  IF p->>'sign' IS NULL OR NOT pay.constant_time_equal(
+       pay.sign_params(p - 'sign', pay._gateway_secret(g, 'webhook_secret')), lower(p->>'sign')) THEN
+    RAISE EXCEPTION 'sign does not verify' USING ERRCODE = 'PY010';
+  END IF;
+  PERFORM pay._check_window(g, pay._unix_time(p->>'timestamp'));
+  IF p->>'nonce' IS NULL OR length(p->>'nonce') NOT BETWEEN 8 AND 64 THEN
+    RAISE EXCEPTION 'nonce must be 8 to 64 characters' USING ERRCODE = 'PY012';
+  END IF;
+  RETURN jsonb_build_object(
+    'event_id', p->>'event_id',
+    'nonce', p->>'nonce',
+    'type', v_status,
+    'kind', CASE v_status WHEN 'success' THEN 'payment_succeeded' WHEN 'paid' THEN 'payment_succeeded'
+                          WHEN 'failed' THEN 'payment_failed' WHEN 'refunded' THEN 'refunded'
+                          WHEN 'closed' THEN 'closed' ELSE 'ignored' END,
+    'order_ref', p->>'out_trade_no',
+    'psp_txn_id', p->>'trade_no',
+    'amount', p->>'amount',
+    'currency', p->>'currency',
+    'refund_id', p->>'refund_id',
+    'refund_amount', p->>'refund_amount');
+END $$;
+
+-- A minor-unit amount from an event: integer text, or a major-unit decimal
+-- converted with the currency's exponent.  Never floating point.
+CREATE FUNCTION pay._event_amount(p_minor text, p_major text, p_currency text) RETURNS bigint
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF p_minor IS NOT NULL THEN
+    IF p_minor !~ '^[0-9]{1,18}$' THEN
+      RAISE EXCEPTION 'callback amount "%" is not a whole number of minor units', p_minor
+        USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN p_minor::bigint;
+  END IF;
+  IF p_major IS NOT NULL THEN
+    RETURN pay.parse_amount(p_major, p_currency);
+  END IF;
+  RETURN NULL;
+END $$;
+
+-- The order an event is about, among the orders routed to this gateway:
+-- our id as the merchant reference, else the PSP's transaction id.
+CREATE FUNCTION pay._callback_order(g pay.gateways, e jsonb) RETURNS pay.orders
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  o pay.orders;
+BEGIN
+  IF e->>'order_ref' ~ '^[0-9]{1,18}$' THEN
+    SELECT * INTO o FROM pay.orders WHERE id = (e->>'order_ref')::bigint AND gateway = g.name FOR UPDATE;
+  END IF;
+  IF o.id IS NULL AND e->>'psp_txn_id' IS NOT NULL THEN
+    SELECT * INTO o FROM pay.orders WHERE gateway = g.name AND psp_txn_id = e->>'psp_txn_id' FOR UPDATE;
+  END IF;
+  IF o.id IS NULL THEN
+    RAISE EXCEPTION 'no order routed to gateway % matches reference "%" or transaction "%"',
+      g.name, e->>'order_ref', e->>'psp_txn_id'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  RETURN o;
+END $$;
+
+CREATE FUNCTION pay._anomaly(o pay.orders, g pay.gateways, p_callback bigint, p_kind text, p_detail text)
+RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  INSERT INTO pay.anomalies (order_id, gateway, callback_id, kind, detail)
+    VALUES (o.id, g.name, p_callback, p_kind, p_detail);
+  RETURN 'anomaly ' || p_kind || ': ' || p_detail;
+END $$;
+
+-- Money that reached us for an order that cannot take it (cancelled, or
+-- already paid by another transaction): book it, book it back, queue the
+-- refund at the PSP and record the anomaly.  Money is always accounted for.
+CREATE FUNCTION pay._book_and_return(o pay.orders, g pay.gateways, e jsonb, p_callback bigint, p_amount bigint,
+                                     p_kind text)
+RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_psp bigint := pay._account('psp:' || g.name || ':' || o.currency, o.currency);
+  v_merchant bigint := pay._merchant_account(o);
+  v_ref text := g.name || ':' || coalesce(e->>'psp_txn_id', e->>'event_id');
+  v_refund bigint;
+BEGIN
+  PERFORM pay._post('unexpected-payment:' || v_ref, o.id, ARRAY[v_psp, v_merchant], ARRAY[-p_amount, p_amount]);
+  PERFORM pay._post('automatic-refund:' || v_ref, o.id, ARRAY[v_merchant, v_psp], ARRAY[-p_amount, p_amount]);
+  -- the refund row the PSP request names; the order's own refunded_amount
+  -- stays as it is (this money was never the order's)
+  INSERT INTO pay.refunds (order_id, amount, reason, idempotency_key)
+    VALUES (o.id, p_amount, 'automatic refund: payment ' || coalesce(e->>'psp_txn_id', '?') || ' for an order that is ' || o.status,
+            'auto:' || v_ref)
+    RETURNING id INTO v_refund;
+  PERFORM pay.enqueue_psp_request(o.id, 'refund',
+    jsonb_build_object('refund_id', v_refund, 'psp_txn_id', e->>'psp_txn_id', 'amount', p_amount));
+  RETURN pay._anomaly(o, g, p_callback, p_kind,
+    format('%s %s paid by %s to order %s (%s); booked and refunded automatically',
+           pay.format_amount(p_amount, o.currency), o.currency, e->>'psp_txn_id', o.id, o.status));
+END $$;
+
+-- A refund the PSP reports (it happened there): book the part we have not
+-- booked yet.  Returns the outcome.
+CREATE FUNCTION pay._apply_psp_refund(o pay.orders, g pay.gateways, e jsonb, p_callback bigint) RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_amount bigint;
+  v_key text := 'psp:' || coalesce(e->>'refund_id', e->>'event_id');
+BEGIN
+  IF EXISTS (SELECT 1 FROM pay.refunds WHERE order_id = o.id AND idempotency_key = v_key) THEN
+    RETURN 'refund already booked';
+  END IF;
+  IF e ? 'refund_total' OR e ? 'refund_total_major' THEN
+    v_amount := pay._event_amount(e->>'refund_total', e->>'refund_total_major', o.currency) - o.refunded_amount;
+  ELSE
+    v_amount := pay._event_amount(e->>'refund_amount', NULL, o.currency);
+  END IF;
+  IF v_amount IS NULL OR v_amount <= 0 THEN
+    RETURN 'no new refund amount';
+  END IF;
+  IF v_amount > o.amount - o.refunded_amount THEN
+    RETURN pay._anomaly(o, g, p_callback, 'refund_exceeds',
+      format('PSP refund of %s exceeds the refundable %s', v_amount, o.amount - o.refunded_amount));
+  END IF;
+  PERFORM pay._book_refund(o, v_amount, 'refunded at the PSP (' || coalesce(e->>'type', '') || ')', v_key);
+  RETURN format('refund of %s booked', v_amount);
+END $$;
+
+-- Apply one verified, new event to its order.  Returns the outcome.
+CREATE FUNCTION pay._apply_event(g pay.gateways, e jsonb, p_callback bigint, OUT order_id bigint, OUT outcome text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  o pay.orders;
+  v_amount bigint;
+  v_currency text;
+  d pay.deferred_events;
+BEGIN
+  IF e->>'kind' = 'ignored' THEN
+    outcome := 'ignored event type ' || coalesce(e->>'type', '(none)');
+    RETURN;
+  END IF;
+  o := pay._callback_order(g, e);
+  order_id := o.id;
+  v_currency := coalesce(e->>'currency', o.currency);
+
+  IF e->>'kind' = 'refunded' THEN
+    IF o.paid_at IS NULL THEN
+      INSERT INTO pay.deferred_events (gateway, order_id, callback_id, event) VALUES (g.name, o.id, p_callback, e);
+      outcome := 'refund deferred until the payment arrives';
+    ELSE
+      outcome := pay._apply_psp_refund(o, g, e, p_callback);
+    END IF;
+    RETURN;
+  END IF;
+
+  -- a payment must match exactly; a failure or close is checked when it names an amount
+  v_amount := pay._event_amount(e->>'amount', e->>'amount_major', v_currency);
+  IF v_currency <> o.currency OR v_amount <> o.amount
+     OR (v_amount IS NULL AND e->>'kind' = 'payment_succeeded') THEN
+    outcome := pay._anomaly(o, g, p_callback, 'amount_mismatch',
+      format('callback says %s %s, order %s is %s %s', coalesce(v_amount::text, '(none)'), v_currency,
+             o.id, o.amount, o.currency));
+    RETURN;
+  END IF;
+
+  CASE e->>'kind'
+  WHEN 'payment_succeeded' THEN
+    IF o.status IN ('pending', 'failed') THEN
+      o := pay._settle(o, e->>'psp_txn_id', 'callback ' || p_callback);
+      outcome := 'paid';
+      -- events that were waiting for this payment (a refund that came first)
+      FOR d IN SELECT * FROM pay.deferred_events x WHERE x.order_id = o.id AND x.applied_at IS NULL ORDER BY x.id LOOP
+        SELECT * INTO o FROM pay.orders WHERE id = o.id;
+        outcome := outcome || '; ' || pay._apply_psp_refund(o, g, d.event, d.callback_id);
+        UPDATE pay.deferred_events SET applied_at = now() WHERE id = d.id;
+      END LOOP;
+    ELSIF o.paid_at IS NOT NULL AND o.psp_txn_id IS NOT DISTINCT FROM e->>'psp_txn_id' THEN
+      outcome := 'already paid by this transaction';
+    ELSIF o.paid_at IS NOT NULL THEN
+      outcome := pay._book_and_return(o, g, e, p_callback, v_amount, 'double_payment');
+    ELSE
+      outcome := pay._book_and_return(o, g, e, p_callback, v_amount, 'payment_after_' || o.status);
+    END IF;
+  WHEN 'payment_failed' THEN
+    IF o.status = 'pending' THEN
+      UPDATE pay.orders SET status = 'failed', status_cause = 'callback ' || p_callback
+       WHERE id = o.id RETURNING * INTO o;
+      outcome := 'failed';
+    ELSE
+      outcome := 'failure ignored: order is ' || o.status;
+    END IF;
+  WHEN 'closed' THEN
+    IF o.status = 'pending' THEN
+      UPDATE pay.orders SET status = 'cancelled', status_cause = 'callback ' || p_callback
+       WHERE id = o.id RETURNING * INTO o;
+      outcome := 'cancelled';
+    ELSE
+      outcome := 'close ignored: order is ' || o.status;
+    END IF;
+  END CASE;
+END $$;
+
+-- What the PSP expects to hear back.
+CREATE FUNCTION pay._callback_answer(p_kind text, p_verdict text, p_sqlstate text,
+                                     OUT http_status integer, OUT content_type text, OUT body text)
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_ok boolean := p_verdict IN ('accepted', 'duplicate');
+  v_reason text := CASE
+    WHEN p_sqlstate IN ('PY010') THEN 'signature invalid'
+    WHEN p_sqlstate IN ('PY011') THEN 'timestamp outside the window'
+    WHEN p_sqlstate IN ('PY012') THEN 'nonce reused'
+    WHEN p_sqlstate = 'unknown_gateway' THEN 'unknown gateway'
+    WHEN p_verdict = 'error' THEN 'internal error'
+    ELSE 'malformed or unknown callback' END;
+BEGIN
+  http_status := CASE
+    WHEN v_ok THEN 200
+    WHEN p_sqlstate = 'unknown_gateway' THEN 404
+    WHEN p_sqlstate IN ('PY010', 'PY011', 'PY012') THEN 401
+    WHEN p_verdict = 'error' THEN 500
+    ELSE 400 END;
+  CASE p_kind
+  WHEN 'alipay' THEN
+    content_type := 'text/plain; charset=utf-8';
+    body := CASE WHEN v_ok THEN 'success' ELSE 'fail' END;
+  WHEN 'wechatpay' THEN
+    content_type := 'application/json';
+    body := CASE WHEN v_ok THEN '{"code":"SUCCESS","message":"OK"}'
+                 ELSE jsonb_build_object('code', 'FAIL', 'message', v_reason)::text END;
+  WHEN 'generic' THEN
+    content_type := 'text/plain; charset=utf-8';
+    body := CASE WHEN v_ok THEN 'success' ELSE 'fail: ' || v_reason END;
+  ELSE
+    content_type := 'application/json';
+    body := CASE WHEN v_ok THEN '{"received":true}'
+                 ELSE jsonb_build_object('error', v_reason)::text END;
+  END CASE;
+END $$;
+
+CREATE FUNCTION pay.handle_callback(provider text, headers jsonb, body text)
+RETURNS SETOF pay.http_response
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_id bigint;
+  g pay.gateways;
+  h jsonb;
+  e jsonb;
+  a pay.http_response;
+  v_order bigint;
+  v_verdict text;
+  v_state text;
+  v_reason text;
+  v_outcome text;
+  v_first bigint;
+BEGIN
+  -- 1. Record the callback as received, before anything can fail.
+  INSERT INTO pay.callbacks (gateway, headers, body)
+    VALUES (coalesce(provider, ''), coalesce(handle_callback.headers, '{}'), coalesce(handle_callback.body, ''))
+    RETURNING id INTO v_id;
+  SELECT * INTO g FROM pay.gateways WHERE name = provider AND kind IN ('stripe', 'alipay', 'wechatpay', 'generic');
+  IF NOT FOUND THEN
+    v_verdict := 'rejected';
+    v_state := 'unknown_gateway';
+    v_reason := format('no gateway "%s" that takes callbacks', provider);
+  ELSE
+    h := pay._lower_headers(handle_callback.headers);
+    BEGIN
+      -- 2. Verify (signature, timestamp window) and parse.
+      e := CASE g.kind
+             WHEN 'stripe' THEN pay._callback_stripe(g, h, handle_callback.body)
+             WHEN 'alipay' THEN pay._callback_alipay(g, h, handle_callback.body)
+             WHEN 'wechatpay' THEN pay._callback_wechatpay(g, h, handle_callback.body)
+             ELSE pay._callback_generic(g, h, handle_callback.body) END;
+      IF e->>'event_id' IS NULL OR length(e->>'event_id') > 200 THEN
+        RAISE EXCEPTION 'callback has no usable event id' USING ERRCODE = 'invalid_parameter_value';
+      END IF;
+      -- 3. Replay: a nonce seen within the window.  Racing copies wait on the index.
+      IF e ? 'nonce' THEN
+        INSERT INTO pay.callback_nonces (gateway, nonce) VALUES (g.name, e->>'nonce') ON CONFLICT DO NOTHING;
+        IF NOT FOUND THEN
+          RAISE EXCEPTION 'nonce "%" was already used', e->>'nonce' USING ERRCODE = 'PY012';
+        END IF;
+      END IF;
+      -- 4. Deduplicate by the PSP's event id: a repeat is acknowledged, nothing changes.
+      INSERT INTO pay.callback_events (gateway, event_id, callback_id) VALUES (g.name, e->>'event_id', v_id)
+        ON CONFLICT DO NOTHING;
+      IF NOT FOUND THEN
+        SELECT callback_id INTO v_first FROM pay.callback_events WHERE gateway = g.name AND event_id = e->>'event_id';
+        v_verdict := 'duplicate';
+        v_outcome := 'duplicate of callback ' || v_first;
+      ELSE
+        -- 5. Apply it to the order.
+        SELECT r.order_id, r.outcome INTO v_order, v_outcome FROM pay._apply_event(g, e, v_id) r;
+        v_verdict := 'accepted';
+      END IF;
+    EXCEPTION WHEN OTHERS THEN
+      GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_reason = MESSAGE_TEXT;
+      -- ours to fix (a missing secret, a bug): 500 so the PSP retries later
+      v_verdict := CASE WHEN v_state ~ '^(PY01|22|23)' THEN 'rejected' ELSE 'error' END;
+      v_order := NULL;
+    END;
+  END IF;
+
+  SELECT * INTO a FROM pay._callback_answer(g.kind, v_verdict, v_state);
+  UPDATE pay.callbacks c
+     SET verdict = v_verdict, reason_code = v_state, reason = v_reason,
+         event_id = e->>'event_id', event_type = e->>'type', order_id = v_order,
+         outcome = v_outcome, http_status = a.http_status
+   WHERE c.id = v_id;
+  RETURN NEXT a;
+END $$;
+COMMENT ON FUNCTION pay.handle_callback(text, jsonb, text) IS
+  'records, verifies, deduplicates and applies a PSP callback; answers the status and body the PSP expects; never raises for a bad callback';
+
+-- Nonces older than every gateway's window can go.
+CREATE FUNCTION pay.purge_callback_nonces(older_than interval DEFAULT interval '1 hour') RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  n integer;
+BEGIN
+  DELETE FROM pay.callback_nonces WHERE seen_at < now() - older_than;
+  GET DIAGNOSTICS n = ROW_COUNT;
+  RETURN n;
+END $$;
+COMMENT ON FUNCTION pay.purge_callback_nonces(interval) IS
+  'deletes callback nonces older than the replay window (keep it above every gateway''s tolerance_s)';
+
+-- A callback pay-proxy refused before handle_callback (body over its limit,
+-- or not UTF-8 text): recorded all the same, with the bytes it kept.
+CREATE FUNCTION pay.record_unreadable_callback(provider text, headers jsonb, reason_code text, reason text,
+                                               body_bytes bytea, http_status integer)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_id bigint;
+BEGIN
+  INSERT INTO pay.callbacks (gateway, headers, body, body_bytes, verdict, reason_code, reason, http_status)
+    VALUES (left(coalesce(provider, ''), 64), coalesce(headers, '{}'), NULL, substring(coalesce(body_bytes, ''::bytea) FROM 1 FOR 65536),
+            'rejected', left(reason_code, 5), left(reason, 200), http_status)
+    RETURNING id INTO v_id;
+  RETURN v_id;
+END $$;
+COMMENT ON FUNCTION pay.record_unreadable_callback(text, jsonb, text, text, bytea, integer) IS
+  'records a callback that pay-proxy refused before handle_callback (too large, not UTF-8)';
+
+GRANT EXECUTE ON FUNCTION pay.handle_callback(text, jsonb, text),
+    pay.record_unreadable_callback(text, jsonb, text, text, bytea, integer) TO pay_callback;
+GRANT EXECUTE ON FUNCTION pay.purge_callback_nonces(interval) TO pay_admin;
+GRANT SELECT ON pay.callbacks, pay.callback_events, pay.anomalies, pay.deferred_events TO pay_admin;

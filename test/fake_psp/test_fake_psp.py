@@ -1,0 +1,1025 @@
+#!/usr/bin/python3
+"""Tests of the fake PSP itself.  Run: /usr/bin/python3 -m unittest -v test_fake_psp
+(from test/fake_psp).  The server runs in-process on a free port; requests are
+built here with Python's own crypto (hmac/hashlib, cryptography), not with the
+fake PSP's signing module, and known answers come from the openssl command."""
+
+import base64
+import datetime
+import functools
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import urllib.parse
+import warnings
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import config as fp_config  # noqa: E402
+import server as fp_server  # noqa: E402
+import signing as fp_signing  # noqa: E402
+
+with open(os.path.join(HERE, "config.json"), encoding="utf-8") as _f:
+    CONF = json.load(_f)
+KEYS = os.path.join(HERE, "keys")
+BEIJING = datetime.timezone(datetime.timedelta(hours=8))
+STRIPE_KEY = CONF["stripe"]["api_key"]
+WHSEC = CONF["stripe"]["webhook_secret"]
+ALIPAY_APP_ID = CONF["alipay"]["app_id"]
+MCHID = CONF["wechatpay"]["mchid"]
+APPID = CONF["wechatpay"]["appid"]
+APIV3 = CONF["wechatpay"]["apiv3_key"]
+MERCHANT_SERIAL = CONF["pay"]["wechat_merchant_serial"]
+PLATFORM_SERIAL = CONF["pay"]["wechat_platform_serial"]
+ACME_SECRET = CONF["merchants"]["acme"]["api_secret"]
+
+
+# --- the test's own crypto (independent of signing.py) -----------------------
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+@functools.lru_cache(maxsize=None)
+def priv(name):
+    return serialization.load_pem_private_key(read(os.path.join(KEYS, name)), password=None)
+
+
+@functools.lru_cache(maxsize=None)
+def pub(name):
+    data = read(os.path.join(KEYS, name))
+    if b"CERTIFICATE" in data:
+        return x509.load_pem_x509_certificate(data).public_key()
+    return serialization.load_pem_public_key(data)
+
+
+def rsa_sign(key, msg):
+    return base64.b64encode(key.sign(msg if isinstance(msg, bytes) else msg.encode(),
+                                     padding.PKCS1v15(), hashes.SHA256())).decode()
+
+
+def rsa_ok(key, msg, sig_b64):
+    try:
+        key.verify(base64.b64decode(sig_b64), msg if isinstance(msg, bytes) else msg.encode(),
+                   padding.PKCS1v15(), hashes.SHA256())
+        return True
+    except (InvalidSignature, ValueError):
+        return False
+
+
+def canon(params, exclude=("sign", "sign_type")):
+    return "&".join(f"{k}={params[k]}" for k in sorted(params, key=lambda k: k.encode())
+                    if k not in exclude and params[k] != "")
+
+
+def hmac_hex(key, msg):
+    return hmac.new(key.encode(), msg if isinstance(msg, bytes) else msg.encode(), hashlib.sha256).hexdigest()
+
+
+def bj(ts):
+    return datetime.datetime.fromtimestamp(ts, BEIJING).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def openssl(*args, stdin=b""):
+    return subprocess.run(["openssl", *args], input=stdin, capture_output=True, check=True).stdout
+
+
+# --- HTTP helpers ------------------------------------------------------------
+
+def request(base, method, path, body=b"", headers=None, timeout=10, context=None):
+    """(status, headers dict lower-case, body bytes)."""
+    u = urllib.parse.urlsplit(base)
+    if u.scheme == "https":
+        conn = http.client.HTTPSConnection(u.hostname, u.port, timeout=timeout, context=context)
+    else:
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+    try:
+        if isinstance(body, str):
+            body = body.encode()
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        conn.close()
+
+
+def control(base, method, path, obj=None):
+    status, _, body = request(base, method, "/control/" + path,
+                              json.dumps(obj).encode() if obj is not None else b"",
+                              {"Content-Type": "application/json"})
+    return status, json.loads(body)
+
+
+class ServerCase(unittest.TestCase):
+    """A fake PSP in-process on a free port, reset before each test."""
+
+    fast = False
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv, _ = fp_server.start(fp_config.load(), "127.0.0.1", 0, fast=cls.fast)
+        cls.base = cls.srv.app.base_url
+
+    @classmethod
+    def tearDownClass(cls):
+        fp_server.stop(cls.srv)
+
+    def setUp(self):
+        control(self.base, "POST", "reset", {})
+
+    def effects(self):
+        return control(self.base, "GET", "effects")[1]
+
+    def call(self, method, path, body=b"", headers=None, timeout=10):
+        return request(self.base, method, path, body, headers, timeout)
+
+
+# --- request builders playing pay ----------------------------------------------
+
+def stripe_post(case, path, form, key=STRIPE_KEY, idem=None):
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/x-www-form-urlencoded"}
+    if idem:
+        headers["Idempotency-Key"] = idem
+    status, h, body = case.call("POST", path, urllib.parse.urlencode(form), headers)
+    return status, h, json.loads(body)
+
+
+def alipay_body(method, biz, key=None, ts=None, sign_without_sign_type=False, app_id=ALIPAY_APP_ID):
+    params = {"app_id": app_id, "method": method, "format": "JSON", "charset": "utf-8",
+              "sign_type": "RSA2", "timestamp": bj(ts if ts is not None else time.time()),
+              "version": "1.0", "biz_content": json.dumps(biz, separators=(",", ":"))}
+    exclude = ("sign", "sign_type") if sign_without_sign_type else ("sign",)
+    params["sign"] = rsa_sign(key or priv("alipay_app_private.pem"), canon(params, exclude))
+    return params
+
+
+def alipay_call(case, method, biz, **kw):
+    params = alipay_body(method, biz, **kw)
+    status, h, body = case.call("POST", "/gateway.do", urllib.parse.urlencode(params),
+                                {"Content-Type": "application/x-www-form-urlencoded;charset=utf-8"})
+    case.assertEqual(status, 200)
+    return body.decode()
+
+
+def alipay_member(text):
+    """(name, member object, raw member text, sign or None), parsed by hand."""
+    dec = json.JSONDecoder()
+    assert text.startswith('{"')
+    name_end = text.index('":', 2)
+    name = text[2:name_end]
+    start = name_end + 2
+    member, end = dec.raw_decode(text, start)
+    raw = text[start:end]
+    rest = json.loads("{" + text[end + 1:]) if text[end] == "," else {}
+    return name, member, raw, rest.get("sign")
+
+
+def wechat_headers(method, url, body, key=None, serial=MERCHANT_SERIAL, ts=None, nonce=None, mchid=MCHID):
+    ts = str(int(ts if ts is not None else time.time()))
+    nonce = nonce or secrets.token_hex(16)
+    msg = f"{method}\n{url}\n{ts}\n{nonce}\n{body}\n"
+    sig = rsa_sign(key or priv("wechat_merchant_private.pem"), msg)
+    h = {"Authorization": f'WECHATPAY2-SHA256-RSA2048 mchid="{mchid}",nonce_str="{nonce}",'
+                          f'signature="{sig}",timestamp="{ts}",serial_no="{serial}"',
+         "Accept": "application/json", "User-Agent": "pay-test"}
+    if method == "POST":
+        h["Content-Type"] = "application/json"
+    return h
+
+
+def wechat_call(case, method, url, obj=None, **kw):
+    body = json.dumps(obj) if obj is not None else ""
+    return case.call(method, url, body, wechat_headers(method, url, body, **kw))
+
+
+def wechat_answer_ok(case, headers, body):
+    """The answer's platform signature verifies with the platform certificate."""
+    case.assertEqual(headers["wechatpay-serial"], PLATFORM_SERIAL)
+    msg = headers["wechatpay-timestamp"].encode() + b"\n" + headers["wechatpay-nonce"].encode() + b"\n" + body + b"\n"
+    case.assertTrue(rsa_ok(pub("wechat_platform_cert.pem"), msg, headers["wechatpay-signature"]))
+
+
+def native_order(no, total=1234, description="test order"):
+    return {"appid": APPID, "mchid": MCHID, "description": description, "out_trade_no": no,
+            "notify_url": "https://pay.example/callbacks/wx", "amount": {"total": total, "currency": "CNY"}}
+
+
+def merchant_form(secret=ACME_SECRET, ts=None, nonce=None, event_id=None, status="paid", **extra):
+    params = {"order_id": "42", "merchant_order_no": "INV-42", "amount": "1234", "currency": "USD",
+              "status": status, "event_id": event_id or "ev_" + secrets.token_hex(8),
+              "timestamp": str(int(ts if ts is not None else time.time())),
+              "nonce": nonce or secrets.token_hex(12)}
+    params.update(extra)
+    params["sign"] = hmac_hex(secret, canon(params))
+    return params
+
+
+# --- tests ---------------------------------------------------------------------
+
+class StripeApiTest(ServerCase):
+
+    def test_api_key_checked(self):
+        status, _, body = stripe_post(self, "/v1/payment_intents", {"amount": 100, "currency": "usd"})
+        self.assertEqual(status, 200, body)
+        status, _, body = stripe_post(self, "/v1/payment_intents", {"amount": 100, "currency": "usd"},
+                                      key="sk_test_wrong0000000000000000")
+        self.assertEqual(status, 401)
+        self.assertIn("Invalid API Key", body["error"]["message"])
+        status, _, body = self.call("POST", "/v1/payment_intents", "amount=1&currency=usd",
+                                    {"Content-Type": "application/x-www-form-urlencoded"})
+        self.assertEqual(status, 401)
+        basic = base64.b64encode(f"{STRIPE_KEY}:".encode()).decode()
+        status, _, _ = self.call("POST", "/v1/payment_intents", "amount=1&currency=usd",
+                                 {"Authorization": f"Basic {basic}",
+                                  "Content-Type": "application/x-www-form-urlencoded"})
+        self.assertEqual(status, 200)
+
+    def test_create_retrieve_validate(self):
+        status, _, pi = stripe_post(self, "/v1/payment_intents",
+                                    {"amount": 1234, "currency": "USD", "metadata[order_id]": "42"})
+        self.assertEqual(status, 200)
+        self.assertTrue(pi["id"].startswith("pi_"))
+        self.assertEqual((pi["amount"], pi["currency"], pi["metadata"], pi["status"]),
+                         (1234, "usd", {"order_id": "42"}, "requires_payment_method"))
+        status, _, body = self.call("GET", f"/v1/payment_intents/{pi['id']}", b"",
+                                    {"Authorization": f"Bearer {STRIPE_KEY}"})
+        self.assertEqual((status, json.loads(body)), (200, pi))
+        status, _, body = self.call("GET", "/v1/payment_intents/pi_nope", b"",
+                                    {"Authorization": f"Bearer {STRIPE_KEY}"})
+        self.assertEqual((status, json.loads(body)["error"]["code"]), (404, "resource_missing"))
+        status, _, body = stripe_post(self, "/v1/payment_intents", {"currency": "usd"})
+        self.assertEqual((status, body["error"]["code"], body["error"]["param"]), (400, "parameter_missing", "amount"))
+
+    def test_idempotency_key(self):
+        form = {"amount": 500, "currency": "usd", "metadata[order_id]": "7"}
+        answers = [stripe_post(self, "/v1/payment_intents", form, idem="create-7") for _ in range(3)]
+        self.assertEqual({a[0] for a in answers}, {200})
+        self.assertEqual(answers[0][2], answers[1][2])
+        self.assertEqual(answers[0][2], answers[2][2])
+        self.assertNotIn("idempotent-replayed", answers[0][1])
+        self.assertEqual(answers[1][1]["idempotent-replayed"], "true")
+        status, _, body = stripe_post(self, "/v1/payment_intents", dict(form, amount=501), idem="create-7")
+        self.assertEqual((status, body["error"]["type"]), (400, "idempotency_error"))
+        eff = self.effects()
+        self.assertEqual(eff["keys"]["stripe:create-7"]["effects"], 1)
+        self.assertEqual(eff["keys"]["stripe:create-7"]["requests"], 4)
+        self.assertEqual(eff["keys"]["stripe:create-7"]["conflicts"], 1)
+        self.assertEqual(eff["orders"]["stripe:7"]["payment_intents"], 1)
+        # a validation error is not saved under the key
+        status, _, _ = stripe_post(self, "/v1/payment_intents", {"currency": "usd"}, idem="create-8")
+        self.assertEqual(status, 400)
+        status, _, _ = stripe_post(self, "/v1/payment_intents", {"amount": 5, "currency": "usd"}, idem="create-8")
+        self.assertEqual(status, 200)
+        # the same key concurrently: one effect
+        results = []
+
+        def go():
+            results.append(stripe_post(self, "/v1/payment_intents", form, idem="create-9")[2]["id"])
+        threads = [threading.Thread(target=go) for _ in range(8)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        self.assertEqual(len(set(results)), 1)
+        self.assertEqual(self.effects()["keys"]["stripe:create-9"]["effects"], 1)
+
+    def test_refund_cancel_decline(self):
+        status, _, pi = stripe_post(self, "/v1/payment_intents",
+                                    {"amount": 1000, "currency": "usd", "confirm": "true",
+                                     "payment_method": "pm_card_visa", "metadata[order_id]": "11"})
+        self.assertEqual((status, pi["status"]), (200, "succeeded"))
+        for _ in range(2):
+            status, _, rf = stripe_post(self, "/v1/refunds", {"payment_intent": pi["id"], "amount": 400}, idem="rf-11-a")
+            self.assertEqual((status, rf["amount"], rf["status"]), (200, 400, "succeeded"))
+        status, _, body = stripe_post(self, "/v1/refunds", {"payment_intent": pi["id"], "amount": 601}, idem="rf-11-b")
+        self.assertEqual(status, 400)
+        status, _, rf = stripe_post(self, "/v1/refunds", {"payment_intent": pi["id"]}, idem="rf-11-c")
+        self.assertEqual((status, rf["amount"]), (200, 600))
+        status, _, body = stripe_post(self, "/v1/refunds", {"payment_intent": pi["id"]}, idem="rf-11-d")
+        self.assertEqual((status, body["error"].get("code")), (400, "charge_already_refunded"))
+        eff = self.effects()
+        self.assertEqual(eff["keys"]["stripe:rf-11-a"], dict(eff["keys"]["stripe:rf-11-a"], effects=1, requests=2))
+        self.assertEqual(eff["orders"]["stripe:11"]["refunds"], 2)
+        self.assertEqual(eff["orders"]["stripe:11"]["refunded_amount"], 1000)
+        status, _, body = stripe_post(self, f"/v1/payment_intents/{pi['id']}/cancel", {})
+        self.assertEqual((status, body["error"]["code"]), (400, "payment_intent_unexpected_state"))
+        status, _, pi2 = stripe_post(self, "/v1/payment_intents", {"amount": 10, "currency": "usd"})
+        status, _, c = stripe_post(self, f"/v1/payment_intents/{pi2['id']}/cancel", {}, idem="cancel-1")
+        self.assertEqual((status, c["status"]), (200, "canceled"))
+        status, _, body = stripe_post(self, "/v1/payment_intents",
+                                      {"amount": 10, "currency": "usd", "confirm": "true",
+                                       "payment_method": "pm_card_chargeDeclined"})
+        self.assertEqual((status, body["error"]["code"]), (402, "card_declined"))
+
+
+class AlipayApiTest(ServerCase):
+
+    def test_signature_verified_and_answer_signed(self):
+        text = alipay_call(self, "alipay.trade.precreate",
+                           {"out_trade_no": "A1", "total_amount": "12.34", "subject": "book"})
+        name, member, raw, sign = alipay_member(text)
+        self.assertEqual(name, "alipay_trade_precreate_response")
+        self.assertEqual((member["code"], member["out_trade_no"]), ("10000", "A1"))
+        self.assertTrue(member["qr_code"].startswith("https://qr.alipay.com/"))
+        self.assertTrue(rsa_ok(pub("alipay_platform_public.pem"), raw.encode(), sign))
+        self.assertFalse(rsa_ok(pub("alipay_platform_public.pem"), raw.replace("A1", "A2").encode(), sign))
+
+    def test_bad_requests_rejected(self):
+        biz = {"out_trade_no": "A2", "total_amount": "1.00", "subject": "x"}
+        cases = {
+            "wrong key": dict(key=priv("wrong_private.pem")),
+            "sign_type left out of the signed string": dict(sign_without_sign_type=True),
+        }
+        for what, kw in cases.items():
+            name, member, _, sign = alipay_member(alipay_call(self, "alipay.trade.precreate", biz, **kw))
+            self.assertEqual((member["code"], member["sub_code"], sign), ("40002", "isv.invalid-signature", None), what)
+        # a parameter changed after signing
+        params = alipay_body("alipay.trade.precreate", biz)
+        params["biz_content"] = params["biz_content"].replace("1.00", "0.01")
+        _, _, body = self.call("POST", "/gateway.do", urllib.parse.urlencode(params),
+                               {"Content-Type": "application/x-www-form-urlencoded"})
+        self.assertEqual(alipay_member(body.decode())[1]["sub_code"], "isv.invalid-signature")
+        # timestamps are Beijing time: UTC (8 h off) and stale ones are refused
+        for ts in (time.time() - 8 * 3600, time.time() - 3600):
+            member = alipay_member(alipay_call(self, "alipay.trade.precreate", biz, ts=ts))[1]
+            self.assertEqual(member["sub_code"], "isv.invalid-timestamp")
+        member = alipay_member(alipay_call(self, "alipay.trade.precreate", biz, app_id="2021999"))[1]
+        self.assertEqual(member["sub_code"], "isv.invalid-app-id")
+        member = alipay_member(alipay_call(self, "alipay.trade.nope", biz))[1]
+        self.assertEqual(member["sub_code"], "isv.invalid-method")
+        self.assertEqual(self.effects()["totals"]["effects"], 0)
+
+    def test_idempotency_and_lifecycle(self):
+        biz = {"out_trade_no": "A3", "total_amount": "12.34", "subject": "book"}
+        qr = {alipay_member(alipay_call(self, "alipay.trade.precreate", biz))[1]["qr_code"] for _ in range(3)}
+        self.assertEqual(len(qr), 1)
+        member = alipay_member(alipay_call(self, "alipay.trade.precreate", dict(biz, total_amount="12.35")))[1]
+        self.assertEqual(member["sub_code"], "ACQ.CONTEXT_INCONSISTENT")
+        q = alipay_member(alipay_call(self, "alipay.trade.query", {"out_trade_no": "A3"}))[1]
+        self.assertEqual((q["trade_status"], q["total_amount"]), ("WAIT_BUYER_PAY", "12.34"))
+        for _ in range(2):
+            c = alipay_member(alipay_call(self, "alipay.trade.close", {"out_trade_no": "A3"}))[1]
+            self.assertEqual(c["code"], "10000")
+        eff = self.effects()
+        self.assertEqual(eff["keys"]["alipay:precreate:A3"]["effects"], 1)
+        self.assertEqual(eff["keys"]["alipay:precreate:A3"]["requests"], 4)
+        self.assertEqual(eff["keys"]["alipay:precreate:A3"]["conflicts"], 1)
+        self.assertEqual(eff["keys"]["alipay:close:A3"], dict(eff["keys"]["alipay:close:A3"], effects=1, requests=2))
+        unknown = alipay_member(alipay_call(self, "alipay.trade.query", {"out_trade_no": "nope"}))
+        self.assertEqual((unknown[1]["sub_code"], rsa_ok(pub("alipay_platform_public.pem"), unknown[2].encode(), unknown[3])),
+                         ("ACQ.TRADE_NOT_EXIST", True))
+        # refunds of a paid trade, idempotent on out_request_no
+        control(self.base, "POST", "pay", {"provider": "alipay", "order_id": "A4", "amount": 1000})
+        r1 = alipay_member(alipay_call(self, "alipay.trade.refund",
+                                       {"out_trade_no": "A4", "refund_amount": "4.00", "out_request_no": "R1"}))[1]
+        r2 = alipay_member(alipay_call(self, "alipay.trade.refund",
+                                       {"out_trade_no": "A4", "refund_amount": "4.00", "out_request_no": "R1"}))[1]
+        self.assertEqual((r1["fund_change"], r1["refund_fee"], r2["fund_change"], r2["refund_fee"]), ("Y", "4.00", "N", "4.00"))
+        r3 = alipay_member(alipay_call(self, "alipay.trade.refund",
+                                       {"out_trade_no": "A4", "refund_amount": "5.00", "out_request_no": "R1"}))[1]
+        self.assertEqual(r3["sub_code"], "ACQ.DISCORDANT_REPEAT_REQUEST")
+        r4 = alipay_member(alipay_call(self, "alipay.trade.refund",
+                                       {"out_trade_no": "A4", "refund_amount": "6.01", "out_request_no": "R2"}))[1]
+        self.assertEqual(r4["sub_code"], "ACQ.REFUND_AMT_NOT_EQUAL_TOTAL")
+        eff = self.effects()
+        self.assertEqual(eff["keys"]["alipay:refund:A4:R1"]["effects"], 1)
+        self.assertEqual(eff["orders"]["alipay:A4"]["refunded_amount"], 400)
+
+
+class WechatApiTest(ServerCase):
+
+    def test_signature_verified_and_answer_signed(self):
+        status, h, body = wechat_call(self, "POST", "/v3/pay/transactions/native", native_order("W0000001"))
+        self.assertEqual(status, 200, body)
+        self.assertTrue(json.loads(body)["code_url"].startswith("weixin://wxpay/bizpayurl?pr="))
+        wechat_answer_ok(self, h, body)
+        url = f"/v3/pay/transactions/out-trade-no/W0000001?mchid={MCHID}"
+        status, h, body = wechat_call(self, "GET", url)
+        self.assertEqual((status, json.loads(body)["trade_state"]), (200, "NOTPAY"))
+        wechat_answer_ok(self, h, body)
+
+    def test_bad_requests_rejected(self):
+        url = "/v3/pay/transactions/native"
+        order = native_order("W0000002")
+        body = json.dumps(order)
+        variants = {
+            "wrong key": wechat_headers("POST", url, body, key=priv("wrong_private.pem")),
+            "wrong serial": wechat_headers("POST", url, body, serial="00AA"),
+            "stale": wechat_headers("POST", url, body, ts=time.time() - 3600),
+            "wrong mchid": wechat_headers("POST", url, body, mchid="1900000999"),
+            "other URL signed": wechat_headers("POST", url + "?x=1", body),
+        }
+        for what, headers in variants.items():
+            status, h, answer = self.call("POST", url, body, headers)
+            self.assertEqual((status, json.loads(answer)["code"]), (401, "SIGN_ERROR"), what)
+            wechat_answer_ok(self, h, answer)
+        tampered = wechat_headers("POST", url, body)
+        status, _, _ = self.call("POST", url, body.replace("1234", "1235"), tampered)
+        self.assertEqual(status, 401)
+        status, _, _ = self.call("POST", url, body, {"Content-Type": "application/json"})
+        self.assertEqual(status, 401)
+        status, _, answer = wechat_call(self, "POST", url, native_order("W3"))
+        self.assertEqual((status, json.loads(answer)["code"]), (400, "PARAM_ERROR"))
+        self.assertEqual(self.effects()["totals"]["effects"], 0)
+
+    def test_idempotency_and_lifecycle(self):
+        url = "/v3/pay/transactions/native"
+        codes = {json.loads(wechat_call(self, "POST", url, native_order("W0000004"))[2])["code_url"] for _ in range(3)}
+        self.assertEqual(len(codes), 1)
+        status, _, body = wechat_call(self, "POST", url, native_order("W0000004", total=1))
+        self.assertEqual((status, json.loads(body)["code"]), (403, "OUT_TRADE_NO_USED"))
+        for _ in range(2):
+            status, h, body = wechat_call(self, "POST", "/v3/pay/transactions/out-trade-no/W0000004/close", {"mchid": MCHID})
+            self.assertEqual((status, body), (204, b""))
+            wechat_answer_ok(self, h, body)
+        eff = self.effects()
+        self.assertEqual(eff["keys"]["wechatpay:native:W0000004"], dict(eff["keys"]["wechatpay:native:W0000004"],
+                                                                          effects=1, requests=4, conflicts=1))
+        self.assertEqual(eff["keys"]["wechatpay:close:W0000004"]["effects"], 1)
+        # refunds of a paid transaction, idempotent on out_refund_no
+        control(self.base, "POST", "pay", {"provider": "wechatpay", "order_id": "W0000005", "amount": 1000})
+        rf = {"out_trade_no": "W0000005", "out_refund_no": "RF1", "amount": {"refund": 300, "total": 1000, "currency": "CNY"}}
+        answers = [wechat_call(self, "POST", "/v3/refund/domestic/refunds", rf) for _ in range(2)]
+        self.assertEqual([a[0] for a in answers], [200, 200])
+        self.assertEqual(json.loads(answers[0][2])["refund_id"], json.loads(answers[1][2])["refund_id"])
+        status, _, body = wechat_call(self, "POST", "/v3/refund/domestic/refunds",
+                                      dict(rf, amount={"refund": 301, "total": 1000, "currency": "CNY"}))
+        self.assertEqual(status, 400)
+        status, _, body = wechat_call(self, "POST", "/v3/refund/domestic/refunds",
+                                      dict(rf, out_refund_no="RF2", amount={"refund": 701, "total": 1000, "currency": "CNY"}))
+        self.assertEqual(status, 400)
+        eff = self.effects()
+        self.assertEqual(eff["keys"]["wechatpay:refund:RF1"]["effects"], 1)
+        self.assertEqual(eff["orders"]["wechatpay:W0000005"]["refunded_amount"], 300)
+        status, _, body = wechat_call(self, "GET", f"/v3/pay/transactions/out-trade-no/W0000005?mchid={MCHID}")
+        self.assertEqual(json.loads(body)["trade_state"], "REFUND")
+        status, _, body = wechat_call(self, "GET", f"/v3/pay/transactions/out-trade-no/W9999999?mchid={MCHID}")
+        self.assertEqual((status, json.loads(body)["code"]), (404, "ORDER_NOT_EXIST"))
+
+
+class MerchantSinkTest(ServerCase):
+
+    def post(self, params, code="acme"):
+        status, _, body = self.call("POST", f"/merchant/{code}/notify", urllib.parse.urlencode(params),
+                                    {"Content-Type": "application/x-www-form-urlencoded"})
+        return status, body.decode()
+
+    def test_verifies_and_counts_each_event_once(self):
+        self.assertEqual(self.post(merchant_form(event_id="ev_1")), (200, "success"))
+        self.assertEqual(self.post(merchant_form(event_id="ev_1")), (200, "success"))
+        self.assertEqual(self.post(merchant_form(event_id="ev_1", status="refunded")), (200, "success"))
+        eff = self.effects()
+        self.assertEqual(eff["keys"]["merchant:acme:ev_1"], dict(eff["keys"]["merchant:acme:ev_1"],
+                                                                  effects=1, requests=3, conflicts=1))
+        self.assertEqual(eff["orders"]["merchant:acme:42"], {"notified_paid": 1})
+
+    def test_rejections(self):
+        bad = merchant_form()
+        bad["amount"] = "1235"
+        self.assertEqual(self.post(bad), (401, "fail: bad signature"))
+        self.assertEqual(self.post(merchant_form(secret="not-the-secret")), (401, "fail: bad signature"))
+        self.assertEqual(self.post(merchant_form(ts=time.time() - 3600)), (401, "fail: stale timestamp"))
+        self.assertEqual(self.post(merchant_form(nonce="n-1")), (200, "success"))
+        self.assertEqual(self.post(merchant_form(nonce="n-1")), (401, "fail: nonce reused"))
+        self.assertEqual(self.post(merchant_form(), code="nobody")[0], 404)
+        unsigned = merchant_form()
+        del unsigned["sign"]
+        self.assertEqual(self.post(unsigned), (401, "fail: missing sign"))
+        self.assertEqual(self.effects()["totals"]["effects"], 1)
+        status, _ = control(self.base, "POST", "merchants", {"code": "late", "api_secret": "s3cret"})
+        self.assertEqual(status, 200)
+        self.assertEqual(self.post(merchant_form(secret="s3cret"), code="late"), (200, "success"))
+
+    def test_requests_recorded(self):
+        params = merchant_form(event_id="ev_rec")
+        self.post(params)
+        self.post(dict(params, sign="00"))
+        _, rec = control(self.base, "GET", "requests?path=/merchant/")
+        self.assertEqual(rec["count"], 2)
+        first, second = rec["requests"]
+        self.assertEqual((first["method"], first["path"], first["status"], first["verdict"]),
+                         ("POST", "/merchant/acme/notify", 200, "ok"))
+        self.assertEqual(dict(urllib.parse.parse_qsl(first["body"])), params)
+        self.assertEqual(first["headers"]["Content-Type"], "application/x-www-form-urlencoded")
+        self.assertEqual((second["status"], second["verdict"]), (401, "bad_signature"))
+        _, rec = control(self.base, "GET", f"requests?since={first['seq']}")
+        self.assertEqual([r["seq"] for r in rec["requests"]], [second["seq"]])
+
+
+class FaultTest(ServerCase):
+
+    def notify(self, timeout=10):
+        return self.call("POST", "/merchant/acme/notify", urllib.parse.urlencode(merchant_form()),
+                         {"Content-Type": "application/x-www-form-urlencoded"}, timeout=timeout)
+
+    def test_status_with_count(self):
+        status, out = control(self.base, "POST", "faults", {"path": "/merchant/", "mode": "status", "status": 500, "count": 2})
+        self.assertEqual(status, 200)
+        self.assertEqual([self.notify()[0] for _ in range(3)], [500, 500, 200])
+        rules = control(self.base, "GET", "faults")[1]["rules"]
+        self.assertEqual((rules[0]["hits"], rules[0]["remaining"]), (2, 0))
+        control(self.base, "POST", "faults", {"path": "/merchant/", "mode": "status", "status": 429,
+                                              "retry_after": 7, "count": 1})
+        status, h, _ = self.notify()
+        self.assertEqual((status, h["retry-after"]), (429, "7"))
+        control(self.base, "POST", "faults", {"path": "/merchant/", "mode": "status", "status": 400, "body": "nope",
+                                              "content_type": "text/plain"})
+        status, _, body = self.notify()
+        self.assertEqual((status, body), (400, b"nope"))
+        control(self.base, "DELETE", "faults")
+        self.assertEqual(self.notify()[0], 200)
+        self.assertEqual(self.effects()["totals"]["effects"], 2)
+
+    def test_path_and_method_filters(self):
+        control(self.base, "POST", "faults", {"rules": [{"path": "/v1/", "mode": "status", "status": 503},
+                                                        {"path": "/merchant/", "method": "GET", "mode": "status", "status": 503}]})
+        self.assertEqual(self.notify()[0], 200)
+        status, _, _ = stripe_post(self, "/v1/payment_intents", {"amount": 1, "currency": "usd"})
+        self.assertEqual(status, 503)
+        self.assertEqual(control(self.base, "GET", "health")[0], 200)
+        bad = [{"mode": "explode"}, {"mode": "status"}, {"mode": "slow"}, {"path": "/control/", "mode": "reset"},
+               {"mode": "reset", "count": 0}, {"mode": "reset", "colour": "red"}]
+        for rule in bad:
+            self.assertEqual(control(self.base, "POST", "faults", rule)[0], 400, rule)
+
+    def test_slow(self):
+        control(self.base, "POST", "faults", {"path": "/merchant/", "mode": "slow", "delay_ms": 400, "count": 1})
+        t0 = time.monotonic()
+        self.assertEqual(self.notify()[0], 200)
+        self.assertGreaterEqual(time.monotonic() - t0, 0.4)
+        t0 = time.monotonic()
+        self.notify()
+        self.assertLess(time.monotonic() - t0, 0.3)
+
+    def test_reset(self):
+        control(self.base, "POST", "faults", {"path": "/merchant/", "mode": "reset", "count": 1})
+        with self.assertRaises(ConnectionResetError) as cm:
+            self.notify()
+        self.assertIs(type(cm.exception), ConnectionResetError)  # an RST, not RemoteDisconnected (FIN)
+        self.assertEqual(self.notify()[0], 200)
+        _, rec = control(self.base, "GET", "requests")
+        self.assertEqual([(r["status"], r["fault"] is not None) for r in rec["requests"]], [(0, True), (200, False)])
+
+    def test_hang_does_not_block_others(self):
+        control(self.base, "POST", "faults", {"path": "/merchant/", "mode": "hang", "count": 1})
+        errors = []
+
+        def hung():
+            try:
+                self.notify(timeout=1.5)
+            except (socket.timeout, TimeoutError) as e:
+                errors.append(e)
+        t = threading.Thread(target=hung)
+        t0 = time.monotonic()
+        t.start()
+        time.sleep(0.2)
+        self.assertEqual(self.notify()[0], 200)
+        self.assertLess(time.monotonic() - t0, 1.4)
+        t.join()
+        self.assertEqual(len(errors), 1)
+        self.assertGreaterEqual(time.monotonic() - t0, 1.5)
+
+    def test_malformed(self):
+        control(self.base, "POST", "faults", {"rules": [
+            {"path": "/merchant/", "mode": "malformed", "kind": "garbage", "count": 1},
+            {"path": "/merchant/", "mode": "malformed", "kind": "truncated", "count": 1},
+            {"path": "/merchant/", "mode": "malformed", "kind": "bad_json", "count": 1}]})
+        with self.assertRaises(http.client.BadStatusLine):
+            self.notify()
+        with self.assertRaises(http.client.IncompleteRead):
+            self.notify()
+        status, _, body = self.notify()
+        self.assertEqual(status, 200)
+        with self.assertRaises(ValueError):
+            json.loads(body)
+        self.assertEqual(self.notify()[0], 200)
+
+    def test_after_applies_then_misbehaves(self):
+        control(self.base, "POST", "faults", {"path": "/v1/refunds", "mode": "status", "status": 500, "after": True, "count": 1})
+        control(self.base, "POST", "faults", {"path": "/v1/payment_intents", "mode": "reset", "after": True, "count": 1})
+        form = {"amount": 100, "currency": "usd", "confirm": "true", "payment_method": "pm_card_visa",
+                "metadata[order_id]": "99"}
+        with self.assertRaises((ConnectionResetError, http.client.RemoteDisconnected)):
+            stripe_post(self, "/v1/payment_intents", form, idem="pi-99")
+        status, h, pi = stripe_post(self, "/v1/payment_intents", form, idem="pi-99")
+        self.assertEqual((status, h.get("idempotent-replayed")), (200, "true"))
+        status, _, _ = stripe_post(self, "/v1/refunds", {"payment_intent": pi["id"]}, idem="rf-99")
+        self.assertEqual(status, 500)
+        status, h, _ = stripe_post(self, "/v1/refunds", {"payment_intent": pi["id"]}, idem="rf-99")
+        self.assertEqual((status, h.get("idempotent-replayed")), (200, "true"))
+        eff = self.effects()
+        self.assertEqual((eff["keys"]["stripe:pi-99"]["effects"], eff["keys"]["stripe:rf-99"]["effects"]), (1, 1))
+        self.assertEqual(eff["orders"]["stripe:99"], {"payment_intents": 1, "refunds": 1, "refunded_amount": 100})
+        self.assertEqual(eff["totals"]["keys_with_more_than_one_effect"], [])
+
+
+class Sink:
+    """A small local HTTP server standing in for pay-proxy: records requests."""
+
+    def __init__(self, status=200, body=b"success"):
+        self.requests, self.status, self.body = [], status, body
+        sink = self
+
+        class H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                data = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                sink.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}, data))
+                self.send_response(sink.status)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(sink.body)))
+                self.end_headers()
+                self.wfile.write(sink.body)
+
+        class Srv(ThreadingHTTPServer):
+            daemon_threads = True
+            request_queue_size = 128
+
+        self.httpd = Srv(("127.0.0.1", 0), H)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def stripe_ok(headers, body, secret=WHSEC):
+    parts = [p.split("=", 1) for p in headers["stripe-signature"].split(",")]
+    t = next(v for k, v in parts if k == "t")
+    return any(hmac.compare_digest(hmac_hex(secret, t.encode() + b"." + body), v) for k, v in parts if k == "v1"), int(t)
+
+
+def alipay_ok(body):
+    params = dict(urllib.parse.parse_qsl(body.decode(), keep_blank_values=True))
+    return rsa_ok(pub("alipay_platform_public.pem"), canon(params), params.get("sign", "")), params
+
+
+def wechat_ok(headers, body):
+    msg = headers["wechatpay-timestamp"].encode() + b"\n" + headers["wechatpay-nonce"].encode() + b"\n" + body + b"\n"
+    return (headers.get("wechatpay-serial") == PLATFORM_SERIAL
+            and rsa_ok(pub("wechat_platform_cert.pem"), msg, headers.get("wechatpay-signature", "")))
+
+
+def wechat_decrypt(envelope, key=APIV3):
+    res = envelope["resource"]
+    raw = base64.b64decode(res["ciphertext"])
+    dec = Cipher(algorithms.AES(key.encode()), modes.GCM(res["nonce"].encode(), raw[-16:])).decryptor()
+    dec.authenticate_additional_data(res["associated_data"].encode())
+    return json.loads(dec.update(raw[:-16]) + dec.finalize())
+
+
+class CallbackTest(ServerCase):
+
+    def setUp(self):
+        super().setUp()
+        self.sink = Sink()
+
+    def tearDown(self):
+        self.sink.close()
+
+    def send(self, **p):
+        p.setdefault("target", self.sink.url)
+        status, out = control(self.base, "POST", "send", p)
+        self.assertEqual(status, 200, out)
+        return out
+
+    def test_stripe_events(self):
+        for event, obj_type in (("payment_intent.succeeded", "payment_intent"),
+                                ("payment_intent.payment_failed", "payment_intent"),
+                                ("charge.refunded", "charge")):
+            out = self.send(provider="stripe", gateway="stripe_main", order_id=42, amount=1234,
+                            currency="USD", event=event, refund_amount=234)
+            self.assertEqual((out["results"][0]["status"], out["results"][0]["body"]), (200, "success"))
+            path, headers, body = self.sink.requests[-1]
+            self.assertEqual(path, "/callbacks/stripe_main")
+            ok, t = stripe_ok(headers, body)
+            self.assertTrue(ok, event)
+            self.assertLess(abs(time.time() - t), 5)
+            self.assertFalse(stripe_ok(headers, body, secret="whsec_other")[0])
+            evt = json.loads(body)
+            self.assertEqual((evt["type"], evt["data"]["object"]["object"]), (event, obj_type))
+            obj = evt["data"]["object"]
+            self.assertEqual((obj["metadata"]["order_id"], obj["amount"], obj["currency"]), ("42", 1234, "usd"))
+            if event == "charge.refunded":
+                self.assertEqual(obj["amount_refunded"], 234)
+                self.assertEqual(obj["refunds"]["data"][0]["amount"], 234)
+        pis = {json.loads(b)["data"]["object"].get("payment_intent") or json.loads(b)["data"]["object"]["id"]
+               for _, _, b in self.sink.requests}
+        self.assertEqual(len(pis), 1)
+
+    def test_alipay_notifies(self):
+        for event, status in (("paid", "TRADE_SUCCESS"), ("TRADE_FINISHED", "TRADE_FINISHED"), ("closed", "TRADE_CLOSED")):
+            self.send(provider="alipay", order_id=43 if event != "closed" else 44, amount=1234, event=event)
+            _, headers, body = self.sink.requests[-1]
+            self.assertTrue(headers["content-type"].startswith("application/x-www-form-urlencoded"))
+            ok, params = alipay_ok(body)
+            self.assertTrue(ok, event)
+            self.assertEqual((params["trade_status"], params["total_amount"], params["sign_type"]),
+                             (status, "12.34", "RSA2"))
+            self.assertEqual(params["out_trade_no"], "43" if event != "closed" else "44")
+            notify_ts = datetime.datetime.strptime(params["notify_time"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=BEIJING)
+            self.assertLess(abs(notify_ts.timestamp() - time.time()), 5)
+        self.send(provider="alipay", order_id=45, amount=100, currency="JPY", event="paid")
+        self.assertEqual(alipay_ok(self.sink.requests[-1][2])[1]["total_amount"], "100")
+        self.send(provider="alipay", order_id=46, amount=5, currency="KWD", event="paid")
+        self.assertEqual(alipay_ok(self.sink.requests[-1][2])[1]["total_amount"], "0.005")
+        # a partial refund keeps TRADE_SUCCESS, the rest closes the trade
+        self.send(provider="alipay", order_id=47, amount=1000, event="paid")
+        self.send(provider="alipay", order_id=47, amount=1000, event="refunded", refund_amount=300)
+        p1 = alipay_ok(self.sink.requests[-1][2])[1]
+        self.send(provider="alipay", order_id=47, amount=1000, event="refunded", refund_amount=700)
+        p2 = alipay_ok(self.sink.requests[-1][2])[1]
+        self.assertEqual((p1["trade_status"], p1["refund_fee"], p2["trade_status"], p2["refund_fee"]),
+                         ("TRADE_SUCCESS", "3.00", "TRADE_CLOSED", "10.00"))
+
+    def test_wechat_notifications(self):
+        self.send(provider="wechatpay", order_id="W0000048", amount=1234, event="paid")
+        _, headers, body = self.sink.requests[-1]
+        self.assertTrue(wechat_ok(headers, body))
+        env = json.loads(body)
+        self.assertEqual((env["event_type"], env["resource"]["algorithm"], env["resource"]["associated_data"]),
+                         ("TRANSACTION.SUCCESS", "AEAD_AES_256_GCM", "transaction"))
+        txn = wechat_decrypt(env)
+        self.assertEqual((txn["out_trade_no"], txn["trade_state"], txn["amount"]["total"], txn["mchid"]),
+                         ("W0000048", "SUCCESS", 1234, MCHID))
+        self.send(provider="wechatpay", order_id="W0000048", amount=1234, event="refunded", refund_amount=34)
+        _, headers, body = self.sink.requests[-1]
+        self.assertTrue(wechat_ok(headers, body))
+        rf = wechat_decrypt(json.loads(body))
+        self.assertEqual((rf["refund_status"], rf["amount"]["refund"], rf["transaction_id"]),
+                         ("SUCCESS", 34, txn["transaction_id"]))
+        with self.assertRaises(Exception):
+            wechat_decrypt(json.loads(body), key="0" * 32)
+
+    def test_generic(self):
+        self.send(provider="generic", order_id=49, amount=1234, event="paid")
+        _, _, body = self.sink.requests[-1]
+        params = dict(urllib.parse.parse_qsl(body.decode()))
+        self.assertEqual(params["sign"], hmac_hex(CONF["generic"]["webhook_secret"], canon(params)))
+        self.assertEqual((params["amount"], params["status"], params["out_trade_no"]), ("1234", "paid", "49"))
+
+    def test_duplicate_and_redeliver(self):
+        out = self.send(provider="wechatpay", order_id="W0000050", amount=1, variant="duplicate", count=5, concurrency=5)
+        self.assertEqual([r["status"] for r in out["results"]], [200] * 5)
+        reqs = self.sink.requests[-5:]
+        self.assertEqual(len({(json.dumps(h, sort_keys=True), b) for _, h, b in
+                              [(p, {k: v for k, v in h.items() if k.startswith("wechatpay")}, b) for p, h, b in reqs]}), 1)
+        self.sink.requests.clear()
+        self.send(provider="wechatpay", order_id="W0000051", amount=1, variant="redeliver", count=3)
+        bodies = {b for _, _, b in self.sink.requests}
+        nonces = {h["wechatpay-nonce"] for _, h, _ in self.sink.requests}
+        self.assertEqual((len(bodies), len(nonces)), (1, 3))
+        self.assertTrue(all(wechat_ok(h, b) for _, h, b in self.sink.requests))
+        self.sink.requests.clear()
+        self.send(provider="stripe", order_id=52, amount=1, variant="redeliver", count=3)
+        self.assertEqual(len({b for _, _, b in self.sink.requests}), 1)
+        self.assertTrue(all(stripe_ok(h, b)[0] for _, h, b in self.sink.requests))
+        self.assertEqual(len({json.loads(b)["id"] for _, _, b in self.sink.requests}), 1)
+
+    def test_concurrent_copies(self):
+        out = self.send(provider="stripe", order_id=53, amount=1, variant="duplicate", count=20, concurrency=10)
+        self.assertEqual(out["sent"], 20)
+        self.assertEqual(len(self.sink.requests), 20)
+        self.assertEqual(len({b for _, _, b in self.sink.requests}), 1)
+
+    def test_attack_variants_fail_verification(self):
+        checks = {
+            "stripe": lambda h, b: stripe_ok(h, b)[0] if "stripe-signature" in h else False,
+            "alipay": lambda h, b: alipay_ok(b)[0],
+            "wechatpay": lambda h, b: wechat_ok(h, b) if "wechatpay-signature" in h else False,
+        }
+        for provider, ok in checks.items():
+            for variant in ("tampered", "wrong_key", "unsigned") + (("wrong_serial",) if provider == "wechatpay" else ()):
+                self.sink.requests.clear()
+                self.send(provider=provider, order_id="W0000054", amount=1234, variant=variant)
+                _, h, b = self.sink.requests[0]
+                self.assertFalse(ok(h, b), f"{provider} {variant}")
+            self.sink.requests.clear()
+            self.send(provider=provider, order_id="W0000055", amount=1234, variant="stale", age_s=3600)
+            _, h, b = self.sink.requests[0]
+            self.assertTrue(ok(h, b), f"{provider} stale is correctly signed")
+        self.sink.requests.clear()
+        self.send(provider="stripe", order_id=56, amount=1, variant="stale", age_s=3600)
+        self.assertGreater(time.time() - stripe_ok(*self.sink.requests[0][1:])[1], 3590)
+        self.sink.requests.clear()
+        self.send(provider="wechatpay", order_id="W0000056", amount=1, variant="stale", age_s=900)
+        self.assertGreater(time.time() - int(self.sink.requests[0][1]["wechatpay-timestamp"]), 890)
+        self.sink.requests.clear()
+        self.send(provider="alipay", order_id=56, amount=1, variant="stale", age_s=3600)
+        notify_time = alipay_ok(self.sink.requests[0][2])[1]["notify_time"]
+        self.assertGreater(time.time() - datetime.datetime.strptime(notify_time, "%Y-%m-%d %H:%M:%S")
+                           .replace(tzinfo=BEIJING).timestamp(), 3590)
+        self.sink.requests.clear()
+        self.send(provider="wechatpay", order_id="W0000057", amount=1, variant="wrong_apiv3_key")
+        _, h, b = self.sink.requests[0]
+        self.assertTrue(wechat_ok(h, b))
+        with self.assertRaises(Exception):
+            wechat_decrypt(json.loads(b))
+        status, out = control(self.base, "POST", "send", {"provider": "stripe", "target": self.sink.url,
+                                                           "order_id": 1, "amount": 1, "variant": "wrong_serial"})
+        self.assertEqual(status, 400)
+
+    def test_replayed_nonce_and_out_of_order(self):
+        self.send(provider="wechatpay", order_id="W0000058", amount=1, variant="replayed_nonce")
+        (_, h1, b1), (_, h2, b2) = self.sink.requests
+        self.assertEqual(h1["wechatpay-nonce"], h2["wechatpay-nonce"])
+        self.assertNotEqual(b1, b2)
+        self.assertTrue(wechat_ok(h1, b1) and wechat_ok(h2, b2))
+        self.sink.requests.clear()
+        self.send(provider="stripe", order_id=58, amount=1, variant="replayed_nonce")
+        (_, h1, b1), (_, h2, b2) = self.sink.requests
+        e1, e2 = json.loads(b1), json.loads(b2)
+        self.assertEqual(e1["id"], e2["id"])
+        self.assertNotEqual(e1["type"], e2["type"])
+        self.sink.requests.clear()
+        self.send(provider="alipay", order_id=59, amount=100, event="refunded", variant="out_of_order")
+        statuses = [(alipay_ok(b)[1]["trade_status"], "refund_fee" in alipay_ok(b)[1]) for _, _, b in self.sink.requests]
+        self.assertEqual(statuses, [("TRADE_CLOSED", True), ("TRADE_SUCCESS", False)])
+        self.sink.requests.clear()
+        self.send(provider="stripe", order_id=60, amount=100, event="paid", variant="out_of_order")
+        self.assertEqual([json.loads(b)["type"] for _, _, b in self.sink.requests],
+                         ["charge.refunded", "payment_intent.succeeded"])
+
+    def test_answers_reported_and_cli(self):
+        self.sink.status, self.sink.body = 401, b'{"code":"FAIL","message":"bad signature"}'
+        out = self.send(provider="wechatpay", order_id="W0000061", amount=1)
+        self.assertEqual((out["results"][0]["status"], out["results"][0]["body"]),
+                         (401, '{"code":"FAIL","message":"bad signature"}'))
+        self.sink.status, self.sink.body = 200, b"success"
+        cli = [sys.executable, os.path.join(HERE, "fake_psp.py"), "send", "--provider", "alipay", "--gateway", "ali",
+               "--target", self.sink.url, "--order-id", "62", "--amount", "1234", "--variant", "duplicate"]
+        run = subprocess.run(cli, capture_output=True, text=True, timeout=60)
+        self.assertEqual((run.returncode, run.stdout), (0, "HTTP 200 success\nHTTP 200 success\n"), run.stderr)
+        self.assertEqual(self.sink.requests[-1][0], "/callbacks/ali")
+        self.assertTrue(alipay_ok(self.sink.requests[-1][2])[0])
+        run = subprocess.run(cli[:-2] + ["--via", self.base], capture_output=True, text=True, timeout=60)
+        self.assertEqual((run.returncode, run.stdout), (0, "HTTP 200 success\n"), run.stderr)
+        run = subprocess.run(cli[:-2] + ["--target", "http://127.0.0.1:1"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(run.returncode, 1)
+        self.assertTrue(run.stdout.startswith("ERROR "))
+        self.assertEqual(control(self.base, "POST", "send", {"provider": "nope"})[0], 400)
+
+
+class KnownAnswerTest(unittest.TestCase):
+    """The fake PSP's signatures equal the openssl command's."""
+
+    def vec(self, name):
+        return read(os.path.join(HERE, "vectors", name + ".msg")), read(os.path.join(HERE, "vectors", name + ".sig")).decode()
+
+    def test_committed_vectors(self):
+        cfg = fp_config.load()
+        msg, sig = self.vec("stripe_v1")
+        t, _, payload = msg.partition(b".")
+        secret = read(os.path.join(HERE, "vectors", "stripe_v1.key")).decode()
+        self.assertEqual(fp_signing.stripe_signature(payload, secret, t.decode()), sig)
+        header = fp_signing.stripe_signature_header(payload, secret, t.decode())
+        self.assertTrue(fp_signing.stripe_signature_valid(payload, header, secret, tolerance_s=0))
+        msg, sig = self.vec("alipay_notify")
+        params = dict(p.split("=", 1) for p in msg.decode().split("&"))
+        params.update(sign="x", sign_type="RSA2", empty="")
+        self.assertEqual(fp_signing.canonical_query(params).encode(), msg)
+        self.assertEqual(fp_signing.rsa_sign_b64(cfg.alipay_platform_private_key, msg), sig)
+        msg, sig = self.vec("alipay_request")
+        self.assertTrue(fp_signing.rsa_valid_b64(cfg.alipay_app_public_key, msg, sig))
+        self.assertFalse(fp_signing.rsa_valid_b64(cfg.alipay_app_public_key, msg + b"x", sig))
+        msg, sig = self.vec("wechat_response")
+        self.assertEqual(fp_signing.rsa_sign_b64(cfg.wechat_platform_private_key, msg), sig)
+        msg, sig = self.vec("wechat_request")
+        self.assertTrue(fp_signing.rsa_valid_b64(cfg.wechat_merchant_public_key, msg, sig))
+        msg, sig = self.vec("merchant_notify")
+        self.assertEqual(fp_signing.hmac_sha256_hex(read(os.path.join(HERE, "vectors", "merchant_notify.key")), msg), sig)
+
+    def test_live_callbacks_match_openssl(self):
+        srv, _ = fp_server.start(fp_config.load(), "127.0.0.1", 0)
+        try:
+            _, out = control(srv.app.base_url, "POST", "send",
+                             {"provider": "stripe", "order_id": 7, "amount": 700, "dry_run": True})
+            req = out["requests"][0]
+            t, v1 = (dict(p.split("=", 1) for p in req["headers"]["Stripe-Signature"].split(","))[k] for k in ("t", "v1"))
+            mac = openssl("dgst", "-sha256", "-hmac", WHSEC, "-r", stdin=t.encode() + b"." + req["body"].encode())
+            self.assertEqual(mac.split()[0].decode(), v1)
+            _, out = control(srv.app.base_url, "POST", "send",
+                             {"provider": "alipay", "order_id": 8, "amount": 800, "dry_run": True})
+            params = dict(urllib.parse.parse_qsl(out["requests"][0]["body"]))
+            sig = openssl("dgst", "-sha256", "-sign", os.path.join(KEYS, "alipay_platform_private.pem"),
+                          stdin=canon(params).encode())
+            self.assertEqual(base64.b64encode(sig).decode(), params["sign"])
+        finally:
+            fp_server.stop(srv)
+
+
+class FastModeTest(ServerCase):
+    fast = True
+
+    def test_counters_only(self):
+        for _ in range(3):
+            status, _, _ = self.call("POST", "/merchant/acme/notify", urllib.parse.urlencode(merchant_form(event_id="ev_f")),
+                                     {"Content-Type": "application/x-www-form-urlencoded"})
+            self.assertEqual(status, 200)
+        _, rec = control(self.base, "GET", "requests")
+        self.assertEqual((rec["fast"], rec["requests"], rec["counters"]["requests"], rec["counters"]["status 200"]),
+                         (True, [], 3, 3))
+        self.assertEqual(self.effects()["keys"]["merchant:acme:ev_f"]["effects"], 1)
+
+
+class TlsTest(unittest.TestCase):
+
+    def test_tls_with_self_signed_certificate(self):
+        tmp = tempfile.mkdtemp()
+        try:
+            cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+            openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "2",
+                    "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost")
+            srv, _ = fp_server.start(fp_config.load(), "127.0.0.1", 0, tls_cert=cert, tls_key=key)
+            try:
+                base = srv.app.base_url
+                self.assertTrue(base.startswith("https://"))
+                good = ssl.create_default_context(cafile=cert)
+                status, _, body = request(base, "GET", "/control/health", context=good)
+                self.assertEqual((status, json.loads(body)["status"]), (200, "ok"))
+                body = urllib.parse.urlencode(merchant_form())
+                status, _, answer = request(base, "POST", "/merchant/acme/notify", body,
+                                            {"Content-Type": "application/x-www-form-urlencoded"}, context=good)
+                self.assertEqual((status, answer), (200, b"success"))
+                with self.assertRaises(ssl.SSLCertVerificationError):
+                    request(base, "GET", "/control/health", context=ssl.create_default_context(
+                        cafile=os.path.join(KEYS, "tls_other_ca.pem")))
+                old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                old.load_verify_locations(cert)
+                with warnings.catch_warnings():  # a client that would speak TLS 1.1 if the server let it
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    old.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+                    old.maximum_version = ssl.TLSVersion.TLSv1_1
+                old.set_ciphers("DEFAULT:@SECLEVEL=0")
+                with self.assertRaises((ssl.SSLError, ConnectionResetError)):
+                    request(base, "GET", "/control/health", context=old)
+                status, _, _ = request(base, "GET", "/control/health", context=good)
+                self.assertEqual(status, 200)
+            finally:
+                fp_server.stop(srv)
+        finally:
+            shutil.rmtree(tmp)
+
+    def test_committed_tls_keys(self):
+        srv, _ = fp_server.start(fp_config.load(), "127.0.0.1", 0, tls_cert=os.path.join(KEYS, "tls_server.pem"),
+                                 tls_key=os.path.join(KEYS, "tls_server.key"))
+        try:
+            ctx = ssl.create_default_context(cafile=os.path.join(KEYS, "tls_ca.pem"))
+            self.assertEqual(request(srv.app.base_url, "GET", "/control/health", context=ctx)[0], 200)
+        finally:
+            fp_server.stop(srv)
+
+
+class ProcessTest(unittest.TestCase):
+
+    def test_cli_server_prints_port_and_stops_on_sigterm(self):
+        proc = subprocess.Popen([sys.executable, os.path.join(HERE, "fake_psp.py"), "--port", "0"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            line = proc.stdout.readline()
+            self.assertRegex(line, r"^listening \d+\n$")
+            base = f"http://127.0.0.1:{int(line.split()[1])}"
+            self.assertEqual(control(base, "GET", "health")[1]["status"], "ok")
+            proc.send_signal(signal.SIGTERM)
+            self.assertEqual(proc.wait(timeout=10), 0)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+            proc.stderr.close()
+
+    def test_bad_config_exits_2(self):
+        run = subprocess.run([sys.executable, os.path.join(HERE, "fake_psp.py"), "--config", "/nonexistent.json"],
+                             capture_output=True, text=True, timeout=30)
+        self.assertEqual(run.returncode, 2)
+        self.assertIn("cannot read config", run.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
