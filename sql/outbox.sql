@@ -44,7 +44,8 @@ SELECT pay.enqueue_psp_request(:o1, 'query') <> pay.enqueue_psp_request(:o1, 'qu
 SELECT kind, destination, operation, pg_temp.n(idempotency_key) AS idempotency_key, state, attempts, attempts_max
   FROM pay.outbox WHERE order_id = :o1 ORDER BY id;
 
--- 3. merchant notifications: the trigger and the function
+-- 3. merchant notifications: the trigger (paid, refunded, failed), pay.refund (one per
+-- refund) and the function
 SELECT pg_temp.err(format($$SELECT pay.enqueue_merchant_notification(%s, 'Paid!')$$, :o2)) AS bad_event;
 SELECT pg_temp.err($$SELECT pay.enqueue_merchant_notification(-1, 'paid')$$) AS unknown_order;
 SELECT status FROM pay.mark_paid(:o2, 'ob-txn-2', 700, 'USD');
@@ -53,7 +54,7 @@ SELECT operation, destination, pg_temp.n((params - 'id')::text) AS params, pg_te
 SELECT pay.refund(:o2, 300) > 0 AS partial_refund;
 SELECT count(*) AS after_partial_refund FROM pay.outbox WHERE order_id = :o2;
 SELECT pay.refund(:o2, 400) > 0 AS full_refund;
-SELECT string_agg(operation, ',' ORDER BY id) AS after_full_refund FROM pay.outbox WHERE order_id = :o2;
+SELECT pg_temp.n(string_agg(operation, ',' ORDER BY id)) AS after_full_refund FROM pay.outbox WHERE order_id = :o2;
 SELECT pay.enqueue_merchant_notification(:o2, 'paid') = (SELECT id FROM pay.outbox WHERE idempotency_key = 'evt_' || :o2 || '_paid')
   AS repeated_event_same_row;
 SELECT id AS o3 FROM pay.create_order('ob_quiet', 'OB-3', 100, 'USD') \gset

@@ -77,8 +77,8 @@ is(send_and_wait($so, 'create_payment', '{"extra": {"payment_method": "pm_card_v
 like($node->safe_psql('postgres', "SELECT psp_txn_id FROM pay.orders WHERE id = $so"), qr/^pi_/, 'the payment intent id is stored on the order');
 is(send_and_wait($so, 'query'), 'done:1:200:', 'Stripe query: done');
 $node->safe_psql('postgres', "SELECT pay.mark_paid($so, (SELECT psp_txn_id FROM pay.orders WHERE id = $so), 1234, 'USD')");
-my $sr = $node->safe_psql('postgres', "SELECT pay.refund($so, 400)");
 control('POST', '/control/faults', { path => '/v1/refunds', method => 'POST', mode => 'status', status => 500, count => 1, after => JSON::PP::true });
+my $sr = $node->safe_psql('postgres', "SELECT pay.refund($so, 400)");    # queues the PSP refund
 is(send_and_wait($so, 'refund', qq({"refund_id": $sr})), 'done:2:200:', 'Stripe refund: the lost answer is retried, then done');
 my $e = effects("stripe:psp_${so}_refund_$sr");
 is($e->{"stripe:psp_${so}_refund_$sr"}{requests} . ':' . $e->{"stripe:psp_${so}_refund_$sr"}{effects}, '2:1',
@@ -92,8 +92,8 @@ control('POST', '/control/pay', { provider => 'alipay', order_id => "$ao", amoun
 is(send_and_wait($ao, 'query'), 'done:1:200:', 'Alipay query: done');
 like($node->safe_psql('postgres', "SELECT psp_txn_id FROM pay.orders WHERE id = $ao"), qr/^\d{10,}/, 'the trade_no is stored on the order');
 $node->safe_psql('postgres', "SELECT pay.mark_paid($ao, (SELECT psp_txn_id FROM pay.orders WHERE id = $ao), 10000, 'CNY')");
-my $ar = $node->safe_psql('postgres', "SELECT pay.refund($ao, 2500)");
 control('POST', '/control/faults', { path => '/gateway.do', method => 'POST', mode => 'reset', count => 1, after => JSON::PP::true });
+my $ar = $node->safe_psql('postgres', "SELECT pay.refund($ao, 2500)");
 like(send_and_wait($ao, 'refund', qq({"refund_id": $ar})), qr/^done:\d:200:$/, 'Alipay refund: reset after the effect, sent again, done');
 my $k = effects("alipay:refund:$ao:$ar")->{"alipay:refund:$ao:$ar"};
 is("$k->{requests}:$k->{effects}", '2:1', 'two requests under one out_request_no (libcurl or our retry sent it again), one refund');
@@ -115,10 +115,10 @@ is(send_and_wait($xc, 'create_payment'), 'done:1:200:', 'WeChat Pay second order
 is(send_and_wait($xc, 'close'), 'done:1:204:', 'WeChat Pay close: 204, done');
 
 # Merchant notifications to the fake's notify sink, which checks sign, timestamp and nonce.
-ok(wait_for_sql($node, q{SELECT count(*) = 4 AND bool_and(state = 'done') FROM pay.outbox WHERE kind = 'merchant_notification'}, 20),
-	'the four notifications (three orders paid, one refunded) are accepted by the merchant sink');
+ok(wait_for_sql($node, q{SELECT count(*) = 7 AND bool_and(state = 'done') FROM pay.outbox WHERE kind = 'merchant_notification'}, 20),
+	'the seven notifications (three orders paid, three refunds, one order refunded) are accepted by the merchant sink');
 my $m = effects('merchant:acme:');
-is(scalar(grep { $m->{$_}{effects} == 1 } keys %$m), 4, 'each has one effect at the merchant');
+is(scalar(grep { $m->{$_}{effects} == 1 } keys %$m), 7, 'each has one effect at the merchant');
 
 # A request that cannot be built (no credentials) is retried, never sent; the fake saw nothing.
 $node->safe_psql('postgres', "SELECT pay.create_gateway('st2', 'stripe', '$url')");
