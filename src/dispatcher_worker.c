@@ -217,7 +217,7 @@ ClaimTxn(void *arg)
 	ClaimWork  *w = (ClaimWork *) arg;
 
 	w->count = StoreClaim(w->max, dispatcher_destination_concurrency, &w->claimed, w->cxt);
-	w->next_due = StoreNextDue();
+	w->next_due = StoreNextDue(dispatcher_destination_concurrency);
 }
 
 /* Transaction body: record outcomes and the circuits they changed. */
