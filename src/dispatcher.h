@@ -152,7 +152,7 @@ extern int	StoreRecover(bool all, int64 lease_ms);
 extern int	StoreClaim(int max, int per_destination, ClaimedRequest **claimed, MemoryContext cxt);
 extern void StoreRecord(HttpResult *results, int n, int *outcomes, const int64 *waits_ms);
 extern void StoreRelease(const int64 *ids, const int *attempts, int n);
-extern TimestampTz StoreNextDue(void);
+extern TimestampTz StoreNextDue(int per_destination);
 
 /* outcomes of an attempt, as StoreRecord takes them */
 #define OUTCOME_DONE	0

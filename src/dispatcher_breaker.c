@@ -262,7 +262,11 @@ BreakerSave(void)
 	}
 }
 
-/* Destinations whose circuit sends nothing now, as a palloc'd array. */
+/*
+ * Destinations whose circuit sends nothing now, as a palloc'd array: open
+ * ones, and half-open ones whose probe cannot go yet (requests sent before
+ * the circuit opened are still on the wire).
+ */
 int
 BreakerBlocked(TimestampTz now, char ***destinations)
 {
@@ -277,7 +281,9 @@ BreakerBlocked(TimestampTz now, char ***destinations)
 	hash_seq_init(&seq, breakers);
 	while ((b = (Breaker *) hash_seq_search(&seq)) != NULL)
 	{
-		if (BreakerCheck(b->destination, now) != BREAKER_OPEN)
+		BreakerVerdict v = BreakerCheck(b->destination, now);
+
+		if (v == BREAKER_CLOSED || (v == BREAKER_PROBE && HttpInFlightTo(b->destination) == 0))
 			continue;
 		if (n == capacity)
 		{

@@ -288,19 +288,29 @@ StoreClaim(int max, int per_destination, ClaimedRequest **claimed, MemoryContext
 	return n;
 }
 
-/* When the next pending row (of a destination not blocked) is due; 0 if none. */
+/*
+ * When the next pending row is due, among destinations that can take one now
+ * (not behind an open circuit, not at per_destination requests on the wire:
+ * those are looked at again when a cool-down ends or a transfer finishes);
+ * 0 if none.
+ */
 TimestampTz
-StoreNextDue(void)
+StoreNextDue(int per_destination)
 {
 	Oid			types[1] = {TEXTARRAYOID};
 	Datum		values[1];
 	char	  **blocked;
+	char	  **saturated;
 	int			nblocked = BreakerBlocked(GetCurrentTimestamp(), &blocked);
+	int			nsaturated = HttpSaturated(per_destination, &saturated);
+	char	  **exclude = palloc(sizeof(char *) * Max(nblocked + nsaturated, 1));
 	bool		isnull;
 	Datum		d;
 	int			rc;
 
-	values[0] = TextArray(blocked, nblocked);
+	memcpy(exclude, blocked, sizeof(char *) * nblocked);
+	memcpy(exclude + nblocked, saturated, sizeof(char *) * nsaturated);
+	values[0] = TextArray(exclude, nblocked + nsaturated);
 	rc = SPI_execute_plan(Prepare(&next_due_plan,
 								  "SELECT min(next_attempt_at) FROM pay.outbox"
 								  " WHERE state = 'pending' AND destination <> ALL($1)", 1, types),

@@ -46,6 +46,7 @@ char	   *dispatcher_database = NULL;
 int			dispatcher_concurrency = 64;
 int			dispatcher_destination_concurrency = 16;
 int			dispatcher_lease_ms = 300000;
+bool		dispatcher_synchronous_commit = true;
 
 /* Arguments of the transactions the loop runs. */
 typedef struct ClaimWork
@@ -86,6 +87,13 @@ DispatcherWorkerInit(void)
 							"Most requests on the wire to one destination (a hung one cannot take every slot).",
 							NULL, &dispatcher_destination_concurrency, 16, 1, 1024,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("pay.dispatcher_synchronous_commit",
+							 "Whether the dispatcher's claims and outcomes wait for the WAL flush.",
+							 "Off: a crash may forget the claims and outcomes of the last fraction of a second, so "
+							 "requests that were no longer in flight may be sent again (each carries its idempotency "
+							 "key); requests queued by committed transactions are never lost either way.",
+							 &dispatcher_synchronous_commit, true,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("pay.dispatcher_lease",
 							"Age of an in_flight claim after which another look takes the row back.",
 							"Never shorter than pay.http_timeout plus 10 s.",
@@ -209,7 +217,7 @@ ClaimTxn(void *arg)
 	ClaimWork  *w = (ClaimWork *) arg;
 
 	w->count = StoreClaim(w->max, dispatcher_destination_concurrency, &w->claimed, w->cxt);
-	w->next_due = StoreNextDue();
+	w->next_due = StoreNextDue(dispatcher_destination_concurrency);
 }
 
 /* Transaction body: record outcomes and the circuits they changed. */
@@ -452,6 +460,20 @@ MsUntil(TimestampTz t, TimestampTz now, long cap)
 	return Min(cap, secs * 1000 + (usecs + 999) / 1000);
 }
 
+/*
+ * Session settings of the worker: its transactions wait for the WAL flush as
+ * pay.dispatcher_synchronous_commit says, and every statement is planned for
+ * its parameters (a generic plan made while the outbox was small would scan
+ * it whole once it is large).
+ */
+static void
+ApplySettings(void)
+{
+	SetConfigOption("synchronous_commit", dispatcher_synchronous_commit ? "on" : "off",
+					PGC_SUSET, PGC_S_SESSION);
+	SetConfigOption("plan_cache_mode", "force_custom_plan", PGC_SUSET, PGC_S_SESSION);
+}
+
 /* Entry point of the background worker. */
 void
 pay_dispatcher_main(Datum arg)
@@ -472,6 +494,7 @@ pay_dispatcher_main(Datum arg)
 
 	BackgroundWorkerInitializeConnection(dispatcher_database, NULL, 0);
 	pgstat_report_appname("pay dispatcher");
+	ApplySettings();
 	cycle_context = AllocSetContextCreate(TopMemoryContext, "pay dispatcher cycle", ALLOCSET_DEFAULT_SIZES);
 
 	before_shmem_exit(DispatcherDetach, (Datum) 0);
@@ -511,6 +534,7 @@ pay_dispatcher_main(Datum arg)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			ApplySettings();
 		}
 
 		if (!ready)

@@ -212,6 +212,9 @@ END $$;
 COMMENT ON FUNCTION pay.enqueue_merchant_notification(bigint, text) IS
   'queues the signed notification of an order event to its merchant''s notify_url, once per order and event (again: the first row''s id); NULL when the merchant has no notify_url';
 
+-- params: refund_id (a refund, the id pay.refund returned), psp_txn_id (the
+-- PSP's id when the order does not hold it), extra (an object merged into
+-- the request body as it is, e.g. Stripe's payment_method).
 CREATE FUNCTION pay.enqueue_psp_request(order_id bigint, operation text, params jsonb DEFAULT '{}')
 RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -260,7 +263,7 @@ BEGIN
   RETURN pay._enqueue('psp_request', 'gateway:' || o.gateway, operation, o.id, params, v_key, true);
 END $$;
 COMMENT ON FUNCTION pay.enqueue_psp_request(bigint, text, jsonb) IS
-  'queues a request (create_payment, query, refund with params.refund_id, close) to the order''s gateway; the same request twice is queued once';
+  'queues a request (create_payment, query, refund with params.refund_id, close) to the order''s gateway; params.extra goes into the request body; the same request twice is queued once';
 
 -- Every transition of an order to paid, refunded or failed notifies its merchant.
 CREATE FUNCTION pay._order_notify() RETURNS trigger
@@ -401,15 +404,16 @@ BEGIN
 END $$;
 
 -- A merchant notification (API.md, "Callbacks"): form fields signed with
--- pay.sign_params under the merchant's api_secret, new timestamp and nonce
--- for every attempt.
-CREATE FUNCTION pay._build_merchant_notification(r pay.outbox) RETURNS pay.http_request
+-- pay.sign_params under the merchant's api_secret (read here unless the
+-- caller has it already), new timestamp and nonce for every attempt.
+CREATE FUNCTION pay._build_merchant_notification(r pay.outbox, p_secret text DEFAULT NULL)
+RETURNS pay.http_request
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   m pay.merchants;
   v_fields jsonb;
 BEGIN
-  SELECT * INTO m FROM pay.merchants WHERE 'merchant:' || code = r.destination;
+  SELECT * INTO m FROM pay.merchants WHERE code = substr(r.destination, length('merchant:') + 1);
   IF NOT FOUND OR m.notify_url IS NULL THEN
     RAISE EXCEPTION 'merchant of % has no notify_url', r.destination USING ERRCODE = 'invalid_parameter_value';
   END IF;
@@ -417,7 +421,7 @@ BEGIN
       'timestamp', floor(extract(epoch FROM clock_timestamp()))::bigint::text,
       'nonce', replace(gen_random_uuid()::text, '-', ''));
   v_fields := v_fields || jsonb_build_object(
-      'sign', pay.sign_params(v_fields, pay._credential(r.destination, 'api_secret')));
+      'sign', pay.sign_params(v_fields, coalesce(p_secret, pay._credential(r.destination, 'api_secret'))));
   RETURN ROW('POST', m.notify_url,
              ARRAY['Content-Type: application/x-www-form-urlencoded',
                    'Idempotency-Key: ' || r.idempotency_key],
@@ -459,7 +463,8 @@ DECLARE
   v_method text := 'POST';
   v_path text;
   v_form jsonb;
-  v_extra jsonb := r.params - 'refund_id';
+  v_extra jsonb := coalesce(r.params->'extra', '{}');
+  v_txn text := coalesce(r.params->>'psp_txn_id', o.psp_txn_id);
 BEGIN
   CASE r.operation
     WHEN 'create_payment' THEN
@@ -468,26 +473,26 @@ BEGIN
                                    'metadata[order_id]', o.id::text) || v_extra;
     WHEN 'query' THEN
       v_method := 'GET';
-      IF o.psp_txn_id IS NOT NULL THEN
-        v_path := '/v1/payment_intents/' || o.psp_txn_id;
+      IF v_txn IS NOT NULL THEN
+        v_path := '/v1/payment_intents/' || v_txn;
       ELSE
         v_path := '/v1/payment_intents/search?query=' ||
                   pay.form_urlencode(jsonb_build_object('q', format('metadata[''order_id'']:''%s''', o.id)));
         v_path := replace(v_path, 'query=q=', 'query=');
       END IF;
     WHEN 'refund' THEN
-      IF o.psp_txn_id IS NULL THEN
+      IF v_txn IS NULL THEN
         RAISE EXCEPTION 'order % has no Stripe payment intent to refund', o.id USING ERRCODE = 'invalid_parameter_value';
       END IF;
       v_path := '/v1/refunds';
-      v_form := jsonb_build_object('payment_intent', o.psp_txn_id,
+      v_form := jsonb_build_object('payment_intent', v_txn,
                                    'amount', (pay._request_refund(r)).amount::text,
                                    'metadata[refund_id]', r.params->>'refund_id') || v_extra;
     WHEN 'close' THEN
-      IF o.psp_txn_id IS NULL THEN
+      IF v_txn IS NULL THEN
         RAISE EXCEPTION 'order % has no Stripe payment intent to cancel', o.id USING ERRCODE = 'invalid_parameter_value';
       END IF;
-      v_path := '/v1/payment_intents/' || o.psp_txn_id || '/cancel';
+      v_path := '/v1/payment_intents/' || v_txn || '/cancel';
       v_form := v_extra;
   END CASE;
   RETURN ROW(v_method, v_base || v_path,
@@ -512,7 +517,7 @@ BEGIN
     WHEN 'create_payment' THEN
       v_method := 'alipay.trade.precreate';
       v_biz := v_biz || jsonb_build_object('total_amount', pay.format_amount(o.amount, o.currency),
-                                           'subject', 'order ' || o.id) || (r.params - 'refund_id');
+                                           'subject', 'order ' || o.id);
     WHEN 'query' THEN
       v_method := 'alipay.trade.query';
     WHEN 'refund' THEN
@@ -523,6 +528,7 @@ BEGIN
     WHEN 'close' THEN
       v_method := 'alipay.trade.close';
   END CASE;
+  v_biz := v_biz || coalesce(r.params->'extra', '{}');
   v_params := jsonb_build_object(
       'app_id', pay._gateway_option(g, 'app_id'), 'method', v_method, 'format', 'JSON',
       'charset', 'utf-8', 'sign_type', 'RSA2', 'version', '1.0',
@@ -533,7 +539,9 @@ BEGIN
   END IF;
   v_params := v_params || jsonb_build_object(
       'sign', pay.alipay_sign(v_params, pay._credential('gateway:' || g.name, 'private_key')));
-  RETURN ROW('POST', coalesce(g.base_url, 'https://openapi.alipay.com/gateway.do'),
+  RETURN ROW('POST', CASE WHEN g.base_url IS NULL THEN 'https://openapi.alipay.com/gateway.do'
+                          WHEN g.base_url ~ '\.do$' THEN g.base_url
+                          ELSE rtrim(g.base_url, '/') || '/gateway.do' END,
              ARRAY['Content-Type: application/x-www-form-urlencoded;charset=utf-8',
                    'Idempotency-Key: ' || r.idempotency_key],
              pay.form_urlencode(v_params))::pay.http_request;
@@ -560,16 +568,17 @@ BEGIN
                                     'description', 'order ' || o.id, 'out_trade_no', o.id::text,
                                     'notify_url', pay._gateway_option(g, 'notify_url'),
                                     'amount', jsonb_build_object('total', o.amount, 'currency', o.currency::text))
-                 || (r.params - 'refund_id'))::text;
+                 || coalesce(r.params->'extra', '{}'))::text;
     WHEN 'query' THEN
       v_method := 'GET';
       v_path := '/v3/pay/transactions/out-trade-no/' || o.id || '?mchid=' || v_mchid;
     WHEN 'refund' THEN
       f := pay._request_refund(r);
       v_path := '/v3/refund/domestic/refunds';
-      v_body := jsonb_build_object('out_trade_no', o.id::text, 'out_refund_no', f.id::text,
-                                   'amount', jsonb_build_object('refund', f.amount, 'total', o.amount,
-                                                                'currency', o.currency::text))::text;
+      v_body := (jsonb_build_object('out_trade_no', o.id::text, 'out_refund_no', f.id::text,
+                                    'amount', jsonb_build_object('refund', f.amount, 'total', o.amount,
+                                                                 'currency', o.currency::text))
+                 || coalesce(r.params->'extra', '{}'))::text;
     WHEN 'close' THEN
       v_path := '/v3/pay/transactions/out-trade-no/' || o.id || '/close';
       v_body := jsonb_build_object('mchid', v_mchid)::text;
@@ -604,15 +613,15 @@ BEGIN
               || r.params)::text)::pay.http_request;
 END $$;
 
-CREATE FUNCTION pay._outbox_request(r pay.outbox) RETURNS pay.http_request
+CREATE FUNCTION pay._outbox_request(r pay.outbox, p_secret text DEFAULT NULL) RETURNS pay.http_request
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   g pay.gateways;
 BEGIN
   IF r.kind = 'merchant_notification' THEN
-    RETURN pay._build_merchant_notification(r);
+    RETURN pay._build_merchant_notification(r, p_secret);
   END IF;
-  SELECT * INTO g FROM pay.gateways WHERE 'gateway:' || name = r.destination;
+  SELECT * INTO g FROM pay.gateways WHERE name = substr(r.destination, length('gateway:') + 1);
   IF NOT FOUND THEN
     RAISE EXCEPTION 'gateway of % does not exist', r.destination USING ERRCODE = 'invalid_parameter_value';
   END IF;
@@ -625,22 +634,30 @@ BEGIN
       RAISE EXCEPTION 'sending requests to % gateways is not supported', g.kind USING ERRCODE = 'feature_not_supported';
   END CASE;
 END $$;
-COMMENT ON FUNCTION pay._outbox_request(pay.outbox) IS
+COMMENT ON FUNCTION pay._outbox_request(pay.outbox, text) IS
   'RequestBuilder: the signed HTTP request of an outbox row, built now with credentials from the secret store';
 
 -- For the dispatcher: the requests of claimed rows; a row whose request
--- cannot be built gets the error instead.
+-- cannot be built gets the error instead.  Rows come by destination, so a
+-- merchant's api_secret is read once per batch.
 CREATE FUNCTION pay._outbox_requests(p_ids bigint[])
 RETURNS TABLE (id bigint, method text, url text, headers text[], body text, error text)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   r pay.outbox;
   q pay.http_request;
+  v_owner text;
+  v_secret text;
 BEGIN
-  FOR r IN SELECT * FROM pay.outbox o WHERE o.id = ANY(p_ids) LOOP
+  FOR r IN SELECT * FROM pay.outbox o WHERE o.id = ANY(p_ids) ORDER BY o.destination LOOP
     id := r.id;
     BEGIN
-      q := pay._outbox_request(r);
+      IF r.kind = 'merchant_notification' AND r.destination IS DISTINCT FROM v_owner THEN
+        v_owner := NULL;
+        v_secret := pay._credential(r.destination, 'api_secret');
+        v_owner := r.destination;
+      END IF;
+      q := pay._outbox_request(r, CASE WHEN r.kind = 'merchant_notification' THEN v_secret END);
       method := q.method; url := q.url; headers := q.headers; body := q.body; error := NULL;
     EXCEPTION WHEN OTHERS THEN
       method := NULL; url := NULL; headers := NULL; body := NULL;
@@ -672,7 +689,7 @@ BEGIN
   IF NOT FOUND OR r.kind <> 'psp_request' THEN
     RETURN NULL;
   END IF;
-  SELECT * INTO g FROM pay.gateways WHERE 'gateway:' || name = r.destination;
+  SELECT * INTO g FROM pay.gateways WHERE name = substr(r.destination, length('gateway:') + 1);
   BEGIN
     v := CASE WHEN coalesce(p_body, '') = '' THEN '{}'::jsonb ELSE p_body::jsonb END;
   EXCEPTION WHEN OTHERS THEN
@@ -692,6 +709,9 @@ BEGIN
       IF v_resp IS NULL OR v_resp->>'code' IS DISTINCT FROM '10000' THEN
         RETURN format('alipay answered %s %s', coalesce(v_resp->>'code', '(no code)'),
                       coalesce(v_resp->>'sub_code', v_resp->>'msg', ''));
+      END IF;
+      IF NOT pay.alipay_response_valid(p_body, pay._credential(r.destination, 'public_key')) THEN
+        RETURN 'the signature of alipay''s answer does not verify';
       END IF;
       PERFORM pay._store_psp_txn_id(r.order_id, v_resp->>'trade_no');
     WHEN 'wechatpay' THEN

@@ -165,6 +165,11 @@ $node->safe_psql('postgres', q{SELECT pay.mark_paid((pay.create_order('ok', 'FAS
 ok(wait_for_sql($node, q{SELECT state = 'done' FROM pay.outbox o JOIN pay.orders d ON d.id = o.order_id WHERE d.merchant_order_no = 'FAST-1'}, 5),
 	'another merchant is served meanwhile');
 cmp_ok(time - $t0, '<', 1, 'within a second');
+my $pid = dispatcher_pid($node);
+sub cpu_ticks { my @s = split ' ', `cat /proc/$_[0]/stat`; return $s[13] + $s[14]; }
+my $ticks = cpu_ticks($pid);
+sleep 2;
+cmp_ok(cpu_ticks($pid) - $ticks, '<', 20, 'while the hung merchant waits for free slots the worker sleeps (under 10% CPU)');
 
 is($node->safe_psql('postgres', q{SELECT sum(undelivered) = (SELECT count(*) FROM pay.outbox WHERE state IN ('pending', 'in_flight')) FROM pay.outbox_backlog}),
 	't', 'the backlog count matches the outbox');
