@@ -1,9 +1,20 @@
 -- Ledger functions: opening accounts, posting balanced entries, balances.
+--
+-- Internal helpers (names beginning with "_") run only inside SECURITY
+-- DEFINER functions, whose search_path is already pinned, and no role may
+-- execute them directly; so they carry no SET clause of their own (one costs
+-- a settings save and restore on every call and keeps SQL functions from
+-- being inlined).
+
+CREATE FUNCTION pay._backend_slot(slots integer) RETURNS integer
+    AS 'MODULE_PATHNAME', 'pay_backend_slot' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION pay._backend_slot(integer) IS
+  'the balance slot this backend writes: its dense backend number modulo slots, so concurrent backends spread evenly';
 
 -- Find or open the account that books a party's money in one currency (the
 -- accounts of merchants and gateways are opened on first use).
 CREATE FUNCTION pay._account(p_code text, p_currency char(3)) RETURNS bigint
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql AS $$
 DECLARE
   v_id bigint;
 BEGIN
@@ -30,7 +41,7 @@ END $$;
 -- a non-negative account below zero.
 CREATE FUNCTION pay._post(p_ref text, p_order_id bigint, p_accounts bigint[], p_amounts bigint[])
 RETURNS bigint
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql AS $$
 DECLARE
   v_posting bigint;
   v_balance bigint;
@@ -63,7 +74,7 @@ BEGIN
     UPDATE pay.account_balances
        SET balance = balance + r.delta
      WHERE account_id = r.account_id
-       AND slot = CASE WHEN r.slots = 1 THEN 0 ELSE pg_backend_pid() % r.slots END
+       AND slot = CASE WHEN r.slots = 1 THEN 0 ELSE pay._backend_slot(r.slots) END
     RETURNING balance INTO v_balance;
     IF r.non_negative AND v_balance < 0 THEN
       RAISE EXCEPTION 'insufficient funds in account "%"', r.code

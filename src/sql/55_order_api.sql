@@ -12,11 +12,13 @@ COMMENT ON FUNCTION pay.idempotency_retention() IS 'the setting pay.idempotency_
 
 -- The exponent of a currency, or a clear error naming the argument.
 CREATE FUNCTION pay._exponent(p_currency text, p_arg text DEFAULT 'currency') RETURNS smallint
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE AS $$
 DECLARE
   v_exponent smallint;
 BEGIN
-  SELECT exponent INTO v_exponent FROM pay.currencies WHERE code = p_currency;
+  -- compared as char(3), the column's type, so the primary key is used
+  SELECT exponent INTO v_exponent FROM pay.currencies
+   WHERE length(p_currency) = 3 AND code = p_currency::char(3);
   IF NOT FOUND THEN
     IF upper(p_currency) <> p_currency THEN
       RAISE EXCEPTION '%: unknown currency "%"', p_arg, p_currency
@@ -120,7 +122,7 @@ COMMENT ON FUNCTION pay.add_routing_rule(text, text, text, integer) IS
 CREATE FUNCTION pay._check_order_args(p_merchant_order_no text, p_amount bigint, p_exponent smallint,
                                       p_expires_in interval, p_metadata jsonb, p_key text)
 RETURNS void
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
   IF p_merchant_order_no IS NULL OR p_merchant_order_no = '' THEN
     RAISE EXCEPTION 'merchant_order_no must not be empty' USING ERRCODE = 'invalid_parameter_value';
@@ -158,7 +160,7 @@ END $$;
 -- The gateway an order goes to: the one asked for (it must exist and be
 -- enabled), else the first matching routing rule, else none.
 CREATE FUNCTION pay._route(p_gateway text, p_merchant bigint, p_currency text) RETURNS text
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE AS $$
 DECLARE
   v_enabled boolean;
   v_name text;
@@ -238,7 +240,7 @@ COMMENT ON FUNCTION pay.create_order(text, text, bigint, text, text, interval, j
 
 -- Lock an order for a state change, or fail naming the argument.
 CREATE FUNCTION pay._lock_order(p_order_id bigint) RETURNS pay.orders
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql AS $$
 DECLARE
   o pay.orders;
 BEGIN
@@ -252,7 +254,7 @@ END $$;
 
 -- The ledger account of an order's merchant in the order's currency.
 CREATE FUNCTION pay._merchant_account(o pay.orders) RETURNS bigint
-LANGUAGE sql SET search_path = pg_catalog, pg_temp
+LANGUAGE sql
 RETURN pay._account('merchant:' || (SELECT code FROM pay.merchants WHERE id = o.merchant_id)
                     || ':' || o.currency, o.currency);
 
@@ -261,7 +263,7 @@ RETURN pay._account('merchant:' || (SELECT code FROM pay.merchants WHERE id = o.
 -- gateway's clearing account to the merchant.  Shared by mark_paid and the
 -- callback path.
 CREATE FUNCTION pay._settle(o pay.orders, p_psp_txn_id text, p_cause text) RETURNS pay.orders
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql AS $$
 DECLARE
   v_source bigint := pay._account('psp:' || coalesce(o.gateway, 'manual') || ':' || o.currency, o.currency);
 BEGIN
@@ -348,7 +350,7 @@ COMMENT ON FUNCTION pay.pay_with_balance(bigint, text) IS
 -- Asking for the status the order already has changes nothing (a retried
 -- ship or cancel is answered, not refused).
 CREATE FUNCTION pay._move(p_order_id bigint, p_status text, p_cause text) RETURNS pay.orders
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql AS $$
 DECLARE
   o pay.orders;
 BEGIN
@@ -382,7 +384,7 @@ COMMENT ON FUNCTION pay.cancel(bigint, text) IS 'pending -> cancelled';
 -- once all of it is back), and the ledger moving the money from the
 -- merchant back to where it came from.  Shared by refund and callbacks.
 CREATE FUNCTION pay._book_refund(o pay.orders, p_amount bigint, p_reason text, p_key text) RETURNS bigint
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql AS $$
 DECLARE
   v_id bigint;
 BEGIN
