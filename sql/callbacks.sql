@@ -40,7 +40,9 @@ SELECT status FROM pay.cancel(910013, 'customer gave up');
 CREATE TEMP TABLE cb (name text PRIMARY KEY, headers jsonb, body text);
 \set fixture :abs_builddir '/results/callback_fixture.sql'
 \set made `/usr/bin/python3 "$PG_ABS_SRCDIR/test/vectors/callback_fixture.py" :'fixture'`
+\set ECHO none
 \i :fixture
+\set ECHO all
 SELECT count(*) AS fixture_callbacks FROM cb;
 
 -- Send one fixture callback; show the answer.

@@ -5,9 +5,8 @@
 
 static const char hex_digits[] = "0123456789abcdef";
 
-/* Value of one hex digit, or -1. */
-static int
-HexValue(char c)
+int
+hex_digit_value(int c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -40,8 +39,8 @@ hex_decode(const char *in, size_t len, uint8_t *out, size_t out_cap, size_t *out
 		return -1;
 	for (i = 0; i < len / 2; i++)
 	{
-		int			hi = HexValue(in[2 * i]);
-		int			lo = HexValue(in[2 * i + 1]);
+		int			hi = hex_digit_value(in[2 * i]);
+		int			lo = hex_digit_value(in[2 * i + 1]);
 
 		if (hi < 0 || lo < 0)
 			return -1;

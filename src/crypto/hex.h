@@ -7,6 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Value of one hex digit of either case, or -1. */
+extern int	hex_digit_value(int c);
+
 /* Writes 2*len lower-case hex digits and a NUL to out (2*len+1 bytes). */
 extern void hex_encode(const uint8_t *in, size_t len, char *out);
 

@@ -3,6 +3,7 @@
  * Nothing here keeps key material: callers own (and cleanse) every buffer.
  */
 #include "master_key.h"
+#include "hex.h"
 
 #include <string.h>
 #include <openssl/crypto.h>
@@ -17,23 +18,6 @@ static int
 IsSpace(char c)
 {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
-}
-
-/*
- * Value of a hex digit of either case, or -1.  (Not hex.h's hex_decode: the
- * postgres executable exports a hex_decode of its own, which a call from
- * pay.so would bind to.)
- */
-static int
-HexValue(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 int
@@ -55,7 +39,7 @@ master_key_parse(const char *buf, size_t len, MasterKeyKind *kind,
 	*kind = MASTER_KEY_PASSPHRASE;
 	if (hi - lo == 2 * MASTER_KEY_LEN)
 	{
-		for (i = lo; i < hi && HexValue(buf[i]) >= 0; i++)
+		for (i = lo; i < hi && hex_digit_value(buf[i]) >= 0; i++)
 			;
 		if (i == hi)
 			*kind = MASTER_KEY_RAW;
@@ -72,8 +56,8 @@ master_key_from_hex(const char *hex, size_t len, uint8_t key[MASTER_KEY_LEN])
 		return -1;
 	for (i = 0; i < MASTER_KEY_LEN; i++)
 	{
-		int			hi = HexValue(hex[2 * i]);
-		int			lo = HexValue(hex[2 * i + 1]);
+		int			hi = hex_digit_value(hex[2 * i]);
+		int			lo = hex_digit_value(hex[2 * i + 1]);
 
 		if (hi < 0 || lo < 0)
 		{

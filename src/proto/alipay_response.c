@@ -4,6 +4,7 @@
  * must be verified exactly as received, so nothing is re-serialised.
  */
 #include "alipay_response.h"
+#include "hex.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -30,19 +31,6 @@ static int
 Peek(const Scan *sc)
 {
 	return sc->pos < sc->len ? (unsigned char) sc->s[sc->pos] : -1;
-}
-
-/* Value of a hex digit, or -1. */
-static int
-HexValue(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 /* A string at pos (which holds '"'); its body is [*start, *end).  0 on success. */
@@ -75,7 +63,7 @@ ScanString(Scan *sc, size_t *start, size_t *end)
 				int			i;
 
 				for (i = 1; i <= 4; i++)
-					if (sc->pos + i >= sc->len || HexValue((unsigned char) sc->s[sc->pos + i]) < 0)
+					if (sc->pos + i >= sc->len || hex_digit_value((unsigned char) sc->s[sc->pos + i]) < 0)
 						return -1;
 				sc->pos += 4;
 			}
@@ -340,7 +328,7 @@ Hex4(const char *raw, size_t i)
 
 	for (k = 0; k < 4; k++)
 	{
-		int			h = HexValue((unsigned char) raw[i + k]);
+		int			h = hex_digit_value((unsigned char) raw[i + k]);
 
 		if (h < 0)
 			return UINT32_MAX;

@@ -4,21 +4,9 @@
  * whether they are valid text is the caller's business.
  */
 #include "form.h"
+#include "hex.h"
 
 #include <string.h>
-
-/* Value of one hex digit, or -1. */
-static int
-HexDigit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 long
 form_decode(const char *in, size_t len, char *out)
@@ -37,8 +25,8 @@ form_decode(const char *in, size_t len, char *out)
 
 			if (len - i < 3)
 				return -1;		/* a '%' needs two hex digits after it */
-			hi = HexDigit(in[i + 1]);
-			lo = HexDigit(in[i + 2]);
+			hi = hex_digit_value(in[i + 1]);
+			lo = hex_digit_value(in[i + 2]);
 			if (hi < 0 || lo < 0)
 				return -1;
 			out[n++] = (char) (hi << 4 | lo);

@@ -395,6 +395,8 @@ BEGIN
    WHERE id = o.id;
   PERFORM pay._post('refund:' || v_id, o.id,
                     ARRAY[pay._merchant_account(o), o.paid_account_id], ARRAY[-p_amount, p_amount]);
+  -- the merchant hears of every refund (a full one also as the move to refunded)
+  PERFORM pay.enqueue_merchant_notification(o.id, 'refund_' || v_id);
   RETURN v_id;
 END $$;
 
@@ -435,10 +437,17 @@ BEGIN
     RAISE EXCEPTION 'refund of % exceeds the refundable amount % of order %', amount, o.amount - o.refunded_amount, o.id
       USING ERRCODE = 'PY005';
   END IF;
-  RETURN pay._book_refund(o, amount, reason, idempotency_key);
+  r.id := pay._book_refund(o, amount, reason, idempotency_key);
+  -- money paid through a PSP goes back through it: queue the refund request
+  -- in this transaction (a wallet payment is returned by the ledger alone)
+  IF o.gateway IS NOT NULL
+     AND EXISTS (SELECT 1 FROM pay.accounts a WHERE a.id = o.paid_account_id AND a.code LIKE 'psp:%') THEN
+    PERFORM pay.enqueue_psp_request(o.id, 'refund', jsonb_build_object('refund_id', r.id));
+  END IF;
+  RETURN r.id;
 END $$;
 COMMENT ON FUNCTION pay.refund(bigint, bigint, text, text) IS
-  'refunds part or all of a paid order back to where the money came from; PY005 past the paid amount';
+  'refunds part or all of a paid order back to where the money came from (queuing the PSP refund request); PY005 past the paid amount';
 
 CREATE FUNCTION pay.expire_orders(at timestamptz DEFAULT now(), max_orders integer DEFAULT 10000)
 RETURNS integer

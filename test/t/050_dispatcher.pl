@@ -82,7 +82,8 @@ is($node->safe_psql('postgres', "SELECT state || ':' || attempts || ':' || last_
 is($node->safe_psql('postgres', "SELECT outcome || ':' || http_status || ':' || (latency_ms > 0) FROM pay.outbox_attempts a JOIN pay.outbox o ON o.id = a.outbox_id WHERE o.idempotency_key = 'evt_$orders[0]_paid'"),
 	'done:200:true', 'the attempt is recorded with its status and latency');
 
-# 5. Every transition to paid, refunded or failed queues exactly one; nothing else does.
+# 5. Every transition to paid, refunded or failed queues exactly one, and so
+# does every refund (API.md: "and on refunds"); nothing else does.
 $node->safe_psql('postgres', q{
 SELECT pay.create_merchant('quiet', 'No notify_url');
 SELECT pay.mark_paid((pay.create_order('quiet', 'Q-1', 100, 'USD')).id, 'q1', 100, 'USD');
@@ -91,16 +92,16 @@ my $o1 = $orders[0];
 my $w = $node->safe_psql('postgres', "SELECT id FROM pay.create_order('m1', 'W-1', 700, 'USD')");
 my $f1 = $node->safe_psql('postgres', "SELECT id FROM pay.create_order('m1', 'F-1', 800, 'USD')");
 $node->safe_psql('postgres', qq{
-SELECT pay.refund($orders[1], 500);                       -- partial: no transition
-SELECT pay.refund($orders[1], 502);                       -- the rest: refunded
+SELECT pay.refund($orders[1], 500);                       -- partial: refund_<id>
+SELECT pay.refund($orders[1], 502);                       -- the rest: refund_<id> and refunded
 SELECT pay.ship($o1);                                     -- no notification
 SELECT pay.pay_with_balance($w, 'wallet:m1');             -- paid from a wallet
 UPDATE pay.orders SET status = 'failed', status_cause = 'psp failure' WHERE id = $f1;
 SELECT pay.enqueue_merchant_notification($o1, 'paid');    -- the same event again: the same row
 });
-is($node->safe_psql('postgres', q{SELECT string_agg(operation, ',' ORDER BY operation) FROM pay.outbox WHERE kind = 'merchant_notification'}),
-	'failed,paid,paid,paid,paid,paid,paid,refunded',
-	'one notification per transition to paid, refunded or failed; none for partial refunds, shipping, merchants without notify_url, or a repeated event');
+is($node->safe_psql('postgres', q{SELECT string_agg(regexp_replace(operation, '\d+$', 'N'), ',' ORDER BY operation) FROM pay.outbox WHERE kind = 'merchant_notification'}),
+	'failed,paid,paid,paid,paid,paid,paid,refund_N,refund_N,refunded',
+	'one notification per transition to paid, refunded or failed and per refund; none for shipping, merchants without notify_url, or a repeated event');
 ok(wait_for_sql($node, q{SELECT bool_and(state = 'done') FROM pay.outbox}), 'all of them are delivered');
 is($node->safe_psql('postgres', q{SELECT sum(undelivered) FROM pay.outbox_backlog}), '0', 'the backlog count is back to zero');
 
