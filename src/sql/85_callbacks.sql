@@ -102,13 +102,12 @@ BEGIN
   END IF;
 END $$;
 
--- A gateway's credential from the secret store; a missing one is a
--- configuration error, never a reason to accept.
+-- A gateway's credential from the secret store (pay._credential, shared
+-- with the dispatcher); a missing one is a configuration error, never a
+-- reason to accept.
 CREATE FUNCTION pay._gateway_secret(g pay.gateways, p_name text) RETURNS text
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-  RETURN pay.reveal_secret('gateway:' || g.name, p_name);
-END $$;
+LANGUAGE sql STABLE
+RETURN pay._credential('gateway:' || g.name, p_name);
 
 -- Unix seconds as a timestamp; garbage is a malformed callback.
 CREATE FUNCTION pay._unix_time(p_text text) RETURNS timestamptz
