@@ -577,7 +577,12 @@ class FaultTest(ServerCase):
             self.notify()
         self.assertIs(type(cm.exception), ConnectionResetError)  # an RST, not RemoteDisconnected (FIN)
         self.assertEqual(self.notify()[0], 200)
-        _, rec = control(self.base, "GET", "requests")
+        # the server records a request's status after answering it: give its thread a moment
+        for _ in range(50):
+            _, rec = control(self.base, "GET", "requests")
+            if all(r["status"] is not None for r in rec["requests"]):
+                break
+            time.sleep(0.05)
         self.assertEqual([(r["status"], r["fault"] is not None) for r in rec["requests"]], [(0, True), (200, False)])
 
     def test_hang_does_not_block_others(self):
