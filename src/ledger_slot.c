@@ -10,7 +10,16 @@
 #include "miscadmin.h"
 #include "storage/backendid.h"
 
+#include "pay.h"
+
 PG_FUNCTION_INFO_V1(pay_backend_slot);
+
+/* The slot of 0 .. slots-1 that this backend writes. */
+int
+BackendSlot(int slots)
+{
+	return (MyBackendId > 0 ? MyBackendId : MyProcPid) % slots;
+}
 
 /* pay._backend_slot(slots) -> 0 .. slots-1 */
 Datum
@@ -22,5 +31,5 @@ pay_backend_slot(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("slots must be positive, not %d", slots)));
-	PG_RETURN_INT32((MyBackendId > 0 ? MyBackendId : MyProcPid) % slots);
+	PG_RETURN_INT32(BackendSlot(slots));
 }

@@ -7,6 +7,7 @@
 #include "utils/guc.h"
 
 #include "pay.h"
+#include "lookup_cache.h"
 
 PG_MODULE_MAGIC;
 
@@ -17,6 +18,7 @@ void
 _PG_init(void)
 {
 	OrderStateInit();
+	LookupCacheInit();
 	IdempotencyInit();
 	MoneyInit();
 	SecretStoreInit();

@@ -18,6 +18,9 @@
 /* order_state.c */
 extern void OrderStateInit(void);
 
+/* ledger_slot.c */
+extern int	BackendSlot(int slots);
+
 /* idempotency.c */
 extern void IdempotencyInit(void);
 

@@ -12,8 +12,10 @@ COMMENT ON FUNCTION pay._backend_slot(integer) IS
   'the balance slot this backend writes: its dense backend number modulo slots, so concurrent backends spread evenly';
 
 -- Find or open the account that books a party's money in one currency (the
--- accounts of merchants and gateways are opened on first use).
-CREATE FUNCTION pay._account(p_code text, p_currency char(3)) RETURNS bigint
+-- accounts of merchants and gateways are opened on first use).  pay._account
+-- answers from a per-backend cache (src/lookup_cache.c: accounts never change
+-- once committed) and calls _account_open on a miss.
+CREATE FUNCTION pay._account_open(p_code text, p_currency char(3)) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
   v_id bigint;
@@ -33,57 +35,19 @@ BEGIN
   END IF;
   RETURN v_id;
 END $$;
+CREATE FUNCTION pay._account(p_code text, p_currency char(3)) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'pay_account' LANGUAGE C VOLATILE;
+CREATE FUNCTION pay._merchant_account(p_merchant_id bigint, p_currency char(3)) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'pay_merchant_account' LANGUAGE C VOLATILE;
 
--- The core of every posting: lines already resolved to account ids.
--- Checks the balance per currency, writes the posting and its entries, then
--- moves the balances in account-id order (a fixed lock order, so two
--- postings can never deadlock on each other's accounts) and refuses to take
--- a non-negative account below zero.
+-- The core of every posting (src/ledger_post.c): lines already resolved to
+-- account ids.  Checks the balance per currency (PY004), writes the posting
+-- and its entries, then moves the balances in account-id order (a fixed lock
+-- order, so two postings can never deadlock on each other's accounts) and
+-- refuses to take a non-negative account below zero (PY003).
 CREATE FUNCTION pay._post(p_ref text, p_order_id bigint, p_accounts bigint[], p_amounts bigint[])
 RETURNS bigint
-LANGUAGE plpgsql AS $$
-DECLARE
-  v_posting bigint;
-  v_balance bigint;
-  r record;
-BEGIN
-  FOR r IN
-    SELECT a.currency, sum(l.amount) AS total
-      FROM unnest(p_accounts, p_amounts) AS l(account_id, amount)
-      JOIN pay.accounts a ON a.id = l.account_id
-     GROUP BY a.currency HAVING sum(l.amount) <> 0
-  LOOP
-    RAISE EXCEPTION 'posting "%" does not balance in %: its lines sum to %', p_ref, r.currency, r.total
-      USING ERRCODE = 'PY004', HINT = 'The lines of a posting must sum to zero in each currency.';
-  END LOOP;
-
-  INSERT INTO pay.postings (ref, order_id) VALUES (p_ref, p_order_id) RETURNING id INTO v_posting;
-  INSERT INTO pay.entries (posting_id, account_id, amount, currency)
-    SELECT v_posting, l.account_id, l.amount, a.currency
-      FROM unnest(p_accounts, p_amounts) WITH ORDINALITY AS l(account_id, amount, n)
-      JOIN pay.accounts a ON a.id = l.account_id
-     ORDER BY l.n;
-
-  FOR r IN
-    SELECT l.account_id, sum(l.amount)::bigint AS delta, a.code, a.non_negative, a.slots
-      FROM unnest(p_accounts, p_amounts) AS l(account_id, amount)
-      JOIN pay.accounts a ON a.id = l.account_id
-     GROUP BY l.account_id, a.code, a.non_negative, a.slots
-     ORDER BY l.account_id
-  LOOP
-    UPDATE pay.account_balances
-       SET balance = balance + r.delta
-     WHERE account_id = r.account_id
-       AND slot = CASE WHEN r.slots = 1 THEN 0 ELSE pay._backend_slot(r.slots) END
-    RETURNING balance INTO v_balance;
-    IF r.non_negative AND v_balance < 0 THEN
-      RAISE EXCEPTION 'insufficient funds in account "%"', r.code
-        USING ERRCODE = 'PY003',
-              DETAIL = format('The posting "%s" would leave a balance of %s.', p_ref, v_balance);
-    END IF;
-  END LOOP;
-  RETURN v_posting;
-END $$;
+    AS 'MODULE_PATHNAME', 'pay_post' LANGUAGE C VOLATILE;
 
 CREATE FUNCTION pay.open_account(code text, currency text, non_negative boolean DEFAULT false,
                                  slots integer DEFAULT NULL)

@@ -10,25 +10,13 @@ CREATE FUNCTION pay.idempotency_retention() RETURNS interval
     AS 'MODULE_PATHNAME', 'pay_idempotency_retention' LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION pay.idempotency_retention() IS 'the setting pay.idempotency_retention as an interval';
 
--- The exponent of a currency, or a clear error naming the argument.
+-- The exponent of a currency, or a clear error naming the argument
+-- (src/lookup_sql.c, from a per-backend cache of pay.currencies).
 CREATE FUNCTION pay._exponent(p_currency text, p_arg text DEFAULT 'currency') RETURNS smallint
-LANGUAGE plpgsql STABLE AS $$
-DECLARE
-  v_exponent smallint;
-BEGIN
-  -- compared as char(3), the column's type, so the primary key is used
-  SELECT exponent INTO v_exponent FROM pay.currencies
-   WHERE length(p_currency) = 3 AND code = p_currency::char(3);
-  IF NOT FOUND THEN
-    IF upper(p_currency) <> p_currency THEN
-      RAISE EXCEPTION '%: unknown currency "%"', p_arg, p_currency
-        USING ERRCODE = 'invalid_parameter_value',
-              HINT = 'Currency codes are upper-case ISO 4217 codes, such as USD.';
-    END IF;
-    RAISE EXCEPTION '%: unknown currency "%"', p_arg, p_currency USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  RETURN v_exponent;
-END $$;
+    AS 'MODULE_PATHNAME', 'pay_exponent' LANGUAGE C STABLE;
+-- A merchant's id by code, or 'merchant: unknown merchant'.
+CREATE FUNCTION pay._merchant_id(p_code text) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'pay_merchant_id' LANGUAGE C STABLE;
 
 CREATE FUNCTION pay.parse_amount(amount text, currency text) RETURNS bigint
 LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp
@@ -197,10 +185,7 @@ DECLARE
   v_key pay.idempotency_keys;
   o pay.orders;
 BEGIN
-  SELECT id INTO v_merchant FROM pay.merchants m WHERE m.code = merchant;
-  IF NOT FOUND THEN
-    RAISE EXCEPTION 'merchant: unknown merchant "%"', merchant USING ERRCODE = 'invalid_parameter_value';
-  END IF;
+  v_merchant := pay._merchant_id(merchant);
   PERFORM pay._check_order_args(merchant_order_no, amount, pay._exponent(currency),
                                 expires_in, metadata, idempotency_key);
   v_id := nextval('pay.orders_id_seq');
@@ -252,12 +237,6 @@ BEGIN
   RETURN o;
 END $$;
 
--- The ledger account of an order's merchant in the order's currency.
-CREATE FUNCTION pay._merchant_account(o pay.orders) RETURNS bigint
-LANGUAGE sql
-RETURN pay._account('merchant:' || (SELECT code FROM pay.merchants WHERE id = o.merchant_id)
-                    || ':' || o.currency, o.currency);
-
 -- Books the payment of a locked pending or failed order that a PSP
 -- confirmed: the order becomes paid, the ledger moves the money from the
 -- gateway's clearing account to the merchant.  Shared by mark_paid and the
@@ -273,7 +252,7 @@ BEGIN
    WHERE id = o.id
   RETURNING * INTO o;
   PERFORM pay._post('order:' || o.id || ':paid', o.id,
-                    ARRAY[v_source, pay._merchant_account(o)], ARRAY[-o.amount, o.amount]);
+                    ARRAY[v_source, pay._merchant_account(o.merchant_id, o.currency)], ARRAY[-o.amount, o.amount]);
   RETURN o;
 END $$;
 
@@ -340,7 +319,7 @@ BEGIN
    WHERE id = o.id
   RETURNING * INTO o;
   PERFORM pay._post('order:' || o.id || ':paid', o.id,
-                    ARRAY[w.id, pay._merchant_account(o)], ARRAY[-o.amount, o.amount]);
+                    ARRAY[w.id, pay._merchant_account(o.merchant_id, o.currency)], ARRAY[-o.amount, o.amount]);
   RETURN o;
 END $$;
 COMMENT ON FUNCTION pay.pay_with_balance(bigint, text) IS
@@ -396,7 +375,7 @@ BEGIN
          status_cause = 'refund'
    WHERE id = o.id;
   PERFORM pay._post('refund:' || v_id, o.id,
-                    ARRAY[pay._merchant_account(o), o.paid_account_id], ARRAY[-p_amount, p_amount]);
+                    ARRAY[pay._merchant_account(o.merchant_id, o.currency), o.paid_account_id], ARRAY[-p_amount, p_amount]);
   -- the merchant hears of every refund (a full one also as the move to refunded)
   PERFORM pay.enqueue_merchant_notification(o.id, 'refund_' || v_id);
   RETURN v_id;

@@ -265,16 +265,12 @@ END $$;
 COMMENT ON FUNCTION pay.enqueue_psp_request(bigint, text, jsonb) IS
   'queues a request (create_payment, query, refund with params.refund_id, close) to the order''s gateway; params.extra goes into the request body; the same request twice is queued once';
 
--- Every transition of an order to paid, refunded or failed notifies its merchant.
+-- Every transition of an order to paid, refunded or failed notifies its
+-- merchant (src/order_notify.c; it calls enqueue_merchant_notification).
 CREATE FUNCTION pay._order_notify() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-  PERFORM pay.enqueue_merchant_notification(NEW.id, NEW.status);
-  RETURN NULL;
-END $$;
+    AS 'MODULE_PATHNAME', 'pay_order_notify' LANGUAGE C;
 CREATE TRIGGER orders_notify AFTER UPDATE OF status ON pay.orders
-    FOR EACH ROW WHEN (NEW.status IN ('paid', 'refunded', 'failed') AND OLD.status IS DISTINCT FROM NEW.status)
-    EXECUTE FUNCTION pay._order_notify();
+    FOR EACH ROW EXECUTE FUNCTION pay._order_notify();
 ALTER TABLE pay.orders ENABLE ALWAYS TRIGGER orders_notify;
 
 -- Dead letters and re-driving them.

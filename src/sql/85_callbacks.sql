@@ -378,7 +378,7 @@ RETURNS text
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   v_psp bigint := pay._account('psp:' || g.name || ':' || o.currency, o.currency);
-  v_merchant bigint := pay._merchant_account(o);
+  v_merchant bigint := pay._merchant_account(o.merchant_id, o.currency);
   v_ref text := g.name || ':' || coalesce(e->>'psp_txn_id', e->>'event_id');
   v_refund bigint;
 BEGIN

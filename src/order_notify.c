@@ -1,0 +1,92 @@
+/*
+ * order_notify.c — every move of an order to paid, refunded or failed
+ * queues one notification to its merchant, whatever caused the move (a
+ * callback, pay.mark_paid, a wallet payment, a refund), in the same
+ * transaction: an AFTER UPDATE OF status row trigger on pay.orders.
+ *
+ * In C rather than PL/pgSQL with a WHEN clause because the trigger fires on
+ * every payment: here the test of the row is a few string compares and
+ * merchants without a notify_url cost one saved-plan lookup, where the
+ * PL/pgSQL chain (WHEN clause re-read per statement, two SECURITY DEFINER
+ * calls, two lookups) cost about 280k instructions per payment.  The row
+ * is queued by pay.enqueue_merchant_notification, the public function.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+
+#include "pay.h"
+
+static SPIPlanPtr notify_plan = NULL;
+
+PG_FUNCTION_INFO_V1(pay_order_notify);
+
+/* Is a move to this status one the merchant hears about? */
+static bool
+NotifiedStatus(const char *status)
+{
+	return strcmp(status, "paid") == 0 || strcmp(status, "refunded") == 0 ||
+		strcmp(status, "failed") == 0;
+}
+
+/* Queue the notification if the merchant takes them; connected to SPI. */
+static void
+QueueNotification(int64 order_id, int64 merchant_id, const char *status)
+{
+	Datum		values[3];
+	int			rc;
+
+	if (notify_plan == NULL)
+	{
+		Oid			types[3] = {INT8OID, TEXTOID, INT8OID};
+		SPIPlanPtr	plan = SPI_prepare("SELECT pay.enqueue_merchant_notification($1, $2) "
+									   "FROM pay.merchants m WHERE m.id = $3 AND m.notify_url IS NOT NULL",
+									   3, types);
+
+		if (plan == NULL)
+			elog(ERROR, "could not prepare the merchant notification: %s",
+				 SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		notify_plan = plan;
+	}
+	values[0] = Int64GetDatum(order_id);
+	values[1] = CStringGetTextDatum(status);
+	values[2] = Int64GetDatum(merchant_id);
+	rc = SPI_execute_plan(notify_plan, values, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not queue the merchant notification: %s", SPI_result_code_string(rc));
+}
+
+/* AFTER UPDATE OF status FOR EACH ROW on pay.orders. */
+Datum
+pay_order_notify(PG_FUNCTION_ARGS)
+{
+	TriggerData *trig = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	int			status_att;
+	char	   *from,
+			   *to;
+	bool		isnull;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(trig->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trig->tg_event) || !TRIGGER_FIRED_BY_UPDATE(trig->tg_event))
+		elog(ERROR, "pay_order_notify must be an AFTER UPDATE ROW trigger");
+	desc = RelationGetDescr(trig->tg_relation);
+	status_att = SPI_fnumber(desc, "status");
+	from = SPI_getvalue(trig->tg_trigtuple, desc, status_att);
+	to = SPI_getvalue(trig->tg_newtuple, desc, status_att);
+	if (to == NULL || (from != NULL && strcmp(from, to) == 0) || !NotifiedStatus(to))
+		return PointerGetDatum(NULL);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	QueueNotification(DatumGetInt64(SPI_getbinval(trig->tg_newtuple, desc, SPI_fnumber(desc, "id"), &isnull)),
+					  DatumGetInt64(SPI_getbinval(trig->tg_newtuple, desc, SPI_fnumber(desc, "merchant_id"), &isnull)),
+					  to);
+	SPI_finish();
+	return PointerGetDatum(NULL);
+}
