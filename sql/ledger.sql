@@ -53,7 +53,13 @@ SELECT pg_temp.err($$TRUNCATE pay.entries$$) AS truncate_entries;
 SELECT pg_temp.err($$UPDATE pay.postings SET ref = 'x'$$) AS update_posting;
 SET session_replication_role = replica;
 SELECT pg_temp.err($$DELETE FROM pay.entries$$) AS delete_in_replica_mode;
+-- new journal rows are checked for every role too (C triggers, not CHECKs)
+SELECT pg_temp.err($$INSERT INTO pay.entries (posting_id, account_id, amount, currency) VALUES (1, 1, 0, 'USD')$$) AS zero_entry_in_replica_mode;
 RESET session_replication_role;
+SELECT pg_temp.err($$INSERT INTO pay.entries (posting_id, account_id, amount, currency) VALUES (1, 1, 0, 'USD')$$) AS zero_entry;
+SELECT pg_temp.err($$INSERT INTO pay.postings (ref) VALUES ('')$$) AS empty_ref;
+SELECT pg_temp.err($$INSERT INTO pay.postings (ref) VALUES (repeat('r', 201))$$) AS long_ref;
+SELECT count(*) AS zero_entries FROM pay.entries WHERE amount = 0;
 
 -- a wallet pays an order; a refund goes back to the wallet
 SELECT pay.create_merchant('led_shop', 'Ledger Shop') > 0 AS shop;

@@ -39,3 +39,13 @@ SELECT count(*) AS mismatches FROM pay.order_ledger_mismatches;
 SELECT pay.parse_amount('12.345', 'KWD') AS kwd, pay.parse_amount('12', 'JPY') AS jpy;
 SELECT pay.parse_amount('1', 'ZZZ');
 SELECT pay.parse_amount('1', 'usd');
+
+-- Whether a merchant takes notifications is cached too; an UPDATE of the
+-- merchant empties the cache, in this session at once.
+SELECT id AS o6 FROM pay.create_order('lc_shop', 'LC-6', 100, 'USD') \gset
+SELECT id AS o7 FROM pay.create_order('lc_shop', 'LC-7', 100, 'USD') \gset
+SELECT status FROM pay.mark_paid(:o6, 'lc-tx-6', 100, 'USD');
+UPDATE pay.merchants SET notify_url = 'https://lc.example/notify' WHERE code = 'lc_shop';
+SELECT status FROM pay.mark_paid(:o7, 'lc-tx-7', 100, 'USD');
+SELECT o.merchant_order_no, x.operation FROM pay.outbox x JOIN pay.orders o ON o.id = x.order_id
+ WHERE o.merchant_order_no IN ('LC-6', 'LC-7') ORDER BY 1;

@@ -10,7 +10,7 @@
  * so one merchant's payments do not queue on one row.
  *
  * It was PL/pgSQL; in C the account details come from lookup_cache.c and
- * the three statements run from saved plans, which halves its cost.
+ * its statements run from saved plans, which halves its cost.
  */
 #include "postgres.h"
 
@@ -33,7 +33,6 @@ typedef struct Line
 } Line;
 
 static SPIPlanPtr posting_plan = NULL;
-static SPIPlanPtr entries_plan = NULL;
 static SPIPlanPtr balance_plan = NULL;
 
 PG_FUNCTION_INFO_V1(pay_post);
@@ -135,47 +134,43 @@ CheckBalanced(const char *ref, const Line *lines, int n)
 				 errhint("The lines of a posting must sum to zero in each currency.")));
 }
 
-/* INSERT the posting and its entries; the posting's id. */
+/*
+ * INSERT the posting and its entries (in line order) in one statement; the
+ * posting's id.
+ */
 static int64
 WritePosting(const char *ref, Datum order_id, bool order_null, ArrayType *accounts,
 			 ArrayType *amounts, const Line *lines, int n)
 {
-	Oid			ptypes[2] = {TEXTOID, INT8OID};
-	Datum		pvals[2] = {CStringGetTextDatum(ref), order_id};
-	char		pnulls[2] = {' ', order_null ? 'n' : ' '};
-	Oid			etypes[4] = {INT8OID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID};
-	Datum		evals[4];
+	Oid			types[5] = {TEXTOID, INT8OID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID};
+	Datum		values[5];
+	char		nulls[5] = {' ', order_null ? 'n' : ' ', ' ', ' ', ' '};
 	Datum	   *currencies = palloc(n * sizeof(Datum));
 	bool		isnull;
-	int64		posting;
 	int			rc,
 				i;
 
-	rc = SPI_execute_plan(KeepPlan(&posting_plan,
-								   "INSERT INTO pay.postings (ref, order_id) VALUES ($1, $2) RETURNING id",
-								   2, ptypes),
-						  pvals, pnulls, false, 0);
-	if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
-		elog(ERROR, "could not write posting \"%s\": %s", ref, SPI_result_code_string(rc));
-	posting = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-
 	for (i = 0; i < n; i++)
 		currencies[i] = CStringGetTextDatum(lines[i].account.currency);
-	evals[0] = Int64GetDatum(posting);
-	evals[1] = PointerGetDatum(accounts);
-	evals[2] = PointerGetDatum(amounts);
-	evals[3] = PointerGetDatum(construct_array(currencies, n, TEXTOID, -1, false, TYPALIGN_INT));
-	rc = SPI_execute_plan(KeepPlan(&entries_plan,
-								   "INSERT INTO pay.entries (posting_id, account_id, amount, currency) "
-								   "SELECT $1, l.account_id, l.amount, l.currency::pg_catalog.bpchar "
-								   "FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4)) "
-								   "WITH ORDINALITY "
-								   "AS l(account_id, amount, currency, n) ORDER BY l.n",
-								   4, etypes),
-						  evals, NULL, false, 0);
-	if (rc != SPI_OK_INSERT || SPI_processed != (uint64) n)
-		elog(ERROR, "could not write the entries of posting \"%s\": %s", ref, SPI_result_code_string(rc));
-	return posting;
+	values[0] = CStringGetTextDatum(ref);
+	values[1] = order_id;
+	values[2] = PointerGetDatum(accounts);
+	values[3] = PointerGetDatum(amounts);
+	values[4] = PointerGetDatum(construct_array(currencies, n, TEXTOID, -1, false, TYPALIGN_INT));
+	rc = SPI_execute_plan(KeepPlan(&posting_plan,
+								   "WITH p AS (INSERT INTO pay.postings (ref, order_id) VALUES ($1, $2) RETURNING id), "
+								   "e AS (INSERT INTO pay.entries (posting_id, account_id, amount, currency) "
+								   "SELECT p.id, l.account_id, l.amount, l.currency::pg_catalog.bpchar "
+								   "FROM p, ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4), "
+								   "pg_catalog.unnest($5)) WITH ORDINALITY AS l(account_id, amount, currency, n) "
+								   "ORDER BY l.n RETURNING 1) "
+								   "SELECT p.id, (SELECT pg_catalog.count(*) FROM e) FROM p",
+								   5, types),
+						  values, nulls, false, 0);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1 ||
+		DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)) != n)
+		elog(ERROR, "could not write posting \"%s\": %s", ref, SPI_result_code_string(rc));
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 
 static int

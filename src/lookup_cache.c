@@ -10,8 +10,12 @@
  *
  * Why it is safe: triggers refuse, for every role, to UPDATE the cached
  * columns of these tables, to DELETE their rows or to TRUNCATE them
- * (pay._forbid_parent_change), so a committed row stays as cached.  Two
- * things could still make an entry wrong, and both empty every cache:
+ * (pay._forbid_parent_change), so a committed row stays as cached.  The
+ * one mutable fact cached, whether a merchant has a notify_url, is guarded
+ * by a statement trigger on pay.merchants that sends a relcache
+ * invalidation on every UPDATE (pay_lookup_cache_invalidate below), which
+ * every backend applies like a catalog change.  Two things could still make
+ * an entry wrong, and both empty every cache:
  *  - the row was written by this transaction, which then rolls back (or a
  *    subtransaction, e.g. a PL/pgSQL EXCEPTION block): xact callbacks;
  *  - a table is dropped or altered (DROP EXTENSION pay): relcache callback.
@@ -22,6 +26,7 @@
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
@@ -30,6 +35,7 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 
 #include "pay.h"
 #include "lookup_cache.h"
@@ -50,6 +56,7 @@ typedef struct MerchantById
 {
 	int64		id;				/* key */
 	char		code[MERCHANT_CODE_MAX + 1];
+	bool		notified;		/* has a notify_url (see LookupMerchantNotified) */
 } MerchantById;
 
 typedef struct AccountByCode
@@ -120,6 +127,24 @@ LookupCacheRelcacheCallback(Datum arg, Oid relid)
 			LookupCacheReset();
 			return;
 		}
+}
+
+PG_FUNCTION_INFO_V1(pay_lookup_cache_invalidate);
+
+/*
+ * Statement trigger on pay.merchants (AFTER UPDATE): a relcache invalidation
+ * of the table, which empties these caches in every backend once this
+ * transaction commits, and in this one at its next command.
+ */
+Datum
+pay_lookup_cache_invalidate(PG_FUNCTION_ARGS)
+{
+	TriggerData *trig = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "pay_lookup_cache_invalidate must be a trigger");
+	CacheInvalidateRelcacheByRelid(RelationGetRelid(trig->tg_relation));
+	return PointerGetDatum(NULL);
 }
 
 /* Module set-up, from _PG_init. */
@@ -220,20 +245,29 @@ LookupCurrencyExponent(const char *code, int16 *exponent)
 	return true;
 }
 
-/* Enter a merchant in both maps. */
+/* Enter a merchant's code -> id. */
 static void
-RememberMerchant(const char *code, int64 id)
+RememberMerchantCode(const char *code, int64 id)
 {
 	MerchantByCode *c = hash_search(CacheTable(&merchants_by_code, "pay merchants by code",
 											   MERCHANT_CODE_MAX + 1, sizeof(MerchantByCode), HASH_STRINGS),
 									code, HASH_ENTER, NULL);
+
+	c->id = id;
+	added_in_xact = true;
+}
+
+/* Enter a merchant in both maps. */
+static void
+RememberMerchant(const char *code, int64 id, bool notified)
+{
 	MerchantById *i = hash_search(CacheTable(&merchants_by_id, "pay merchants by id",
 											 sizeof(int64), sizeof(MerchantById), HASH_BLOBS),
 								  &id, HASH_ENTER, NULL);
 
-	c->id = id;
 	strlcpy(i->code, code, sizeof(i->code));
-	added_in_xact = true;
+	i->notified = notified;
+	RememberMerchantCode(code, id);
 }
 
 bool
@@ -257,31 +291,42 @@ LookupMerchantId(const char *code, int64 *id)
 				  TEXTOID, CStringGetTextDatum(code), 1, &col, &isnull))
 		return false;
 	*id = DatumGetInt64(col);
-	RememberMerchant(code, *id);
+	RememberMerchantCode(code, *id);
 	return true;
 }
 
-char *
-LookupMerchantCode(int64 id)
+/* The by-id entry of a merchant, read on a miss; an error if there is none. */
+static MerchantById *
+LoadMerchant(int64 id)
 {
 	MerchantById *e;
-	Datum		col;
-	bool		isnull;
-	char	   *code;
+	Datum		cols[2];
+	bool		nulls[2];
 
 	e = hash_search(CacheTable(&merchants_by_id, "pay merchants by id",
 							   sizeof(int64), sizeof(MerchantById), HASH_BLOBS),
 					&id, HASH_FIND, NULL);
 	if (e != NULL)
-		return pstrdup(e->code);
-	if (!FetchRow("SELECT code FROM pay.merchants WHERE id = $1",
-				  INT8OID, Int64GetDatum(id), 1, &col, &isnull))
+		return e;
+	if (!FetchRow("SELECT code, notify_url IS NOT NULL FROM pay.merchants WHERE id = $1",
+				  INT8OID, Int64GetDatum(id), 2, cols, nulls))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("merchant_id: merchant %lld does not exist", (long long) id)));
-	code = TextDatumGetCString(col);
-	RememberMerchant(code, id);
-	return code;
+	RememberMerchant(TextDatumGetCString(cols[0]), id, DatumGetBool(cols[1]));
+	return hash_search(merchants_by_id, &id, HASH_FIND, NULL);
+}
+
+char *
+LookupMerchantCode(int64 id)
+{
+	return pstrdup(LoadMerchant(id)->code);
+}
+
+bool
+LookupMerchantNotified(int64 id)
+{
+	return LoadMerchant(id)->notified;
 }
 
 /* Read an account by id into the caches and *out; false if there is none. */

@@ -27,6 +27,9 @@ extern bool LookupMerchantId(const char *code, int64 *id);
 /* the merchant's code (palloc'd); an error if there is no such merchant */
 extern char *LookupMerchantCode(int64 id);
 
+/* does the merchant take notifications (has a notify_url)? */
+extern bool LookupMerchantNotified(int64 id);
+
 /* false when there is no such account */
 extern bool LookupAccount(int64 id, AccountInfo *out);
 

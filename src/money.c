@@ -39,19 +39,25 @@ CheckExponent(int32 exponent)
 				 errmsg("currency exponent %d is out of range", exponent)));
 }
 
-/* pay._amount_max(exponent) -> the largest order amount in minor units */
-Datum
-pay_amount_max(PG_FUNCTION_ARGS)
+/* The largest order amount in minor units: pay.amount_max_major scaled. */
+int64
+AmountMax(int exponent)
 {
-	int32		exponent = PG_GETARG_INT32(0);
 	int64_t		result = amount_max_major;
 	int			i;
 
 	CheckExponent(exponent);
 	for (i = 0; i < exponent; i++)
 		if (!amount_mul(result, 10, &result))
-			PG_RETURN_INT64(PG_INT64_MAX);
-	PG_RETURN_INT64(result);
+			return PG_INT64_MAX;
+	return result;
+}
+
+/* pay._amount_max(exponent) -> the largest order amount in minor units */
+Datum
+pay_amount_max(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT64(AmountMax(PG_GETARG_INT32(0)));
 }
 
 /* pay._parse_amount(text, exponent) -> minor units, exactly */

@@ -26,6 +26,7 @@ extern void IdempotencyInit(void);
 
 /* money.c */
 extern void MoneyInit(void);
+extern int64 AmountMax(int exponent);
 
 /* secret_store.c */
 extern void SecretStoreInit(void);

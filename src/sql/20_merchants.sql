@@ -68,3 +68,11 @@ ALTER TABLE pay.currencies ENABLE ALWAYS TRIGGER currencies_keep;
 ALTER TABLE pay.merchants ENABLE ALWAYS TRIGGER merchants_keep_all;
 ALTER TABLE pay.gateways ENABLE ALWAYS TRIGGER gateways_keep_all;
 ALTER TABLE pay.currencies ENABLE ALWAYS TRIGGER currencies_keep_all;
+
+-- pay caches whether a merchant has a notify_url in every backend
+-- (src/lookup_cache.c); any UPDATE of merchants empties those caches.
+CREATE FUNCTION pay._lookup_cache_invalidate() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'pay_lookup_cache_invalidate' LANGUAGE C;
+CREATE TRIGGER merchants_lookup_cache AFTER UPDATE ON pay.merchants
+    FOR EACH STATEMENT EXECUTE FUNCTION pay._lookup_cache_invalidate();
+ALTER TABLE pay.merchants ENABLE ALWAYS TRIGGER merchants_lookup_cache;

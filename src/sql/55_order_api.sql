@@ -106,44 +106,12 @@ END $$;
 COMMENT ON FUNCTION pay.add_routing_rule(text, text, text, integer) IS
   'routes orders created without a gateway: lowest priority first; NULL merchant or currency matches any';
 
--- Validates every argument of create_order before anything is written.
+-- Validates every argument of create_order before anything is written
+-- (src/order_args.c).
 CREATE FUNCTION pay._check_order_args(p_merchant_order_no text, p_amount bigint, p_exponent smallint,
                                       p_expires_in interval, p_metadata jsonb, p_key text)
 RETURNS void
-LANGUAGE plpgsql IMMUTABLE AS $$
-BEGIN
-  IF p_merchant_order_no IS NULL OR p_merchant_order_no = '' THEN
-    RAISE EXCEPTION 'merchant_order_no must not be empty' USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  IF length(p_merchant_order_no) > 64 THEN
-    RAISE EXCEPTION 'merchant_order_no is longer than 64 characters' USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  IF p_merchant_order_no ~ '[[:space:][:cntrl:]]' THEN
-    RAISE EXCEPTION 'merchant_order_no must not contain spaces or control characters'
-      USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  IF p_amount IS NULL OR p_amount <= 0 THEN
-    RAISE EXCEPTION 'amount must be a positive number of minor units, not %', coalesce(p_amount::text, 'null')
-      USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  IF p_amount > pay._amount_max(p_exponent) THEN
-    RAISE EXCEPTION 'amount % exceeds the largest order amount %', p_amount, pay._amount_max(p_exponent)
-      USING ERRCODE = 'numeric_value_out_of_range', HINT = 'The limit is the setting pay.amount_max_major, in major units.';
-  END IF;
-  IF p_expires_in IS NULL OR p_expires_in <= interval '0' OR p_expires_in > interval '30 days' THEN
-    RAISE EXCEPTION 'expires_in must be between 0 and 30 days, not %', coalesce(p_expires_in::text, 'null')
-      USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  IF jsonb_typeof(p_metadata) IS DISTINCT FROM 'object' THEN
-    RAISE EXCEPTION 'metadata must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  IF octet_length(p_metadata::text) > 8192 THEN
-    RAISE EXCEPTION 'metadata is larger than 8192 bytes' USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  IF p_key IS NOT NULL AND (length(p_key) NOT BETWEEN 1 AND 255 OR p_key ~ '[[:cntrl:]]') THEN
-    RAISE EXCEPTION 'idempotency_key must be 1 to 255 printable characters' USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-END $$;
+    AS 'MODULE_PATHNAME', 'pay_check_order_args' LANGUAGE C STABLE;
 
 -- The gateway an order goes to: the one asked for (it must exist and be
 -- enabled), else the first matching routing rule, else none.
