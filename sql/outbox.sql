@@ -96,6 +96,32 @@ UPDATE pay.circuit_breakers SET open_until = now() - interval '1 second' WHERE d
 SELECT state AS after_cooldown, pay.gateway_available('ob_gen') AS available FROM pay.circuits WHERE destination = 'gateway:ob_gen';
 DELETE FROM pay.circuit_breakers WHERE destination = 'gateway:ob_gen';
 
+-- 6b. routing skips a gateway whose circuit is open.  Rules for JPY: rt_a
+-- first, rt_b second.  Each change of rules, gateways or circuits shows in
+-- the next order of this session (rules and gateways are cached per
+-- backend and dropped on every change of their tables).
+SELECT pay.create_gateway('rt_a', 'generic', 'https://a.example') > 0 AS a,
+       pay.create_gateway('rt_b', 'generic', 'https://b.example') > 0 AS b;
+SELECT pay.add_routing_rule('rt_a', currency => 'JPY', priority => 1) > 0 AS rule_a,
+       pay.add_routing_rule('rt_b', currency => 'JPY', priority => 2) > 0 AS rule_b;
+SELECT gateway AS both_closed FROM pay.create_order('ob_quiet', 'RT-1', 100, 'JPY');
+INSERT INTO pay.circuit_breakers (destination, state, consecutive_failures, opened_at, open_until)
+VALUES ('gateway:rt_a', 'open', 5, now(), now() + interval '1 minute');
+SELECT gateway AS a_open FROM pay.create_order('ob_quiet', 'RT-2', 100, 'JPY');
+INSERT INTO pay.circuit_breakers (destination, state, consecutive_failures, opened_at, open_until)
+VALUES ('gateway:rt_b', 'open', 5, now(), now() + interval '1 minute');
+-- every matching circuit open: the first matching gateway still takes it
+SELECT gateway AS both_open FROM pay.create_order('ob_quiet', 'RT-3', 100, 'JPY');
+DELETE FROM pay.circuit_breakers WHERE destination IN ('gateway:rt_a', 'gateway:rt_b');
+UPDATE pay.gateways SET enabled = false WHERE name = 'rt_a';
+SELECT gateway AS a_disabled FROM pay.create_order('ob_quiet', 'RT-4', 100, 'JPY');
+SELECT pg_temp.err($$SELECT pay.create_order('ob_quiet', 'RT-5', 100, 'JPY', gateway => 'rt_a')$$) AS asked_for_disabled;
+UPDATE pay.gateways SET enabled = true WHERE name = 'rt_a';
+UPDATE pay.routing_rules SET priority = 3 WHERE gateway_id = (SELECT id FROM pay.gateways WHERE name = 'rt_a');
+SELECT gateway AS a_demoted FROM pay.create_order('ob_quiet', 'RT-6', 100, 'JPY');
+DELETE FROM pay.routing_rules WHERE currency = 'JPY';
+SELECT gateway IS NULL AS no_rule FROM pay.create_order('ob_quiet', 'RT-7', 100, 'JPY');
+
 -- 7. request builders: a generic PSP request and a signed merchant notification
 SELECT pay.enqueue_psp_request(:o1, 'create_payment', '{"extra": {"note": "again"}}') AS c2 \gset
 SELECT (r).method, (r).url, pg_temp.n((r).headers::text) AS headers, pg_temp.n(((r).body::jsonb - 'order_id')::text) AS body

@@ -19,6 +19,7 @@ _PG_init(void)
 {
 	OrderStateInit();
 	LookupCacheInit();
+	OrderRouteInit();
 	IdempotencyInit();
 	MoneyInit();
 	SecretStoreInit();

@@ -18,6 +18,9 @@
 /* order_state.c */
 extern void OrderStateInit(void);
 
+/* order_route.c */
+extern void OrderRouteInit(void);
+
 /* ledger_slot.c */
 extern int	BackendSlot(int slots);
 

@@ -114,31 +114,10 @@ RETURNS void
     AS 'MODULE_PATHNAME', 'pay_check_order_args' LANGUAGE C STABLE;
 
 -- The gateway an order goes to: the one asked for (it must exist and be
--- enabled), else the first matching routing rule, else none.
+-- enabled), else the first matching routing rule whose gateway is enabled
+-- and whose circuit is not open (src/order_route.c), else none.
 CREATE FUNCTION pay._route(p_gateway text, p_merchant bigint, p_currency text) RETURNS text
-LANGUAGE plpgsql STABLE AS $$
-DECLARE
-  v_enabled boolean;
-  v_name text;
-BEGIN
-  IF p_gateway IS NOT NULL THEN
-    SELECT enabled INTO v_enabled FROM pay.gateways WHERE name = p_gateway;
-    IF NOT FOUND THEN
-      RAISE EXCEPTION 'gateway: unknown gateway "%"', p_gateway USING ERRCODE = 'invalid_parameter_value';
-    ELSIF NOT v_enabled THEN
-      RAISE EXCEPTION 'gateway: gateway "%" is disabled', p_gateway USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    RETURN p_gateway;
-  END IF;
-  SELECT g.name INTO v_name
-    FROM pay.routing_rules r JOIN pay.gateways g ON g.id = r.gateway_id
-   WHERE g.enabled
-     AND (r.merchant_id IS NULL OR r.merchant_id = p_merchant)
-     AND (r.currency IS NULL OR r.currency = p_currency)
-   ORDER BY r.priority, r.id
-   LIMIT 1;
-  RETURN v_name;
-END $$;
+    AS 'MODULE_PATHNAME', 'pay_route' LANGUAGE C STABLE;
 
 CREATE FUNCTION pay.create_order(merchant text, merchant_order_no text, amount bigint, currency text,
                                  idempotency_key text DEFAULT NULL,
