@@ -290,14 +290,19 @@ Classify(HttpResult *r, int attempts_max, bool *healthy, bool *counts)
 		snprintf(r->error, sizeof(r->error), "the merchant answered %d without \"success\"", s);
 		outcome = OUTCOME_RETRY;
 	}
-	else if (s == 408 || s == 429 || s >= 500)
+	else if (s == 408 || s == 429 || s >= 500 || r->notification)
 	{
+		/*
+		 * API.md: a merchant that does not acknowledge (any other answer, a
+		 * 4xx included) is retried on the notification schedule; the
+		 * merchant may fix its endpoint before the schedule ends.
+		 */
 		snprintf(r->error, sizeof(r->error), "HTTP %d", s);
 		outcome = OUTCOME_RETRY;
 	}
 	else
 	{
-		/* 4xx: the request itself is wrong, sending it again will not help */
+		/* a PSP's 4xx: the request itself is wrong, sending it again will not help */
 		snprintf(r->error, sizeof(r->error), s >= 300 && s < 400 ? "HTTP %d (redirects are not followed)"
 				 : "HTTP %d (permanent)", s);
 		*healthy = true;

@@ -545,6 +545,13 @@ END $$;
 
 -- WeChat Pay API v3: JSON bodies, WECHATPAY2-SHA256-RSA2048 Authorization.
 -- Idempotency: out_trade_no is the order id, out_refund_no the refund id.
+-- WeChat Pay wants out_trade_no of 6 to 32 characters: order ids below
+-- 100000 are sent with leading zeros (callbacks read "000042" back as 42).
+-- lpad alone would cut longer ids.
+CREATE FUNCTION pay._wechatpay_trade_no(p_order_id bigint) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT
+RETURN CASE WHEN length(p_order_id::text) < 6 THEN lpad(p_order_id::text, 6, '0') ELSE p_order_id::text END;
+
 CREATE FUNCTION pay._build_wechatpay(r pay.outbox, g pay.gateways) RETURNS pay.http_request
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -561,22 +568,22 @@ BEGIN
     WHEN 'create_payment' THEN
       v_path := '/v3/pay/transactions/native';
       v_body := (jsonb_build_object('appid', pay._gateway_option(g, 'appid'), 'mchid', v_mchid,
-                                    'description', 'order ' || o.id, 'out_trade_no', o.id::text,
+                                    'description', 'order ' || o.id, 'out_trade_no', pay._wechatpay_trade_no(o.id),
                                     'notify_url', pay._gateway_option(g, 'notify_url'),
                                     'amount', jsonb_build_object('total', o.amount, 'currency', o.currency::text))
                  || coalesce(r.params->'extra', '{}'))::text;
     WHEN 'query' THEN
       v_method := 'GET';
-      v_path := '/v3/pay/transactions/out-trade-no/' || o.id || '?mchid=' || v_mchid;
+      v_path := '/v3/pay/transactions/out-trade-no/' || pay._wechatpay_trade_no(o.id) || '?mchid=' || v_mchid;
     WHEN 'refund' THEN
       f := pay._request_refund(r);
       v_path := '/v3/refund/domestic/refunds';
-      v_body := (jsonb_build_object('out_trade_no', o.id::text, 'out_refund_no', f.id::text,
+      v_body := (jsonb_build_object('out_trade_no', pay._wechatpay_trade_no(o.id), 'out_refund_no', f.id::text,
                                     'amount', jsonb_build_object('refund', f.amount, 'total', o.amount,
                                                                  'currency', o.currency::text))
                  || coalesce(r.params->'extra', '{}'))::text;
     WHEN 'close' THEN
-      v_path := '/v3/pay/transactions/out-trade-no/' || o.id || '/close';
+      v_path := '/v3/pay/transactions/out-trade-no/' || pay._wechatpay_trade_no(o.id) || '/close';
       v_body := jsonb_build_object('mchid', v_mchid)::text;
   END CASE;
   RETURN ROW(v_method, rtrim(coalesce(g.base_url, 'https://api.mch.weixin.qq.com'), '/') || v_path,

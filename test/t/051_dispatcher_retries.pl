@@ -39,9 +39,13 @@ peer_post($port, '/_mode/sw?status/503');
 # A generic PSP that fails with 503: the quadratic schedule.
 $node->safe_psql('postgres', qq{SELECT pay.create_gateway('gen503', 'generic', '$url/status/503/psp')});
 my $psp_order = $node->safe_psql('postgres', "SELECT id FROM pay.create_order('ok', 'O-psp', 1000, 'USD', gateway => 'gen503')");
+# A generic PSP that answers 404: a PSP's 4xx is permanent.
+$node->safe_psql('postgres', qq{SELECT pay.create_gateway('gen404', 'generic', '$url/status/404/psp')});
+my $psp404 = $node->safe_psql('postgres', "SELECT id FROM pay.create_order('ok', 'O-psp404', 1000, 'USD', gateway => 'gen404')");
 $node->safe_psql('postgres', qq{
 SELECT pay.mark_paid(id, 'txn-' || id, amount, currency) FROM pay.orders WHERE gateway IS NULL;
 SELECT pay.enqueue_psp_request($psp_order, 'create_payment');
+SELECT pay.enqueue_psp_request($psp404, 'create_payment');
 });
 ok(wait_for_sql($node, q{SELECT bool_and(state IN ('done', 'dead')) FROM pay.outbox}, 60), 'every row ends done or dead');
 
@@ -51,10 +55,11 @@ SELECT split_part(destination, ':', 2), state, attempts, coalesce(last_status, 0
   FROM pay.outbox WHERE kind = 'merchant_notification'});
 is("@{$row{ok}}[0..2]", 'done 1 200', '200 "success": done at once');
 is("@{$row{flaky}}[0..2]", 'done 3 200', 'two 500s then success: done at the third attempt');
-is("@{$row{e404}}[0..2]", 'dead 1 404', '404 is permanent: dead after one attempt');
-like($row{e404}[3], qr/HTTP 404 \(permanent\)/, 'with the status as the error');
-is("@{$row{e301}}[0..1]", 'dead 1', 'a redirect is not followed: dead');
-for my $m (qw(e500 e429 e408 reset hang malformed big nosuccess))
+# API.md: a merchant that does not acknowledge is retried on the schedule,
+# whatever it answered (a 4xx or a redirect too: redirects are not followed)
+like($row{e404}[3], qr/^HTTP 404 \(attempt 4 of 4: no more\)$/, 'a merchant\'s 404 is retried until the schedule ends');
+like($row{e301}[3], qr/^HTTP 301 \(attempt 4 of 4: no more\)$/, 'a merchant\'s redirect is not followed, and retried');
+for my $m (qw(e404 e301 e500 e429 e408 reset hang malformed big nosuccess))
 {
 	is("@{$row{$m}}[0..1]", 'dead 4', "$modes{$m}: retried on the schedule, dead after 4 attempts");
 }
@@ -92,7 +97,9 @@ is($node->safe_psql('postgres', q{SELECT string_agg(outcome || coalesce(':' || h
 	'retry:500,retry:500,retry:500,dead:500', 'every attempt is recorded');
 
 # Dead letters and re-driving.
-is($node->safe_psql('postgres', q{SELECT count(*) FROM pay.outbox_dead_letters}), '12', 'the dead-letter view lists the dead rows');
+is($node->safe_psql('postgres', "SELECT state || ' ' || attempts || ' ' || last_status || ' ' || last_error FROM pay.outbox WHERE order_id = $psp404"),
+	'dead 1 404 HTTP 404 (permanent)', 'a PSP\'s 404 is permanent: dead after one attempt');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM pay.outbox_dead_letters}), '13', 'the dead-letter view lists the dead rows');
 my $sw = $node->safe_psql('postgres', q{SELECT id FROM pay.outbox WHERE destination = 'merchant:sw'});
 is($node->safe_psql('postgres', "SELECT state FROM pay.outbox WHERE id = $sw"), 'dead', 'the switchable merchant failed for good');
 peer_post($port, '/_mode/sw?ok');
