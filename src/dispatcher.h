@@ -62,6 +62,8 @@ extern void OutboxWakeInit(void);
 
 /* outbox_sql.c */
 extern void OutboxSqlInit(void);
+extern int	OutboxBacklogSlot(void);
+extern int64 OutboxPendingMax(void);
 
 /* outbox_schedule.c */
 extern void OutboxScheduleInit(void);

@@ -30,16 +30,30 @@ OutboxSqlInit(void)
 							PGC_SUSET, 0, NULL, NULL, NULL);
 }
 
+/* The row of pay.outbox_backlog this backend updates. */
+int
+OutboxBacklogSlot(void)
+{
+	return dispatcher_am_worker ? BACKLOG_SLOTS : MyProcPid % BACKLOG_SLOTS;
+}
+
+/* The setting pay.outbox_pending_max. */
+int64
+OutboxPendingMax(void)
+{
+	return (int64) outbox_pending_max;
+}
+
 /* pay._outbox_slot() -> the row of pay.outbox_backlog this backend updates */
 Datum
 pay_outbox_slot(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_INT32(dispatcher_am_worker ? BACKLOG_SLOTS : MyProcPid % BACKLOG_SLOTS);
+	PG_RETURN_INT32(OutboxBacklogSlot());
 }
 
 /* pay._outbox_pending_max() -> the setting pay.outbox_pending_max */
 Datum
 pay_outbox_pending_max(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_INT64((int64) outbox_pending_max);
+	PG_RETURN_INT64(OutboxPendingMax());
 }

@@ -107,35 +107,10 @@ COMMENT ON FUNCTION pay.dispatcher_status() IS
 CREATE VIEW pay.dispatcher AS SELECT * FROM pay.dispatcher_status();
 COMMENT ON VIEW pay.dispatcher IS 'one row: is delivery running for this database, and its counters';
 
--- Keep the backlog slots exact and refuse to grow past pay.outbox_pending_max.
+-- Keep the backlog slots exact and refuse to grow past pay.outbox_pending_max
+-- (src/outbox_count.c).
 CREATE FUNCTION pay._outbox_count() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  v_delta bigint := 0;
-  v_total bigint;
-  v_max bigint;
-BEGIN
-  IF TG_OP IN ('INSERT', 'UPDATE') THEN
-    SELECT v_delta + count(*) INTO v_delta FROM new_rows WHERE state IN ('pending', 'in_flight');
-  END IF;
-  IF TG_OP IN ('UPDATE', 'DELETE') THEN
-    SELECT v_delta - count(*) INTO v_delta FROM old_rows WHERE state IN ('pending', 'in_flight');
-  END IF;
-  IF v_delta = 0 THEN
-    RETURN NULL;
-  END IF;
-  IF v_delta > 0 THEN
-    v_max := pay._outbox_pending_max();
-    SELECT sum(undelivered) + v_delta INTO v_total FROM pay.outbox_backlog;
-    IF v_total > v_max THEN
-      RAISE EXCEPTION 'the outbox is full: % undelivered requests, the limit is %', v_total - v_delta, v_max
-        USING ERRCODE = 'PY029', DETAIL = '60',
-              HINT = 'Delivery is not keeping up or not running (see pay.dispatcher); the limit is the setting pay.outbox_pending_max.';
-    END IF;
-  END IF;
-  UPDATE pay.outbox_backlog SET undelivered = undelivered + v_delta WHERE slot = pay._outbox_slot();
-  RETURN NULL;
-END $$;
+    AS 'MODULE_PATHNAME', 'pay_outbox_count' LANGUAGE C;
 
 CREATE TRIGGER outbox_count_insert AFTER INSERT ON pay.outbox
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION pay._outbox_count();

@@ -1,0 +1,132 @@
+/*
+ * outbox_count.c — keeps pay.outbox_backlog exact and the outbox bounded.
+ *
+ * pay.outbox_backlog holds the number of undelivered (pending or in-flight)
+ * rows, split into slots so that concurrent enqueuers do not all update one
+ * row; each backend updates its own slot (the dispatcher has slot 64).
+ * Statement triggers with transition tables count the rows that enter and
+ * leave those states, whoever writes pay.outbox, and refuse growth past
+ * pay.outbox_pending_max with PY029 (mapped to 429 by pay-proxy; DETAIL is
+ * the Retry-After in seconds).
+ *
+ * In C rather than PL/pgSQL because every payment of a merchant who takes
+ * notifications queues one row: the PL/pgSQL trigger cost about 80 us each.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "executor/tuptable.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/rel.h"
+#include "utils/tuplestore.h"
+
+#include "dispatcher.h"
+#include "pay.h"
+
+static SPIPlanPtr add_plan = NULL;
+static SPIPlanPtr total_plan = NULL;
+
+PG_FUNCTION_INFO_V1(pay_outbox_count);
+
+/* How many rows of a transition table are pending or in flight. */
+static int64
+CountUndelivered(Tuplestorestate *rows, TupleDesc desc)
+{
+	TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	int			state_att = SPI_fnumber(desc, "state");
+	int64		n = 0;
+
+	tuplestore_rescan(rows);
+	while (tuplestore_gettupleslot(rows, true, false, slot))
+	{
+		bool		isnull;
+		Datum		state = slot_getattr(slot, state_att, &isnull);
+
+		if (!isnull)
+		{
+			char	   *s = TextDatumGetCString(state);
+
+			if (strcmp(s, "pending") == 0 || strcmp(s, "in_flight") == 0)
+				n++;
+		}
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	return n;
+}
+
+static SPIPlanPtr
+Keep(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types)
+{
+	if (*slot == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
+
+		if (plan == NULL)
+			elog(ERROR, "could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		*slot = plan;
+	}
+	return *slot;
+}
+
+/* Add delta to this backend's slot; refuse to grow past the bound. */
+static void
+AddToBacklog(int64 delta)
+{
+	Oid			types[2] = {INT8OID, INT4OID};
+	Datum		values[2] = {Int64GetDatum(delta), Int32GetDatum(OutboxBacklogSlot())};
+	int			rc;
+
+	rc = SPI_execute_plan(Keep(&add_plan, "UPDATE pay.outbox_backlog SET undelivered = undelivered + $1 "
+							   "WHERE slot = $2", 2, types),
+						  values, NULL, false, 0);
+	if (rc != SPI_OK_UPDATE || SPI_processed != 1)
+		elog(ERROR, "pay.outbox_backlog has no slot %d", OutboxBacklogSlot());
+	if (delta > 0)
+	{
+		bool		isnull;
+		int64		total,
+					max = OutboxPendingMax();
+
+		rc = SPI_execute_plan(Keep(&total_plan, "SELECT pg_catalog.sum(undelivered)::bigint FROM pay.outbox_backlog",
+								   0, NULL),
+							  NULL, NULL, false, 0);
+		if (rc != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "could not read pay.outbox_backlog");
+		total = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		if (total > max)
+			ereport(ERROR,
+					(errcode(ERRCODE_PAY_RATE_LIMITED),
+					 errmsg("the outbox is full: " INT64_FORMAT " undelivered requests, the limit is " INT64_FORMAT,
+							total - delta, max),
+					 errdetail("60"),
+					 errhint("Delivery is not keeping up or not running (see pay.dispatcher); the limit is the setting pay.outbox_pending_max.")));
+	}
+}
+
+/* AFTER INSERT / UPDATE / DELETE FOR EACH STATEMENT on pay.outbox, with transition tables. */
+Datum
+pay_outbox_count(PG_FUNCTION_ARGS)
+{
+	TriggerData *trig = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	int64		delta = 0;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(trig->tg_event))
+		elog(ERROR, "pay_outbox_count must be a statement trigger");
+	desc = RelationGetDescr(trig->tg_relation);
+	if (trig->tg_newtable != NULL)
+		delta += CountUndelivered(trig->tg_newtable, desc);
+	if (trig->tg_oldtable != NULL)
+		delta -= CountUndelivered(trig->tg_oldtable, desc);
+	if (delta == 0)
+		return PointerGetDatum(NULL);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	AddToBacklog(delta);
+	SPI_finish();
+	return PointerGetDatum(NULL);
+}
