@@ -123,3 +123,9 @@ SET ROLE pay_callback;
 SELECT http_status FROM pay.handle_callback('cb_stripe', '{}', '{}');
 SELECT count(*) FROM pay.callbacks;
 RESET ROLE;
+
+-- header names are matched case-insensitively: one object with lower-case
+-- names, values as strings (JSON text for non-strings), null kept, {} for
+-- anything but an object
+SELECT pay._lower_headers('{"Stripe-Signature": "t=1", "X-Num": 5, "X-Obj": {"a": [1, 2]}, "X-Null": null, "X-B": true}') AS lowered,
+       pay._lower_headers(NULL) AS from_null, pay._lower_headers('[1]') AS from_array;

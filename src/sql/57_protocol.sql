@@ -18,6 +18,4 @@ COMMENT ON TYPE pay.http_response IS 'an HTTP answer: status, content type and b
 
 -- Header names compare case-insensitively: one object with lower-case names.
 CREATE FUNCTION pay._lower_headers(headers jsonb) RETURNS jsonb
-LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
-RETURN (SELECT coalesce(jsonb_object_agg(lower(key), value), '{}')
-          FROM jsonb_each_text(CASE WHEN jsonb_typeof(headers) = 'object' THEN headers ELSE '{}' END));
+    AS 'MODULE_PATHNAME', 'pay_lower_headers' LANGUAGE C IMMUTABLE;

@@ -83,8 +83,9 @@ COMMENT ON TABLE pay.deferred_events IS
   'events that arrived before the one they depend on (a refund before the payment); applied when it arrives';
 
 -- The gateway's timestamp tolerance: options.tolerance_s, default 300 seconds.
+-- (No SET clause: it is inlined into its callers, which pinned search_path.)
 CREATE FUNCTION pay._tolerance_s(g pay.gateways) RETURNS integer
-LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE sql IMMUTABLE
 RETURN coalesce((g.options->>'tolerance_s')::integer, 300);
 
 -- Refuse a timestamp outside the gateway's window (PY011).

@@ -1,0 +1,84 @@
+/*
+ * http_headers.c — pay._lower_headers: HTTP header names are
+ * case-insensitive, so callbacks and merchant requests look headers up in
+ * a copy of the headers object with lower-case names.
+ *
+ * {"Stripe-Signature": "t=1,v1=ab"} -> {"stripe-signature": "t=1,v1=ab"}.
+ * Values become strings (a non-string JSON value as its JSON text), JSON
+ * null stays null; names that collide once lower-cased keep the value that
+ * comes last in jsonb's key order, as jsonb_object_agg did (the SQL
+ * function this replaces, which PostgreSQL re-planned on every callback).
+ * Anything but an object (NULL too) gives {}.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_collation.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/formatting.h"
+#include "utils/jsonb.h"
+#include "utils/numeric.h"
+
+PG_FUNCTION_INFO_V1(pay_lower_headers);
+
+/* A header value as the string jsonb_each_text would give. */
+static void
+ValueAsString(JsonbValue *v)
+{
+	char	   *s;
+
+	switch (v->type)
+	{
+		case jbvString:
+		case jbvNull:
+			return;
+		case jbvNumeric:
+			s = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
+			break;
+		case jbvBool:
+			s = v->val.boolean ? "true" : "false";
+			break;
+		case jbvBinary:
+			s = JsonbToCString(NULL, v->val.binary.data, v->val.binary.len);
+			break;
+		default:
+			elog(ERROR, "unexpected jsonb value type %d", (int) v->type);
+	}
+	v->type = jbvString;
+	v->val.string.val = s;
+	v->val.string.len = strlen(s);
+}
+
+/* pay._lower_headers(headers jsonb) -> jsonb */
+Datum
+pay_lower_headers(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *in = PG_ARGISNULL(0) ? NULL : PG_GETARG_JSONB_P(0);
+	JsonbParseState *state = NULL;
+	JsonbIterator *it;
+	JsonbIteratorToken tok;
+	JsonbValue	v;
+	JsonbValue *out;
+
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	if (in != NULL && JB_ROOT_IS_OBJECT(in))
+	{
+		it = JsonbIteratorInit(&in->root);
+		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		{
+			if (tok == WJB_KEY)
+			{
+				v.val.string.val = str_tolower(v.val.string.val, v.val.string.len, DEFAULT_COLLATION_OID);
+				v.val.string.len = strlen(v.val.string.val);
+				pushJsonbValue(&state, WJB_KEY, &v);
+			}
+			else if (tok == WJB_VALUE)
+			{
+				ValueAsString(&v);
+				pushJsonbValue(&state, WJB_VALUE, &v);
+			}
+		}
+	}
+	out = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	PG_RETURN_JSONB_P(JsonbValueToJsonb(out));
+}
