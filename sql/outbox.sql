@@ -150,3 +150,29 @@ DELETE FROM pay.master_keys;
 
 -- 8. the dispatcher serves pay.database (postgres), not this database
 SELECT running, preloaded, database, detail FROM pay.dispatcher;
+
+-- 8. the rules of an outbox row hold for every writer (a C trigger, not
+-- CHECK constraints): each bad row is refused with 23514 naming the column
+SELECT pg_temp.err(format($$INSERT INTO pay.outbox (kind, destination, operation, idempotency_key, attempts_max, params, state, attempts, claimed_at, finished_at)
+                            VALUES (%L, %L, %L, %L, %s, %L, %L, %s, %s, %s)$$,
+                          k, d, op, key, amax, p, st, att, ca, fa)) AS refused
+  FROM (VALUES
+    ('refund', 'merchant:m', 'paid', 'x1', 5, '{}', 'pending', 0, 'NULL', 'NULL'),
+    ('merchant_notification', 'merchant:', 'paid', 'x2', 5, '{}', 'pending', 0, 'NULL', 'NULL'),
+    ('merchant_notification', 'shop:m', 'paid', 'x3', 5, '{}', 'pending', 0, 'NULL', 'NULL'),
+    ('merchant_notification', 'merchant:a b', 'paid', 'x4', 5, '{}', 'pending', 0, 'NULL', 'NULL'),
+    ('merchant_notification', 'merchant:m', 'Paid', 'x5', 5, '{}', 'pending', 0, 'NULL', 'NULL'),
+    ('merchant_notification', 'merchant:m', 'paid', 'x6', 5, '[1]', 'pending', 0, 'NULL', 'NULL'),
+    ('merchant_notification', 'merchant:m', 'paid', '', 5, '{}', 'pending', 0, 'NULL', 'NULL'),
+    ('merchant_notification', 'merchant:m', 'paid', repeat('k', 256), 5, '{}', 'pending', 0, 'NULL', 'NULL'),
+    ('merchant_notification', 'merchant:m', 'paid', 'x9', 0, '{}', 'pending', 0, 'NULL', 'NULL'),
+    ('merchant_notification', 'merchant:m', 'paid', 'x10', 5, '{}', 'sent', 0, 'NULL', 'NULL'),
+    ('merchant_notification', 'merchant:m', 'paid', 'x11', 5, '{}', 'pending', -1, 'NULL', 'NULL'),
+    ('merchant_notification', 'merchant:m', 'paid', 'x12', 5, '{}', 'in_flight', 0, 'NULL', 'NULL'),
+    ('merchant_notification', 'merchant:m', 'paid', 'x13', 5, '{}', 'pending', 0, 'now()', 'NULL'),
+    ('merchant_notification', 'merchant:m', 'paid', 'x14', 5, '{}', 'done', 1, 'NULL', 'NULL'),
+    ('merchant_notification', 'merchant:m', 'paid', 'x15', 5, '{}', 'pending', 0, 'NULL', 'now()')
+  ) AS t(k, d, op, key, amax, p, st, att, ca, fa);
+SELECT count(*) AS none_written FROM pay.outbox WHERE idempotency_key ~ '^(x[0-9]+|k+)?$';
+-- and an UPDATE that breaks them, by the owner, too
+SELECT pg_temp.err($$UPDATE pay.outbox SET state = 'done' WHERE id = (SELECT min(id) FROM pay.outbox WHERE state = 'pending')$$) AS done_without_finished_at;
