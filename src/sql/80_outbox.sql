@@ -138,9 +138,10 @@ CREATE TRIGGER outbox_no_truncate BEFORE TRUNCATE ON pay.outbox
 
 -- Queue a request, or return the row already queued under the same key
 -- (with other parameters: PY002 if p_strict, else the first row stands).
+-- (No SET clause: only the SECURITY DEFINER enqueue functions call it.)
 CREATE FUNCTION pay._enqueue(p_kind text, p_destination text, p_operation text, p_order_id bigint,
                              p_params jsonb, p_key text, p_strict boolean) RETURNS bigint
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql AS $$
 DECLARE
   v_id bigint;
   v_params jsonb;

@@ -3,6 +3,12 @@
 -- replayed ones, deduplicates by the PSP's event id, checks the amount
 -- against the order, applies the event and answers what the PSP expects.
 --
+-- The internal helpers below (names beginning with "_") carry no SET
+-- clause: they run only inside pay.handle_callback and
+-- pay.record_unreadable_callback, SECURITY DEFINER functions that pinned
+-- search_path, and no role may execute them directly (a SET clause costs a
+-- settings save and restore on every call: about a tenth of a callback).
+--
 -- Each provider's parser turns a verified callback into one normalised
 -- event (jsonb):
 --   event_id    the PSP's id of this notification (deduplication key)
@@ -90,7 +96,7 @@ RETURN coalesce((g.options->>'tolerance_s')::integer, 300);
 
 -- Refuse a timestamp outside the gateway's window (PY011).
 CREATE FUNCTION pay._check_window(g pay.gateways, p_at timestamptz) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql AS $$
 BEGIN
   IF p_at IS NULL THEN
     RAISE EXCEPTION 'callback timestamp is missing' USING ERRCODE = 'PY011';
@@ -112,7 +118,7 @@ RETURN pay._credential('gateway:' || g.name, p_name);
 
 -- Unix seconds as a timestamp; garbage is a malformed callback.
 CREATE FUNCTION pay._unix_time(p_text text) RETURNS timestamptz
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
   IF p_text IS NULL OR p_text !~ '^[0-9]{1,12}$' THEN
     RAISE EXCEPTION 'callback timestamp "%" is not unix seconds', p_text USING ERRCODE = 'PY011';
@@ -122,7 +128,7 @@ END $$;
 
 -- The body as a JSON object, or a clear 22P02.
 CREATE FUNCTION pay._json_body(p_body text) RETURNS jsonb
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE
   v jsonb;
 BEGIN
@@ -139,7 +145,7 @@ END $$;
 
 -- Refuse a body whose Content-Type is not one the provider sends.
 CREATE FUNCTION pay._require_content_type(h jsonb, VARIADIC p_allowed text[]) RETURNS void
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE
   v_type text := lower(btrim(split_part(h->>'content-type', ';', 1)));
 BEGIN
@@ -152,7 +158,7 @@ END $$;
 
 -- Stripe: Stripe-Signature t=...,v1=... over "<t>.<body>" with the endpoint secret.
 CREATE FUNCTION pay._callback_stripe(g pay.gateways, h jsonb, p_body text) RETURNS jsonb
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql AS $$
 DECLARE
   v_header text := h->>'stripe-signature';
   v_event jsonb;
@@ -190,7 +196,7 @@ END $$;
 -- Alipay async notify: form-encoded, RSA2 over the canonical string without
 -- sign and sign_type, verified with Alipay's public key.
 CREATE FUNCTION pay._callback_alipay(g pay.gateways, h jsonb, p_body text) RETURNS jsonb
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql AS $$
 DECLARE
   p jsonb;
   v_status text;
@@ -229,7 +235,7 @@ END $$;
 -- certificate named by Wechatpay-Serial; the resource is AES-256-GCM under
 -- the APIv3 key.
 CREATE FUNCTION pay._callback_wechatpay(g pay.gateways, h jsonb, p_body text) RETURNS jsonb
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql AS $$
 DECLARE
   v_ts text := h->>'wechatpay-timestamp';
   v_nonce text := h->>'wechatpay-nonce';
@@ -290,7 +296,7 @@ END $$;
 -- closed), amount (minor units), currency, refund_id, refund_amount,
 -- timestamp (unix seconds) and nonce.
 CREATE FUNCTION pay._callback_generic(g pay.gateways, h jsonb, p_body text) RETURNS jsonb
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql AS $$
 DECLARE
   p jsonb;
   v_status text;
@@ -325,7 +331,7 @@ END $$;
 -- A minor-unit amount from an event: integer text, or a major-unit decimal
 -- converted with the currency's exponent.  Never floating point.
 CREATE FUNCTION pay._event_amount(p_minor text, p_major text, p_currency text) RETURNS bigint
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE AS $$
 BEGIN
   IF p_minor IS NOT NULL THEN
     IF p_minor !~ '^[0-9]{1,18}$' THEN
@@ -343,7 +349,7 @@ END $$;
 -- The order an event is about, among the orders routed to this gateway:
 -- our id as the merchant reference, else the PSP's transaction id.
 CREATE FUNCTION pay._callback_order(g pay.gateways, e jsonb) RETURNS pay.orders
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql AS $$
 DECLARE
   o pay.orders;
 BEGIN
@@ -363,7 +369,7 @@ END $$;
 
 CREATE FUNCTION pay._anomaly(o pay.orders, g pay.gateways, p_callback bigint, p_kind text, p_detail text)
 RETURNS text
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql AS $$
 BEGIN
   INSERT INTO pay.anomalies (order_id, gateway, callback_id, kind, detail)
     VALUES (o.id, g.name, p_callback, p_kind, p_detail);
@@ -376,7 +382,7 @@ END $$;
 CREATE FUNCTION pay._book_and_return(o pay.orders, g pay.gateways, e jsonb, p_callback bigint, p_amount bigint,
                                      p_kind text)
 RETURNS text
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql AS $$
 DECLARE
   v_psp bigint := pay._account('psp:' || g.name || ':' || o.currency, o.currency);
   v_merchant bigint := pay._merchant_account(o.merchant_id, o.currency);
@@ -401,7 +407,7 @@ END $$;
 -- A refund the PSP reports (it happened there): book the part we have not
 -- booked yet.  Returns the outcome.
 CREATE FUNCTION pay._apply_psp_refund(o pay.orders, g pay.gateways, e jsonb, p_callback bigint) RETURNS text
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql AS $$
 DECLARE
   v_amount bigint;
   v_key text := 'psp:' || coalesce(e->>'refund_id', e->>'event_id');
@@ -427,7 +433,7 @@ END $$;
 
 -- Apply one verified, new event to its order.  Returns the outcome.
 CREATE FUNCTION pay._apply_event(g pay.gateways, e jsonb, p_callback bigint, OUT order_id bigint, OUT outcome text)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql AS $$
 DECLARE
   o pay.orders;
   v_amount bigint;
@@ -502,7 +508,7 @@ END $$;
 -- What the PSP expects to hear back.
 CREATE FUNCTION pay._callback_answer(p_kind text, p_verdict text, p_sqlstate text,
                                      OUT http_status integer, OUT content_type text, OUT body text)
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE
   v_ok boolean := p_verdict IN ('accepted', 'duplicate');
   v_reason text := CASE
