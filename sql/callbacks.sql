@@ -129,3 +129,11 @@ RESET ROLE;
 -- anything but an object
 SELECT pay._lower_headers('{"Stripe-Signature": "t=1", "X-Num": 5, "X-Obj": {"a": [1, 2]}, "X-Null": null, "X-B": true}') AS lowered,
        pay._lower_headers(NULL) AS from_null, pay._lower_headers('[1]') AS from_array;
+
+-- a body is a JSON object or a 22P02 naming what is wrong with it (checked
+-- by the JSON parser before conversion, without a subtransaction)
+SELECT pay._json_body('{"a": "\u00e9", "b": [1, {"c": null}]}') AS object_body;
+CREATE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN EXECUTE q; RETURN 'ok'; EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ': ' || SQLERRM; END $$;
+SELECT b, pg_temp.err(format('SELECT pay._json_body(%L)', b)) AS refused
+  FROM (VALUES ('[1, 2]'), ('"text"'), ('{"a": 1'), ('{"a": "\u0000"}'), ('')) AS t(b);
