@@ -36,22 +36,6 @@ static SPIPlanPtr record_plan = NULL;
 static SPIPlanPtr apply_plan = NULL;
 static SPIPlanPtr next_due_plan = NULL;
 
-/* Prepare (once) and keep a plan. */
-static SPIPlanPtr
-Prepare(SPIPlanPtr *cache, const char *sql, int nargs, Oid *types)
-{
-	if (*cache == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
-
-		if (plan == NULL)
-			elog(ERROR, "could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
-		*cache = plan;
-	}
-	return *cache;
-}
-
 /* A text[] of n C strings. */
 static Datum
 TextArray(char **values, int n)
@@ -178,7 +162,7 @@ StoreClaim(int max, int per_destination, ClaimedRequest **claimed, MemoryContext
 	memcpy(exclude + nblocked, saturated, sizeof(char *) * nsaturated);
 	values[0] = TextArray(exclude, nblocked + nsaturated);
 	values[1] = Int32GetDatum(max);
-	rc = SPI_execute_plan(Prepare(&claim_lock_plan,
+	rc = SPI_execute_plan(KeptPlan(&claim_lock_plan,
 								  "SELECT id, destination FROM pay.outbox"
 								  " WHERE state = 'pending' AND next_attempt_at <= now()"
 								  "   AND destination <> ALL($1)"
@@ -218,7 +202,7 @@ StoreClaim(int max, int per_destination, ClaimedRequest **claimed, MemoryContext
 	}
 
 	values[0] = ScalarArray(chosen, NULL, nchosen, INT8OID);
-	rc = SPI_execute_plan(Prepare(&claim_mark_plan,
+	rc = SPI_execute_plan(KeptPlan(&claim_mark_plan,
 								  "UPDATE pay.outbox SET state = 'in_flight', claimed_at = now(), attempts = attempts + 1"
 								  " WHERE id = ANY($1) AND state = 'pending'"
 								  " RETURNING id, attempts, attempts_max, kind = 'merchant_notification', destination",
@@ -242,7 +226,7 @@ StoreClaim(int max, int per_destination, ClaimedRequest **claimed, MemoryContext
 		out[i].error = MemoryContextStrdup(cxt, "the request was not built");
 	}
 
-	rc = SPI_execute_plan(Prepare(&claim_build_plan,
+	rc = SPI_execute_plan(KeptPlan(&claim_build_plan,
 								  "SELECT id, method, url, headers, body, error FROM pay._outbox_requests($1)",
 								  1, id_types),
 						  values, NULL, false, 0);
@@ -311,7 +295,7 @@ StoreNextDue(int per_destination)
 	memcpy(exclude, blocked, sizeof(char *) * nblocked);
 	memcpy(exclude + nblocked, saturated, sizeof(char *) * nsaturated);
 	values[0] = TextArray(exclude, nblocked + nsaturated);
-	rc = SPI_execute_plan(Prepare(&next_due_plan,
+	rc = SPI_execute_plan(KeptPlan(&next_due_plan,
 								  "SELECT min(next_attempt_at) FROM pay.outbox"
 								  " WHERE state = 'pending' AND destination <> ALL($1)", 1, types),
 						  values, NULL, true, 1);
@@ -335,7 +319,7 @@ ApplyAnswer(HttpResult *r)
 	values[0] = Int64GetDatum(r->outbox_id);
 	values[1] = Int32GetDatum(r->http_status);
 	values[2] = CStringGetTextDatum(r->body);
-	rc = SPI_execute_plan(Prepare(&apply_plan, "SELECT pay._outbox_apply($1, $2, $3)", 3, types),
+	rc = SPI_execute_plan(KeptPlan(&apply_plan, "SELECT pay._outbox_apply($1, $2, $3)", 3, types),
 						  values, nulls, false, 1);
 	if (rc != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not apply a PSP answer: %s", SPI_result_code_string(rc));
@@ -403,7 +387,7 @@ StoreRecord(HttpResult *results, int n, int *outcomes, const int64 *waits_ms)
 	values[5] = ScalarArray(latencies, latency_nulls, n, FLOAT8OID);
 	values[6] = ScalarArray(started, NULL, n, TIMESTAMPTZOID);
 	values[7] = ScalarArray(waits, NULL, n, INT8OID);
-	rc = SPI_execute_plan(Prepare(&record_plan,
+	rc = SPI_execute_plan(KeptPlan(&record_plan,
 								  "WITH r AS ("
 								  "  SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8)"
 								  "    AS r(id, attempt, outcome, http_status, error, latency_ms, started_at, wait_ms)),"

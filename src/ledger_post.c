@@ -37,22 +37,6 @@ static SPIPlanPtr balance_plan = NULL;
 
 PG_FUNCTION_INFO_V1(pay_post);
 
-/* Prepare and keep one statement. */
-static SPIPlanPtr
-KeepPlan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types)
-{
-	if (*slot == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
-
-		if (plan == NULL)
-			elog(ERROR, "could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
-		*slot = plan;
-	}
-	return *slot;
-}
-
 /* The lines of the two arrays, each with its account's details. */
 static int
 ReadLines(const char *ref, ArrayType *accounts, ArrayType *amounts, Line *lines)
@@ -157,7 +141,7 @@ WritePosting(const char *ref, Datum order_id, bool order_null, ArrayType *accoun
 	values[2] = PointerGetDatum(accounts);
 	values[3] = PointerGetDatum(amounts);
 	values[4] = PointerGetDatum(construct_array(currencies, n, TEXTOID, -1, false, TYPALIGN_INT));
-	rc = SPI_execute_plan(KeepPlan(&posting_plan,
+	rc = SPI_execute_plan(KeptPlan(&posting_plan,
 								   "WITH p AS (INSERT INTO pay.postings (ref, order_id) VALUES ($1, $2) RETURNING id), "
 								   "e AS (INSERT INTO pay.entries (posting_id, account_id, amount, currency) "
 								   "SELECT p.id, l.account_id, l.amount, l.currency::pg_catalog.bpchar "
@@ -211,7 +195,7 @@ MoveBalances(const char *ref, Line *lines, int n)
 		vals[0] = Int64GetDatum(delta);
 		vals[1] = Int64GetDatum(a->id);
 		vals[2] = Int16GetDatum(slots <= 1 ? 0 : BackendSlot(slots));
-		rc = SPI_execute_plan(KeepPlan(&balance_plan,
+		rc = SPI_execute_plan(KeptPlan(&balance_plan,
 									   "UPDATE pay.account_balances SET balance = balance + $1 "
 									   "WHERE account_id = $2 AND slot = $3 RETURNING balance",
 									   3, types),

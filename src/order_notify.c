@@ -22,6 +22,19 @@
 #include "pay.h"
 #include "lookup_cache.h"
 
+/* The row pay.enqueue_merchant_notification(order, status) would queue. */
+static const char *const NotifySql =
+	"INSERT INTO pay.outbox (kind, destination, operation, order_id, params, "
+	"idempotency_key, attempts_max) "
+	"VALUES ('merchant_notification', $1, $2, $3::pg_catalog.int8, "
+	"pg_catalog.jsonb_build_object('id', $3, 'merchant_order_no', $4, "
+	"'amount', $5, 'currency', $6, 'status', $2, "
+	"'event_id', 'evt_' OPERATOR(pg_catalog.||) $3 OPERATOR(pg_catalog.||) '_' "
+	"OPERATOR(pg_catalog.||) $2), "
+	"'evt_' OPERATOR(pg_catalog.||) $3 OPERATOR(pg_catalog.||) '_' "
+	"OPERATOR(pg_catalog.||) $2, "
+	"pay._outbox_attempts_max('merchant_notification')) "
+	"ON CONFLICT (idempotency_key) DO NOTHING";
 static SPIPlanPtr notify_plan = NULL;
 
 PG_FUNCTION_INFO_V1(pay_order_notify);
@@ -46,37 +59,16 @@ QueueNotification(HeapTuple row, TupleDesc desc, int64 merchant_id, const char *
 	Datum		values[6];
 	int			rc;
 	char	   *id = SPI_getvalue(row, desc, SPI_fnumber(desc, "id"));
+	Oid			types[6] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
 
-	if (notify_plan == NULL)
-	{
-		Oid			types[6] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
-		SPIPlanPtr	plan = SPI_prepare(
-									   "INSERT INTO pay.outbox (kind, destination, operation, order_id, params, "
-									   "idempotency_key, attempts_max) "
-									   "VALUES ('merchant_notification', $1, $2, $3::pg_catalog.int8, "
-									   "pg_catalog.jsonb_build_object('id', $3, 'merchant_order_no', $4, "
-									   "'amount', $5, 'currency', $6, 'status', $2, "
-									   "'event_id', 'evt_' OPERATOR(pg_catalog.||) $3 OPERATOR(pg_catalog.||) '_' "
-									   "OPERATOR(pg_catalog.||) $2), "
-									   "'evt_' OPERATOR(pg_catalog.||) $3 OPERATOR(pg_catalog.||) '_' "
-									   "OPERATOR(pg_catalog.||) $2, "
-									   "pay._outbox_attempts_max('merchant_notification')) "
-									   "ON CONFLICT (idempotency_key) DO NOTHING",
-									   6, types);
-
-		if (plan == NULL)
-			elog(ERROR, "could not prepare the merchant notification: %s",
-				 SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
-		notify_plan = plan;
-	}
 	values[0] = CStringGetTextDatum(psprintf("merchant:%s", LookupMerchantCode(merchant_id)));
 	values[1] = CStringGetTextDatum(status);
 	values[2] = CStringGetTextDatum(id);
 	values[3] = CStringGetTextDatum(SPI_getvalue(row, desc, SPI_fnumber(desc, "merchant_order_no")));
 	values[4] = CStringGetTextDatum(SPI_getvalue(row, desc, SPI_fnumber(desc, "amount")));
 	values[5] = CStringGetTextDatum(SPI_getvalue(row, desc, SPI_fnumber(desc, "currency")));
-	rc = SPI_execute_plan(notify_plan, values, NULL, false, 0);
+	rc = SPI_execute_plan(KeptPlan(&notify_plan, NotifySql, 6, types),
+						  values, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "could not queue the merchant notification: %s", SPI_result_code_string(rc));
 }

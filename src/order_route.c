@@ -151,16 +151,8 @@ GatewayAvailable(const char *name)
 	bool		isnull;
 	int			rc;
 
-	if (available_plan == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare("SELECT pay.gateway_available($1)", 1, &type);
-
-		if (plan == NULL)
-			elog(ERROR, "could not prepare the circuit check: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
-		available_plan = plan;
-	}
-	rc = SPI_execute_plan(available_plan, &value, NULL, true, 1);
+	rc = SPI_execute_plan(KeptPlan(&available_plan, "SELECT pay.gateway_available($1)", 1, &type),
+						  &value, NULL, true, 1);
 	if (rc != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not read the circuit of gateway \"%s\"", name);
 	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));

@@ -156,25 +156,17 @@ static void
 RecordEvent(int64 order_id, const char *from, const char *to, const char *cause)
 {
 	Datum		values[4];
+	Oid			types[4] = {INT8OID, TEXTOID, TEXTOID, TEXTOID};
 	int			rc;
 
-	if (event_insert_plan == NULL)
-	{
-		Oid			types[4] = {INT8OID, TEXTOID, TEXTOID, TEXTOID};
-		SPIPlanPtr	plan = SPI_prepare("INSERT INTO pay.order_events (order_id, from_status, to_status, cause) "
-									   "VALUES ($1, $2, $3, $4)", 4, types);
-
-		if (plan == NULL)
-			elog(ERROR, "could not prepare the order event insert: %s",
-				 SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
-		event_insert_plan = plan;
-	}
 	values[0] = Int64GetDatum(order_id);
 	values[1] = CStringGetTextDatum(from);
 	values[2] = CStringGetTextDatum(to);
 	values[3] = CStringGetTextDatum(cause);
-	rc = SPI_execute_plan(event_insert_plan, values, NULL, false, 0);
+	rc = SPI_execute_plan(KeptPlan(&event_insert_plan,
+								   "INSERT INTO pay.order_events (order_id, from_status, to_status, cause) "
+								   "VALUES ($1, $2, $3, $4)", 4, types),
+						  values, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "could not record the order event: %s", SPI_result_code_string(rc));
 }

@@ -57,21 +57,6 @@ CountUndelivered(Tuplestorestate *rows, TupleDesc desc)
 	return n;
 }
 
-static SPIPlanPtr
-Keep(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types)
-{
-	if (*slot == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
-
-		if (plan == NULL)
-			elog(ERROR, "could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
-		*slot = plan;
-	}
-	return *slot;
-}
-
 /* Add delta to this backend's slot; refuse to grow past the bound. */
 static void
 AddToBacklog(int64 delta)
@@ -80,7 +65,7 @@ AddToBacklog(int64 delta)
 	Datum		values[2] = {Int64GetDatum(delta), Int32GetDatum(OutboxBacklogSlot())};
 	int			rc;
 
-	rc = SPI_execute_plan(Keep(&add_plan, "UPDATE pay.outbox_backlog SET undelivered = undelivered + $1 "
+	rc = SPI_execute_plan(KeptPlan(&add_plan, "UPDATE pay.outbox_backlog SET undelivered = undelivered + $1 "
 							   "WHERE slot = $2", 2, types),
 						  values, NULL, false, 0);
 	if (rc != SPI_OK_UPDATE || SPI_processed != 1)
@@ -91,7 +76,7 @@ AddToBacklog(int64 delta)
 		int64		total,
 					max = OutboxPendingMax();
 
-		rc = SPI_execute_plan(Keep(&total_plan, "SELECT pg_catalog.sum(undelivered)::bigint FROM pay.outbox_backlog",
+		rc = SPI_execute_plan(KeptPlan(&total_plan, "SELECT pg_catalog.sum(undelivered)::bigint FROM pay.outbox_backlog",
 								   0, NULL),
 							  NULL, NULL, false, 0);
 		if (rc != SPI_OK_SELECT || SPI_processed != 1)

@@ -18,6 +18,9 @@
 /* order_state.c */
 extern void OrderStateInit(void);
 
+/* spi_plans.c: a statement prepared once per backend and kept in *slot */
+extern struct _SPI_plan *KeptPlan(struct _SPI_plan **slot, const char *sql, int nargs, Oid *types);
+
 /* order_route.c */
 extern void OrderRouteInit(void);
 
