@@ -11,12 +11,14 @@ CREATE FUNCTION pay.idempotency_retention() RETURNS interval
 COMMENT ON FUNCTION pay.idempotency_retention() IS 'the setting pay.idempotency_retention as an interval';
 
 -- The exponent of a currency, or a clear error naming the argument
--- (src/lookup_sql.c, from a per-backend cache of pay.currencies).
+-- (src/lookup_sql.c, from a per-backend cache of pay.currencies).  These C
+-- lookups are VOLATILE: a miss reads the table with a fresh snapshot, so
+-- that a row written earlier in the same transaction is seen.
 CREATE FUNCTION pay._exponent(p_currency text, p_arg text DEFAULT 'currency') RETURNS smallint
-    AS 'MODULE_PATHNAME', 'pay_exponent' LANGUAGE C STABLE;
+    AS 'MODULE_PATHNAME', 'pay_exponent' LANGUAGE C VOLATILE;
 -- A merchant's id by code, or 'merchant: unknown merchant'.
 CREATE FUNCTION pay._merchant_id(p_code text) RETURNS bigint
-    AS 'MODULE_PATHNAME', 'pay_merchant_id' LANGUAGE C STABLE;
+    AS 'MODULE_PATHNAME', 'pay_merchant_id' LANGUAGE C VOLATILE;
 
 CREATE FUNCTION pay.parse_amount(amount text, currency text) RETURNS bigint
 LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp
@@ -117,7 +119,7 @@ RETURNS void
 -- enabled), else the first matching routing rule whose gateway is enabled
 -- and whose circuit is not open (src/order_route.c), else none.
 CREATE FUNCTION pay._route(p_gateway text, p_merchant bigint, p_currency text) RETURNS text
-    AS 'MODULE_PATHNAME', 'pay_route' LANGUAGE C STABLE;
+    AS 'MODULE_PATHNAME', 'pay_route' LANGUAGE C VOLATILE;
 
 CREATE FUNCTION pay.create_order(merchant text, merchant_order_no text, amount bigint, currency text,
                                  idempotency_key text DEFAULT NULL,
