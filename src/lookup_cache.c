@@ -13,8 +13,8 @@
  * (pay._forbid_parent_change), so a committed row stays as cached.  The
  * one mutable fact cached, whether a merchant has a notify_url, is guarded
  * by a statement trigger on pay.merchants that sends a relcache
- * invalidation on every UPDATE (pay_lookup_cache_invalidate below), which
- * every backend applies like a catalog change.  Two things could still make
+ * invalidation on every UPDATE (cache_invalidate.c), which every backend
+ * applies like a catalog change.  Two things could still make
  * an entry wrong, and both empty every cache:
  *  - the row was written by this transaction, which then rolls back (or a
  *    subtransaction, e.g. a PL/pgSQL EXCEPTION block): xact callbacks;
@@ -26,7 +26,6 @@
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
-#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
@@ -35,7 +34,6 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/rel.h"
 
 #include "pay.h"
 #include "lookup_cache.h"
@@ -127,24 +125,6 @@ LookupCacheRelcacheCallback(Datum arg, Oid relid)
 			LookupCacheReset();
 			return;
 		}
-}
-
-PG_FUNCTION_INFO_V1(pay_lookup_cache_invalidate);
-
-/*
- * Statement trigger on pay.merchants (AFTER UPDATE): a relcache invalidation
- * of the table, which empties these caches in every backend once this
- * transaction commits, and in this one at its next command.
- */
-Datum
-pay_lookup_cache_invalidate(PG_FUNCTION_ARGS)
-{
-	TriggerData *trig = (TriggerData *) fcinfo->context;
-
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		elog(ERROR, "pay_lookup_cache_invalidate must be a trigger");
-	CacheInvalidateRelcacheByRelid(RelationGetRelid(trig->tg_relation));
-	return PointerGetDatum(NULL);
 }
 
 /* Module set-up, from _PG_init. */

@@ -7,8 +7,9 @@
  * status writes one row to pay.order_events in the same transaction.
  *
  * The edges are cached per backend.  Any change to pay.order_transitions
- * fires a statement trigger that sends a relcache invalidation for that
- * table, which every backend's callback turns into a reload.
+ * fires a statement trigger (cache_invalidate.c) that sends a relcache
+ * invalidation for that table, which every backend's callback turns into a
+ * reload.
  */
 #include "postgres.h"
 
@@ -47,7 +48,6 @@ static const char *const immutable_columns[] = {
 };
 
 PG_FUNCTION_INFO_V1(pay_order_state_guard);
-PG_FUNCTION_INFO_V1(pay_order_transitions_changed);
 
 /* Relcache callback: drop the cached edges when their table changes. */
 static void
@@ -295,16 +295,4 @@ pay_order_state_guard(PG_FUNCTION_ARGS)
 	GuardUpdate(trig);
 	SPI_finish();
 	return PointerGetDatum(FinishRow(trig->tg_relation, trig->tg_newtuple));
-}
-
-/* Statement trigger on pay.order_transitions: make every backend reload. */
-Datum
-pay_order_transitions_changed(PG_FUNCTION_ARGS)
-{
-	TriggerData *trig = (TriggerData *) fcinfo->context;
-
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		elog(ERROR, "pay_order_transitions_changed must be a trigger");
-	CacheInvalidateRelcacheByRelid(RelationGetRelid(trig->tg_relation));
-	return PointerGetDatum(NULL);
 }

@@ -71,15 +71,16 @@ ALTER TABLE pay.currencies ENABLE ALWAYS TRIGGER currencies_keep_all;
 
 -- pay caches whether a merchant has a notify_url (src/lookup_cache.c), and
 -- the gateways and routing rules (src/order_route.c), in every backend; any
--- change of these tables empties the caches built from them.
-CREATE FUNCTION pay._lookup_cache_invalidate() RETURNS trigger
-    AS 'MODULE_PATHNAME', 'pay_lookup_cache_invalidate' LANGUAGE C;
+-- change of these tables empties the caches built from them.  The same
+-- trigger function guards the cached state machine (30_orders.sql).
+CREATE FUNCTION pay._cache_invalidate() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'pay_cache_invalidate' LANGUAGE C;
 CREATE TRIGGER merchants_lookup_cache AFTER UPDATE ON pay.merchants
-    FOR EACH STATEMENT EXECUTE FUNCTION pay._lookup_cache_invalidate();
+    FOR EACH STATEMENT EXECUTE FUNCTION pay._cache_invalidate();
 ALTER TABLE pay.merchants ENABLE ALWAYS TRIGGER merchants_lookup_cache;
 CREATE TRIGGER gateways_route_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pay.gateways
-    FOR EACH STATEMENT EXECUTE FUNCTION pay._lookup_cache_invalidate();
+    FOR EACH STATEMENT EXECUTE FUNCTION pay._cache_invalidate();
 ALTER TABLE pay.gateways ENABLE ALWAYS TRIGGER gateways_route_cache;
 CREATE TRIGGER routing_rules_route_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pay.routing_rules
-    FOR EACH STATEMENT EXECUTE FUNCTION pay._lookup_cache_invalidate();
+    FOR EACH STATEMENT EXECUTE FUNCTION pay._cache_invalidate();
 ALTER TABLE pay.routing_rules ENABLE ALWAYS TRIGGER routing_rules_route_cache;

@@ -103,12 +103,10 @@ COMMENT ON TABLE pay.idempotency_keys IS '(merchant, key) -> the parameters of t
 -- The state machine, in C.
 CREATE FUNCTION pay._order_state_guard() RETURNS trigger
     AS 'MODULE_PATHNAME', 'pay_order_state_guard' LANGUAGE C;
-CREATE FUNCTION pay._order_transitions_changed() RETURNS trigger
-    AS 'MODULE_PATHNAME', 'pay_order_transitions_changed' LANGUAGE C;
 
 CREATE TRIGGER orders_state_guard BEFORE INSERT OR UPDATE ON pay.orders
     FOR EACH ROW EXECUTE FUNCTION pay._order_state_guard();
 -- ENABLE ALWAYS: fires even with session_replication_role = replica.
 ALTER TABLE pay.orders ENABLE ALWAYS TRIGGER orders_state_guard;
 CREATE TRIGGER order_transitions_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
-    ON pay.order_transitions FOR EACH STATEMENT EXECUTE FUNCTION pay._order_transitions_changed();
+    ON pay.order_transitions FOR EACH STATEMENT EXECUTE FUNCTION pay._cache_invalidate();
