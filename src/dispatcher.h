@@ -5,7 +5,7 @@
  *
  *   dispatcher_shmem.c    shared state, worker registration, pay.dispatcher_status()
  *   outbox_wake.c         wake the worker when a transaction that queued commits
- *   outbox_sql.c          SQL helpers of the outbox: backlog slot and bound
+ *   outbox_count.c        the outbox backlog count and its bound (pay.outbox_pending_max)
  *   outbox_schedule.c     retry schedules and attempt limits
  *   dispatcher_worker.c   the background worker's main loop
  *   dispatcher_store.c    the worker's SQL: claim, record outcomes, recover
@@ -60,10 +60,8 @@ extern PGDLLEXPORT void pay_dispatcher_main(Datum arg);
 /* outbox_wake.c */
 extern void OutboxWakeInit(void);
 
-/* outbox_sql.c */
-extern void OutboxSqlInit(void);
-extern int	OutboxBacklogSlot(void);
-extern int64 OutboxPendingMax(void);
+/* outbox_count.c */
+extern void OutboxCountInit(void);
 
 /* outbox_schedule.c */
 extern void OutboxScheduleInit(void);

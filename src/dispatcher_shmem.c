@@ -94,7 +94,7 @@ DispatcherInit(void)
 	HttpInit();
 	OutboxScheduleInit();
 	BreakerInit();
-	OutboxSqlInit();
+	OutboxCountInit();
 	OutboxWakeInit();
 	DispatcherShmemInit();
 }

@@ -19,17 +19,42 @@
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/rel.h"
 #include "utils/tuplestore.h"
 
 #include "dispatcher.h"
 #include "pay.h"
 
+#define BACKLOG_SLOTS		64	/* slot 64 is the dispatcher's own */
+
+/* pay.outbox_pending_max: most undelivered (pending or in flight) rows. */
+static int	outbox_pending_max = 1000000;
+
 static SPIPlanPtr add_plan = NULL;
 static SPIPlanPtr total_plan = NULL;
 
 PG_FUNCTION_INFO_V1(pay_outbox_count);
+
+/* Module set-up, from DispatcherInit. */
+void
+OutboxCountInit(void)
+{
+	DefineCustomIntVariable("pay.outbox_pending_max",
+							"Most undelivered requests the outbox may hold.",
+							"Queuing more raises SQLSTATE PY029 instead of letting the outbox grow without limit.",
+							&outbox_pending_max, 1000000, 1, PG_INT32_MAX,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+}
+
+/* The row of pay.outbox_backlog this backend updates. */
+static int
+BacklogSlot(void)
+{
+	return dispatcher_am_worker ? BACKLOG_SLOTS : MyProcPid % BACKLOG_SLOTS;
+}
 
 /* How many rows of a transition table are pending or in flight. */
 static int64
@@ -62,19 +87,19 @@ static void
 AddToBacklog(int64 delta)
 {
 	Oid			types[2] = {INT8OID, INT4OID};
-	Datum		values[2] = {Int64GetDatum(delta), Int32GetDatum(OutboxBacklogSlot())};
+	Datum		values[2] = {Int64GetDatum(delta), Int32GetDatum(BacklogSlot())};
 	int			rc;
 
 	rc = SPI_execute_plan(KeptPlan(&add_plan, "UPDATE pay.outbox_backlog SET undelivered = undelivered + $1 "
 							   "WHERE slot = $2", 2, types),
 						  values, NULL, false, 0);
 	if (rc != SPI_OK_UPDATE || SPI_processed != 1)
-		elog(ERROR, "pay.outbox_backlog has no slot %d", OutboxBacklogSlot());
+		elog(ERROR, "pay.outbox_backlog has no slot %d", BacklogSlot());
 	if (delta > 0)
 	{
 		bool		isnull;
 		int64		total,
-					max = OutboxPendingMax();
+					max = (int64) outbox_pending_max;
 
 		rc = SPI_execute_plan(KeptPlan(&total_plan, "SELECT pg_catalog.sum(undelivered)::bigint FROM pay.outbox_backlog",
 								   0, NULL),

@@ -87,15 +87,11 @@ CREATE TABLE pay.circuit_breakers (
 COMMENT ON TABLE pay.circuit_breakers IS
   'per destination: consecutive failures; open after pay.breaker_failures of them for pay.breaker_cooldown, then one probe (half_open)';
 
--- C glue (src/outbox_sql.c, src/dispatcher_status.c, src/form_encode_sql.c).
+-- C glue (src/outbox_wake.c, src/outbox_schedule.c, src/dispatcher_shmem.c, src/form_encode_sql.c).
 CREATE FUNCTION pay._outbox_wake() RETURNS trigger
     AS 'MODULE_PATHNAME', 'pay_outbox_wake' LANGUAGE C;
-CREATE FUNCTION pay._outbox_slot() RETURNS integer
-    AS 'MODULE_PATHNAME', 'pay_outbox_slot' LANGUAGE C VOLATILE;
 CREATE FUNCTION pay._outbox_attempts_max(kind text) RETURNS integer
     AS 'MODULE_PATHNAME', 'pay_outbox_attempts_max' LANGUAGE C STABLE STRICT;
-CREATE FUNCTION pay._outbox_pending_max() RETURNS bigint
-    AS 'MODULE_PATHNAME', 'pay_outbox_pending_max' LANGUAGE C STABLE;
 CREATE FUNCTION pay.form_urlencode(params jsonb) RETURNS text
     AS 'MODULE_PATHNAME', 'pay_form_urlencode' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION pay.form_urlencode(jsonb) IS
