@@ -156,6 +156,39 @@ CacheTable(HTAB **table, const char *name, Size keysize, Size entrysize, int fla
 	return *table;
 }
 
+/* The five maps. */
+static HTAB *
+Currencies(void)
+{
+	return CacheTable(&currencies, "pay currencies", 4, sizeof(CurrencyEntry), HASH_BLOBS);
+}
+
+static HTAB *
+MerchantsByCode(void)
+{
+	return CacheTable(&merchants_by_code, "pay merchants by code",
+					  MERCHANT_CODE_MAX + 1, sizeof(MerchantByCode), HASH_STRINGS);
+}
+
+static HTAB *
+MerchantsById(void)
+{
+	return CacheTable(&merchants_by_id, "pay merchants by id", sizeof(int64), sizeof(MerchantById), HASH_BLOBS);
+}
+
+static HTAB *
+AccountsByCode(void)
+{
+	return CacheTable(&accounts_by_code, "pay accounts by code",
+					  ACCOUNT_CODE_MAX + 1, sizeof(AccountByCode), HASH_STRINGS);
+}
+
+static HTAB *
+AccountsById(void)
+{
+	return CacheTable(&accounts_by_id, "pay accounts by id", sizeof(int64), sizeof(AccountInfo), HASH_BLOBS);
+}
+
 /*
  * Run a one-row query with one parameter as the current user; true and the
  * row's columns (copied to the caller's memory) when found.
@@ -206,8 +239,7 @@ LookupCurrencyExponent(const char *code, int16 *exponent)
 	if (code == NULL || strlen(code) != 3)
 		return false;
 	memcpy(key, code, 3);
-	e = hash_search(CacheTable(&currencies, "pay currencies", 4, sizeof(CurrencyEntry), HASH_BLOBS),
-					key, HASH_FIND, NULL);
+	e = hash_search(Currencies(), key, HASH_FIND, NULL);
 	if (e != NULL)
 	{
 		*exponent = e->exponent;
@@ -217,8 +249,7 @@ LookupCurrencyExponent(const char *code, int16 *exponent)
 				  TEXTOID, CStringGetTextDatum(code), 1, &col, &isnull))
 		return false;
 	/* the table is looked up again: reading may have emptied the caches */
-	e = hash_search(CacheTable(&currencies, "pay currencies", 4, sizeof(CurrencyEntry), HASH_BLOBS),
-					key, HASH_ENTER, NULL);
+	e = hash_search(Currencies(), key, HASH_ENTER, NULL);
 	e->exponent = DatumGetInt16(col);
 	added_in_xact = true;
 	*exponent = e->exponent;
@@ -229,9 +260,7 @@ LookupCurrencyExponent(const char *code, int16 *exponent)
 static void
 RememberMerchantCode(const char *code, int64 id)
 {
-	MerchantByCode *c = hash_search(CacheTable(&merchants_by_code, "pay merchants by code",
-											   MERCHANT_CODE_MAX + 1, sizeof(MerchantByCode), HASH_STRINGS),
-									code, HASH_ENTER, NULL);
+	MerchantByCode *c = hash_search(MerchantsByCode(), code, HASH_ENTER, NULL);
 
 	c->id = id;
 	added_in_xact = true;
@@ -241,9 +270,7 @@ RememberMerchantCode(const char *code, int64 id)
 static void
 RememberMerchant(const char *code, int64 id, bool notified)
 {
-	MerchantById *i = hash_search(CacheTable(&merchants_by_id, "pay merchants by id",
-											 sizeof(int64), sizeof(MerchantById), HASH_BLOBS),
-								  &id, HASH_ENTER, NULL);
+	MerchantById *i = hash_search(MerchantsById(), &id, HASH_ENTER, NULL);
 
 	strlcpy(i->code, code, sizeof(i->code));
 	i->notified = notified;
@@ -259,9 +286,7 @@ LookupMerchantId(const char *code, int64 *id)
 
 	if (code == NULL || strlen(code) > MERCHANT_CODE_MAX)
 		return false;
-	e = hash_search(CacheTable(&merchants_by_code, "pay merchants by code",
-							   MERCHANT_CODE_MAX + 1, sizeof(MerchantByCode), HASH_STRINGS),
-					code, HASH_FIND, NULL);
+	e = hash_search(MerchantsByCode(), code, HASH_FIND, NULL);
 	if (e != NULL)
 	{
 		*id = e->id;
@@ -283,9 +308,7 @@ LoadMerchant(int64 id)
 	Datum		cols[2];
 	bool		nulls[2];
 
-	e = hash_search(CacheTable(&merchants_by_id, "pay merchants by id",
-							   sizeof(int64), sizeof(MerchantById), HASH_BLOBS),
-					&id, HASH_FIND, NULL);
+	e = hash_search(MerchantsById(), &id, HASH_FIND, NULL);
 	if (e != NULL)
 		return e;
 	if (!FetchRow("SELECT code, notify_url IS NOT NULL FROM pay.merchants WHERE id = $1",
@@ -294,7 +317,7 @@ LoadMerchant(int64 id)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("merchant_id: merchant %lld does not exist", (long long) id)));
 	RememberMerchant(TextDatumGetCString(cols[0]), id, DatumGetBool(cols[1]));
-	return hash_search(merchants_by_id, &id, HASH_FIND, NULL);
+	return hash_search(MerchantsById(), &id, HASH_FIND, NULL);
 }
 
 char *
@@ -326,13 +349,9 @@ LoadAccount(int64 id, AccountInfo *out)
 	strlcpy(out->currency, TextDatumGetCString(cols[1]), sizeof(out->currency));
 	out->non_negative = DatumGetBool(cols[2]);
 	out->slots = DatumGetInt16(cols[3]);
-	a = hash_search(CacheTable(&accounts_by_id, "pay accounts by id",
-							   sizeof(int64), sizeof(AccountInfo), HASH_BLOBS),
-					&id, HASH_ENTER, NULL);
+	a = hash_search(AccountsById(), &id, HASH_ENTER, NULL);
 	*a = *out;
-	c = hash_search(CacheTable(&accounts_by_code, "pay accounts by code",
-							   ACCOUNT_CODE_MAX + 1, sizeof(AccountByCode), HASH_STRINGS),
-					out->code, HASH_ENTER, NULL);
+	c = hash_search(AccountsByCode(), out->code, HASH_ENTER, NULL);
 	c->id = id;
 	added_in_xact = true;
 	return true;
@@ -341,9 +360,7 @@ LoadAccount(int64 id, AccountInfo *out)
 bool
 LookupAccount(int64 id, AccountInfo *out)
 {
-	AccountInfo *a = hash_search(CacheTable(&accounts_by_id, "pay accounts by id",
-											sizeof(int64), sizeof(AccountInfo), HASH_BLOBS),
-								 &id, HASH_FIND, NULL);
+	AccountInfo *a = hash_search(AccountsById(), &id, HASH_FIND, NULL);
 
 	if (a != NULL)
 	{
@@ -368,9 +385,7 @@ LookupOrOpenAccount(const char *code, const char *currency)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("account code \"%s\" is longer than %d characters", code, ACCOUNT_CODE_MAX)));
-	e = hash_search(CacheTable(&accounts_by_code, "pay accounts by code",
-							   ACCOUNT_CODE_MAX + 1, sizeof(AccountByCode), HASH_STRINGS),
-					code, HASH_FIND, NULL);
+	e = hash_search(AccountsByCode(), code, HASH_FIND, NULL);
 	if (e != NULL)
 		return e->id;
 	/* pay._account_open finds the account or opens it on first use */
