@@ -212,35 +212,38 @@ MoveBalances(const char *ref, Line *lines, int n)
 }
 
 /*
+ * One balanced posting of lines already resolved to account ids (int8[]
+ * accounts and amounts): the posting's id.  For pay._post and the C callers
+ * that settle an order (order_settle.c).
+ */
+int64
+LedgerPost(const char *ref, Datum order_id, bool order_null, ArrayType *accounts, ArrayType *amounts)
+{
+	Line	   *lines = palloc(sizeof(Line) * POST_LINES_MAX);
+	int			n = ReadLines(ref, accounts, amounts, lines);
+	int64		posting;
+
+	CheckBalanced(ref, lines, n);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	posting = WritePosting(ref, order_id, order_null, accounts, amounts, lines, n);
+	MoveBalances(ref, lines, n);
+	SPI_finish();
+	return posting;
+}
+
+/*
  * pay._post(ref text, order_id bigint, accounts bigint[], amounts bigint[])
  * -> bigint, the posting's id.  Called only by pay's own functions.
  */
 Datum
 pay_post(PG_FUNCTION_ARGS)
 {
-	char	   *ref;
-	ArrayType  *accounts,
-			   *amounts;
-	Line	   *lines;
-	int			n;
-	int64		posting;
-
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("a posting needs a ref, accounts and amounts")));
-	ref = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	accounts = PG_GETARG_ARRAYTYPE_P(2);
-	amounts = PG_GETARG_ARRAYTYPE_P(3);
-	lines = palloc(sizeof(Line) * POST_LINES_MAX);
-	n = ReadLines(ref, accounts, amounts, lines);
-	CheckBalanced(ref, lines, n);
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	posting = WritePosting(ref, PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1), PG_ARGISNULL(1),
-						   accounts, amounts, lines, n);
-	MoveBalances(ref, lines, n);
-	SPI_finish();
-	PG_RETURN_INT64(posting);
+	PG_RETURN_INT64(LedgerPost(text_to_cstring(PG_GETARG_TEXT_PP(0)),
+							   PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1), PG_ARGISNULL(1),
+							   PG_GETARG_ARRAYTYPE_P(2), PG_GETARG_ARRAYTYPE_P(3)));
 }

@@ -24,6 +24,20 @@ extern struct _SPI_plan *KeptPlan(struct _SPI_plan **slot, const char *sql, int 
 /* order_route.c */
 extern void OrderRouteInit(void);
 
+struct ArrayType;
+
+/* ledger_post.c: a balanced posting; accounts and amounts are int8[] -> the posting's id */
+extern int64 LedgerPost(const char *ref, Datum order_id, bool order_null,
+						struct ArrayType *accounts, struct ArrayType *amounts);
+
+/*
+ * order_settle.c: mark a locked pending (or failed) order paid and book the
+ * payment from the gateway's PSP account to the merchant's.  Connected to
+ * SPI; SPI_tuptable then holds the updated order row.
+ */
+extern void SettleOrder(int64 order_id, const char *gateway, const char *currency, int64 merchant_id,
+						int64 amount, const char *psp_txn_id, const char *cause);
+
 /* ledger_slot.c */
 extern int	BackendSlot(int slots);
 

@@ -189,21 +189,9 @@ END $$;
 -- Books the payment of a locked pending or failed order that a PSP
 -- confirmed: the order becomes paid, the ledger moves the money from the
 -- gateway's clearing account to the merchant.  Shared by mark_paid and the
--- callback path.
+-- callback path (src/order_settle.c).
 CREATE FUNCTION pay._settle(o pay.orders, p_psp_txn_id text, p_cause text) RETURNS pay.orders
-LANGUAGE plpgsql AS $$
-DECLARE
-  v_source bigint := pay._account('psp:' || coalesce(o.gateway, 'manual') || ':' || o.currency, o.currency);
-BEGIN
-  UPDATE pay.orders
-     SET status = 'paid', status_cause = p_cause, psp_txn_id = p_psp_txn_id,
-         paid_at = now(), paid_account_id = v_source
-   WHERE id = o.id
-  RETURNING * INTO o;
-  PERFORM pay._post('order:' || o.id || ':paid', o.id,
-                    ARRAY[v_source, pay._merchant_account(o.merchant_id, o.currency)], ARRAY[-o.amount, o.amount]);
-  RETURN o;
-END $$;
+    AS 'MODULE_PATHNAME', 'pay_settle' LANGUAGE C VOLATILE;
 
 CREATE FUNCTION pay.mark_paid(order_id bigint, psp_txn_id text, amount bigint, currency text)
 RETURNS pay.orders

@@ -2,12 +2,15 @@
 -- verifies it with the gateway's stored credentials, rejects stale and
 -- replayed ones, deduplicates by the PSP's event id, checks the amount
 -- against the order, applies the event and answers what the PSP expects.
+-- It is C (src/callback_handle.c), and so are the Stripe and Alipay
+-- parsers and the common case of applying an event (a payment for a
+-- pending order, src/callback_apply.c); the PL/pgSQL below parses WeChat
+-- Pay and the generic scheme and applies every other event.
 --
 -- The internal helpers below (names beginning with "_") carry no SET
--- clause: they run only inside pay.handle_callback and
--- pay.record_unreadable_callback, SECURITY DEFINER functions that pinned
--- search_path, and no role may execute them directly (a SET clause costs a
--- settings save and restore on every call: about a tenth of a callback).
+-- clause: they run only inside pay.handle_callback, a SECURITY DEFINER
+-- function that pinned search_path, and no role may execute them directly
+-- (a SET clause costs a settings save and restore on every call).
 --
 -- Each provider's parser turns a verified callback into one normalised
 -- event (jsonb):
@@ -88,26 +91,10 @@ CREATE INDEX deferred_events_waiting ON pay.deferred_events (order_id) WHERE app
 COMMENT ON TABLE pay.deferred_events IS
   'events that arrived before the one they depend on (a refund before the payment); applied when it arrives';
 
--- The gateway's timestamp tolerance: options.tolerance_s, default 300 seconds.
--- (No SET clause: it is inlined into its callers, which pinned search_path.)
-CREATE FUNCTION pay._tolerance_s(g pay.gateways) RETURNS integer
-LANGUAGE sql IMMUTABLE
-RETURN coalesce((g.options->>'tolerance_s')::integer, 300);
-
--- Refuse a timestamp outside the gateway's window (PY011).
+-- Refuse a timestamp outside the gateway's window, options.tolerance_s
+-- (default 300 s), with PY011 (src/callback_event.c).
 CREATE FUNCTION pay._check_window(g pay.gateways, p_at timestamptz) RETURNS void
-LANGUAGE plpgsql AS $$
-BEGIN
-  IF p_at IS NULL THEN
-    RAISE EXCEPTION 'callback timestamp is missing' USING ERRCODE = 'PY011';
-  END IF;
-  IF abs(extract(epoch FROM clock_timestamp() - p_at)) > pay._tolerance_s(g) THEN
-    RAISE EXCEPTION 'callback timestamp is outside the % s window', pay._tolerance_s(g)
-      USING ERRCODE = 'PY011',
-            DETAIL = format('It says %s, %s s from now.', p_at,
-                            round(extract(epoch FROM clock_timestamp() - p_at)));
-  END IF;
-END $$;
+    AS 'MODULE_PATHNAME', 'pay_check_window' LANGUAGE C STABLE;
 
 -- A gateway's credential from the secret store (pay._credential, shared
 -- with the dispatcher); a missing one is a configuration error, never a
@@ -116,107 +103,17 @@ CREATE FUNCTION pay._gateway_secret(g pay.gateways, p_name text) RETURNS text
 LANGUAGE sql STABLE
 RETURN pay._credential('gateway:' || g.name, p_name);
 
--- Unix seconds as a timestamp; garbage is a malformed callback.
+-- Unix seconds as a timestamp; garbage is PY011 (src/callback_event.c).
 CREATE FUNCTION pay._unix_time(p_text text) RETURNS timestamptz
-LANGUAGE plpgsql IMMUTABLE AS $$
-BEGIN
-  IF p_text IS NULL OR p_text !~ '^[0-9]{1,12}$' THEN
-    RAISE EXCEPTION 'callback timestamp "%" is not unix seconds', p_text USING ERRCODE = 'PY011';
-  END IF;
-  RETURN to_timestamp(p_text::bigint);
-END $$;
+    AS 'MODULE_PATHNAME', 'pay_unix_time' LANGUAGE C IMMUTABLE;
 
 -- The body as a JSON object, or a clear 22P02 (src/json_body.c).
 CREATE FUNCTION pay._json_body(p_body text) RETURNS jsonb
     AS 'MODULE_PATHNAME', 'pay_json_body' LANGUAGE C IMMUTABLE;
 
--- Refuse a body whose Content-Type is not one the provider sends.
+-- Refuse a body whose Content-Type is not one the provider sends (src/callback_event.c).
 CREATE FUNCTION pay._require_content_type(h jsonb, VARIADIC p_allowed text[]) RETURNS void
-LANGUAGE plpgsql IMMUTABLE AS $$
-DECLARE
-  v_type text := lower(btrim(split_part(h->>'content-type', ';', 1)));
-BEGIN
-  IF v_type IS NULL OR NOT v_type = ANY (p_allowed) THEN
-    RAISE EXCEPTION 'Content-Type must be %, not "%"', array_to_string(p_allowed, ' or '),
-      coalesce(h->>'content-type', '(none)')
-      USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-END $$;
-
--- Stripe: Stripe-Signature t=...,v1=... over "<t>.<body>" with the endpoint secret.
-CREATE FUNCTION pay._callback_stripe(g pay.gateways, h jsonb, p_body text) RETURNS jsonb
-LANGUAGE plpgsql AS $$
-DECLARE
-  v_header text := h->>'stripe-signature';
-  v_event jsonb;
-  v_obj jsonb;
-  v_type text;
-BEGIN
-  IF v_header IS NULL THEN
-    RAISE EXCEPTION 'Stripe-Signature header is missing' USING ERRCODE = 'PY010';
-  END IF;
-  PERFORM pay._require_content_type(h, 'application/json');
-  IF NOT pay.stripe_signature_valid(p_body, v_header, pay._gateway_secret(g, 'webhook_secret'), 0) THEN
-    RAISE EXCEPTION 'Stripe-Signature does not verify' USING ERRCODE = 'PY010';
-  END IF;
-  PERFORM pay._check_window(g, pay._unix_time(substring(v_header FROM '(?:^|,)\s*t=([0-9]+)')));
-  v_event := pay._json_body(p_body);
-  v_type := v_event->>'type';
-  v_obj := v_event->'data'->'object';
-  RETURN jsonb_build_object(
-    'event_id', v_event->>'id',
-    'type', v_type,
-    'kind', CASE v_type
-              WHEN 'payment_intent.succeeded' THEN 'payment_succeeded'
-              WHEN 'payment_intent.payment_failed' THEN 'payment_failed'
-              WHEN 'payment_intent.canceled' THEN 'closed'
-              WHEN 'charge.refunded' THEN 'refunded'
-              ELSE 'ignored' END,
-    'order_ref', v_obj->'metadata'->>'order_id',
-    'psp_txn_id', CASE WHEN v_type = 'charge.refunded' THEN v_obj->>'payment_intent' ELSE v_obj->>'id' END,
-    'amount', coalesce(v_obj->>'amount_received', v_obj->>'amount'),
-    'currency', upper(v_obj->>'currency'),
-    'refund_total', v_obj->>'amount_refunded',
-    'refund_id', v_event->>'id');
-END $$;
-
--- Alipay async notify: form-encoded, RSA2 over the canonical string without
--- sign and sign_type, verified with Alipay's public key.
-CREATE FUNCTION pay._callback_alipay(g pay.gateways, h jsonb, p_body text) RETURNS jsonb
-LANGUAGE plpgsql AS $$
-DECLARE
-  p jsonb;
-  v_status text;
-BEGIN
-  PERFORM pay._require_content_type(h, 'application/x-www-form-urlencoded');
-  p := pay.parse_form(p_body);
-  v_status := p->>'trade_status';
-  IF p->>'sign' IS NULL THEN
-    RAISE EXCEPTION 'Alipay notify has no sign' USING ERRCODE = 'PY010';
-  END IF;
-  IF NOT pay.alipay_signature_valid(p, pay._gateway_secret(g, 'public_key')) THEN
-    RAISE EXCEPTION 'Alipay sign does not verify' USING ERRCODE = 'PY010';
-  END IF;
-  -- notify_time is Beijing time without a zone
-  IF p->>'notify_time' !~ '^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$' THEN
-    RAISE EXCEPTION 'Alipay notify_time "%" is malformed', p->>'notify_time' USING ERRCODE = 'PY011';
-  END IF;
-  PERFORM pay._check_window(g, (p->>'notify_time')::timestamp AT TIME ZONE 'Asia/Shanghai');
-  RETURN jsonb_build_object(
-    'event_id', p->>'notify_id',
-    'type', coalesce(v_status, p->>'notify_type'),
-    'kind', CASE
-              WHEN p->>'refund_fee' IS NOT NULL AND v_status IN ('TRADE_SUCCESS', 'TRADE_CLOSED') THEN 'refunded'
-              WHEN v_status IN ('TRADE_SUCCESS', 'TRADE_FINISHED') THEN 'payment_succeeded'
-              WHEN v_status = 'TRADE_CLOSED' THEN 'closed'
-              ELSE 'ignored' END,
-    'order_ref', p->>'out_trade_no',
-    'psp_txn_id', p->>'trade_no',
-    'amount_major', p->>'total_amount',
-    'currency', p->>'currency',
-    'refund_total_major', p->>'refund_fee',
-    'refund_id', p->>'notify_id');
-END $$;
+    AS 'MODULE_PATHNAME', 'pay_require_content_type' LANGUAGE C STABLE;
 
 -- WeChat Pay v3: RSA over "timestamp\nnonce\nbody\n" with the platform
 -- certificate named by Wechatpay-Serial; the resource is AES-256-GCM under
@@ -492,119 +389,10 @@ BEGIN
   END CASE;
 END $$;
 
--- What the PSP expects to hear back.
-CREATE FUNCTION pay._callback_answer(p_kind text, p_verdict text, p_sqlstate text,
-                                     OUT http_status integer, OUT content_type text, OUT body text)
-LANGUAGE plpgsql IMMUTABLE AS $$
-DECLARE
-  v_ok boolean := p_verdict IN ('accepted', 'duplicate');
-  v_reason text := CASE
-    WHEN p_sqlstate IN ('PY010') THEN 'signature invalid'
-    WHEN p_sqlstate IN ('PY011') THEN 'timestamp outside the window'
-    WHEN p_sqlstate IN ('PY012') THEN 'nonce reused'
-    WHEN p_sqlstate = 'unknown_gateway' THEN 'unknown gateway'
-    WHEN p_verdict = 'error' THEN 'internal error'
-    ELSE 'malformed or unknown callback' END;
-BEGIN
-  http_status := CASE
-    WHEN v_ok THEN 200
-    WHEN p_sqlstate = 'unknown_gateway' THEN 404
-    WHEN p_sqlstate IN ('PY010', 'PY011', 'PY012') THEN 401
-    WHEN p_verdict = 'error' THEN 500
-    ELSE 400 END;
-  CASE p_kind
-  WHEN 'alipay' THEN
-    content_type := 'text/plain; charset=utf-8';
-    body := CASE WHEN v_ok THEN 'success' ELSE 'fail' END;
-  WHEN 'wechatpay' THEN
-    content_type := 'application/json';
-    body := CASE WHEN v_ok THEN '{"code":"SUCCESS","message":"OK"}'
-                 ELSE jsonb_build_object('code', 'FAIL', 'message', v_reason)::text END;
-  WHEN 'generic' THEN
-    content_type := 'text/plain; charset=utf-8';
-    body := CASE WHEN v_ok THEN 'success' ELSE 'fail: ' || v_reason END;
-  ELSE
-    content_type := 'application/json';
-    body := CASE WHEN v_ok THEN '{"received":true}'
-                 ELSE jsonb_build_object('error', v_reason)::text END;
-  END CASE;
-END $$;
-
 CREATE FUNCTION pay.handle_callback(provider text, headers jsonb, body text)
 RETURNS SETOF pay.http_response
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  v_id bigint;
-  g pay.gateways;
-  h jsonb;
-  e jsonb;
-  a pay.http_response;
-  r record;
-  v_order bigint;
-  v_verdict text;
-  v_state text;
-  v_reason text;
-  v_outcome text;
-  v_first bigint;
-BEGIN
-  -- 1. Record the callback as received, before anything can fail.
-  INSERT INTO pay.callbacks (gateway, headers, body)
-    VALUES (coalesce(provider, ''), coalesce(handle_callback.headers, '{}'), coalesce(handle_callback.body, ''))
-    RETURNING id INTO v_id;
-  SELECT * INTO g FROM pay.gateways WHERE name = provider AND kind IN ('stripe', 'alipay', 'wechatpay', 'generic');
-  IF NOT FOUND THEN
-    v_verdict := 'rejected';
-    v_state := 'unknown_gateway';
-    v_reason := format('no gateway "%s" that takes callbacks', provider);
-  ELSE
-    h := pay._lower_headers(handle_callback.headers);
-    BEGIN
-      -- 2. Verify (signature, timestamp window) and parse.
-      e := CASE g.kind
-             WHEN 'stripe' THEN pay._callback_stripe(g, h, handle_callback.body)
-             WHEN 'alipay' THEN pay._callback_alipay(g, h, handle_callback.body)
-             WHEN 'wechatpay' THEN pay._callback_wechatpay(g, h, handle_callback.body)
-             ELSE pay._callback_generic(g, h, handle_callback.body) END;
-      IF e->>'event_id' IS NULL OR length(e->>'event_id') > 200 THEN
-        RAISE EXCEPTION 'callback has no usable event id' USING ERRCODE = 'invalid_parameter_value';
-      END IF;
-      -- 3. Replay: a nonce seen within the window.  Racing copies wait on the index.
-      IF e ? 'nonce' THEN
-        INSERT INTO pay.callback_nonces (gateway, nonce) VALUES (g.name, e->>'nonce') ON CONFLICT DO NOTHING;
-        IF NOT FOUND THEN
-          RAISE EXCEPTION 'nonce "%" was already used', e->>'nonce' USING ERRCODE = 'PY012';
-        END IF;
-      END IF;
-      -- 4. Deduplicate by the PSP's event id: a repeat is acknowledged, nothing changes.
-      INSERT INTO pay.callback_events (gateway, event_id, callback_id) VALUES (g.name, e->>'event_id', v_id)
-        ON CONFLICT DO NOTHING;
-      IF NOT FOUND THEN
-        SELECT callback_id INTO v_first FROM pay.callback_events WHERE gateway = g.name AND event_id = e->>'event_id';
-        v_verdict := 'duplicate';
-        v_outcome := 'duplicate of callback ' || v_first;
-      ELSE
-        -- 5. Apply it to the order.
-        r := pay._apply_event(g, e, v_id);   -- an expression, not a query: cheaper
-        v_order := r.order_id;
-        v_outcome := r.outcome;
-        v_verdict := 'accepted';
-      END IF;
-    EXCEPTION WHEN OTHERS THEN
-      GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_reason = MESSAGE_TEXT;
-      -- ours to fix (a missing secret, a bug): 500 so the PSP retries later
-      v_verdict := CASE WHEN v_state ~ '^(PY01|22|23)' THEN 'rejected' ELSE 'error' END;
-      v_order := NULL;
-    END;
-  END IF;
-
-  a := pay._callback_answer(g.kind, v_verdict, v_state);
-  UPDATE pay.callbacks c
-     SET verdict = v_verdict, reason_code = v_state, reason = v_reason,
-         event_id = e->>'event_id', event_type = e->>'type', order_id = v_order,
-         outcome = v_outcome, http_status = a.http_status
-   WHERE c.id = v_id;
-  RETURN NEXT a;
-END $$;
+    AS 'MODULE_PATHNAME', 'pay_handle_callback'
+    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION pay.handle_callback(text, jsonb, text) IS
   'records, verifies, deduplicates and applies a PSP callback; answers the status and body the PSP expects; never raises for a bad callback';
 

@@ -1,0 +1,71 @@
+/*
+ * callback.h — what the C modules of pay.handle_callback share
+ * (callback_handle.c, callback_event.c, callback_stripe.c,
+ * callback_alipay.c, callback_apply.c).
+ *
+ * A provider's parser turns a verified callback into one normalised event,
+ * a jsonb object whose members 85_callbacks.sql describes (event_id, nonce,
+ * kind, order_ref, psp_txn_id, amount or amount_major, currency, refund_*,
+ * type).  Stripe and Alipay, the providers the benchmark measures, are
+ * parsed here in C; WeChat Pay and the generic scheme by their PL/pgSQL
+ * parsers.  Every parser raises the same errors with the same messages.
+ */
+#ifndef PAY_CALLBACK_H
+#define PAY_CALLBACK_H
+
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+#include "fmgr.h"
+#include "utils/jsonb.h"
+
+/* The gateway a callback came to: a row of pay.gateways. */
+typedef struct CallbackGateway
+{
+	char	   *name;
+	char	   *kind;
+	Jsonb	   *options;
+} CallbackGateway;
+
+/* callback_event.c: reading and building jsonb the way the SQL operators do */
+
+/* obj->>key: NULL when obj is NULL or not an object, the key is missing or null */
+extern char *JsonbGetText(Jsonb *obj, const char *key);
+
+/* obj->key when that is an object, else NULL */
+extern Jsonb *JsonbGetObject(Jsonb *obj, const char *key);
+
+/* jsonb_build_object(keys[0], values[0], ...): a NULL value is JSON null */
+extern Jsonb *EventBuild(const char *const *keys, char *const *values, int n);
+
+/* Refuse a Content-Type (its media type) that is not one of allowed (22023). */
+extern void RequireContentType(Jsonb *headers, const char *const *allowed, int n);
+
+/* Unix seconds (1 to 12 digits) as a timestamp, else PY011. */
+extern TimestampTz CallbackUnixTime(const char *text, int len);
+
+/* Refuse a timestamp outside the gateway's tolerance (options.tolerance_s, 300 s) with PY011. */
+extern void CheckWindow(const CallbackGateway *g, TimestampTz at, bool missing);
+
+/*
+ * A gateway credential's plaintext (secret_store.h: palloc'd, NUL-terminated,
+ * scrub it with SecretScrub after use); a missing one is 42704, as
+ * pay.reveal_secret raises it.
+ */
+extern char *GatewayCredential(const CallbackGateway *g, const char *name, size_t *len);
+
+/* json_body.c: pay._json_body(body text) -> jsonb object, else 22P02 */
+extern Datum pay_json_body(PG_FUNCTION_ARGS);
+
+/* callback_stripe.c, callback_alipay.c: verify and parse */
+extern Jsonb *CallbackStripe(const CallbackGateway *g, Jsonb *headers, text *body);
+extern Jsonb *CallbackAlipay(const CallbackGateway *g, Jsonb *headers, text *body);
+
+/*
+ * callback_apply.c: apply a new event to its order.  Sets *order_id (0 for
+ * none) and *outcome.  Connected to SPI.
+ */
+extern void CallbackApply(const CallbackGateway *g, Jsonb *event, int64 callback_id,
+						  int64 *order_id, char **outcome);
+
+#endif							/* PAY_CALLBACK_H */

@@ -1,0 +1,140 @@
+/*
+ * callback_alipay.c — an Alipay asynchronous notify, verified and
+ * normalised: a form-encoded body whose sign is RSA2 (SHA256withRSA) over
+ * the canonical string of the other parameters but sign and sign_type,
+ * verified with Alipay's public key; notify_time (Beijing time, no zone)
+ * against the gateway's window; amounts stay major-unit decimal strings
+ * (amount_major) for callback_apply.c to convert with the currency's
+ * exponent.
+ *
+ * It replaced the PL/pgSQL parser; the errors and the event are the same.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "pay.h"
+#include "callback.h"
+#include "secret_store.h"
+#include "sign_canonical.h"
+#include "sign_rsa.h"
+
+extern Datum pay_parse_form(PG_FUNCTION_ARGS);
+
+static void
+SignatureInvalid(const char *message)
+{
+	ereport(ERROR, (errcode(ERRCODE_PAY_SIGNATURE_INVALID), errmsg("%s", message)));
+}
+
+/* Does sign verify over the other parameters but sign_type with Alipay's public key? */
+static bool
+SignatureValid(const CallbackGateway *g, Jsonb *params, const char *sign)
+{
+	Datum		exclude[2] = {CStringGetTextDatum("sign"), CStringGetTextDatum("sign_type")};
+	size_t		len = 0,
+				canonical_len = 0;
+	char	   *pem = GatewayCredential(g, "public_key", &len);
+	text	   *pem_text = cstring_to_text_with_len(pem, len);
+	PkeyRsa    *key;
+	char	   *canonical;
+
+	SecretScrub(pem, len);
+	key = SignRsaPublicKey(pem_text, "public_key_pem");
+	explicit_bzero(VARDATA(pem_text), len);
+	canonical = CanonicalQueryJsonb(params, construct_array(exclude, 2, TEXTOID, -1, false, TYPALIGN_INT),
+									&canonical_len);
+	return SignRsaVerifyBase64(key, canonical, canonical_len, sign, strlen(sign));
+}
+
+/* "YYYY-MM-DD HH:MM:SS", digits where the pattern has them */
+static bool
+NotifyTimeWellFormed(const char *s)
+{
+	static const char pattern[] = "dddd-dd-dd dd:dd:dd";
+	int			i;
+
+	if (strlen(s) != sizeof(pattern) - 1)
+		return false;
+	for (i = 0; pattern[i]; i++)
+		if (pattern[i] == 'd' ? !(s[i] >= '0' && s[i] <= '9') : s[i] != pattern[i])
+			return false;
+	return true;
+}
+
+/* notify_time (Beijing time) checked against the window */
+static void
+CheckNotifyTime(const CallbackGateway *g, const char *notify_time)
+{
+	Datum		local;
+
+	if (notify_time == NULL)
+	{
+		CheckWindow(g, 0, true);
+		return;
+	}
+	if (!NotifyTimeWellFormed(notify_time))
+		ereport(ERROR,
+				(errcode(ERRCODE_PAY_TIMESTAMP_WINDOW),
+				 errmsg("Alipay notify_time \"%s\" is malformed", notify_time)));
+	local = DirectFunctionCall3(timestamp_in, CStringGetDatum(notify_time),
+								ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+	CheckWindow(g, DatumGetTimestampTz(DirectFunctionCall2(timestamp_zone,
+														   CStringGetTextDatum("Asia/Shanghai"), local)),
+				false);
+}
+
+/* trade_status (and a refund_fee) as our kind of event */
+static const char *
+Kind(const char *status, bool refund)
+{
+	bool		success = status && strcmp(status, "TRADE_SUCCESS") == 0;
+	bool		closed = status && strcmp(status, "TRADE_CLOSED") == 0;
+
+	if (refund && (success || closed))
+		return "refunded";
+	if (success || (status && strcmp(status, "TRADE_FINISHED") == 0))
+		return "payment_succeeded";
+	if (closed)
+		return "closed";
+	return "ignored";
+}
+
+Jsonb *
+CallbackAlipay(const CallbackGateway *g, Jsonb *headers, text *body)
+{
+	static const char *const form[] = {"application/x-www-form-urlencoded"};
+	static const char *const keys[] = {"event_id", "type", "kind", "order_ref", "psp_txn_id",
+	"amount_major", "currency", "refund_total_major", "refund_id"};
+	Jsonb	   *p;
+	char	   *sign,
+			   *status,
+			   *refund_fee;
+	char	   *values[9];
+
+	RequireContentType(headers, form, 1);
+	p = body ? DatumGetJsonbP(DirectFunctionCall1(pay_parse_form, PointerGetDatum(body))) : NULL;
+	sign = JsonbGetText(p, "sign");
+	if (sign == NULL)
+		SignatureInvalid("Alipay notify has no sign");
+	if (!SignatureValid(g, p, sign))
+		SignatureInvalid("Alipay sign does not verify");
+	CheckNotifyTime(g, JsonbGetText(p, "notify_time"));
+
+	status = JsonbGetText(p, "trade_status");
+	refund_fee = JsonbGetText(p, "refund_fee");
+	values[0] = JsonbGetText(p, "notify_id");
+	values[1] = status ? status : JsonbGetText(p, "notify_type");
+	values[2] = (char *) Kind(status, refund_fee != NULL);
+	values[3] = JsonbGetText(p, "out_trade_no");
+	values[4] = JsonbGetText(p, "trade_no");
+	values[5] = JsonbGetText(p, "total_amount");
+	values[6] = JsonbGetText(p, "currency");
+	values[7] = refund_fee;
+	values[8] = values[0];
+	return EventBuild(keys, values, 9);
+}

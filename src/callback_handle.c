@@ -1,0 +1,350 @@
+/*
+ * callback_handle.c — pay.handle_callback(provider, headers, body), the one
+ * door PSP callbacks come in by (API.md).
+ *
+ *   1. record the callback as received, before anything can fail;
+ *   2. find the gateway, verify and parse (callback_stripe.c,
+ *      callback_alipay.c, or the PL/pgSQL parsers of 85_callbacks.sql);
+ *   3. refuse a reused nonce (PY012);
+ *   4. deduplicate by the PSP's event id: a repeat is acknowledged again;
+ *   5. apply the event (callback_apply.c);
+ *   6. answer what the provider expects and record the verdict.
+ *
+ * Steps 2-5 run in a subtransaction: whatever they raise is rolled back
+ * and becomes the recorded reason (22xxx, 23xxx and PY01x: rejected, 4xx;
+ * anything else: error, 500, so that the PSP retries), never an error of
+ * handle_callback.  It was PL/pgSQL; in C its statements run from kept
+ * plans and nothing is prepared again in each transaction.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "mb/pg_wchar.h"
+#include "utils/builtins.h"
+#include "utils/resowner.h"
+
+#include "pay.h"
+#include "callback.h"
+
+extern Datum pay_lower_headers(PG_FUNCTION_ARGS);
+
+PG_FUNCTION_INFO_V1(pay_handle_callback);
+
+#define EVENT_ID_MAX 200
+
+static SPIPlanPtr record_plan = NULL;
+static SPIPlanPtr gateway_plan = NULL;
+static SPIPlanPtr wechatpay_plan = NULL;
+static SPIPlanPtr generic_plan = NULL;
+static SPIPlanPtr nonce_plan = NULL;
+static SPIPlanPtr event_plan = NULL;
+static SPIPlanPtr first_plan = NULL;
+static SPIPlanPtr verdict_plan = NULL;
+
+/* What happened to one callback: the columns of its pay.callbacks row. */
+typedef struct Verdict
+{
+	const char *verdict;		/* accepted, duplicate, rejected, error */
+	char	   *state;			/* SQLSTATE (or unknown_gateway) of a refusal */
+	char	   *reason;
+	Jsonb	   *event;			/* the parsed event, once there is one */
+	int64		order_id;		/* 0: none */
+	char	   *outcome;
+} Verdict;
+
+/* INSERT the callback as received; its id. */
+static int64
+Record(Datum provider, Datum headers, Datum body)
+{
+	Oid			types[3] = {TEXTOID, JSONBOID, TEXTOID};
+	Datum		values[3] = {provider, headers, body};
+	bool		isnull;
+
+	if (SPI_execute_plan(KeptPlan(&record_plan,
+								  "INSERT INTO pay.callbacks (gateway, headers, body) VALUES ($1, $2, $3) RETURNING id",
+								  3, types),
+						 values, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "could not record the callback");
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/* The gateway named provider, if it is of a kind that takes callbacks. */
+static bool
+FindGateway(text *provider, CallbackGateway *g)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {PointerGetDatum(provider)};
+	bool		isnull;
+	HeapTuple	row;
+
+	if (SPI_execute_plan(KeptPlan(&gateway_plan,
+								  "SELECT name, kind, options FROM pay.gateways WHERE name = $1 "
+								  "AND kind IN ('stripe', 'alipay', 'wechatpay', 'generic')",
+								  1, types),
+						 values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pay.gateways");
+	if (SPI_processed != 1)
+		return false;
+	row = SPI_tuptable->vals[0];
+	g->name = SPI_getvalue(row, SPI_tuptable->tupdesc, 1);
+	g->kind = SPI_getvalue(row, SPI_tuptable->tupdesc, 2);
+	g->options = DatumGetJsonbPCopy(SPI_getbinval(row, SPI_tuptable->tupdesc, 3, &isnull));
+	return true;
+}
+
+/* A PL/pgSQL parser, pay._callback_<kind>(g, headers, body). */
+static Jsonb *
+ParseInPlpgsql(SPIPlanPtr *slot, const char *sql, const CallbackGateway *g, Jsonb *headers, text *body)
+{
+	Oid			types[3] = {TEXTOID, JSONBOID, TEXTOID};
+	Datum		values[3] = {CStringGetTextDatum(g->name), JsonbPGetDatum(headers), PointerGetDatum(body)};
+	char		nulls[3] = {' ', ' ', body ? ' ' : 'n'};
+	bool		isnull;
+	Datum		event;
+
+	if (SPI_execute_plan(KeptPlan(slot, sql, 3, types), values, nulls, false, 0) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "could not parse a %s callback", g->kind);
+	event = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? NULL : DatumGetJsonbPCopy(event);
+}
+
+/* Step 2: verify and parse. */
+static Jsonb *
+Parse(const CallbackGateway *g, Jsonb *headers, text *body)
+{
+	if (strcmp(g->kind, "stripe") == 0)
+		return CallbackStripe(g, headers, body);
+	if (strcmp(g->kind, "alipay") == 0)
+		return CallbackAlipay(g, headers, body);
+	if (strcmp(g->kind, "wechatpay") == 0)
+		return ParseInPlpgsql(&wechatpay_plan,
+							  "SELECT pay._callback_wechatpay(g, $2, $3) FROM pay.gateways g WHERE g.name = $1",
+							  g, headers, body);
+	return ParseInPlpgsql(&generic_plan,
+						  "SELECT pay._callback_generic(g, $2, $3) FROM pay.gateways g WHERE g.name = $1",
+						  g, headers, body);
+}
+
+/* INSERT ... ON CONFLICT DO NOTHING of (gateway, key[, callback id]): was the row new? */
+static bool
+InsertNew(SPIPlanPtr *slot, const char *sql, int nargs, const char *gateway, const char *key, int64 callback_id)
+{
+	Oid			types[3] = {TEXTOID, TEXTOID, INT8OID};
+	Datum		values[3] = {CStringGetTextDatum(gateway), key ? CStringGetTextDatum(key) : (Datum) 0,
+	Int64GetDatum(callback_id)};
+	char		nulls[3] = {' ', key ? ' ' : 'n', ' '};
+
+	if (SPI_execute_plan(KeptPlan(slot, sql, nargs, types), values, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not run \"%s\"", sql);
+	return SPI_processed == 1;
+}
+
+/* Step 3: a nonce seen within the window is a replay.  Racing copies wait on the index. */
+static void
+CheckNonce(const CallbackGateway *g, Jsonb *e)
+{
+	JsonbValue	v;
+
+	if (getKeyJsonValueFromContainer(&e->root, "nonce", 5, &v) == NULL)
+		return;					/* the provider's scheme has no nonce */
+	if (!InsertNew(&nonce_plan,
+				   "INSERT INTO pay.callback_nonces (gateway, nonce) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+				   2, g->name, JsonbGetText(e, "nonce"), 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_PAY_NONCE_REUSED),
+				 errmsg("nonce \"%s\" was already used", JsonbGetText(e, "nonce"))));
+}
+
+/* Step 4's repeat: the callback that applied this event first. */
+static int64
+FirstCallback(const CallbackGateway *g, const char *event_id)
+{
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2] = {CStringGetTextDatum(g->name), CStringGetTextDatum(event_id)};
+	bool		isnull;
+
+	if (SPI_execute_plan(KeptPlan(&first_plan,
+								  "SELECT callback_id FROM pay.callback_events WHERE gateway = $1 AND event_id = $2",
+								  2, types),
+						 values, NULL, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "event \"%s\" of gateway \"%s\" vanished", event_id, g->name);
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/* Steps 2 to 5; raises for anything the callback is refused for. */
+static void
+Process(const CallbackGateway *g, Jsonb *headers, text *body, int64 callback_id, Verdict *v)
+{
+	char	   *event_id;
+
+	v->event = Parse(g, headers, body);
+	event_id = JsonbGetText(v->event, "event_id");
+	if (event_id == NULL || pg_mbstrlen(event_id) > EVENT_ID_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("callback has no usable event id")));
+	CheckNonce(g, v->event);
+	if (!InsertNew(&event_plan,
+				   "INSERT INTO pay.callback_events (gateway, event_id, callback_id) VALUES ($1, $2, $3) "
+				   "ON CONFLICT DO NOTHING",
+				   3, g->name, event_id, callback_id))
+	{
+		v->verdict = "duplicate";
+		v->outcome = psprintf("duplicate of callback %lld", (long long) FirstCallback(g, event_id));
+		return;
+	}
+	CallbackApply(g, v->event, callback_id, &v->order_id, &v->outcome);
+	v->verdict = "accepted";
+}
+
+/* Process in a subtransaction: an error becomes the verdict. */
+static void
+ProcessSafely(const CallbackGateway *g, Jsonb *headers, text *body, int64 callback_id, Verdict *v)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		Process(g, headers, body, callback_id, v);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+
+		v->state = pstrdup(unpack_sql_state(edata->sqlerrcode));
+		v->reason = edata->message;
+		/* ours to fix (a missing secret, a bug): 500 so that the PSP retries later */
+		v->verdict = (strncmp(v->state, "PY01", 4) == 0 || strncmp(v->state, "22", 2) == 0 ||
+					  strncmp(v->state, "23", 2) == 0) ? "rejected" : "error";
+		v->order_id = 0;
+		v->outcome = NULL;
+	}
+	PG_END_TRY();
+}
+
+/* Step 6: the status, content type and body the provider expects. */
+static void
+Answer(const char *kind, const Verdict *v, int *status, const char **type, char **body)
+{
+	bool		ok = strcmp(v->verdict, "accepted") == 0 || strcmp(v->verdict, "duplicate") == 0;
+	const char *state = v->state ? v->state : "";
+	const char *reason =
+		strcmp(state, "PY010") == 0 ? "signature invalid" :
+		strcmp(state, "PY011") == 0 ? "timestamp outside the window" :
+		strcmp(state, "PY012") == 0 ? "nonce reused" :
+		strcmp(state, "unknown_gateway") == 0 ? "unknown gateway" :
+		strcmp(v->verdict, "error") == 0 ? "internal error" : "malformed or unknown callback";
+
+	*status = ok ? 200 :
+		strcmp(state, "unknown_gateway") == 0 ? 404 :
+		(strcmp(state, "PY010") == 0 || strcmp(state, "PY011") == 0 || strcmp(state, "PY012") == 0) ? 401 :
+		strcmp(v->verdict, "error") == 0 ? 500 : 400;
+	if (kind && strcmp(kind, "alipay") == 0)
+	{
+		*type = "text/plain; charset=utf-8";
+		*body = ok ? "success" : "fail";
+	}
+	else if (kind && strcmp(kind, "wechatpay") == 0)
+	{
+		*type = "application/json";
+		*body = ok ? "{\"code\":\"SUCCESS\",\"message\":\"OK\"}" :
+			psprintf("{\"code\": \"FAIL\", \"message\": \"%s\"}", reason);
+	}
+	else if (kind && strcmp(kind, "generic") == 0)
+	{
+		*type = "text/plain; charset=utf-8";
+		*body = ok ? "success" : psprintf("fail: %s", reason);
+	}
+	else
+	{
+		*type = "application/json";
+		*body = ok ? "{\"received\":true}" : psprintf("{\"error\": \"%s\"}", reason);
+	}
+}
+
+/* UPDATE the callback's row with its verdict. */
+static void
+RecordVerdict(int64 callback_id, const Verdict *v, int status)
+{
+	Oid			types[9] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, TEXTOID, INT4OID};
+	char	   *event_id = JsonbGetText(v->event, "event_id");
+	char	   *event_type = JsonbGetText(v->event, "type");
+	Datum		values[9] = {
+		Int64GetDatum(callback_id), CStringGetTextDatum(v->verdict),
+		v->state ? CStringGetTextDatum(v->state) : (Datum) 0,
+		v->reason ? CStringGetTextDatum(v->reason) : (Datum) 0,
+		event_id ? CStringGetTextDatum(event_id) : (Datum) 0,
+		event_type ? CStringGetTextDatum(event_type) : (Datum) 0,
+		Int64GetDatum(v->order_id),
+		v->outcome ? CStringGetTextDatum(v->outcome) : (Datum) 0,
+	Int32GetDatum(status)};
+	char		nulls[9] = {' ', ' ', v->state ? ' ' : 'n', v->reason ? ' ' : 'n', event_id ? ' ' : 'n',
+	event_type ? ' ' : 'n', v->order_id ? ' ' : 'n', v->outcome ? ' ' : 'n', ' '};
+
+	if (SPI_execute_plan(KeptPlan(&verdict_plan,
+								  "UPDATE pay.callbacks SET verdict = $2, reason_code = $3, reason = $4, "
+								  "event_id = $5, event_type = $6, order_id = $7, outcome = $8, http_status = $9 "
+								  "WHERE id = $1",
+								  9, types),
+						 values, nulls, false, 0) != SPI_OK_UPDATE || SPI_processed != 1)
+		elog(ERROR, "could not record the verdict of callback %lld", (long long) callback_id);
+}
+
+/* pay.handle_callback(provider text, headers jsonb, body text) -> SETOF pay.http_response, one row */
+Datum
+pay_handle_callback(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	text	   *provider = PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0);
+	text	   *body = PG_ARGISNULL(2) ? NULL : PG_GETARG_TEXT_PP(2);
+	Datum		headers = PG_ARGISNULL(1) ? DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")) : PG_GETARG_DATUM(1);
+	Verdict		v = {0};
+	CallbackGateway g = {0};
+	int64		id;
+	int			status;
+	const char *type;
+	char	   *answer;
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	id = Record(provider ? PointerGetDatum(provider) : CStringGetTextDatum(""), headers,
+				body ? PointerGetDatum(body) : CStringGetTextDatum(""));
+	if (provider == NULL || !FindGateway(provider, &g))
+	{
+		v.verdict = "rejected";
+		v.state = "unknown_gateway";
+		v.reason = psprintf("no gateway \"%s\" that takes callbacks", provider ? text_to_cstring(provider) : "");
+	}
+	else
+		ProcessSafely(&g, DatumGetJsonbP(DirectFunctionCall1(pay_lower_headers, headers)), body, id, &v);
+
+	Answer(g.kind, &v, &status, &type, &answer);
+	RecordVerdict(id, &v, status);
+	values[0] = Int32GetDatum(status);
+	values[1] = CStringGetTextDatum(type);
+	values[2] = CStringGetTextDatum(answer);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	SPI_finish();
+	return (Datum) 0;
+}
