@@ -72,6 +72,9 @@ SELECT pg_temp.send('cb_stripe', 'stripe_other_gateway') AS answer, pg_temp.last
 SELECT pg_temp.send('cb_other', 'stripe_other_gateway') AS answer, pg_temp.last() AS record;
 SELECT pg_temp.send('cb_stripe', 'stripe_ignored') AS answer, pg_temp.last() AS record;
 SELECT pg_temp.send('cb_stripe', 'stripe_cancelled') AS answer, pg_temp.last() AS record;
+-- a failed payment can still succeed; an event id over 200 characters is refused
+SELECT pg_temp.send('cb_stripe', 'stripe_paid_after_failure') AS answer, pg_temp.last() AS record;
+SELECT pg_temp.send('cb_stripe', 'stripe_long_event_id') AS answer, pg_temp.last() AS record;
 
 -- Alipay
 SELECT pg_temp.send('cb_alipay', 'alipay_paid') AS answer, pg_temp.last() AS record;
@@ -81,6 +84,10 @@ SELECT pg_temp.send('cb_alipay', 'alipay_tampered') AS answer, pg_temp.last() AS
 SELECT pg_temp.send('cb_alipay', 'alipay_wrong_key') AS answer, pg_temp.last() AS record;
 SELECT pg_temp.send('cb_alipay', 'alipay_stale') AS answer, pg_temp.last() AS record;
 SELECT pg_temp.send('cb_alipay', 'alipay_close') AS answer, pg_temp.last() AS record;
+-- an amount that is not a decimal is refused and the order is untouched;
+-- so is a currency code in lower case (no such currency)
+SELECT pg_temp.send('cb_alipay', 'alipay_bad_amount') AS answer, pg_temp.last() AS record;
+SELECT pg_temp.send('cb_alipay', 'alipay_lower_currency') AS answer, pg_temp.last() AS record;
 
 -- WeChat Pay
 SELECT pg_temp.send('cb_wechat', 'wechat_paid') AS answer, pg_temp.last() AS record;

@@ -131,6 +131,9 @@ def cases():
     yield "stripe_wrong_content_type", (dict(headers, **{"Content-Type": "text/plain"}), body)
     yield "stripe_no_header", ({"Content-Type": "application/json"}, '{"id":"evt_12"}')
     yield "stripe_cancelled", stripe("evt_13", "payment_intent.succeeded", payment_intent(pi(13), 910013, 900))
+    yield "stripe_paid_after_failure", stripe("evt_15", "payment_intent.succeeded", payment_intent(pi(4), 910004, 700))
+    yield "stripe_long_event_id", stripe("evt_" + "x" * 197, "payment_intent.succeeded",
+                                         payment_intent(pi(2), 910002, 1500))
 
     ali = lambda n, **kw: {"notify_id": f"ali_notify_{n}", "notify_type": "trade_status_sync",
                            "app_id": "2021000000000000", "out_trade_no": kw.pop("order", "910005"),
@@ -144,6 +147,8 @@ def cases():
     yield "alipay_wrong_key", alipay(ali(5, order="910006", amount="12.36"), key="wechat_platform_key.pem")
     yield "alipay_stale", alipay(ali(6, order="910006", amount="12.36"), notify_time=NOW - 7200)
     yield "alipay_close", alipay(ali(7, order="910007", amount="5.00", status="TRADE_CLOSED"))
+    yield "alipay_bad_amount", alipay(ali(8, order="910006", amount="12.3x"))
+    yield "alipay_lower_currency", alipay(ali(9, order="910006", amount="12.36", currency="cny"))
 
     tx = lambda order, total, state="SUCCESS": {
         "mchid": "1900000001", "appid": "wx0000000000000001", "out_trade_no": order,
