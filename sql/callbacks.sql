@@ -144,3 +144,9 @@ CREATE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN EXECUTE q; RETURN 'ok'; EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ': ' || SQLERRM; END $$;
 SELECT b, pg_temp.err(format('SELECT pay._json_body(%L)', b)) AS refused
   FROM (VALUES ('[1, 2]'), ('"text"'), ('{"a": 1'), ('{"a": "\u0000"}'), ('')) AS t(b);
+
+-- a verdict is one of five words (a C row trigger, not a CHECK: see
+-- src/callback_check.c), on INSERT and on UPDATE
+SELECT pg_temp.err($$UPDATE pay.callbacks SET verdict = 'maybe' WHERE id = (SELECT min(id) FROM pay.callbacks)$$) AS bad_update,
+       pg_temp.err($$INSERT INTO pay.callbacks (gateway, headers, verdict) VALUES ('x', '{}', NULL)$$) AS null_verdict,
+       pg_temp.err($$INSERT INTO pay.callbacks (gateway, headers, verdict) VALUES ('x', '{}', 'Accepted')$$) AS bad_insert;

@@ -34,7 +34,7 @@
 static int	outbox_pending_max = 1000000;
 
 static SPIPlanPtr add_plan = NULL;
-static SPIPlanPtr total_plan = NULL;
+static SPIPlanPtr take_plan = NULL;
 
 PG_FUNCTION_INFO_V1(pay_outbox_count);
 
@@ -82,39 +82,53 @@ CountUndelivered(Tuplestorestate *rows, TupleDesc desc)
 	return n;
 }
 
-/* Add delta to this backend's slot; refuse to grow past the bound. */
+/* Take delta (< 0) from this backend's slot. */
 static void
-AddToBacklog(int64 delta)
+TakeFromBacklog(int64 delta)
 {
 	Oid			types[2] = {INT8OID, INT4OID};
 	Datum		values[2] = {Int64GetDatum(delta), Int32GetDatum(BacklogSlot())};
 	int			rc;
 
-	rc = SPI_execute_plan(KeptPlan(&add_plan, "UPDATE pay.outbox_backlog SET undelivered = undelivered + $1 "
-							   "WHERE slot = $2", 2, types),
+	rc = SPI_execute_plan(KeptPlan(&take_plan, "UPDATE pay.outbox_backlog SET undelivered = undelivered + $1 "
+								   "WHERE slot = $2", 2, types),
 						  values, NULL, false, 0);
 	if (rc != SPI_OK_UPDATE || SPI_processed != 1)
 		elog(ERROR, "pay.outbox_backlog has no slot %d", BacklogSlot());
-	if (delta > 0)
-	{
-		bool		isnull;
-		int64		total,
-					max = (int64) outbox_pending_max;
+}
 
-		rc = SPI_execute_plan(KeptPlan(&total_plan, "SELECT pg_catalog.sum(undelivered)::bigint FROM pay.outbox_backlog",
-								   0, NULL),
-							  NULL, NULL, false, 0);
-		if (rc != SPI_OK_SELECT || SPI_processed != 1)
-			elog(ERROR, "could not read pay.outbox_backlog");
-		total = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		if (total > max)
-			ereport(ERROR,
-					(errcode(ERRCODE_PAY_RATE_LIMITED),
-					 errmsg("the outbox is full: " INT64_FORMAT " undelivered requests, the limit is " INT64_FORMAT,
-							total - delta, max),
-					 errdetail("60"),
-					 errhint("Delivery is not keeping up or not running (see pay.dispatcher); the limit is the setting pay.outbox_pending_max.")));
-	}
+/*
+ * Add delta (> 0) to this backend's slot and refuse to grow past the bound:
+ * one statement, the slot's new count plus the others' (as a second
+ * statement would see them).
+ */
+static void
+AddToBacklog(int64 delta)
+{
+	Oid			types[2] = {INT8OID, INT4OID};
+	Datum		values[2] = {Int64GetDatum(delta), Int32GetDatum(BacklogSlot())};
+	bool		isnull;
+	int64		total,
+				max = (int64) outbox_pending_max;
+	int			rc;
+
+	rc = SPI_execute_plan(KeptPlan(&add_plan,
+								   "WITH u AS (UPDATE pay.outbox_backlog SET undelivered = undelivered + $1 "
+								   "WHERE slot = $2 RETURNING undelivered) "
+								   "SELECT u.undelivered + coalesce((SELECT pg_catalog.sum(b.undelivered) "
+								   "FROM pay.outbox_backlog b WHERE b.slot <> $2), 0)::bigint FROM u",
+								   2, types),
+						  values, NULL, false, 0);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "pay.outbox_backlog has no slot %d", BacklogSlot());
+	total = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (total > max)
+		ereport(ERROR,
+				(errcode(ERRCODE_PAY_RATE_LIMITED),
+				 errmsg("the outbox is full: " INT64_FORMAT " undelivered requests, the limit is " INT64_FORMAT,
+						total - delta, max),
+				 errdetail("60"),
+				 errhint("Delivery is not keeping up or not running (see pay.dispatcher); the limit is the setting pay.outbox_pending_max.")));
 }
 
 /* AFTER INSERT / UPDATE / DELETE FOR EACH STATEMENT on pay.outbox, with transition tables. */
@@ -136,7 +150,10 @@ pay_outbox_count(PG_FUNCTION_ARGS)
 		return PointerGetDatum(NULL);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	AddToBacklog(delta);
+	if (delta > 0)
+		AddToBacklog(delta);
+	else
+		TakeFromBacklog(delta);
 	SPI_finish();
 	return PointerGetDatum(NULL);
 }

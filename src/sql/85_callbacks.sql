@@ -31,8 +31,8 @@ CREATE TABLE pay.callbacks (
     headers       jsonb NOT NULL,
     body          text,
     body_bytes    bytea,
-    verdict       text NOT NULL DEFAULT 'received'
-                  CHECK (verdict IN ('received', 'accepted', 'duplicate', 'rejected', 'error')),
+    -- received, accepted, duplicate, rejected or error (src/callback_check.c)
+    verdict       text NOT NULL DEFAULT 'received',
     reason_code   text,
     reason        text,
     event_id      text,
@@ -41,6 +41,11 @@ CREATE TABLE pay.callbacks (
     outcome       text,
     http_status   integer
 );
+CREATE FUNCTION pay._callback_check() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'pay_callback_check' LANGUAGE C;
+CREATE TRIGGER callbacks_check BEFORE INSERT OR UPDATE ON pay.callbacks
+    FOR EACH ROW EXECUTE FUNCTION pay._callback_check();
+ALTER TABLE pay.callbacks ENABLE ALWAYS TRIGGER callbacks_check;
 CREATE INDEX callbacks_order ON pay.callbacks (order_id) WHERE order_id IS NOT NULL;
 CREATE INDEX callbacks_received ON pay.callbacks (received_at);
 COMMENT ON TABLE pay.callbacks IS
