@@ -3,13 +3,14 @@
  *
  * The common case in C: a payment success naming our order id, for a
  * pending (or failed) order routed to this gateway, with exactly the
- * order's amount and currency and no event waiting for it.  The order is
- * locked, checked and settled (order_settle.c).  Everything else (refunds,
- * closes, failures, a payment found by the PSP's transaction id, amount
- * mismatches, a payment for an order already paid or cancelled, refunds
- * that came first) goes to pay._apply_event in PL/pgSQL, which looks at the
- * order again under the same lock and decides; so does a success whose
- * amount does not parse, where _apply_event raises the error.
+ * order's amount and currency: one UPDATE checks and settles it
+ * (order_settle.c), then the events that were waiting for the payment are
+ * applied by pay._apply_deferred.  Everything else (refunds, closes,
+ * failures, a payment found by the PSP's transaction id, amount
+ * mismatches, a payment for an order already paid or cancelled) goes to
+ * pay._apply_event in PL/pgSQL, which locks the order and decides; so does
+ * a success whose amount is not plain digits, where _apply_event raises
+ * the error.
  */
 #include "postgres.h"
 
@@ -19,23 +20,10 @@
 
 #include "pay.h"
 #include "callback.h"
-#include "lookup_cache.h"
 
-extern Datum pay_parse_amount_exp(PG_FUNCTION_ARGS);
-
-static SPIPlanPtr order_plan = NULL;
 static SPIPlanPtr waiting_plan = NULL;
+static SPIPlanPtr deferred_plan = NULL;
 static SPIPlanPtr apply_plan = NULL;
-
-/* The order as the fast path needs it. */
-typedef struct LockedOrder
-{
-	int64		id;
-	char	   *status;
-	int64		amount;
-	char	   *currency;
-	int64		merchant_id;
-} LockedOrder;
 
 /* ^[0-9]{1,18}$: fits a bigint */
 static bool
@@ -49,61 +37,13 @@ Digits18(const char *s)
 	return n >= 1 && n <= 18;
 }
 
-/* Lock the order with our id ref routed to gateway g; false if there is none. */
-static bool
-LockOrder(const CallbackGateway *g, const char *ref, LockedOrder *o)
-{
-	Oid			types[2] = {INT8OID, TEXTOID};
-	Datum		values[2] = {Int64GetDatum(pg_strtoint64(ref)), CStringGetTextDatum(g->name)};
-	bool		isnull;
-	HeapTuple	row;
-	TupleDesc	desc;
-
-	if (SPI_execute_plan(KeptPlan(&order_plan,
-								  "SELECT id, status, amount, currency::text, merchant_id FROM pay.orders "
-								  "WHERE id = $1 AND gateway = $2 FOR UPDATE",
-								  2, types),
-						 values, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not lock order %s", ref);
-	if (SPI_processed != 1)
-		return false;
-	row = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
-	o->id = DatumGetInt64(SPI_getbinval(row, desc, 1, &isnull));
-	o->status = SPI_getvalue(row, desc, 2);
-	o->amount = DatumGetInt64(SPI_getbinval(row, desc, 3, &isnull));
-	o->currency = SPI_getvalue(row, desc, 4);
-	o->merchant_id = DatumGetInt64(SPI_getbinval(row, desc, 5, &isnull));
-	return true;
-}
-
 /*
- * The event's amount in minor units as _event_amount computes it; false
- * when there is none or it is not plain digits (_apply_event decides).
+ * Is an event waiting for this order's payment (a refund that came first)?
+ * Asked after the order's row is locked by the settling UPDATE, in a new
+ * statement with a new snapshot (not read-only: that would reuse the
+ * snapshot taken before the lock wait): one that waited for the lock sees
+ * what its holder deferred (isolation spec callback_refund_race).
  */
-static bool
-EventAmount(Jsonb *e, const char *currency, int64 *amount)
-{
-	char	   *minor = JsonbGetText(e, "amount");
-	char	   *major;
-	int16		exponent;
-
-	if (minor != NULL)
-	{
-		if (!Digits18(minor))
-			return false;
-		*amount = pg_strtoint64(minor);
-		return true;
-	}
-	major = JsonbGetText(e, "amount_major");
-	if (major == NULL || !LookupCurrencyExponent(currency, &exponent))
-		return false;
-	*amount = DatumGetInt64(DirectFunctionCall2(pay_parse_amount_exp, CStringGetTextDatum(major),
-												Int32GetDatum(exponent)));
-	return true;
-}
-
-/* Is an event waiting for this order's payment (a refund that came first)? */
 static bool
 EventsWaiting(int64 order_id)
 {
@@ -113,35 +53,55 @@ EventsWaiting(int64 order_id)
 	if (SPI_execute_plan(KeptPlan(&waiting_plan,
 								  "SELECT 1 FROM pay.deferred_events WHERE order_id = $1 AND applied_at IS NULL LIMIT 1",
 								  1, types),
-						 values, NULL, true, 1) != SPI_OK_SELECT)
+						 values, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read pay.deferred_events");
 	return SPI_processed > 0;
 }
 
-/* The fast path; false when _apply_event must decide. */
+/* pay._apply_deferred(g, order_id): the waiting events applied; "; <outcome>" each. */
+static char *
+ApplyDeferred(const CallbackGateway *g, int64 order_id)
+{
+	Oid			types[2] = {TEXTOID, INT8OID};
+	Datum		values[2] = {CStringGetTextDatum(g->name), Int64GetDatum(order_id)};
+
+	if (SPI_execute_plan(KeptPlan(&deferred_plan,
+								  "SELECT pay._apply_deferred(g, $2) FROM pay.gateways g WHERE g.name = $1",
+								  2, types),
+						 values, NULL, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not apply the events waiting for order %lld", (long long) order_id);
+	return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+}
+
+/*
+ * The fast path: a payment naming our order id settles it if the order is
+ * pending or failed, routed to this gateway, in the event's currency (if
+ * it names one) and for exactly the event's amount; false, with nothing
+ * written, when _apply_event must decide.
+ */
 static bool
 ApplyPayment(const CallbackGateway *g, Jsonb *e, int64 callback_id, int64 *order_id, char **outcome)
 {
 	char	   *kind = JsonbGetText(e, "kind");
 	char	   *ref = JsonbGetText(e, "order_ref");
-	char	   *currency;
-	int64		amount;
-	LockedOrder o;
+	char	   *minor = JsonbGetText(e, "amount");
+	SettleRequest r = {0};
 
 	if (kind == NULL || strcmp(kind, "payment_succeeded") != 0 || ref == NULL || !Digits18(ref) ||
-		!LockOrder(g, ref, &o) ||
-		(strcmp(o.status, "pending") != 0 && strcmp(o.status, "failed") != 0))
+		(minor != NULL && !Digits18(minor)))
 		return false;
-	currency = JsonbGetText(e, "currency");
-	if (currency == NULL)
-		currency = o.currency;
-	if (strcmp(currency, o.currency) != 0 || !EventAmount(e, currency, &amount) || amount != o.amount ||
-		EventsWaiting(o.id))
+	r.order_id = pg_strtoint64(ref);
+	r.gateway = g->name;
+	r.currency = JsonbGetText(e, "currency");
+	r.has_amount = minor != NULL;
+	r.amount = minor ? pg_strtoint64(minor) : 0;
+	r.amount_major = minor ? NULL : JsonbGetText(e, "amount_major");
+	r.psp_txn_id = JsonbGetText(e, "psp_txn_id");
+	r.cause = psprintf("callback %lld", (long long) callback_id);
+	if ((!r.has_amount && r.amount_major == NULL) || !SettleOrder(&r))
 		return false;
-	SettleOrder(o.id, g->name, o.currency, o.merchant_id, o.amount, JsonbGetText(e, "psp_txn_id"),
-				psprintf("callback %lld", (long long) callback_id));
-	*order_id = o.id;
-	*outcome = "paid";
+	*order_id = r.order_id;
+	*outcome = EventsWaiting(r.order_id) ? psprintf("paid%s", ApplyDeferred(g, r.order_id)) : "paid";
 	return true;
 }
 

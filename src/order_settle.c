@@ -3,11 +3,12 @@
  * transaction id, the time and the account the money came from) and the
  * posting from the gateway's PSP account ("psp:<gateway>:<currency>", or
  * "psp:manual:..." for an order without a gateway) to the merchant's
- * account.  The caller has locked the order and decided it may be paid;
- * the order triggers record the transition and queue the notification.
+ * account, if the order may take it.  The order triggers record the
+ * transition and queue the notification.
  *
- * pay._settle serves mark_paid and the PL/pgSQL callback paths;
- * callback_apply.c calls SettleOrder directly.  It was PL/pgSQL.
+ * pay._settle serves mark_paid and the PL/pgSQL callback paths, which have
+ * locked and checked the order; callback_apply.c calls SettleOrder directly
+ * and lets its UPDATE check.  It was PL/pgSQL.
  */
 #include "postgres.h"
 
@@ -27,38 +28,78 @@ static SPIPlanPtr settle_plan = NULL;
 
 PG_FUNCTION_INFO_V1(pay_settle);
 
-void
-SettleOrder(int64 order_id, const char *gateway, const char *currency, int64 merchant_id,
-			int64 amount, const char *psp_txn_id, const char *cause)
-{
-	Oid			types[4] = {INT8OID, TEXTOID, TEXTOID, INT8OID};
-	Datum		values[4];
-	char		nulls[4] = {' ', ' ', psp_txn_id ? ' ' : 'n', ' '};
-	int64		source = LookupOrOpenAccount(psprintf("psp:%s:%s", gateway ? gateway : "manual", currency),
-											 currency);
-	int64		merchant = LookupOrOpenAccount(psprintf("merchant:%s:%s", LookupMerchantCode(merchant_id),
-														currency), currency);
-	Datum		accounts[2] = {Int64GetDatum(source), Int64GetDatum(merchant)};
-	Datum		amounts[2] = {Int64GetDatum(-amount), Int64GetDatum(amount)};
-	SPITupleTable *updated;
-	int			rc;
+/*
+ * One UPDATE decides and writes: the order's state, gateway, currency and
+ * amount are conditions, so a caller that has not locked the order (a
+ * callback) needs no SELECT ... FOR UPDATE first, and a concurrent change
+ * is re-checked on the new row version.  The PSP account is the order's
+ * gateway's, opened on first use by pay._account.
+ */
+static const char *const SettleSql =
+	"UPDATE pay.orders o SET status = 'paid', status_cause = $2, psp_txn_id = $3, "
+	"paid_at = pg_catalog.now(), "
+	"paid_account_id = pay._account(pg_catalog.concat('psp:', coalesce(o.gateway, 'manual'), ':', o.currency), "
+	"o.currency) "
+	"WHERE o.id = $1 AND o.status IN ('pending', 'failed') "
+	"AND ($4 IS NULL OR o.gateway OPERATOR(pg_catalog.=) $4) "
+	"AND o.currency::text OPERATOR(pg_catalog.=) coalesce($5, o.currency::text) "
+	"AND o.amount OPERATOR(pg_catalog.=) coalesce($6, pay._parse_amount($7, pay._exponent(o.currency::text))) "
+	"RETURNING o.*";
 
-	values[0] = Int64GetDatum(order_id);
-	values[1] = CStringGetTextDatum(cause);
-	values[2] = psp_txn_id ? CStringGetTextDatum(psp_txn_id) : (Datum) 0;
-	values[3] = Int64GetDatum(source);
-	rc = SPI_execute_plan(KeptPlan(&settle_plan,
-								   "UPDATE pay.orders SET status = 'paid', status_cause = $2, psp_txn_id = $3, "
-								   "paid_at = pg_catalog.now(), paid_account_id = $4 WHERE id = $1 RETURNING *",
-								   4, types),
-						  values, nulls, false, 0);
-	if (rc != SPI_OK_UPDATE_RETURNING || SPI_processed != 1)
-		elog(ERROR, "order %lld to settle is gone", (long long) order_id);
+bool
+SettleOrder(const SettleRequest *r)
+{
+	Oid			types[7] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, TEXTOID};
+	Datum		values[7];
+	char		nulls[7];
+	SPITupleTable *updated;
+	HeapTuple	row;
+	TupleDesc	desc;
+	bool		isnull;
+	int64		order_id,
+				amount,
+				source,
+				merchant;
+	char	   *currency;
+	Datum		accounts[2];
+	Datum		amounts[2];
+
+#define ARG(i, present, datum) (nulls[i] = (present) ? ' ' : 'n', values[i] = (present) ? (datum) : (Datum) 0)
+	ARG(0, true, Int64GetDatum(r->order_id));
+	ARG(1, true, CStringGetTextDatum(r->cause));
+	ARG(2, r->psp_txn_id != NULL, CStringGetTextDatum(r->psp_txn_id));
+	ARG(3, r->gateway != NULL, CStringGetTextDatum(r->gateway));
+	ARG(4, r->currency != NULL, CStringGetTextDatum(r->currency));
+	ARG(5, r->has_amount, Int64GetDatum(r->amount));
+	ARG(6, r->amount_major != NULL, CStringGetTextDatum(r->amount_major));
+#undef ARG
+	if (SPI_execute_plan(KeptPlan(&settle_plan, SettleSql, 7, types), values, nulls, false, 0) !=
+		SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "could not settle order %lld", (long long) r->order_id);
+	if (SPI_processed != 1)
+		return false;
+
 	updated = SPI_tuptable;
+	row = updated->vals[0];
+	desc = updated->tupdesc;
+	order_id = DatumGetInt64(SPI_getbinval(row, desc, SPI_fnumber(desc, "id"), &isnull));
+	amount = DatumGetInt64(SPI_getbinval(row, desc, SPI_fnumber(desc, "amount"), &isnull));
+	source = DatumGetInt64(SPI_getbinval(row, desc, SPI_fnumber(desc, "paid_account_id"), &isnull));
+	currency = SPI_getvalue(row, desc, SPI_fnumber(desc, "currency"));
+	merchant = LookupOrOpenAccount(psprintf("merchant:%s:%s",
+											LookupMerchantCode(DatumGetInt64(SPI_getbinval(row, desc,
+																						   SPI_fnumber(desc, "merchant_id"), &isnull))),
+											currency),
+								   currency);
+	accounts[0] = Int64GetDatum(source);
+	accounts[1] = Int64GetDatum(merchant);
+	amounts[0] = Int64GetDatum(-amount);
+	amounts[1] = Int64GetDatum(amount);
 	LedgerPost(psprintf("order:%lld:paid", (long long) order_id), Int64GetDatum(order_id), false,
 			   construct_array(accounts, 2, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE),
 			   construct_array(amounts, 2, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	SPI_tuptable = updated;
+	return true;
 }
 
 /* A column of a pay.orders row argument, or an error if it is null. */
@@ -75,7 +116,7 @@ OrderColumn(HeapTupleHeader o, const char *name)
 
 /*
  * pay._settle(o pay.orders, p_psp_txn_id text, p_cause text) -> pay.orders,
- * the order as updated.
+ * the order as updated: for mark_paid and pay._apply_event, which locked it.
  */
 Datum
 pay_settle(PG_FUNCTION_ARGS)
@@ -83,10 +124,9 @@ pay_settle(PG_FUNCTION_ARGS)
 	HeapTupleHeader o;
 	MemoryContext caller = CurrentMemoryContext;
 	TupleDesc	desc;
+	SettleRequest r = {0};
 	Datum	   *values;
 	bool	   *nulls;
-	bool		isnull;
-	Datum		gateway;
 	HeapTuple	row;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(2))
@@ -94,15 +134,18 @@ pay_settle(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "pay._settle must return pay.orders");
 	o = PG_GETARG_HEAPTUPLEHEADER(0);
-	gateway = GetAttributeByName(o, "gateway", &isnull);
+	r.order_id = DatumGetInt64(OrderColumn(o, "id"));
+	r.currency = TextDatumGetCString(OrderColumn(o, "currency"));
+	r.has_amount = true;
+	r.amount = DatumGetInt64(OrderColumn(o, "amount"));
+	r.psp_txn_id = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	r.cause = text_to_cstring(PG_GETARG_TEXT_PP(2));
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	SettleOrder(DatumGetInt64(OrderColumn(o, "id")), isnull ? NULL : TextDatumGetCString(gateway),
-				TextDatumGetCString(OrderColumn(o, "currency")), DatumGetInt64(OrderColumn(o, "merchant_id")),
-				DatumGetInt64(OrderColumn(o, "amount")),
-				PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1)),
-				text_to_cstring(PG_GETARG_TEXT_PP(2)));
+	/* the caller locked the order and found it payable */
+	if (!SettleOrder(&r))
+		elog(ERROR, "order %lld is no longer payable", (long long) r.order_id);
 	if (SPI_tuptable->tupdesc->natts != desc->natts)
 		elog(ERROR, "pay._settle: pay.orders changed shape");
 	values = palloc(desc->natts * sizeof(Datum));

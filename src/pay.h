@@ -31,12 +31,25 @@ extern int64 LedgerPost(const char *ref, Datum order_id, bool order_null,
 						struct ArrayType *accounts, struct ArrayType *amounts);
 
 /*
- * order_settle.c: mark a locked pending (or failed) order paid and book the
- * payment from the gateway's PSP account to the merchant's.  Connected to
+ * order_settle.c: settle an order's payment if it may take it — pending or
+ * failed, routed to gateway (NULL: any), in currency (NULL: its own), for
+ * exactly amount (or amount_major, a decimal in the order's currency) —
+ * and book it.  false, and nothing written, if it may not.  Connected to
  * SPI; SPI_tuptable then holds the updated order row.
  */
-extern void SettleOrder(int64 order_id, const char *gateway, const char *currency, int64 merchant_id,
-						int64 amount, const char *psp_txn_id, const char *cause);
+typedef struct SettleRequest
+{
+	int64		order_id;
+	const char *gateway;
+	const char *currency;
+	bool		has_amount;
+	int64		amount;
+	const char *amount_major;
+	const char *psp_txn_id;
+	const char *cause;
+} SettleRequest;
+
+extern bool SettleOrder(const SettleRequest *r);
 
 /* ledger_slot.c */
 extern int	BackendSlot(int slots);

@@ -320,6 +320,24 @@ BEGIN
   RETURN format('refund of %s booked', v_amount);
 END $$;
 
+-- The events that were waiting for an order's payment (a refund that came
+-- before it), applied now that it is paid: "; <outcome>" for each, or ''.
+-- The caller holds the order's lock.
+CREATE FUNCTION pay._apply_deferred(g pay.gateways, p_order bigint) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+  o pay.orders;
+  d pay.deferred_events;
+  v_outcome text := '';
+BEGIN
+  FOR d IN SELECT * FROM pay.deferred_events x WHERE x.order_id = p_order AND x.applied_at IS NULL ORDER BY x.id LOOP
+    SELECT * INTO o FROM pay.orders WHERE id = p_order;
+    v_outcome := v_outcome || '; ' || pay._apply_psp_refund(o, g, d.event, d.callback_id);
+    UPDATE pay.deferred_events SET applied_at = now() WHERE id = d.id;
+  END LOOP;
+  RETURN v_outcome;
+END $$;
+
 -- Apply one verified, new event to its order.  Returns the outcome.
 CREATE FUNCTION pay._apply_event(g pay.gateways, e jsonb, p_callback bigint, OUT order_id bigint, OUT outcome text)
 LANGUAGE plpgsql AS $$
@@ -327,7 +345,6 @@ DECLARE
   o pay.orders;
   v_amount bigint;
   v_currency text;
-  d pay.deferred_events;
 BEGIN
   IF e->>'kind' = 'ignored' THEN
     outcome := 'ignored event type ' || coalesce(e->>'type', '(none)');
@@ -361,13 +378,7 @@ BEGIN
   WHEN 'payment_succeeded' THEN
     IF o.status IN ('pending', 'failed') THEN
       o := pay._settle(o, e->>'psp_txn_id', 'callback ' || p_callback);
-      outcome := 'paid';
-      -- events that were waiting for this payment (a refund that came first)
-      FOR d IN SELECT * FROM pay.deferred_events x WHERE x.order_id = o.id AND x.applied_at IS NULL ORDER BY x.id LOOP
-        SELECT * INTO o FROM pay.orders WHERE id = o.id;
-        outcome := outcome || '; ' || pay._apply_psp_refund(o, g, d.event, d.callback_id);
-        UPDATE pay.deferred_events SET applied_at = now() WHERE id = d.id;
-      END LOOP;
+      outcome := 'paid' || pay._apply_deferred(g, o.id);
     ELSIF o.paid_at IS NOT NULL AND o.psp_txn_id IS NOT DISTINCT FROM e->>'psp_txn_id' THEN
       outcome := 'already paid by this transaction';
     ELSIF o.paid_at IS NOT NULL THEN
