@@ -65,8 +65,11 @@ COMMENT ON TABLE pay.outbox_attempts IS
 -- The bound on the outbox: undelivered rows (pending or in flight) counted in
 -- slots, so that concurrent enqueuers do not all update one row.  Statement
 -- triggers keep it exact whoever writes pay.outbox.
+-- Slots 0 to 64, made here once; nothing inserts or deletes rows later
+-- (no CHECK on slot: PostgreSQL 15 re-plans a table's CHECKs in every
+-- statement that writes it, and every queued row updates this table).
 CREATE TABLE pay.outbox_backlog (
-    slot         smallint PRIMARY KEY CHECK (slot BETWEEN 0 AND 64),
+    slot         smallint PRIMARY KEY,
     undelivered  bigint NOT NULL DEFAULT 0
 ) WITH (fillfactor = 50);
 INSERT INTO pay.outbox_backlog (slot) SELECT generate_series(0, 64);
