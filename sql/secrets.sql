@@ -351,6 +351,24 @@ SELECT pay.delete_secret('gateway:stripe_t', 'webhook_secret') AS deleted,
        pay.delete_secret('gateway:stripe_t', 'webhook_secret') AS again;
 SELECT pg_temp.err($$SELECT pay.reveal_secret('gateway:stripe_t', 'webhook_secret')$$);
 
+-- 13. A backend keeps the sealed rows it reads (src/secret_cache.c): its
+-- own writes are read at once, rolled-back ones are forgotten, and a
+-- delete is seen.  (Other sessions' writes: isolation spec secret_cache.)
+SELECT pay.set_secret('gateway:cache_t', 'k', 'one');
+SELECT pay.reveal_secret('gateway:cache_t', 'k') AS first;
+BEGIN;
+SELECT pay.set_secret('gateway:cache_t', 'k', 'two');
+SELECT pay.reveal_secret('gateway:cache_t', 'k') AS in_transaction;
+SAVEPOINT before_three;
+SELECT pay.set_secret('gateway:cache_t', 'k', 'three');
+SELECT pay.reveal_secret('gateway:cache_t', 'k') AS in_savepoint;
+ROLLBACK TO SAVEPOINT before_three;
+SELECT pay.reveal_secret('gateway:cache_t', 'k') AS after_savepoint_rollback;
+ROLLBACK;
+SELECT pay.reveal_secret('gateway:cache_t', 'k') AS after_rollback;
+SELECT pay.delete_secret('gateway:cache_t', 'k') AS deleted;
+SELECT pg_temp.err($$SELECT pay.reveal_secret('gateway:cache_t', 'k')$$) AS after_delete;
+
 -- Leave the store empty for whoever comes next.
 DELETE FROM pay.secrets;
 DELETE FROM pay.master_keys;

@@ -1,6 +1,7 @@
 /*
  * cache_invalidate.c — a statement trigger for the tables pay caches per
- * backend (the state machine's edges, merchants, gateways, routing rules):
+ * backend (the state machine's edges, merchants, gateways, routing rules,
+ * secrets and master keys):
  * it sends a relcache invalidation of its table, which every backend
  * applies like a catalog change once the transaction commits (this one at
  * its next command, and again if it rolls back); each cache's relcache

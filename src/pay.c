@@ -8,6 +8,7 @@
 
 #include "pay.h"
 #include "lookup_cache.h"
+#include "secret_cache.h"
 
 PG_MODULE_MAGIC;
 
@@ -23,6 +24,7 @@ _PG_init(void)
 	IdempotencyInit();
 	MoneyInit();
 	SecretStoreInit();
+	SecretCacheInit();
 	DispatcherInit();
 	MarkGUCPrefixReserved("pay");
 }

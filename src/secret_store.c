@@ -43,6 +43,7 @@
 #include "master_key.h"
 #include "pay.h"
 #include "secret_box.h"
+#include "secret_cache.h"
 #include "secret_store.h"
 
 #define SETTING_NAME	"pay.master_key_file"
@@ -617,6 +618,37 @@ ReportUnopenable(const char *owner, const char *name)
 			 errhidestmt(true)));
 }
 
+/* What secret_cache.c keeps of a row besides its ciphertext. */
+typedef struct KeptFixed
+{
+	MasterKeyGen gen;
+	uint8		nonce[AEAD_NONCE_LEN];
+	uint8		tag[AEAD_TAG_LEN];
+} KeptFixed;
+
+/* FetchSealed, through the per-backend cache of sealed rows (secret_cache.c). */
+static bool
+FetchSealedKept(const char *owner, const char *name, SealedSecret *sealed, MasterKeyGen *gen)
+{
+	KeptFixed	f;
+
+	if (SecretCacheGet(owner, name, &f, sizeof(f), &sealed->ct, &sealed->ct_len))
+	{
+		*gen = f.gen;
+		memcpy(sealed->nonce, f.nonce, sizeof(f.nonce));
+		memcpy(sealed->tag, f.tag, sizeof(f.tag));
+		return true;
+	}
+	if (!FetchSealed(owner, name, sealed, gen))
+		return false;
+	memset(&f, 0, sizeof(f));
+	f.gen = *gen;
+	memcpy(f.nonce, sealed->nonce, sizeof(f.nonce));
+	memcpy(f.tag, sealed->tag, sizeof(f.tag));
+	SecretCachePut(owner, name, &f, sizeof(f), sealed->ct, sealed->ct_len);
+	return true;
+}
+
 char *
 SecretFetchIfExists(const char *owner, const char *name, size_t *len)
 {
@@ -625,7 +657,7 @@ SecretFetchIfExists(const char *owner, const char *name, size_t *len)
 	uint8		key[MASTER_KEY_LEN];
 	char	   *pt;
 
-	if (!FetchSealed(owner, name, &sealed, &gen))
+	if (!FetchSealedKept(owner, name, &sealed, &gen))
 		return NULL;
 	MasterKeyLoad(master_key_file, "setting \"" SETTING_NAME "\"", &gen, false, key);
 	pt = OpenSealed(key, owner, name, &sealed);

@@ -56,6 +56,15 @@ CREATE TABLE pay.secrets (
 COMMENT ON TABLE pay.secrets IS
   'credentials sealed with AES-256-GCM under the current master key; readable by the extension owner only (see pay.secret_list)';
 
+-- Backends keep the sealed rows they use (src/secret_cache.c): any write
+-- to either table tells every backend to drop them.
+CREATE TRIGGER master_keys_secret_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pay.master_keys
+    FOR EACH STATEMENT EXECUTE FUNCTION pay._cache_invalidate();
+CREATE TRIGGER secrets_secret_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pay.secrets
+    FOR EACH STATEMENT EXECUTE FUNCTION pay._cache_invalidate();
+ALTER TABLE pay.master_keys ENABLE ALWAYS TRIGGER master_keys_secret_cache;
+ALTER TABLE pay.secrets ENABLE ALWAYS TRIGGER secrets_secret_cache;
+
 -- pg_dump keeps the rows (they are data, not part of the extension).
 SELECT pg_catalog.pg_extension_config_dump('pay.master_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('pay.secrets', '');
