@@ -75,6 +75,9 @@ SELECT pg_temp.send('cb_stripe', 'stripe_cancelled') AS answer, pg_temp.last() A
 -- a failed payment can still succeed; an event id over 200 characters is refused
 SELECT pg_temp.send('cb_stripe', 'stripe_paid_after_failure') AS answer, pg_temp.last() AS record;
 SELECT pg_temp.send('cb_stripe', 'stripe_long_event_id') AS answer, pg_temp.last() AS record;
+-- the window is checked on the timestamp the signature covers, not on an
+-- extra " t=" element in front of it
+SELECT pg_temp.send('cb_stripe', 'stripe_stale_extra_t') AS answer, pg_temp.last() AS record;
 
 -- Alipay
 SELECT pg_temp.send('cb_alipay', 'alipay_paid') AS answer, pg_temp.last() AS record;

@@ -1,7 +1,7 @@
 /*
  * callback_stripe.c — a Stripe webhook event, verified and normalised:
  * Stripe-Signature "t=...,v1=..." over "<t>.<body>" with the endpoint's
- * webhook_secret (crypto/stripe.c), then the timestamp against the
+ * webhook_secret (crypto/stripe.c), then the signed timestamp against the
  * gateway's window, then the event's fields.
  *
  * It replaced the PL/pgSQL parser, whose expressions PostgreSQL prepared
@@ -53,36 +53,21 @@ SignatureValid(const CallbackGateway *g, const char *header, text *body)
 }
 
 /*
- * The digits of the first "t=" element (at the start or after a comma,
- * spaces allowed before it), as substring(header FROM
- * '(?:^|,)\s*t=([0-9]+)') finds them; NULL when there are none.
+ * The timestamp the signature covers, as stripe_verify read it: from the
+ * one "t=" element (a look for any "t=" in the header could pick up an
+ * element the verifier ignores, such as " t=<now>", and let an old signed
+ * callback through the window).
  */
-static const char *
-TimestampDigits(const char *h, int *n)
+static TimestampTz
+SignedTimestamp(const char *header)
 {
-	int			len = strlen(h);
-	int			i;
+	StripeHeader h;
+	char		digits[32];
 
-	for (i = 0; i <= len; i++)
-	{
-		int			j = i,
-					k;
-
-		if (i > 0 && h[i - 1] != ',')
-			continue;
-		while (j < len && strchr(" \t\n\r\f\v", h[j]) != NULL)
-			j++;
-		if (j + 2 > len || h[j] != 't' || h[j + 1] != '=')
-			continue;
-		for (k = j + 2; k < len && h[k] >= '0' && h[k] <= '9'; k++)
-			;
-		if (k > j + 2)
-		{
-			*n = k - (j + 2);
-			return h + j + 2;
-		}
-	}
-	return NULL;
+	if (stripe_parse_header(header, strlen(header), &h) != STRIPE_PARSE_OK)
+		SignatureInvalid("Stripe-Signature does not verify");
+	snprintf(digits, sizeof(digits), "%lld", (long long) h.timestamp);
+	return CallbackUnixTime(digits, strlen(digits));
 }
 
 /* Stripe's event type as our kind of event. */
@@ -109,8 +94,6 @@ CallbackStripe(const CallbackGateway *g, Jsonb *headers, text *body)
 	static const char *const keys[] = {"event_id", "type", "kind", "order_ref", "psp_txn_id",
 	"amount", "currency", "refund_total", "refund_id"};
 	char	   *header = JsonbGetText(headers, "stripe-signature");
-	const char *digits;
-	int			n = 0;
 	Jsonb	   *event,
 			   *object;
 	char	   *type,
@@ -123,8 +106,7 @@ CallbackStripe(const CallbackGateway *g, Jsonb *headers, text *body)
 	RequireContentType(headers, json, 1);
 	if (!SignatureValid(g, header, body))
 		SignatureInvalid("Stripe-Signature does not verify");
-	digits = TimestampDigits(header, &n);
-	CheckWindow(g, CallbackUnixTime(digits, n), false);
+	CheckWindow(g, SignedTimestamp(header), false);
 
 	event = DatumGetJsonbP(DirectFunctionCall1(pay_json_body, PointerGetDatum(body)));
 	type = JsonbGetText(event, "type");

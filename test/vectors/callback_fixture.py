@@ -132,6 +132,10 @@ def cases():
     yield "stripe_no_header", ({"Content-Type": "application/json"}, '{"id":"evt_12"}')
     yield "stripe_cancelled", stripe("evt_13", "payment_intent.succeeded", payment_intent(pi(13), 910013, 900))
     yield "stripe_paid_after_failure", stripe("evt_15", "payment_intent.succeeded", payment_intent(pi(4), 910004, 700))
+    # an old signed callback with a fresh-looking " t=" element in front:
+    # the verifier ignores that element, so must the window check
+    headers, body = stripe("evt_16", "payment_intent.succeeded", payment_intent(pi(2), 910002, 1500), t=NOW - 3600)
+    yield "stripe_stale_extra_t", (dict(headers, **{"Stripe-Signature": f" t={NOW}," + headers["Stripe-Signature"]}), body)
     yield "stripe_long_event_id", stripe("evt_" + "x" * 197, "payment_intent.succeeded",
                                          payment_intent(pi(2), 910002, 1500))
 
