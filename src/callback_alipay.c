@@ -18,6 +18,7 @@
 #include "utils/timestamp.h"
 
 #include "pay.h"
+#include "alipay_notify.h"
 #include "callback.h"
 #include "secret_store.h"
 #include "sign_canonical.h"
@@ -51,21 +52,6 @@ SignatureValid(const CallbackGateway *g, Jsonb *params, const char *sign)
 	return SignRsaVerifyBase64(key, canonical, canonical_len, sign, strlen(sign));
 }
 
-/* "YYYY-MM-DD HH:MM:SS", digits where the pattern has them */
-static bool
-NotifyTimeWellFormed(const char *s)
-{
-	static const char pattern[] = "dddd-dd-dd dd:dd:dd";
-	int			i;
-
-	if (strlen(s) != sizeof(pattern) - 1)
-		return false;
-	for (i = 0; pattern[i]; i++)
-		if (pattern[i] == 'd' ? !(s[i] >= '0' && s[i] <= '9') : s[i] != pattern[i])
-			return false;
-	return true;
-}
-
 /* notify_time (Beijing time) checked against the window */
 static void
 CheckNotifyTime(const CallbackGateway *g, const char *notify_time)
@@ -77,7 +63,7 @@ CheckNotifyTime(const CallbackGateway *g, const char *notify_time)
 		CheckWindow(g, 0, true);
 		return;
 	}
-	if (!NotifyTimeWellFormed(notify_time))
+	if (!alipay_notify_time_well_formed(notify_time, strlen(notify_time)))
 		ereport(ERROR,
 				(errcode(ERRCODE_PAY_TIMESTAMP_WINDOW),
 				 errmsg("Alipay notify_time \"%s\" is malformed", notify_time)));

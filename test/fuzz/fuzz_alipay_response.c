@@ -1,6 +1,7 @@
 /*
  * fuzz_alipay_response.c — the scanner of synchronous Alipay answers and its
- * JSON string unescaping (proto/alipay_response.c).
+ * JSON string unescaping (proto/alipay_response.c), and the notify_time
+ * shape check of asynchronous notifies (proto/alipay_notify.c).
  *
  * Properties: reported spans lie inside the input, the sign span sits between
  * quotes, the *_response span is itself a JSON value (a body made around it
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alipay_notify.h"
 #include "alipay_response.h"
 
 #define CHECK(cond) do { if (!(cond)) __builtin_trap(); } while (0)
@@ -22,6 +24,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				again;
 	char	   *buf = malloc(size + 1);
 	size_t		n = 0;
+
+	/* a notify_time shape is exactly 19 bytes of the pattern (src/proto/alipay_notify.c) */
+	if (alipay_notify_time_well_formed(body, size))
+		CHECK(size == ALIPAY_NOTIFY_TIME_LEN && body[4] == '-' && body[10] == ' ' && body[16] == ':');
 
 	/* unescaping arbitrary bytes: at most size bytes out (ASan checks the buffer) */
 	if (alipay_json_unescape(body, size, buf, &n) == 0)
