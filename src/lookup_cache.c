@@ -23,7 +23,6 @@
  */
 #include "postgres.h"
 
-#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -69,11 +68,13 @@ static HTAB *merchants_by_id = NULL;
 static HTAB *accounts_by_code = NULL;
 static HTAB *accounts_by_id = NULL;
 
-/* Did this transaction add an entry since the caches were last emptied? */
-static bool added_in_xact = false;
-
 static const char *const cached_tables[] = {"currencies", "merchants", "accounts"};
 static Oid	cached_relids[lengthof(cached_tables)];
+
+static void LookupCacheReset(void);
+
+/* Emptied on the rollback of a (sub)transaction that added an entry (cache_abort.c). */
+static CacheAbortGuard abort_guard = {false, LookupCacheReset};
 
 /* Forget everything; the next lookup reloads what it needs. */
 static void
@@ -90,28 +91,7 @@ LookupCacheReset(void)
 		*tables[i] = NULL;
 	}
 	memset(cached_relids, 0, sizeof(cached_relids));
-	added_in_xact = false;
-}
-
-static void
-LookupCacheXactCallback(XactEvent event, void *arg)
-{
-	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
-	{
-		if (added_in_xact)
-			LookupCacheReset();
-	}
-	else if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
-			 event == XACT_EVENT_PREPARE)
-		added_in_xact = false;
-}
-
-static void
-LookupCacheSubXactCallback(SubXactEvent event, SubTransactionId mySubid,
-						   SubTransactionId parentSubid, void *arg)
-{
-	if (event == SUBXACT_EVENT_ABORT_SUB && added_in_xact)
-		LookupCacheReset();
+	abort_guard.added = false;
 }
 
 static void
@@ -131,8 +111,7 @@ LookupCacheRelcacheCallback(Datum arg, Oid relid)
 void
 LookupCacheInit(void)
 {
-	RegisterXactCallback(LookupCacheXactCallback, NULL);
-	RegisterSubXactCallback(LookupCacheSubXactCallback, NULL);
+	CacheAbortGuardRegister(&abort_guard);
 	CacheRegisterRelcacheCallback(LookupCacheRelcacheCallback, (Datum) 0);
 }
 
@@ -251,7 +230,7 @@ LookupCurrencyExponent(const char *code, int16 *exponent)
 	/* the table is looked up again: reading may have emptied the caches */
 	e = hash_search(Currencies(), key, HASH_ENTER, NULL);
 	e->exponent = DatumGetInt16(col);
-	added_in_xact = true;
+	abort_guard.added = true;
 	*exponent = e->exponent;
 	return true;
 }
@@ -263,7 +242,7 @@ RememberMerchantCode(const char *code, int64 id)
 	MerchantByCode *c = hash_search(MerchantsByCode(), code, HASH_ENTER, NULL);
 
 	c->id = id;
-	added_in_xact = true;
+	abort_guard.added = true;
 }
 
 /* Enter a merchant in both maps. */
@@ -353,7 +332,7 @@ LoadAccount(int64 id, AccountInfo *out)
 	*a = *out;
 	c = hash_search(AccountsByCode(), out->code, HASH_ENTER, NULL);
 	c->id = id;
-	added_in_xact = true;
+	abort_guard.added = true;
 	return true;
 }
 

@@ -21,6 +21,19 @@ extern void OrderStateInit(void);
 /* spi_plans.c: a statement prepared once per backend and kept in *slot */
 extern struct _SPI_plan *KeptPlan(struct _SPI_plan **slot, const char *sql, int nargs, Oid *types);
 
+/*
+ * cache_abort.c: a per-backend cache registers a guard (from _PG_init);
+ * it sets added when it adds an entry, and reset (which must clear added)
+ * runs when a (sub)transaction rolls back after an addition.
+ */
+typedef struct CacheAbortGuard
+{
+	bool		added;
+	void		(*reset) (void);
+} CacheAbortGuard;
+
+extern void CacheAbortGuardRegister(CacheAbortGuard *guard);
+
 /* order_route.c */
 extern void OrderRouteInit(void);
 

@@ -21,12 +21,12 @@
  */
 #include "postgres.h"
 
-#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
+#include "pay.h"
 #include "secret_cache.h"
 
 #define SECRET_CACHE_ENTRIES_MAX 256	/* then start afresh: credentials are few */
@@ -45,8 +45,12 @@ typedef struct Entry
 static MemoryContext cache_cxt = NULL;
 static Entry *entries = NULL;
 static int	n_entries = 0;
-static bool added_in_xact = false;
 static Oid	watched[2] = {InvalidOid, InvalidOid};	/* pay.secrets, pay.master_keys */
+
+static void SecretCacheReset(void);
+
+/* Emptied on the rollback of a (sub)transaction that kept a row (cache_abort.c). */
+static CacheAbortGuard abort_guard = {false, SecretCacheReset};
 
 static void
 SecretCacheReset(void)
@@ -55,7 +59,7 @@ SecretCacheReset(void)
 		MemoryContextReset(cache_cxt);
 	entries = NULL;
 	n_entries = 0;
-	added_in_xact = false;
+	abort_guard.added = false;
 	watched[0] = watched[1] = InvalidOid;
 }
 
@@ -66,32 +70,11 @@ SecretCacheRelcacheCallback(Datum arg, Oid relid)
 		SecretCacheReset();
 }
 
-static void
-SecretCacheXactCallback(XactEvent event, void *arg)
-{
-	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
-	{
-		if (added_in_xact)
-			SecretCacheReset();
-	}
-	else if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
-			 event == XACT_EVENT_PREPARE)
-		added_in_xact = false;
-}
-
-static void
-SecretCacheSubXactCallback(SubXactEvent event, SubTransactionId mySubid, SubTransactionId parentSubid, void *arg)
-{
-	if (event == SUBXACT_EVENT_ABORT_SUB && added_in_xact)
-		SecretCacheReset();
-}
-
 /* Module set-up, from _PG_init. */
 void
 SecretCacheInit(void)
 {
-	RegisterXactCallback(SecretCacheXactCallback, NULL);
-	RegisterSubXactCallback(SecretCacheSubXactCallback, NULL);
+	CacheAbortGuardRegister(&abort_guard);
 	CacheRegisterRelcacheCallback(SecretCacheRelcacheCallback, (Datum) 0);
 }
 
@@ -149,5 +132,5 @@ SecretCachePut(const char *owner, const char *name, const void *fixed, size_t fi
 	e->next = entries;
 	entries = e;
 	n_entries++;
-	added_in_xact = true;
+	abort_guard.added = true;
 }
