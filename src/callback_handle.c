@@ -13,7 +13,8 @@
  * Steps 2-5 run in a subtransaction: whatever they raise is rolled back
  * and becomes the recorded reason (22xxx, 23xxx and PY01x: rejected, 4xx;
  * anything else: error, 500, so that the PSP retries), never an error of
- * handle_callback.  It was PL/pgSQL; in C its statements run from kept
+ * handle_callback — except a cancel or statement timeout, which ends the
+ * statement (nothing recorded; the PSP retries).  It was PL/pgSQL; in C its statements run from kept
  * plans and nothing is prepared again in each transaction.
  */
 #include "postgres.h"
@@ -227,6 +228,9 @@ ProcessSafely(const CallbackGateway *g, Jsonb *headers, text *body, int64 callba
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
+		/* a cancel or statement timeout ends the statement, as PL/pgSQL's WHEN OTHERS lets it */
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED || edata->sqlerrcode == ERRCODE_ASSERT_FAILURE)
+			ReThrowError(edata);
 
 		v->state = pstrdup(unpack_sql_state(edata->sqlerrcode));
 		v->reason = edata->message;
