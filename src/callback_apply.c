@@ -42,7 +42,7 @@ Digits18(const char *s)
  * Asked after the order's row is locked by the settling UPDATE, in a new
  * statement with a new snapshot (not read-only: that would reuse the
  * snapshot taken before the lock wait): one that waited for the lock sees
- * what its holder deferred (isolation spec callback_refund_race).
+ * what its holder deferred (isolation spec callback_races).
  */
 static bool
 EventsWaiting(int64 order_id)
