@@ -41,6 +41,9 @@ extern Jsonb *EventBuild(const char *const *keys, char *const *values, int n);
 /* Refuse a Content-Type (its media type) that is not one of allowed (22023). */
 extern void RequireContentType(Jsonb *headers, const char *const *allowed, int n);
 
+/* Refuse a callback whose signature is missing or wrong (PY010), saying which. */
+extern void CallbackSignatureInvalid(const char *message) pg_attribute_noreturn();
+
 /* Unix seconds (1 to 12 digits) as a timestamp, else PY011. */
 extern TimestampTz CallbackUnixTime(const char *text, int len);
 

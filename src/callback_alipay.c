@@ -26,12 +26,6 @@
 
 extern Datum pay_parse_form(PG_FUNCTION_ARGS);
 
-static void
-SignatureInvalid(const char *message)
-{
-	ereport(ERROR, (errcode(ERRCODE_PAY_SIGNATURE_INVALID), errmsg("%s", message)));
-}
-
 /* Does sign verify over the other parameters but sign_type with Alipay's public key? */
 static bool
 SignatureValid(const CallbackGateway *g, Jsonb *params, const char *sign)
@@ -106,9 +100,9 @@ CallbackAlipay(const CallbackGateway *g, Jsonb *headers, text *body)
 	p = body ? DatumGetJsonbP(DirectFunctionCall1(pay_parse_form, PointerGetDatum(body))) : NULL;
 	sign = JsonbGetText(p, "sign");
 	if (sign == NULL)
-		SignatureInvalid("Alipay notify has no sign");
+		CallbackSignatureInvalid("Alipay notify has no sign");
 	if (!SignatureValid(g, p, sign))
-		SignatureInvalid("Alipay sign does not verify");
+		CallbackSignatureInvalid("Alipay sign does not verify");
 	CheckNotifyTime(g, JsonbGetText(p, "notify_time"));
 
 	status = JsonbGetText(p, "trade_status");

@@ -2,9 +2,10 @@
  * callback_event.c — the pieces every C callback parser uses: jsonb read
  * the way ->> and -> read it, the normalised event built the way
  * jsonb_build_object builds it, the Content-Type rule, the timestamp window
- * and the gateway's credentials.  The messages are those of the PL/pgSQL
- * helpers in 85_callbacks.sql (_require_content_type, _unix_time,
- * _check_window, _credential), which the other parsers still use.
+ * and the gateway's credentials, with the messages the PL/pgSQL helpers
+ * of 85_callbacks.sql had.  The PL/pgSQL parsers (WeChat Pay, generic)
+ * reach the same code as pay._require_content_type, pay._unix_time and
+ * pay._check_window (the SQL face at the end of this file).
  */
 #include "postgres.h"
 
@@ -16,7 +17,6 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/formatting.h"
-#include "utils/numeric.h"
 #include "utils/timestamp.h"
 
 #include "pay.h"
@@ -45,22 +45,8 @@ JsonbGetText(Jsonb *obj, const char *key)
 
 	if (!ObjectMember(obj, key, &v))
 		return NULL;
-	switch (v.type)
-	{
-		case jbvNull:
-			return NULL;
-		case jbvString:
-			return pnstrdup(v.val.string.val, v.val.string.len);
-		case jbvNumeric:
-			return DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v.val.numeric)));
-		case jbvBool:
-			return pstrdup(v.val.boolean ? "true" : "false");
-		case jbvBinary:
-			return JsonbToCString(NULL, v.val.binary.data, v.val.binary.len);
-		default:
-			elog(ERROR, "unexpected jsonb value type %d", (int) v.type);
-	}
-	return NULL;				/* not reached */
+	JsonbValueAsText(&v);
+	return v.type == jbvNull ? NULL : pnstrdup(v.val.string.val, v.val.string.len);
 }
 
 Jsonb *
@@ -187,6 +173,12 @@ CheckWindow(const CallbackGateway *g, TimestampTz at, bool missing)
 				 errmsg("callback timestamp is outside the %d s window", tolerance),
 				 errdetail("It says %s, %lld s from now.", DatumGetCString(DirectFunctionCall1(timestamptz_out, TimestampTzGetDatum(at))),
 						   (long long) ((off + (off < 0 ? -USECS_PER_SEC / 2 : USECS_PER_SEC / 2)) / USECS_PER_SEC))));
+}
+
+void
+CallbackSignatureInvalid(const char *message)
+{
+	ereport(ERROR, (errcode(ERRCODE_PAY_SIGNATURE_INVALID), errmsg("%s", message)));
 }
 
 char *

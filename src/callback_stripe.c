@@ -20,12 +20,6 @@
 #include "secret_store.h"
 #include "stripe.h"
 
-static void
-SignatureInvalid(const char *message)
-{
-	ereport(ERROR, (errcode(ERRCODE_PAY_SIGNATURE_INVALID), errmsg("%s", message)));
-}
-
 /* Does the header's v1 signature verify over the body with the webhook secret? */
 static bool
 SignatureValid(const CallbackGateway *g, const char *header, text *body)
@@ -65,7 +59,7 @@ SignedTimestamp(const char *header)
 	char		digits[32];
 
 	if (stripe_parse_header(header, strlen(header), &h) != STRIPE_PARSE_OK)
-		SignatureInvalid("Stripe-Signature does not verify");
+		CallbackSignatureInvalid("Stripe-Signature does not verify");
 	snprintf(digits, sizeof(digits), "%lld", (long long) h.timestamp);
 	return CallbackUnixTime(digits, strlen(digits));
 }
@@ -102,10 +96,10 @@ CallbackStripe(const CallbackGateway *g, Jsonb *headers, text *body)
 	char	   *values[9];
 
 	if (header == NULL)
-		SignatureInvalid("Stripe-Signature header is missing");
+		CallbackSignatureInvalid("Stripe-Signature header is missing");
 	RequireContentType(headers, json, 1);
 	if (!SignatureValid(g, header, body))
-		SignatureInvalid("Stripe-Signature does not verify");
+		CallbackSignatureInvalid("Stripe-Signature does not verify");
 	CheckWindow(g, SignedTimestamp(header), false);
 
 	event = DatumGetJsonbP(DirectFunctionCall1(pay_json_body, PointerGetDatum(body)));

@@ -19,11 +19,17 @@
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
 
+#include "pay.h"
+
 PG_FUNCTION_INFO_V1(pay_lower_headers);
 
-/* A header value as the string jsonb_each_text would give. */
-static void
-ValueAsString(JsonbValue *v)
+/*
+ * A jsonb value as the text ->> and jsonb_each_text give, in place: a string
+ * as it is, a number or boolean as its JSON text, an array or object as
+ * compact JSON; null stays null.  Also callback_event.c's JsonbGetText.
+ */
+void
+JsonbValueAsText(JsonbValue *v)
 {
 	char	   *s;
 
@@ -74,7 +80,7 @@ pay_lower_headers(PG_FUNCTION_ARGS)
 			}
 			else if (tok == WJB_VALUE)
 			{
-				ValueAsString(&v);
+				JsonbValueAsText(&v);
 				pushJsonbValue(&state, WJB_VALUE, &v);
 			}
 		}

@@ -34,6 +34,10 @@ typedef struct CacheAbortGuard
 
 extern void CacheAbortGuardRegister(CacheAbortGuard *guard);
 
+/* http_headers.c: a jsonb value as the text ->> gives, in place (null stays null) */
+struct JsonbValue;
+extern void JsonbValueAsText(struct JsonbValue *v);
+
 /* order_route.c */
 extern void OrderRouteInit(void);
 
