@@ -2,7 +2,9 @@
 #
 # Layout: C sources in src/ (plain-C protocol and crypto code in src/proto/ and src/crypto/, no postgres.h),
 # the install script is assembled from src/sql/*.sql fragments in name order,
-# upgrade scripts live in src/upgrade/pay--<from>--<to>.sql.
+# src/upgrade/ holds the install scripts of released versions as they were
+# released (pay--<version>.sql) and the upgrade scripts between versions
+# (pay--<from>--<to>.sql, for ALTER EXTENSION pay UPDATE).
 
 EXTENSION   = pay
 EXTVERSION  = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(EXTENSION).control)
@@ -10,7 +12,7 @@ EXTVERSION  = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(EXTENSION)
 MODULE_big  = pay
 OBJS        = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c src/*/*.c)))
 DATA_built  = $(EXTENSION)--$(EXTVERSION).sql
-DATA        = $(wildcard src/upgrade/$(EXTENSION)--*--*.sql)
+DATA        = $(wildcard src/upgrade/$(EXTENSION)--*.sql)
 # -Bsymbolic: our calls bind to our own definitions even where the postgres
 # executable exports a function of the same name (it has hex_encode, for one).
 SHLIB_LINK  = -lssl -lcrypto -lcurl -Wl,-Bsymbolic
