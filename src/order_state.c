@@ -224,7 +224,10 @@ CheckAmounts(HeapTuple tuple, TupleDesc desc)
 						(long long) refunded, (long long) amount)));
 }
 
-/* A new order starts pending, with sound amounts. */
+/*
+ * A new order starts pending, with sound amounts.  A restored order comes
+ * back in the status it had (restore.c); its amounts are checked all the same.
+ */
 static void
 GuardInsert(TriggerData *trig)
 {
@@ -233,7 +236,7 @@ GuardInsert(TriggerData *trig)
 
 	CheckAmounts(trig->tg_trigtuple, desc);
 
-	if (status != NULL && strcmp(status, "pending") != 0)
+	if (status != NULL && strcmp(status, "pending") != 0 && !RestoringRows())
 		ereport(ERROR,
 				(errcode(ERRCODE_PAY_ILLEGAL_TRANSITION),
 				 errmsg("a new order must be pending, not \"%s\"", status)));

@@ -168,7 +168,8 @@ pay_outbox_count(PG_FUNCTION_ARGS)
 		return PointerGetDatum(NULL);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (delta > 0)
+	/* A restore brings back rows the source already held within its bound. */
+	if (delta > 0 && !RestoringRows())
 		AddToBacklog(delta);
 	else
 		(void) AddToSlot(delta);

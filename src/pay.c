@@ -26,5 +26,6 @@ _PG_init(void)
 	SecretStoreInit();
 	SecretCacheInit();
 	DispatcherInit();
+	DropGuardInit();
 	MarkGUCPrefixReserved("pay");
 }

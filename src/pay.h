@@ -15,6 +15,12 @@
 #define ERRCODE_PAY_NONCE_REUSED		MAKE_SQLSTATE('P','Y','0','1','2')
 #define ERRCODE_PAY_RATE_LIMITED		MAKE_SQLSTATE('P','Y','0','2','9')
 
+/* restore.c: a superuser's COPY FROM is writing rows (a restore) */
+extern bool RestoringRows(void);
+
+/* drop_guard.c */
+extern void DropGuardInit(void);
+
 /* order_state.c */
 extern void OrderStateInit(void);
 

@@ -24,12 +24,33 @@ COMMENT ON TABLE pay.gateways IS 'payment service providers we route orders to; 
 -- and currency match (NULL matches any).
 CREATE TABLE pay.routing_rules (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    merchant_id bigint REFERENCES pay.merchants,
-    currency    char(3) REFERENCES pay.currencies,
-    gateway_id  bigint NOT NULL REFERENCES pay.gateways,
+    merchant_id bigint,                 -- references: routing_rules_merchant and the two below
+    currency    char(3),
+    gateway_id  bigint NOT NULL,
     priority    integer NOT NULL DEFAULT 100
 );
 COMMENT ON TABLE pay.routing_rules IS 'which gateway serves an order created without one: lowest priority first, NULL matches any';
+
+-- References between pay's tables are row triggers, not foreign keys:
+-- pg_restore -j loads tables in parallel and does not wait for a parent's
+-- rows, and the triggers step aside while a restore COPYs rows back
+-- (src/references.c).  _reference_exists(column, parent, parent_column) on
+-- the referencing table; _reference_unused(column, child, child_column) on
+-- a referenced table whose rows may otherwise be deleted.
+CREATE FUNCTION pay._reference_exists() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'pay_reference_exists' LANGUAGE C;
+CREATE FUNCTION pay._reference_unused() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'pay_reference_unused' LANGUAGE C;
+
+CREATE TRIGGER routing_rules_merchant BEFORE INSERT OR UPDATE OF merchant_id ON pay.routing_rules
+    FOR EACH ROW EXECUTE FUNCTION pay._reference_exists('merchant_id', 'pay.merchants', 'id');
+CREATE TRIGGER routing_rules_currency BEFORE INSERT OR UPDATE OF currency ON pay.routing_rules
+    FOR EACH ROW EXECUTE FUNCTION pay._reference_exists('currency', 'pay.currencies', 'code');
+CREATE TRIGGER routing_rules_gateway BEFORE INSERT OR UPDATE OF gateway_id ON pay.routing_rules
+    FOR EACH ROW EXECUTE FUNCTION pay._reference_exists('gateway_id', 'pay.gateways', 'id');
+ALTER TABLE pay.routing_rules ENABLE ALWAYS TRIGGER routing_rules_merchant;
+ALTER TABLE pay.routing_rules ENABLE ALWAYS TRIGGER routing_rules_currency;
+ALTER TABLE pay.routing_rules ENABLE ALWAYS TRIGGER routing_rules_gateway;
 
 -- Orders refer to merchants, currencies and gateways without foreign keys: a
 -- foreign-key check takes a KEY SHARE lock on the parent row, so every order

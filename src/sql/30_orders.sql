@@ -12,8 +12,8 @@ COMMENT ON TABLE pay.order_statuses IS 'the order statuses; terminal ones have n
 -- The state machine is data: the C trigger pay._order_state_guard allows an
 -- UPDATE of pay.orders.status only along these edges.
 CREATE TABLE pay.order_transitions (
-    from_status text NOT NULL REFERENCES pay.order_statuses,
-    to_status   text NOT NULL REFERENCES pay.order_statuses,
+    from_status text NOT NULL,          -- both in pay.order_statuses: triggers below
+    to_status   text NOT NULL,
     description text NOT NULL,
     PRIMARY KEY (from_status, to_status),
     CHECK (from_status <> to_status)
@@ -79,7 +79,7 @@ COMMENT ON TABLE pay.order_events IS 'one row per order status change, written b
 
 CREATE TABLE pay.refunds (
     id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    order_id         bigint NOT NULL REFERENCES pay.orders,
+    order_id         bigint NOT NULL,   -- in pay.orders: refunds_order
     amount           bigint NOT NULL CHECK (amount > 0),
     reason           text,
     idempotency_key  text,
@@ -110,3 +110,23 @@ CREATE TRIGGER orders_state_guard BEFORE INSERT OR UPDATE ON pay.orders
 ALTER TABLE pay.orders ENABLE ALWAYS TRIGGER orders_state_guard;
 CREATE TRIGGER order_transitions_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
     ON pay.order_transitions FOR EACH STATEMENT EXECUTE FUNCTION pay._cache_invalidate();
+
+-- References (src/references.c: triggers rather than foreign keys).
+CREATE TRIGGER order_transitions_from BEFORE INSERT OR UPDATE OF from_status ON pay.order_transitions
+    FOR EACH ROW EXECUTE FUNCTION pay._reference_exists('from_status', 'pay.order_statuses', 'status');
+CREATE TRIGGER order_transitions_to BEFORE INSERT OR UPDATE OF to_status ON pay.order_transitions
+    FOR EACH ROW EXECUTE FUNCTION pay._reference_exists('to_status', 'pay.order_statuses', 'status');
+CREATE TRIGGER order_statuses_from BEFORE DELETE OR UPDATE OF status ON pay.order_statuses
+    FOR EACH ROW EXECUTE FUNCTION pay._reference_unused('status', 'pay.order_transitions', 'from_status');
+CREATE TRIGGER order_statuses_to BEFORE DELETE OR UPDATE OF status ON pay.order_statuses
+    FOR EACH ROW EXECUTE FUNCTION pay._reference_unused('status', 'pay.order_transitions', 'to_status');
+CREATE TRIGGER refunds_order BEFORE INSERT OR UPDATE OF order_id ON pay.refunds
+    FOR EACH ROW EXECUTE FUNCTION pay._reference_exists('order_id', 'pay.orders', 'id');
+CREATE TRIGGER orders_refunds BEFORE DELETE ON pay.orders
+    FOR EACH ROW EXECUTE FUNCTION pay._reference_unused('id', 'pay.refunds', 'order_id');
+ALTER TABLE pay.order_transitions ENABLE ALWAYS TRIGGER order_transitions_from;
+ALTER TABLE pay.order_transitions ENABLE ALWAYS TRIGGER order_transitions_to;
+ALTER TABLE pay.order_statuses ENABLE ALWAYS TRIGGER order_statuses_from;
+ALTER TABLE pay.order_statuses ENABLE ALWAYS TRIGGER order_statuses_to;
+ALTER TABLE pay.refunds ENABLE ALWAYS TRIGGER refunds_order;
+ALTER TABLE pay.orders ENABLE ALWAYS TRIGGER orders_refunds;

@@ -20,7 +20,7 @@
 CREATE TABLE pay.accounts (
     id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     code         text NOT NULL UNIQUE CHECK (code ~ '^[A-Za-z0-9_.:@-]{1,128}$'),
-    currency     char(3) NOT NULL REFERENCES pay.currencies,
+    currency     char(3) NOT NULL,      -- in pay.currencies: accounts_currency
     non_negative boolean NOT NULL DEFAULT false,
     slots        smallint NOT NULL CHECK (slots BETWEEN 1 AND 64),
     created_at   timestamptz NOT NULL DEFAULT now(),
@@ -29,7 +29,7 @@ CREATE TABLE pay.accounts (
 COMMENT ON TABLE pay.accounts IS 'ledger accounts; a non_negative account can never go below zero';
 
 CREATE TABLE pay.account_balances (
-    account_id   bigint NOT NULL REFERENCES pay.accounts,
+    account_id   bigint NOT NULL,       -- in pay.accounts: account_balances_account
     slot         smallint NOT NULL,
     balance      bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (account_id, slot)
@@ -97,3 +97,11 @@ CREATE TRIGGER accounts_keep_all BEFORE TRUNCATE ON pay.accounts
     FOR EACH STATEMENT EXECUTE FUNCTION pay._forbid_parent_change();
 ALTER TABLE pay.accounts ENABLE ALWAYS TRIGGER accounts_keep;
 ALTER TABLE pay.accounts ENABLE ALWAYS TRIGGER accounts_keep_all;
+
+-- References (src/references.c: triggers rather than foreign keys).
+CREATE TRIGGER accounts_currency BEFORE INSERT OR UPDATE OF currency ON pay.accounts
+    FOR EACH ROW EXECUTE FUNCTION pay._reference_exists('currency', 'pay.currencies', 'code');
+CREATE TRIGGER account_balances_account BEFORE INSERT OR UPDATE OF account_id ON pay.account_balances
+    FOR EACH ROW EXECUTE FUNCTION pay._reference_exists('account_id', 'pay.accounts', 'id');
+ALTER TABLE pay.accounts ENABLE ALWAYS TRIGGER accounts_currency;
+ALTER TABLE pay.account_balances ENABLE ALWAYS TRIGGER account_balances_account;

@@ -45,7 +45,7 @@ CREATE TABLE pay.secrets (
                                        AND owner ~ '^[a-z][a-z0-9_]*:[^[:cntrl:]]+$'),
     name          text NOT NULL CHECK (octet_length(name) BETWEEN 1 AND 200
                                        AND name !~ '[[:cntrl:]]'),
-    master_key_id integer NOT NULL REFERENCES pay.master_keys,
+    master_key_id integer NOT NULL,     -- in pay.master_keys: secrets_master_key
     nonce         bytea NOT NULL CHECK (octet_length(nonce) = 12),
     ciphertext    bytea NOT NULL CHECK (octet_length(ciphertext) BETWEEN 1 AND 65536),
     tag           bytea NOT NULL CHECK (octet_length(tag) = 16),
@@ -65,9 +65,13 @@ CREATE TRIGGER secrets_secret_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
 ALTER TABLE pay.master_keys ENABLE ALWAYS TRIGGER master_keys_secret_cache;
 ALTER TABLE pay.secrets ENABLE ALWAYS TRIGGER secrets_secret_cache;
 
--- pg_dump keeps the rows (they are data, not part of the extension).
-SELECT pg_catalog.pg_extension_config_dump('pay.master_keys', '');
-SELECT pg_catalog.pg_extension_config_dump('pay.secrets', '');
+-- References (src/references.c: triggers rather than foreign keys).
+CREATE TRIGGER secrets_master_key BEFORE INSERT OR UPDATE OF master_key_id ON pay.secrets
+    FOR EACH ROW EXECUTE FUNCTION pay._reference_exists('master_key_id', 'pay.master_keys', 'id');
+CREATE TRIGGER master_keys_secrets BEFORE DELETE OR UPDATE OF id ON pay.master_keys
+    FOR EACH ROW EXECUTE FUNCTION pay._reference_unused('id', 'pay.secrets', 'master_key_id');
+ALTER TABLE pay.secrets ENABLE ALWAYS TRIGGER secrets_master_key;
+ALTER TABLE pay.master_keys ENABLE ALWAYS TRIGGER master_keys_secrets;
 
 CREATE VIEW pay.secret_list AS
   SELECT owner, name, master_key_id, created_at, updated_at
