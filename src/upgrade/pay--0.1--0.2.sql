@@ -1,2 +1,352 @@
 -- pay 0.1 -> 0.2 (ALTER EXTENSION pay UPDATE TO '0.2').
 \echo Use "ALTER EXTENSION pay UPDATE TO '0.2'" to load this file. \quit
+
+-- References between pay's tables become row triggers (src/references.c).
+CREATE FUNCTION pay._reference_exists() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'pay_reference_exists' LANGUAGE C;
+CREATE FUNCTION pay._reference_unused() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'pay_reference_unused' LANGUAGE C;
+REVOKE EXECUTE ON FUNCTION pay._reference_exists(), pay._reference_unused() FROM PUBLIC;
+
+ALTER TABLE pay.routing_rules DROP CONSTRAINT routing_rules_merchant_id_fkey,
+    DROP CONSTRAINT routing_rules_currency_fkey, DROP CONSTRAINT routing_rules_gateway_id_fkey;
+ALTER TABLE pay.order_transitions DROP CONSTRAINT order_transitions_from_status_fkey,
+    DROP CONSTRAINT order_transitions_to_status_fkey;
+ALTER TABLE pay.refunds DROP CONSTRAINT refunds_order_id_fkey;
+ALTER TABLE pay.accounts DROP CONSTRAINT accounts_currency_fkey;
+ALTER TABLE pay.account_balances DROP CONSTRAINT account_balances_account_id_fkey;
+ALTER TABLE pay.secrets DROP CONSTRAINT secrets_master_key_id_fkey;
+
+CREATE TRIGGER routing_rules_merchant BEFORE INSERT OR UPDATE OF merchant_id ON pay.routing_rules
+    FOR EACH ROW EXECUTE FUNCTION pay._reference_exists('merchant_id', 'pay.merchants', 'id');
+CREATE TRIGGER routing_rules_currency BEFORE INSERT OR UPDATE OF currency ON pay.routing_rules
+    FOR EACH ROW EXECUTE FUNCTION pay._reference_exists('currency', 'pay.currencies', 'code');
+CREATE TRIGGER routing_rules_gateway BEFORE INSERT OR UPDATE OF gateway_id ON pay.routing_rules
+    FOR EACH ROW EXECUTE FUNCTION pay._reference_exists('gateway_id', 'pay.gateways', 'id');
+ALTER TABLE pay.routing_rules ENABLE ALWAYS TRIGGER routing_rules_merchant;
+ALTER TABLE pay.routing_rules ENABLE ALWAYS TRIGGER routing_rules_currency;
+ALTER TABLE pay.routing_rules ENABLE ALWAYS TRIGGER routing_rules_gateway;
+CREATE TRIGGER order_transitions_from BEFORE INSERT OR UPDATE OF from_status ON pay.order_transitions
+    FOR EACH ROW EXECUTE FUNCTION pay._reference_exists('from_status', 'pay.order_statuses', 'status');
+CREATE TRIGGER order_transitions_to BEFORE INSERT OR UPDATE OF to_status ON pay.order_transitions
+    FOR EACH ROW EXECUTE FUNCTION pay._reference_exists('to_status', 'pay.order_statuses', 'status');
+CREATE TRIGGER order_statuses_from BEFORE DELETE OR UPDATE OF status ON pay.order_statuses
+    FOR EACH ROW EXECUTE FUNCTION pay._reference_unused('status', 'pay.order_transitions', 'from_status');
+CREATE TRIGGER order_statuses_to BEFORE DELETE OR UPDATE OF status ON pay.order_statuses
+    FOR EACH ROW EXECUTE FUNCTION pay._reference_unused('status', 'pay.order_transitions', 'to_status');
+CREATE TRIGGER refunds_order BEFORE INSERT OR UPDATE OF order_id ON pay.refunds
+    FOR EACH ROW EXECUTE FUNCTION pay._reference_exists('order_id', 'pay.orders', 'id');
+CREATE TRIGGER orders_refunds BEFORE DELETE ON pay.orders
+    FOR EACH ROW EXECUTE FUNCTION pay._reference_unused('id', 'pay.refunds', 'order_id');
+ALTER TABLE pay.order_transitions ENABLE ALWAYS TRIGGER order_transitions_from;
+ALTER TABLE pay.order_transitions ENABLE ALWAYS TRIGGER order_transitions_to;
+ALTER TABLE pay.order_statuses ENABLE ALWAYS TRIGGER order_statuses_from;
+ALTER TABLE pay.order_statuses ENABLE ALWAYS TRIGGER order_statuses_to;
+ALTER TABLE pay.refunds ENABLE ALWAYS TRIGGER refunds_order;
+ALTER TABLE pay.orders ENABLE ALWAYS TRIGGER orders_refunds;
+CREATE TRIGGER accounts_currency BEFORE INSERT OR UPDATE OF currency ON pay.accounts
+    FOR EACH ROW EXECUTE FUNCTION pay._reference_exists('currency', 'pay.currencies', 'code');
+CREATE TRIGGER account_balances_account BEFORE INSERT OR UPDATE OF account_id ON pay.account_balances
+    FOR EACH ROW EXECUTE FUNCTION pay._reference_exists('account_id', 'pay.accounts', 'id');
+ALTER TABLE pay.accounts ENABLE ALWAYS TRIGGER accounts_currency;
+ALTER TABLE pay.account_balances ENABLE ALWAYS TRIGGER account_balances_account;
+CREATE TRIGGER secrets_master_key BEFORE INSERT OR UPDATE OF master_key_id ON pay.secrets
+    FOR EACH ROW EXECUTE FUNCTION pay._reference_exists('master_key_id', 'pay.master_keys', 'id');
+CREATE TRIGGER master_keys_secrets BEFORE DELETE OR UPDATE OF id ON pay.master_keys
+    FOR EACH ROW EXECUTE FUNCTION pay._reference_unused('id', 'pay.secrets', 'master_key_id');
+ALTER TABLE pay.secrets ENABLE ALWAYS TRIGGER secrets_master_key;
+ALTER TABLE pay.master_keys ENABLE ALWAYS TRIGGER master_keys_secrets;
+
+-- Backups and the extension's lifecycle.
+--
+-- pg_dump keeps the rows of an extension's tables only when the install
+-- script marks them (pg_extension_config_dump); everything else is part of
+-- the extension and comes back from CREATE EXTENSION pay.  Every table that
+-- holds data is marked, with its identity sequence (or ids would restart
+-- at 1).  Not marked: pay.outbox_backlog, whose counts the outbox triggers
+-- rebuild while the outbox rows are restored (same total, other slots), and
+-- pay.seed_rows below.
+--
+-- A restore COPYs the rows into the tables CREATE EXTENSION made, with every
+-- trigger live: the triggers tell a superuser's COPY from other writes
+-- (src/restore.c) and let a restored order keep its status; every other
+-- rule applies to restored rows as to new ones, and all of them guard again
+-- once the restore is over.
+--
+-- The tables the install script seeds (currencies, order statuses and
+-- transitions) are dumped only with the rows a user added or changed:
+-- CREATE EXTENSION seeds the rest again.  A changed seeded row comes back
+-- over the seed (pay._restore_seeded_row).
+
+-- The seeded rows as the install script wrote them, each table's row as text.
+CREATE TABLE pay.seed_rows (
+    table_name  text NOT NULL,
+    row_text    text NOT NULL,
+    PRIMARY KEY (table_name, row_text)
+);
+COMMENT ON TABLE pay.seed_rows IS
+  'the rows the install script seeded, as text: pg_dump keeps only the rows of pay.currencies, pay.order_statuses and pay.order_transitions that are not among them';
+-- The seeds as 0.1 wrote them (the tables may hold a user's changes by now).
+INSERT INTO pay.seed_rows
+  SELECT 'currencies', ROW(v.code, v.numeric_code, v.exponent, v.name)::pay.currencies::text
+    FROM (VALUES
+  ('AED', 784, 2, 'UAE Dirham'),
+  ('AFN', 971, 2, 'Afghani'),
+  ('ALL', 8, 2, 'Lek'),
+  ('AMD', 51, 2, 'Armenian Dram'),
+  ('ANG', 532, 2, 'Netherlands Antillean Guilder'),
+  ('AOA', 973, 2, 'Kwanza'),
+  ('ARS', 32, 2, 'Argentine Peso'),
+  ('AUD', 36, 2, 'Australian Dollar'),
+  ('AWG', 533, 2, 'Aruban Florin'),
+  ('AZN', 944, 2, 'Azerbaijan Manat'),
+  ('BAM', 977, 2, 'Convertible Mark'),
+  ('BBD', 52, 2, 'Barbados Dollar'),
+  ('BDT', 50, 2, 'Taka'),
+  ('BGN', 975, 2, 'Bulgarian Lev'),
+  ('BHD', 48, 3, 'Bahraini Dinar'),
+  ('BIF', 108, 0, 'Burundi Franc'),
+  ('BMD', 60, 2, 'Bermudian Dollar'),
+  ('BND', 96, 2, 'Brunei Dollar'),
+  ('BOB', 68, 2, 'Boliviano'),
+  ('BOV', 984, 2, 'Mvdol'),
+  ('BRL', 986, 2, 'Brazilian Real'),
+  ('BSD', 44, 2, 'Bahamian Dollar'),
+  ('BTN', 64, 2, 'Ngultrum'),
+  ('BWP', 72, 2, 'Pula'),
+  ('BYN', 933, 2, 'Belarusian Ruble'),
+  ('BZD', 84, 2, 'Belize Dollar'),
+  ('CAD', 124, 2, 'Canadian Dollar'),
+  ('CDF', 976, 2, 'Congolese Franc'),
+  ('CHE', 947, 2, 'WIR Euro'),
+  ('CHF', 756, 2, 'Swiss Franc'),
+  ('CHW', 948, 2, 'WIR Franc'),
+  ('CLF', 990, 4, 'Unidad de Fomento'),
+  ('CLP', 152, 0, 'Chilean Peso'),
+  ('CNY', 156, 2, 'Yuan Renminbi'),
+  ('COP', 170, 2, 'Colombian Peso'),
+  ('COU', 970, 2, 'Unidad de Valor Real'),
+  ('CRC', 188, 2, 'Costa Rican Colon'),
+  ('CUC', 931, 2, 'Peso Convertible'),
+  ('CUP', 192, 2, 'Cuban Peso'),
+  ('CVE', 132, 2, 'Cabo Verde Escudo'),
+  ('CZK', 203, 2, 'Czech Koruna'),
+  ('DJF', 262, 0, 'Djibouti Franc'),
+  ('DKK', 208, 2, 'Danish Krone'),
+  ('DOP', 214, 2, 'Dominican Peso'),
+  ('DZD', 12, 2, 'Algerian Dinar'),
+  ('EGP', 818, 2, 'Egyptian Pound'),
+  ('ERN', 232, 2, 'Nakfa'),
+  ('ETB', 230, 2, 'Ethiopian Birr'),
+  ('EUR', 978, 2, 'Euro'),
+  ('FJD', 242, 2, 'Fiji Dollar'),
+  ('FKP', 238, 2, 'Falkland Islands Pound'),
+  ('GBP', 826, 2, 'Pound Sterling'),
+  ('GEL', 981, 2, 'Lari'),
+  ('GHS', 936, 2, 'Ghana Cedi'),
+  ('GIP', 292, 2, 'Gibraltar Pound'),
+  ('GMD', 270, 2, 'Dalasi'),
+  ('GNF', 324, 0, 'Guinean Franc'),
+  ('GTQ', 320, 2, 'Quetzal'),
+  ('GYD', 328, 2, 'Guyana Dollar'),
+  ('HKD', 344, 2, 'Hong Kong Dollar'),
+  ('HNL', 340, 2, 'Lempira'),
+  ('HTG', 332, 2, 'Gourde'),
+  ('HUF', 348, 2, 'Forint'),
+  ('IDR', 360, 2, 'Rupiah'),
+  ('ILS', 376, 2, 'New Israeli Sheqel'),
+  ('INR', 356, 2, 'Indian Rupee'),
+  ('IQD', 368, 3, 'Iraqi Dinar'),
+  ('IRR', 364, 2, 'Iranian Rial'),
+  ('ISK', 352, 0, 'Iceland Krona'),
+  ('JMD', 388, 2, 'Jamaican Dollar'),
+  ('JOD', 400, 3, 'Jordanian Dinar'),
+  ('JPY', 392, 0, 'Yen'),
+  ('KES', 404, 2, 'Kenyan Shilling'),
+  ('KGS', 417, 2, 'Som'),
+  ('KHR', 116, 2, 'Riel'),
+  ('KMF', 174, 0, 'Comorian Franc'),
+  ('KPW', 408, 2, 'North Korean Won'),
+  ('KRW', 410, 0, 'Won'),
+  ('KWD', 414, 3, 'Kuwaiti Dinar'),
+  ('KYD', 136, 2, 'Cayman Islands Dollar'),
+  ('KZT', 398, 2, 'Tenge'),
+  ('LAK', 418, 2, 'Lao Kip'),
+  ('LBP', 422, 2, 'Lebanese Pound'),
+  ('LKR', 144, 2, 'Sri Lanka Rupee'),
+  ('LRD', 430, 2, 'Liberian Dollar'),
+  ('LSL', 426, 2, 'Loti'),
+  ('LYD', 434, 3, 'Libyan Dinar'),
+  ('MAD', 504, 2, 'Moroccan Dirham'),
+  ('MDL', 498, 2, 'Moldovan Leu'),
+  ('MGA', 969, 2, 'Malagasy Ariary'),
+  ('MKD', 807, 2, 'Denar'),
+  ('MMK', 104, 2, 'Kyat'),
+  ('MNT', 496, 2, 'Tugrik'),
+  ('MOP', 446, 2, 'Pataca'),
+  ('MRU', 929, 2, 'Ouguiya'),
+  ('MUR', 480, 2, 'Mauritius Rupee'),
+  ('MVR', 462, 2, 'Rufiyaa'),
+  ('MWK', 454, 2, 'Malawi Kwacha'),
+  ('MXN', 484, 2, 'Mexican Peso'),
+  ('MXV', 979, 2, 'Mexican Unidad de Inversion (UDI)'),
+  ('MYR', 458, 2, 'Malaysian Ringgit'),
+  ('MZN', 943, 2, 'Mozambique Metical'),
+  ('NAD', 516, 2, 'Namibia Dollar'),
+  ('NGN', 566, 2, 'Naira'),
+  ('NIO', 558, 2, 'Cordoba Oro'),
+  ('NOK', 578, 2, 'Norwegian Krone'),
+  ('NPR', 524, 2, 'Nepalese Rupee'),
+  ('NZD', 554, 2, 'New Zealand Dollar'),
+  ('OMR', 512, 3, 'Rial Omani'),
+  ('PAB', 590, 2, 'Balboa'),
+  ('PEN', 604, 2, 'Sol'),
+  ('PGK', 598, 2, 'Kina'),
+  ('PHP', 608, 2, 'Philippine Peso'),
+  ('PKR', 586, 2, 'Pakistan Rupee'),
+  ('PLN', 985, 2, 'Zloty'),
+  ('PYG', 600, 0, 'Guarani'),
+  ('QAR', 634, 2, 'Qatari Rial'),
+  ('RON', 946, 2, 'Romanian Leu'),
+  ('RSD', 941, 2, 'Serbian Dinar'),
+  ('RUB', 643, 2, 'Russian Ruble'),
+  ('RWF', 646, 0, 'Rwanda Franc'),
+  ('SAR', 682, 2, 'Saudi Riyal'),
+  ('SBD', 90, 2, 'Solomon Islands Dollar'),
+  ('SCR', 690, 2, 'Seychelles Rupee'),
+  ('SDG', 938, 2, 'Sudanese Pound'),
+  ('SEK', 752, 2, 'Swedish Krona'),
+  ('SGD', 702, 2, 'Singapore Dollar'),
+  ('SHP', 654, 2, 'Saint Helena Pound'),
+  ('SLE', 925, 2, 'Leone'),
+  ('SLL', 694, 2, 'Leone (old)'),
+  ('SOS', 706, 2, 'Somali Shilling'),
+  ('SRD', 968, 2, 'Surinam Dollar'),
+  ('SSP', 728, 2, 'South Sudanese Pound'),
+  ('STN', 930, 2, 'Dobra'),
+  ('SVC', 222, 2, 'El Salvador Colon'),
+  ('SYP', 760, 2, 'Syrian Pound'),
+  ('SZL', 748, 2, 'Lilangeni'),
+  ('THB', 764, 2, 'Baht'),
+  ('TJS', 972, 2, 'Somoni'),
+  ('TMT', 934, 2, 'Turkmenistan New Manat'),
+  ('TND', 788, 3, 'Tunisian Dinar'),
+  ('TOP', 776, 2, 'Pa''anga'),
+  ('TRY', 949, 2, 'Turkish Lira'),
+  ('TTD', 780, 2, 'Trinidad and Tobago Dollar'),
+  ('TWD', 901, 2, 'New Taiwan Dollar'),
+  ('TZS', 834, 2, 'Tanzanian Shilling'),
+  ('UAH', 980, 2, 'Hryvnia'),
+  ('UGX', 800, 0, 'Uganda Shilling'),
+  ('USD', 840, 2, 'US Dollar'),
+  ('USN', 997, 2, 'US Dollar (Next day)'),
+  ('UYI', 940, 0, 'Uruguay Peso en Unidades Indexadas (UI)'),
+  ('UYU', 858, 2, 'Peso Uruguayo'),
+  ('UYW', 927, 4, 'Unidad Previsional'),
+  ('UZS', 860, 2, 'Uzbekistan Sum'),
+  ('VED', 926, 2, 'Bolivar Soberano (digital)'),
+  ('VES', 928, 2, 'Bolivar Soberano'),
+  ('VND', 704, 0, 'Dong'),
+  ('VUV', 548, 0, 'Vatu'),
+  ('WST', 882, 2, 'Tala'),
+  ('XAF', 950, 0, 'CFA Franc BEAC'),
+  ('XCD', 951, 2, 'East Caribbean Dollar'),
+  ('XCG', 532, 2, 'Caribbean Guilder'),
+  ('XOF', 952, 0, 'CFA Franc BCEAO'),
+  ('XPF', 953, 0, 'CFP Franc'),
+  ('YER', 886, 2, 'Yemeni Rial'),
+  ('ZAR', 710, 2, 'Rand'),
+  ('ZMW', 967, 2, 'Zambian Kwacha'),
+  ('ZWG', 924, 2, 'Zimbabwe Gold'),
+  ('ZWL', 932, 2, 'Zimbabwe Dollar')) v(code, numeric_code, exponent, name)
+  UNION ALL
+  SELECT 'order_statuses', ROW(v.status, v.terminal)::pay.order_statuses::text
+    FROM (VALUES
+  ('pending', false), ('paid', false), ('shipped', false), ('completed', false),
+  ('cancelled', true), ('failed', false), ('refunded', true)) v(status, terminal)
+  UNION ALL
+  SELECT 'order_transitions', ROW(v.from_status, v.to_status, v.description)::pay.order_transitions::text
+    FROM (VALUES
+  ('pending',   'paid',      'payment confirmed (PSP callback, mark_paid or wallet)'),
+  ('pending',   'cancelled', 'closed by the merchant or expired'),
+  ('pending',   'failed',    'the PSP reported a failed payment'),
+  ('failed',    'paid',      'a later attempt succeeded (PSPs allow retries after a failure)'),
+  ('paid',      'shipped',   'the merchant shipped'),
+  ('shipped',   'completed', 'the buyer confirmed receipt'),
+  ('paid',      'refunded',  'fully refunded'),
+  ('shipped',   'refunded',  'fully refunded'),
+  ('completed', 'refunded',  'fully refunded')) v(from_status, to_status, description);
+
+CREATE FUNCTION pay._restoring() RETURNS boolean
+    AS 'MODULE_PATHNAME', 'pay_restoring' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION pay._restoring() IS
+  'true while a superuser''s COPY FROM writes rows: a restore (src/restore.c)';
+
+-- A restored row of a seeded table whose key CREATE EXTENSION already
+-- seeded replaces the seed's values instead of failing on the key.
+CREATE FUNCTION pay._restore_seeded_row() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF NOT pay._restoring() THEN
+    RETURN NEW;
+  END IF;
+  CASE TG_TABLE_NAME
+    WHEN 'currencies' THEN
+      UPDATE pay.currencies c SET numeric_code = NEW.numeric_code, name = NEW.name
+       WHERE c.code = NEW.code;
+    WHEN 'order_statuses' THEN
+      UPDATE pay.order_statuses s SET terminal = NEW.terminal WHERE s.status = NEW.status;
+    WHEN 'order_transitions' THEN
+      UPDATE pay.order_transitions t SET description = NEW.description
+       WHERE t.from_status = NEW.from_status AND t.to_status = NEW.to_status;
+  END CASE;
+  RETURN CASE WHEN FOUND THEN NULL ELSE NEW END;
+END $$;
+CREATE TRIGGER currencies_restore BEFORE INSERT ON pay.currencies
+    FOR EACH ROW EXECUTE FUNCTION pay._restore_seeded_row();
+CREATE TRIGGER order_statuses_restore BEFORE INSERT ON pay.order_statuses
+    FOR EACH ROW EXECUTE FUNCTION pay._restore_seeded_row();
+CREATE TRIGGER order_transitions_restore BEFORE INSERT ON pay.order_transitions
+    FOR EACH ROW EXECUTE FUNCTION pay._restore_seeded_row();
+ALTER TABLE pay.currencies ENABLE ALWAYS TRIGGER currencies_restore;
+ALTER TABLE pay.order_statuses ENABLE ALWAYS TRIGGER order_statuses_restore;
+ALTER TABLE pay.order_transitions ENABLE ALWAYS TRIGGER order_transitions_restore;
+
+-- Mark every table of schema pay that holds data, and every sequence.  A
+-- new table is covered without a new line here; the upgrade scripts run
+-- this function again.
+CREATE FUNCTION pay._mark_dumped_tables() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  r record;
+BEGIN
+  FOR r IN
+    SELECT c.oid::regclass AS rel, c.relname, c.relkind
+      FROM pg_class c
+     WHERE c.relnamespace = 'pay'::regnamespace AND c.relkind IN ('r', 'S')
+       AND c.relname NOT IN ('outbox_backlog', 'seed_rows')
+     ORDER BY c.relname
+  LOOP
+    PERFORM pg_catalog.pg_extension_config_dump(r.rel,
+      CASE WHEN r.relname IN ('currencies', 'order_statuses', 'order_transitions')
+           THEN format('WHERE NOT EXISTS (SELECT FROM pay.seed_rows s WHERE s.table_name = %L AND s.row_text = %I::text)',
+                       r.relname, r.relname)
+           ELSE '' END);
+  END LOOP;
+END $$;
+COMMENT ON FUNCTION pay._mark_dumped_tables() IS
+  'marks every table and sequence of schema pay for pg_dump (the seeded tables: only rows users added or changed); run by the install and upgrade scripts';
+SELECT pay._mark_dumped_tables();
+
+-- DROP EXTENSION pay refuses while the ledger holds data (src/drop_guard.c).
+CREATE FUNCTION pay._drop_guard() RETURNS event_trigger
+    AS 'MODULE_PATHNAME', 'pay_drop_guard' LANGUAGE C;
+CREATE EVENT TRIGGER pay_drop_guard ON ddl_command_start
+    WHEN TAG IN ('DROP EXTENSION', 'DROP SCHEMA')
+    EXECUTE FUNCTION pay._drop_guard();
+COMMENT ON FUNCTION pay._drop_guard() IS
+  'refuses DROP EXTENSION pay and DROP SCHEMA pay while pay.orders or pay.postings has rows, unless pay.confirm_drop_ledger is on';
+
+REVOKE ALL ON pay.seed_rows FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION pay._restoring(), pay._restore_seeded_row(), pay._mark_dumped_tables(),
+    pay._drop_guard() FROM PUBLIC;
