@@ -17,6 +17,12 @@ DATA        = $(wildcard src/upgrade/$(EXTENSION)--*.sql)
 # executable exports a function of the same name (it has hex_encode, for one).
 SHLIB_LINK  = -lssl -lcrypto -lcurl -Wl,-Bsymbolic
 PG_CPPFLAGS = -I$(srcdir)/src -I$(srcdir)/src/crypto -I$(srcdir)/src/proto
+# make ASSERTS=1 (or ASSERTS=1 in the environment): the Assert()s on the
+# money invariants are checked at run time (PostgreSQL's USE_ASSERT_CHECKING,
+# which works against a server built without it); CI runs the suites once so.
+ifdef ASSERTS
+PG_CPPFLAGS += -DUSE_ASSERT_CHECKING
+endif
 # -Wno-unused-parameter: PostgreSQL's own headers and every PG_FUNCTION_ARGS
 # function trip it (pgvector's CI makes the same exception).
 PG_CFLAGS   = -Wall -Wextra -Werror -Wno-unused-parameter

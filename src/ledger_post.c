@@ -118,6 +118,31 @@ CheckBalanced(const char *ref, const Line *lines, int n)
 				 errhint("The lines of a posting must sum to zero in each currency.")));
 }
 
+#ifdef USE_ASSERT_CHECKING
+/*
+ * The invariant again, by another road than CheckBalanced: for each line,
+ * the 128-bit sum of every line in its currency is zero.
+ */
+static bool
+SumsToZeroPerCurrency(const Line *lines, int n)
+{
+	int			i,
+				j;
+
+	for (i = 0; i < n; i++)
+	{
+		int128		total = 0;
+
+		for (j = 0; j < n; j++)
+			if (strcmp(lines[j].account.currency, lines[i].account.currency) == 0)
+				total += lines[j].amount;
+		if (total != 0)
+			return false;
+	}
+	return true;
+}
+#endif
+
 /*
  * INSERT the posting and its entries (in line order) in one statement; the
  * posting's id.
@@ -175,6 +200,7 @@ MoveBalances(const char *ref, Line *lines, int n)
 {
 	Oid			types[3] = {INT8OID, INT8OID, INT2OID};
 	int			i = 0;
+	int128		moved PG_USED_FOR_ASSERTS_ONLY = 0;
 
 	qsort(lines, n, sizeof(Line), CompareLineAccount);
 	while (i < n)
@@ -208,7 +234,12 @@ MoveBalances(const char *ref, Line *lines, int n)
 					(errcode(ERRCODE_PAY_INSUFFICIENT_FUNDS),
 					 errmsg("insufficient funds in account \"%s\"", a->code),
 					 errdetail("The posting \"%s\" would leave a balance of %lld.", ref, (long long) balance)));
+		/* a floored account keeps one balance row, so this is its balance */
+		Assert(!a->non_negative || (slots == 1 && balance >= 0));
+		moved += delta;
 	}
+	/* every line's amount reached a balance: the net of all of them is zero */
+	Assert(moved == 0);
 }
 
 /*
@@ -224,6 +255,7 @@ LedgerPost(const char *ref, Datum order_id, bool order_null, ArrayType *accounts
 	int64		posting;
 
 	CheckBalanced(ref, lines, n);
+	Assert(SumsToZeroPerCurrency(lines, n));
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	posting = WritePosting(ref, order_id, order_null, accounts, amounts, lines, n);

@@ -91,6 +91,9 @@ SettleOrder(const SettleRequest *r)
 																						   SPI_fnumber(desc, "merchant_id"), &isnull))),
 											currency),
 								   currency);
+	/* the conditional UPDATE paid exactly what was asked, a positive amount */
+	Assert(amount > 0 && (!r->has_amount || amount == r->amount));
+	Assert(strcmp(SPI_getvalue(row, desc, SPI_fnumber(desc, "status")), "paid") == 0);
 	accounts[0] = Int64GetDatum(source);
 	accounts[1] = Int64GetDatum(merchant);
 	amounts[0] = Int64GetDatum(-amount);
