@@ -1,9 +1,9 @@
 /*
  * request.c — the MHD access handler.
  *
- * MHD calls RequestHandle once when the headers are in (we match the route
- * and may answer at once: 404, 405, 400, 413 from Content-Length, 503 when
- * draining), then once per chunk of body (kept up to max_body_bytes, the rest
+ * MHD calls RequestHandle once when the headers are in (the header deadline
+ * stops; we check framing and Host, match the route and may answer at once:
+ * 404, 405, 400, 501, 413 from Content-Length, 503 when draining), then once per chunk of body (kept up to max_body_bytes, the rest
  * discarded and answered 413), then once more when the body is complete (we
  * validate UTF-8 and run the route's SQL call).  RequestCompleted writes the
  * access-log line.  Every request has a deadline, request_timeout_ms after
@@ -21,6 +21,8 @@
 #include "access_log.h"
 #include "clock.h"
 #include "errors.h"
+#include "header_deadline.h"
+#include "http_checks.h"
 #include "response.h"
 #include "routes.h"
 #include "utf8.h"
@@ -161,7 +163,7 @@ Respond(struct MHD_Connection *connection, RequestCtx *ctx, ProxyResponse *r)
 	}
 	if (r->allow != NULL)
 		ok &= MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow) == MHD_YES;
-	if (atomic_load(&draining))
+	if (atomic_load(&draining) || r->close)
 		ok &= MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close") == MHD_YES;
 	if (!ok)
 	{
@@ -189,12 +191,14 @@ Respond(struct MHD_Connection *connection, RequestCtx *ctx, ProxyResponse *r)
 /* First call for a request: set up its state and answer at once if it cannot be served */
 static enum MHD_Result
 StartRequest(struct MHD_Connection *connection, const char *url, const char *method,
-			 void **con_cls)
+			 const char *version, void **con_cls)
 {
-	RequestCtx *ctx = calloc(1, sizeof(RequestCtx));
+	RequestCtx *ctx;
 	ProxyResponse r;
 	const char *length;
 
+	HeaderDeadlineHeadersIn(connection);
+	ctx = calloc(1, sizeof(RequestCtx));
 	if (ctx == NULL)
 		return MHD_NO;
 	*con_cls = ctx;
@@ -212,6 +216,8 @@ StartRequest(struct MHD_Connection *connection, const char *url, const char *met
 		r.retry_after_s = 1;
 		return Respond(connection, ctx, &r);
 	}
+	if (!HttpChecksPass(connection, version, &r))
+		return Respond(connection, ctx, &r);
 	if (!RouteMatchRequest(method, url, &ctx->match, &r))
 		return Respond(connection, ctx, &r);
 
@@ -316,9 +322,8 @@ RequestHandle(void *cls, struct MHD_Connection *connection,
 	RequestCtx *ctx = *con_cls;
 
 	(void) cls;
-	(void) version;
 	if (ctx == NULL)
-		return StartRequest(connection, url, method, con_cls);
+		return StartRequest(connection, url, method, version, con_cls);
 	if (ctx->status != 0)
 	{
 		*upload_data_size = 0;	/* already answered: ignore the rest */
@@ -338,7 +343,8 @@ RequestCompleted(void *cls, struct MHD_Connection *connection,
 	AccessLogEntry e;
 
 	(void) cls;
-	(void) connection;
+	/* the next request on a kept-alive connection must get its headers in on time too */
+	HeaderDeadlineRequestDone(connection);
 	if (ctx == NULL)
 		return;
 	if (toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED && ctx->code == NULL)
