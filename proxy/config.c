@@ -47,7 +47,7 @@ static const OptionSpec options[] = {
 	{"request-timeout-ms", "PAY_PROXY_REQUEST_TIMEOUT_MS", OPT_LONG, FIELD(request_timeout_ms), 100, 3600000,
 	"limit on a whole request (body upload, pool wait, SQL); also the idle connection timeout (default 30000)"},
 	{"header-timeout-ms", "PAY_PROXY_HEADER_TIMEOUT_MS", OPT_LONG, FIELD(header_timeout_ms), 100, 3600000,
-	"request headers must be complete this long after accept (or the previous request), else the connection is closed (default 10000)"},
+	"close a connection whose request headers are not complete this long after accept or the previous request (default 10000)"},
 	{"shutdown-timeout-ms", "PAY_PROXY_SHUTDOWN_TIMEOUT_MS", OPT_LONG, FIELD(shutdown_timeout_ms), 0, 3600000,
 	"on SIGTERM/SIGINT, wait this long for requests in flight (default 30000)"},
 	{"max-body-bytes", "PAY_PROXY_MAX_BODY_BYTES", OPT_LONG, FIELD(max_body_bytes), 1, 64L * 1024 * 1024,
@@ -90,9 +90,9 @@ ConfigUsage(FILE *out)
 		snprintf(left, sizeof(left), "--%s%s", o->flag,
 				 o->kind == OPT_STRING || o->kind == OPT_LONG ? "=VALUE" : "");
 		if (o->env != NULL)
-			fprintf(out, "  %-28s %s\n  %-28s %s\n", left, o->env, "", o->help);
+			fprintf(out, "  %-36s %s\n  %-36s %s\n", left, o->env, "", o->help);
 		else
-			fprintf(out, "  %-28s %s\n", left, o->help);
+			fprintf(out, "  %-36s %s\n", left, o->help);
 	}
 	fprintf(out,
 			"\n"

@@ -19,16 +19,15 @@
  */
 #include "header_deadline.h"
 
-#include <netdb.h>
 #include <pthread.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include "access_log.h"
 #include "clock.h"
+#include "peer.h"
 
 #define REAP_INTERVAL_MIN_MS 10
 #define REAP_INTERVAL_MAX_MS 250
@@ -41,7 +40,7 @@ typedef struct Watched
 	int64_t		deadline_ms;	/* 0 while a request is being served */
 	int64_t		since_ms;		/* accept, or the end of the previous request */
 	bool		shut;			/* shutdown() done; waiting for MHD to close */
-	char		remote[INET6_ADDRSTRLEN + 16];
+	char		remote[PEER_ADDRESS_MAX];
 } Watched;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -51,27 +50,6 @@ static bool running;
 static bool stopping;
 static long timeout_ms;
 static Watched *watched;		/* doubly linked, unordered */
-
-/* "ip:port" of the connection's client, or "-" */
-static void
-FormatRemote(struct MHD_Connection *connection, char *out, size_t out_size)
-{
-	const union MHD_ConnectionInfo *info =
-		MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	char		host[INET6_ADDRSTRLEN];
-	char		port[8];
-	socklen_t	len;
-
-	snprintf(out, out_size, "-");
-	if (info == NULL || info->client_addr == NULL)
-		return;
-	len = info->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-		: sizeof(struct sockaddr_in);
-	if (getnameinfo(info->client_addr, len, host, sizeof(host), port, sizeof(port),
-					NI_NUMERICHOST | NI_NUMERICSERV) != 0)
-		return;
-	snprintf(out, out_size, info->client_addr->sa_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, port);
-}
 
 /* Shut down every connection past its deadline; the caller holds the lock */
 static void
@@ -172,7 +150,7 @@ Watch(struct MHD_Connection *connection, void **socket_context)
 	w->fd = info->connect_fd;
 	w->since_ms = ClockNowMs();
 	w->deadline_ms = w->since_ms + timeout_ms;
-	FormatRemote(connection, w->remote, sizeof(w->remote));
+	PeerAddress(connection, w->remote, sizeof(w->remote));
 	pthread_mutex_lock(&lock);
 	w->next = watched;
 	if (watched != NULL)

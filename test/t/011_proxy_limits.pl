@@ -265,6 +265,23 @@ like(slurp_file($p1->{log}), qr/warning remote=127\.0\.0\.1:\d+ request headers 
 	close $s;
 }
 
+# over TLS the deadline covers the handshake: a client that connects and sends nothing
+my ($cert, $key) = ("$tmp/cert.pem", "$tmp/key.pem");
+IPC::Run::run(
+	[
+		'openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', $key, '-out', $cert,
+		'-days', '2', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1'
+	],
+	'>', \$out, '2>', \$err) or die "openssl req failed: $err";
+my $ptls = start_proxy('tls', "--tls-cert=$cert", "--tls-key=$key", '--header-timeout-ms=1000',
+	'--request-timeout-ms=8000');
+IPC::Run::run([ 'curl', '-sS', '-o', '/dev/null', '-w', '%{http_code}', '--cacert', $cert,
+		"https://127.0.0.1:$ptls->{port}/healthz" ], '>', \$out, '2>', \$err);
+is($out, '200', 'TLS control: healthz over HTTPS answers');
+$r = raw($ptls, '', timeout => 6);
+ok($r->{eof} && $r->{seconds} < 2.5,
+	sprintf('TLS connection that never starts its handshake: closed after %.2f s (header deadline 1 s)', $r->{seconds}));
+
 # ---------------------------------------------------------------------------
 # Connections per client address: beyond the limit, refused; others served
 # ---------------------------------------------------------------------------
