@@ -46,12 +46,16 @@ static const OptionSpec options[] = {
 	"PostgreSQL statement_timeout of every call; over it: 504 (default 10000)"},
 	{"request-timeout-ms", "PAY_PROXY_REQUEST_TIMEOUT_MS", OPT_LONG, FIELD(request_timeout_ms), 100, 3600000,
 	"limit on a whole request (body upload, pool wait, SQL); also the idle connection timeout (default 30000)"},
+	{"header-timeout-ms", "PAY_PROXY_HEADER_TIMEOUT_MS", OPT_LONG, FIELD(header_timeout_ms), 100, 3600000,
+	"close a connection whose request headers are not complete this long after accept or the previous request (default 10000)"},
 	{"shutdown-timeout-ms", "PAY_PROXY_SHUTDOWN_TIMEOUT_MS", OPT_LONG, FIELD(shutdown_timeout_ms), 0, 3600000,
 	"on SIGTERM/SIGINT, wait this long for requests in flight (default 30000)"},
 	{"max-body-bytes", "PAY_PROXY_MAX_BODY_BYTES", OPT_LONG, FIELD(max_body_bytes), 1, 64L * 1024 * 1024,
 	"larger request bodies are answered 413 (default 1048576)"},
 	{"max-connections", "PAY_PROXY_MAX_CONNECTIONS", OPT_LONG, FIELD(max_connections), 1, 10000,
 	"concurrent HTTP connections, at most (default 256)"},
+	{"max-connections-per-client", "PAY_PROXY_MAX_CONNECTIONS_PER_CLIENT", OPT_LONG, FIELD(max_connections_per_client), 1, 10000,
+	"concurrent HTTP connections from one IP address, at most; more are refused (default 64)"},
 	{"tls-cert", "PAY_PROXY_TLS_CERT", OPT_STRING, FIELD(tls_cert), 0, 0,
 	"PEM certificate (chain) file: serve HTTPS, TLS 1.2 minimum"},
 	{"tls-key", "PAY_PROXY_TLS_KEY", OPT_STRING, FIELD(tls_key), 0, 0,
@@ -86,9 +90,9 @@ ConfigUsage(FILE *out)
 		snprintf(left, sizeof(left), "--%s%s", o->flag,
 				 o->kind == OPT_STRING || o->kind == OPT_LONG ? "=VALUE" : "");
 		if (o->env != NULL)
-			fprintf(out, "  %-28s %s\n  %-28s %s\n", left, o->env, "", o->help);
+			fprintf(out, "  %-36s %s\n  %-36s %s\n", left, o->env, "", o->help);
 		else
-			fprintf(out, "  %-28s %s\n", left, o->help);
+			fprintf(out, "  %-36s %s\n", left, o->help);
 	}
 	fprintf(out,
 			"\n"
@@ -143,9 +147,11 @@ ConfigLoad(ProxyConfig *cfg, int argc, char **argv)
 	cfg->connect_timeout_ms = 5000;
 	cfg->statement_timeout_ms = 10000;
 	cfg->request_timeout_ms = 30000;
+	cfg->header_timeout_ms = 10000;
 	cfg->shutdown_timeout_ms = 30000;
 	cfg->max_body_bytes = 1024 * 1024;
 	cfg->max_connections = 256;
+	cfg->max_connections_per_client = 64;
 
 	for (size_t i = 0; i < N_OPTIONS; i++)
 	{

@@ -16,9 +16,11 @@ typedef struct ProxyConfig
 	long		connect_timeout_ms; /* one attempt to open a database connection */
 	long		statement_timeout_ms;	/* PostgreSQL statement_timeout of every call */
 	long		request_timeout_ms; /* whole request: body upload, pool wait, SQL */
+	long		header_timeout_ms;	/* request headers complete, from accept (or the previous request) */
 	long		shutdown_timeout_ms;	/* how long SIGTERM waits for requests in flight */
 	long		max_body_bytes; /* larger bodies are answered 413 */
 	long		max_connections;	/* concurrent HTTP connections */
+	long		max_connections_per_client; /* concurrent HTTP connections from one IP address */
 	const char *tls_cert;		/* PEM certificate chain file; TLS when set */
 	const char *tls_key;		/* PEM private key file */
 } ProxyConfig;

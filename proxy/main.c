@@ -1,7 +1,8 @@
 /*
  * main.c — pay-proxy: configuration, the MHD daemon, signals and graceful shutdown.
  *
- * MHD runs one thread per connection (bounded by --max-connections); each
+ * MHD runs one thread per connection (bounded by --max-connections, and
+ * by --max-connections-per-client for one address); each
  * request blocks its own thread while it waits for a pooled database
  * connection and its SQL call.  The main thread only waits for SIGTERM or
  * SIGINT: then it stops accepting, lets requests in flight finish (up to
@@ -23,6 +24,7 @@
 #include "access_log.h"
 #include "clock.h"
 #include "config.h"
+#include "header_deadline.h"
 #include "pool.h"
 #include "request.h"
 #include "tls.h"
@@ -120,6 +122,8 @@ main(int argc, char **argv)
 		return 1;
 	}
 	RequestSetup((size_t) cfg.max_body_bytes, cfg.request_timeout_ms);
+	if (!HeaderDeadlineStart(cfg.header_timeout_ms))
+		return 1;
 
 	memset(tls_options, 0, sizeof(tls_options));
 	tls_options[0].option = MHD_OPTION_END;
@@ -150,6 +154,8 @@ main(int argc, char **argv)
 							  MHD_OPTION_EXTERNAL_LOGGER, MhdLog, NULL,
 							  MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &addr,
 							  MHD_OPTION_CONNECTION_LIMIT, (unsigned int) cfg.max_connections,
+							  MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int) cfg.max_connections_per_client,
+							  MHD_OPTION_NOTIFY_CONNECTION, HeaderDeadlineNotify, NULL,
 							  MHD_OPTION_CONNECTION_TIMEOUT, idle_timeout_s,
 							  MHD_OPTION_NOTIFY_COMPLETED, RequestCompleted, NULL,
 							  MHD_OPTION_UNESCAPE_CALLBACK, RequestUnescape, NULL,
@@ -159,15 +165,18 @@ main(int argc, char **argv)
 	{
 		fprintf(stderr, "pay-proxy: cannot start the HTTP server on %s%s\n", cfg.listen,
 				cfg.tls_cert ? " (check the TLS certificate and key)" : "");
+		HeaderDeadlineStop();
 		TlsFreePem(cert);
 		TlsFreePem(key);
 		return 1;
 	}
 	info = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_BIND_PORT);
 	LogMessage("info", "pay-proxy listening on %s (port %u, %s) pool_size=%ld statement_timeout_ms=%ld "
-			   "request_timeout_ms=%ld max_body_bytes=%ld",
+			   "request_timeout_ms=%ld header_timeout_ms=%ld max_body_bytes=%ld "
+			   "max_connections=%ld max_connections_per_client=%ld",
 			   cfg.listen, info ? (unsigned) info->port : 0u, cfg.tls_cert ? "https" : "http",
-			   cfg.pool_size, cfg.statement_timeout_ms, cfg.request_timeout_ms, cfg.max_body_bytes);
+			   cfg.pool_size, cfg.statement_timeout_ms, cfg.request_timeout_ms, cfg.header_timeout_ms,
+			   cfg.max_body_bytes, cfg.max_connections, cfg.max_connections_per_client);
 
 	while (sigwait(&signals, &sig) != 0)
 		;
@@ -184,6 +193,7 @@ main(int argc, char **argv)
 		shutdown(listen_socket, SHUT_RDWR);
 	drained = Drain(&signals, cfg.shutdown_timeout_ms);
 	MHD_stop_daemon(daemon);
+	HeaderDeadlineStop();
 	if (listen_socket != MHD_INVALID_SOCKET)
 		close(listen_socket);
 	PoolClose();

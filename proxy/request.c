@@ -1,17 +1,17 @@
 /*
  * request.c — the MHD access handler.
  *
- * MHD calls RequestHandle once when the headers are in (we match the route
- * and may answer at once: 404, 405, 400, 413 from Content-Length, 503 when
- * draining), then once per chunk of body (kept up to max_body_bytes, the rest
- * discarded and answered 413), then once more when the body is complete (we
+ * MHD calls RequestHandle once when the headers are in (the header deadline
+ * stops; we check framing and Host, match the route and may answer at once:
+ * 400, 404, 405, 501, 413 from Content-Length, 503 when draining), then once
+ * per chunk of body (kept up to max_body_bytes, the rest discarded and
+ * answered 413), then once more when the body is complete (we
  * validate UTF-8 and run the route's SQL call).  RequestCompleted writes the
  * access-log line.  Every request has a deadline, request_timeout_ms after
  * its headers arrived, that bounds the body upload, the pool wait and the SQL.
  */
 #include "request.h"
 
-#include <netdb.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -21,6 +21,9 @@
 #include "access_log.h"
 #include "clock.h"
 #include "errors.h"
+#include "header_deadline.h"
+#include "http_checks.h"
+#include "peer.h"
 #include "response.h"
 #include "routes.h"
 #include "utf8.h"
@@ -33,7 +36,7 @@ typedef struct RequestCtx
 	int64_t		deadline_ms;
 	char		method[16];
 	char		path[LOG_PATH_MAX + 1];
-	char		remote[INET6_ADDRSTRLEN + 16];
+	char		remote[PEER_ADDRESS_MAX];
 	RouteMatch	match;
 	char	   *body;			/* NUL-terminated, up to max_body_bytes */
 	size_t		body_len;
@@ -112,30 +115,6 @@ RequestUnescape(void *cls, struct MHD_Connection *connection, char *s)
 	return (size_t) (w - s);
 }
 
-/* "ip:port" of the client */
-static void
-RemoteAddress(struct MHD_Connection *connection, char *out, size_t out_size)
-{
-	const union MHD_ConnectionInfo *info =
-		MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	char		host[INET6_ADDRSTRLEN];
-	char		port[8];
-	socklen_t	len;
-
-	snprintf(out, out_size, "-");
-	if (info == NULL || info->client_addr == NULL)
-		return;
-	len = info->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-		: sizeof(struct sockaddr_in);
-	if (getnameinfo(info->client_addr, len, host, sizeof(host), port, sizeof(port),
-					NI_NUMERICHOST | NI_NUMERICSERV) != 0)
-		return;
-	if (info->client_addr->sa_family == AF_INET6)
-		snprintf(out, out_size, "[%s]:%s", host, port);
-	else
-		snprintf(out, out_size, "%s:%s", host, port);
-}
-
 /* Hand r to MHD; the request's status, size and code are kept for the access log */
 static enum MHD_Result
 Respond(struct MHD_Connection *connection, RequestCtx *ctx, ProxyResponse *r)
@@ -161,7 +140,7 @@ Respond(struct MHD_Connection *connection, RequestCtx *ctx, ProxyResponse *r)
 	}
 	if (r->allow != NULL)
 		ok &= MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow) == MHD_YES;
-	if (atomic_load(&draining))
+	if (atomic_load(&draining) || r->close)
 		ok &= MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close") == MHD_YES;
 	if (!ok)
 	{
@@ -189,12 +168,14 @@ Respond(struct MHD_Connection *connection, RequestCtx *ctx, ProxyResponse *r)
 /* First call for a request: set up its state and answer at once if it cannot be served */
 static enum MHD_Result
 StartRequest(struct MHD_Connection *connection, const char *url, const char *method,
-			 void **con_cls)
+			 const char *version, void **con_cls)
 {
-	RequestCtx *ctx = calloc(1, sizeof(RequestCtx));
+	RequestCtx *ctx;
 	ProxyResponse r;
 	const char *length;
 
+	HeaderDeadlineHeadersIn(connection);
+	ctx = calloc(1, sizeof(RequestCtx));
 	if (ctx == NULL)
 		return MHD_NO;
 	*con_cls = ctx;
@@ -203,7 +184,7 @@ StartRequest(struct MHD_Connection *connection, const char *url, const char *met
 	ctx->deadline_ms = ctx->start_ms + request_timeout_ms;
 	snprintf(ctx->method, sizeof(ctx->method), "%s", method);
 	snprintf(ctx->path, sizeof(ctx->path), "%s", url);
-	RemoteAddress(connection, ctx->remote, sizeof(ctx->remote));
+	PeerAddress(connection, ctx->remote, sizeof(ctx->remote));
 	ResponseInit(&r);
 
 	if (atomic_load(&draining))
@@ -212,6 +193,8 @@ StartRequest(struct MHD_Connection *connection, const char *url, const char *met
 		r.retry_after_s = 1;
 		return Respond(connection, ctx, &r);
 	}
+	if (!HttpChecksPass(connection, version, &r))
+		return Respond(connection, ctx, &r);
 	if (!RouteMatchRequest(method, url, &ctx->match, &r))
 		return Respond(connection, ctx, &r);
 
@@ -316,9 +299,8 @@ RequestHandle(void *cls, struct MHD_Connection *connection,
 	RequestCtx *ctx = *con_cls;
 
 	(void) cls;
-	(void) version;
 	if (ctx == NULL)
-		return StartRequest(connection, url, method, con_cls);
+		return StartRequest(connection, url, method, version, con_cls);
 	if (ctx->status != 0)
 	{
 		*upload_data_size = 0;	/* already answered: ignore the rest */
@@ -338,7 +320,8 @@ RequestCompleted(void *cls, struct MHD_Connection *connection,
 	AccessLogEntry e;
 
 	(void) cls;
-	(void) connection;
+	/* the next request on a kept-alive connection must get its headers in on time too */
+	HeaderDeadlineRequestDone(connection);
 	if (ctx == NULL)
 		return;
 	if (toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED && ctx->code == NULL)

@@ -2,6 +2,7 @@
 #ifndef PAY_PROXY_RESPONSE_H
 #define PAY_PROXY_RESPONSE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct ProxyResponse
@@ -13,6 +14,7 @@ typedef struct ProxyResponse
 	long		retry_after_s;	/* Retry-After header when >= 0 */
 	const char *allow;			/* Allow header (405), static */
 	const char *code;			/* the proxy's error code for the access log, static */
+	bool		close;			/* send Connection: close and end the connection */
 } ProxyResponse;
 
 /* An empty response (status 0 means "not produced yet") */
