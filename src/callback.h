@@ -1,7 +1,7 @@
 /*
  * callback.h — what the C modules of pay.handle_callback share
- * (callback_handle.c, callback_event.c, callback_stripe.c,
- * callback_alipay.c, callback_apply.c).
+ * (callback_handle.c, callback_record.c, callback_event.c,
+ * callback_stripe.c, callback_alipay.c, callback_apply.c).
  *
  * A provider's parser turns a verified callback into one normalised event,
  * a jsonb object whose members 85_callbacks.sql describes (event_id, nonce,
@@ -26,6 +26,37 @@ typedef struct CallbackGateway
 	char	   *kind;
 	Jsonb	   *options;
 } CallbackGateway;
+
+/* What happened to one callback: the columns of its pay.callbacks row. */
+typedef struct Verdict
+{
+	const char *verdict;		/* accepted, duplicate, rejected, error */
+	char	   *state;			/* SQLSTATE (or unknown_gateway) of a refusal */
+	char	   *reason;
+	Jsonb	   *event;			/* the parsed event, once there is one */
+	int64		order_id;		/* 0: none */
+	char	   *outcome;
+} Verdict;
+
+/* callback_handle.c: the gateway named provider, if it is of a kind that takes callbacks (SPI) */
+extern bool CallbackFindGateway(text *provider, CallbackGateway *g);
+
+/*
+ * callback_record.c: what pay.callbacks keeps of a callback (SPI).
+ *
+ * CallbackRecord inserts it as received, with at most
+ * pay.callback_unverified_body_max bytes of its body (cut on a character
+ * boundary; *cut says whether it was) and the body's full length;
+ * CallbackRecordVerdict records the verdict, and whole_body when it is not
+ * NULL (a verified callback whose body was cut); a callback to a gateway
+ * that takes no callbacks is only counted, per day, by CallbackCountUnknown.
+ */
+extern int64 CallbackRecord(text *provider, Datum headers, text *body, bool *cut);
+extern void CallbackRecordVerdict(int64 callback_id, const Verdict *v, int status, text *whole_body);
+extern void CallbackCountUnknown(text *provider, int64 body_length);
+
+/* form_json.c: a form body as a jsonb object of strings; drop_empty leaves out empty values */
+extern Jsonb *FormToJsonb(text *body, bool drop_empty);
 
 /* callback_event.c: reading and building jsonb the way the SQL operators do */
 

@@ -7,6 +7,12 @@
  * (amount_major) for callback_apply.c to convert with the currency's
  * exponent.
  *
+ * Parameters with an empty value are left out before anything reads them,
+ * as the signed string leaves them out: they are not signed, so anyone
+ * could add them.  The currency is trans_currency (the currency the trade
+ * was priced in, which total_amount is in), else currency; a notify that
+ * names neither is CNY, as Alipay omits it for a trade in yuan.
+ *
  * It replaced the PL/pgSQL parser; the errors and the event are the same.
  */
 #include "postgres.h"
@@ -24,7 +30,8 @@
 #include "sign_canonical.h"
 #include "sign_rsa.h"
 
-extern Datum pay_parse_form(PG_FUNCTION_ARGS);
+/* What a notify without trans_currency (or currency) is in. */
+#define ALIPAY_DEFAULT_CURRENCY "CNY"
 
 /* Does sign verify over the other parameters but sign_type with Alipay's public key? */
 static bool
@@ -84,6 +91,17 @@ Kind(const char *status, bool refund)
 	return "ignored";
 }
 
+/* The currency total_amount and refund_fee are in. */
+static char *
+Currency(Jsonb *params)
+{
+	char	   *currency = JsonbGetText(params, "trans_currency");
+
+	if (currency == NULL)
+		currency = JsonbGetText(params, "currency");
+	return currency ? currency : ALIPAY_DEFAULT_CURRENCY;
+}
+
 Jsonb *
 CallbackAlipay(const CallbackGateway *g, Jsonb *headers, text *body)
 {
@@ -97,7 +115,7 @@ CallbackAlipay(const CallbackGateway *g, Jsonb *headers, text *body)
 	char	   *values[9];
 
 	RequireContentType(headers, form, 1);
-	p = body ? DatumGetJsonbP(DirectFunctionCall1(pay_parse_form, PointerGetDatum(body))) : NULL;
+	p = body ? FormToJsonb(body, true) : NULL;
 	sign = JsonbGetText(p, "sign");
 	if (sign == NULL)
 		CallbackSignatureInvalid("Alipay notify has no sign");
@@ -113,7 +131,7 @@ CallbackAlipay(const CallbackGateway *g, Jsonb *headers, text *body)
 	values[3] = JsonbGetText(p, "out_trade_no");
 	values[4] = JsonbGetText(p, "trade_no");
 	values[5] = JsonbGetText(p, "total_amount");
-	values[6] = JsonbGetText(p, "currency");
+	values[6] = Currency(p);
 	values[7] = refund_fee;
 	values[8] = values[0];
 	return EventBuild(keys, values, 9);

@@ -6,8 +6,9 @@
  * order's amount and currency: one UPDATE checks and settles it
  * (order_settle.c), then the events that were waiting for the payment are
  * applied by pay._apply_deferred.  Everything else (refunds, closes,
- * failures, a payment found by the PSP's transaction id, amount
- * mismatches, a payment for an order already paid or cancelled) goes to
+ * failures, a payment found by the PSP's transaction id, amount or
+ * currency mismatches, an event without a currency, a payment for an
+ * order already paid or cancelled) goes to
  * pay._apply_event in PL/pgSQL, which locks the order and decides; so does
  * a success whose amount is not plain digits, where _apply_event raises
  * the error.
@@ -74,10 +75,11 @@ ApplyDeferred(const CallbackGateway *g, int64 order_id)
 }
 
 /*
- * The fast path: a payment naming our order id settles it if the order is
- * pending or failed, routed to this gateway, in the event's currency (if
- * it names one) and for exactly the event's amount; false, with nothing
- * written, when _apply_event must decide.
+ * The fast path: a payment naming our order id and a currency settles it
+ * if the order is pending or failed, routed to this gateway, in the
+ * event's currency and for exactly the event's amount; false, with nothing
+ * written, when _apply_event must decide (an event without a currency is
+ * its anomaly: SettleOrder would take the order's).
  */
 static bool
 ApplyPayment(const CallbackGateway *g, Jsonb *e, int64 callback_id, int64 *order_id, char **outcome)
@@ -93,6 +95,8 @@ ApplyPayment(const CallbackGateway *g, Jsonb *e, int64 callback_id, int64 *order
 	r.order_id = pg_strtoint64(ref);
 	r.gateway = g->name;
 	r.currency = JsonbGetText(e, "currency");
+	if (r.currency == NULL)
+		return false;
 	r.has_amount = minor != NULL;
 	r.amount = minor ? pg_strtoint64(minor) : 0;
 	r.amount_major = minor ? NULL : JsonbGetText(e, "amount_major");

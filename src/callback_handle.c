@@ -2,16 +2,19 @@
  * callback_handle.c — pay.handle_callback(provider, headers, body), the one
  * door PSP callbacks come in by (API.md).
  *
- *   1. record the callback as received, before anything can fail;
- *   2. find the gateway, verify and parse (callback_stripe.c,
- *      callback_alipay.c, or the PL/pgSQL parsers of 85_callbacks.sql);
+ *   1. find the gateway (a callback to any other name is only counted)
+ *      and record the callback as received, before anything can fail
+ *      (callback_record.c: an unverified body is kept up to a bound);
+ *   2. verify and parse (callback_stripe.c, callback_alipay.c, or the
+ *      PL/pgSQL parsers of 85_callbacks.sql);
  *   3. refuse a reused nonce (PY012);
  *   4. deduplicate by the PSP's event id: a repeat is acknowledged again;
  *   5. apply the event (callback_apply.c);
  *   6. answer what the provider expects and record the verdict.
  *
  * Steps 2-5 run in a subtransaction: whatever they raise is rolled back
- * and becomes the recorded reason (22xxx, 23xxx and PY01x: rejected, 4xx;
+ * and becomes the recorded reason (22xxx, 23xxx, PY01x and 54000, a body
+ * over a limit: rejected, 4xx, since sending it again cannot help;
  * anything else: error, 500, so that the PSP retries), never an error of
  * handle_callback — except a cancel or statement timeout, which ends the
  * statement (nothing recorded; the PSP retries).  It was PL/pgSQL; in C its statements run from kept
@@ -36,45 +39,15 @@ PG_FUNCTION_INFO_V1(pay_handle_callback);
 
 #define EVENT_ID_MAX 200
 
-static SPIPlanPtr record_plan = NULL;
 static SPIPlanPtr gateway_plan = NULL;
 static SPIPlanPtr wechatpay_plan = NULL;
 static SPIPlanPtr generic_plan = NULL;
 static SPIPlanPtr nonce_plan = NULL;
 static SPIPlanPtr event_plan = NULL;
 static SPIPlanPtr first_plan = NULL;
-static SPIPlanPtr verdict_plan = NULL;
 
-/* What happened to one callback: the columns of its pay.callbacks row. */
-typedef struct Verdict
-{
-	const char *verdict;		/* accepted, duplicate, rejected, error */
-	char	   *state;			/* SQLSTATE (or unknown_gateway) of a refusal */
-	char	   *reason;
-	Jsonb	   *event;			/* the parsed event, once there is one */
-	int64		order_id;		/* 0: none */
-	char	   *outcome;
-} Verdict;
-
-/* INSERT the callback as received; its id. */
-static int64
-Record(Datum provider, Datum headers, Datum body)
-{
-	Oid			types[3] = {TEXTOID, JSONBOID, TEXTOID};
-	Datum		values[3] = {provider, headers, body};
-	bool		isnull;
-
-	if (SPI_execute_plan(KeptPlan(&record_plan,
-								  "INSERT INTO pay.callbacks (gateway, headers, body) VALUES ($1, $2, $3) RETURNING id",
-								  3, types),
-						 values, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
-		elog(ERROR, "could not record the callback");
-	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-}
-
-/* The gateway named provider, if it is of a kind that takes callbacks. */
-static bool
-FindGateway(text *provider, CallbackGateway *g)
+bool
+CallbackFindGateway(text *provider, CallbackGateway *g)
 {
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1] = {PointerGetDatum(provider)};
@@ -236,24 +209,33 @@ ProcessSafely(const CallbackGateway *g, Jsonb *headers, text *body, int64 callba
 		v->reason = edata->message;
 		/* ours to fix (a missing secret, a bug): 500 so that the PSP retries later */
 		v->verdict = (strncmp(v->state, "PY01", 4) == 0 || strncmp(v->state, "22", 2) == 0 ||
-					  strncmp(v->state, "23", 2) == 0) ? "rejected" : "error";
+					  strncmp(v->state, "23", 2) == 0 || strcmp(v->state, "54000") == 0) ?
+			"rejected" : "error";
 		v->order_id = 0;
 		v->outcome = NULL;
 	}
 	PG_END_TRY();
 }
 
+/* Was the callback verified: accepted, or a duplicate of one? */
+static bool
+Verified(const Verdict *v)
+{
+	return strcmp(v->verdict, "accepted") == 0 || strcmp(v->verdict, "duplicate") == 0;
+}
+
 /* Step 6: the status, content type and body the provider expects. */
 static void
 Answer(const char *kind, const Verdict *v, int *status, const char **type, char **body)
 {
-	bool		ok = strcmp(v->verdict, "accepted") == 0 || strcmp(v->verdict, "duplicate") == 0;
+	bool		ok = Verified(v);
 	const char *state = v->state ? v->state : "";
 	const char *reason =
 		strcmp(state, "PY010") == 0 ? "signature invalid" :
 		strcmp(state, "PY011") == 0 ? "timestamp outside the window" :
 		strcmp(state, "PY012") == 0 ? "nonce reused" :
 		strcmp(state, "unknown_gateway") == 0 ? "unknown gateway" :
+		strcmp(state, "54000") == 0 ? "callback exceeds a limit" :
 		strcmp(v->verdict, "error") == 0 ? "internal error" : "malformed or unknown callback";
 
 	*status = ok ? 200 :
@@ -283,34 +265,6 @@ Answer(const char *kind, const Verdict *v, int *status, const char **type, char 
 	}
 }
 
-/* UPDATE the callback's row with its verdict. */
-static void
-RecordVerdict(int64 callback_id, const Verdict *v, int status)
-{
-	Oid			types[9] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, TEXTOID, INT4OID};
-	char	   *event_id = JsonbGetText(v->event, "event_id");
-	char	   *event_type = JsonbGetText(v->event, "type");
-	Datum		values[9] = {
-		Int64GetDatum(callback_id), CStringGetTextDatum(v->verdict),
-		v->state ? CStringGetTextDatum(v->state) : (Datum) 0,
-		v->reason ? CStringGetTextDatum(v->reason) : (Datum) 0,
-		event_id ? CStringGetTextDatum(event_id) : (Datum) 0,
-		event_type ? CStringGetTextDatum(event_type) : (Datum) 0,
-		Int64GetDatum(v->order_id),
-		v->outcome ? CStringGetTextDatum(v->outcome) : (Datum) 0,
-	Int32GetDatum(status)};
-	char		nulls[9] = {' ', ' ', v->state ? ' ' : 'n', v->reason ? ' ' : 'n', event_id ? ' ' : 'n',
-	event_type ? ' ' : 'n', v->order_id ? ' ' : 'n', v->outcome ? ' ' : 'n', ' '};
-
-	if (SPI_execute_plan(KeptPlan(&verdict_plan,
-								  "UPDATE pay.callbacks SET verdict = $2, reason_code = $3, reason = $4, "
-								  "event_id = $5, event_type = $6, order_id = $7, outcome = $8, http_status = $9 "
-								  "WHERE id = $1",
-								  9, types),
-						 values, nulls, false, 0) != SPI_OK_UPDATE || SPI_processed != 1)
-		elog(ERROR, "could not record the verdict of callback %lld", (long long) callback_id);
-}
-
 /* pay.handle_callback(provider text, headers jsonb, body text) -> SETOF pay.http_response, one row */
 Datum
 pay_handle_callback(PG_FUNCTION_ARGS)
@@ -321,7 +275,8 @@ pay_handle_callback(PG_FUNCTION_ARGS)
 	Datum		headers = PG_ARGISNULL(1) ? DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")) : PG_GETARG_DATUM(1);
 	Verdict		v = {0};
 	CallbackGateway g = {0};
-	int64		id;
+	int64		id = 0;
+	bool		cut = false;
 	int			status;
 	const char *type;
 	char	   *answer;
@@ -332,19 +287,22 @@ pay_handle_callback(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
-	id = Record(provider ? PointerGetDatum(provider) : CStringGetTextDatum(""), headers,
-				body ? PointerGetDatum(body) : CStringGetTextDatum(""));
-	if (provider == NULL || !FindGateway(provider, &g))
+	if (provider == NULL || !CallbackFindGateway(provider, &g))
 	{
+		/* anyone can send these: counted, never stored */
+		CallbackCountUnknown(provider, body ? VARSIZE_ANY_EXHDR(body) : 0);
 		v.verdict = "rejected";
 		v.state = "unknown_gateway";
-		v.reason = psprintf("no gateway \"%s\" that takes callbacks", provider ? text_to_cstring(provider) : "");
 	}
 	else
+	{
+		id = CallbackRecord(provider, headers, body, &cut);
 		ProcessSafely(&g, DatumGetJsonbP(DirectFunctionCall1(pay_lower_headers, headers)), body, id, &v);
+	}
 
 	Answer(g.kind, &v, &status, &type, &answer);
-	RecordVerdict(id, &v, status);
+	if (id != 0)
+		CallbackRecordVerdict(id, &v, status, cut && Verified(&v) ? body : NULL);
 	values[0] = Int32GetDatum(status);
 	values[1] = CStringGetTextDatum(type);
 	values[2] = CStringGetTextDatum(answer);

@@ -9,10 +9,8 @@
  */
 #include "postgres.h"
 
-#include "catalog/pg_collation.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
-#include "utils/formatting.h"
 
 #include "pay.h"
 #include "callback.h"
@@ -64,6 +62,24 @@ SignedTimestamp(const char *header)
 	return CallbackUnixTime(digits, strlen(digits));
 }
 
+/*
+ * Stripe's lower-case currency code in upper case, ASCII letters only: a
+ * Unicode case mapping would turn "u", U+017F (long s), "d" into "USD".
+ * Any other byte stays as it is, and the code then matches no order's
+ * currency.
+ */
+static char *
+CurrencyUpper(const char *code)
+{
+	char	   *upper = pstrdup(code);
+	char	   *c;
+
+	for (c = upper; *c; c++)
+		if (*c >= 'a' && *c <= 'z')
+			*c = *c - 'a' + 'A';
+	return upper;
+}
+
 /* Stripe's event type as our kind of event. */
 static const char *
 Kind(const char *type)
@@ -113,7 +129,7 @@ CallbackStripe(const CallbackGateway *g, Jsonb *headers, text *body)
 	values[3] = JsonbGetText(JsonbGetObject(object, "metadata"), "order_id");
 	values[4] = JsonbGetText(object, (type && strcmp(type, "charge.refunded") == 0) ? "payment_intent" : "id");
 	values[5] = amount ? amount : JsonbGetText(object, "amount");
-	values[6] = currency ? str_toupper(currency, strlen(currency), DEFAULT_COLLATION_OID) : NULL;
+	values[6] = currency ? CurrencyUpper(currency) : NULL;
 	values[7] = JsonbGetText(object, "amount_refunded");
 	values[8] = values[0];
 	return EventBuild(keys, values, 9);

@@ -8,6 +8,12 @@
  * a subtransaction, which the PL/pgSQL version did on every callback.
  * Escapes are decoded while checking, so what jsonb cannot hold (\u0000)
  * is refused here too.
+ *
+ * Both parsers recurse once per level, so the nesting is measured before
+ * either runs (proto/json_depth.c): a body nested deeper than any PSP's
+ * events is refused with 54000, a bad callback (400), instead of reaching
+ * max_stack_depth, which would be an error of ours (500) that the PSP
+ * retries for days.
  */
 #include "postgres.h"
 
@@ -16,6 +22,11 @@
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+
+#include "json_depth.h"
+
+/* Deeper than any PSP's event (Stripe's are about 6 levels), far below max_stack_depth. */
+#define JSON_BODY_DEPTH_MAX 64
 
 PG_FUNCTION_INFO_V1(pay_json_body);
 
@@ -38,6 +49,10 @@ pay_json_body(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0))
 		NotJson("valid JSON");
 	body = PG_GETARG_TEXT_PP(0);
+	if (json_nesting_exceeds(VARDATA_ANY(body), VARSIZE_ANY_EXHDR(body), JSON_BODY_DEPTH_MAX))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("callback body nests deeper than %d levels", JSON_BODY_DEPTH_MAX)));
 	lex = makeJsonLexContextCstringLen(VARDATA_ANY(body), VARSIZE_ANY_EXHDR(body),
 									   GetDatabaseEncoding(), true);
 	if (pg_parse_json(lex, &nullSemAction) != JSON_SUCCESS)

@@ -25,6 +25,7 @@ _PG_init(void)
 	MoneyInit();
 	SecretStoreInit();
 	SecretCacheInit();
+	CallbackRecordInit();
 	DispatcherInit();
 	DropGuardInit();
 	MarkGUCPrefixReserved("pay");

@@ -87,6 +87,9 @@ extern int64 AmountMax(int exponent);
 /* secret_store.c */
 extern void SecretStoreInit(void);
 
+/* callback_record.c */
+extern void CallbackRecordInit(void);
+
 /* dispatcher_shmem.c and the other dispatcher modules (dispatcher.h) */
 extern void DispatcherInit(void);
 

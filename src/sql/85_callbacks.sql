@@ -20,9 +20,21 @@
 --   order_ref   our order id as the PSP echoes it, or NULL
 --   psp_txn_id  the PSP's transaction id
 --   amount      minor units, or amount_major: a decimal string (Alipay)
---   currency    ISO 4217, upper case, or NULL (then the order's)
+--   currency    ISO 4217 as the PSP names it (Stripe's lower case made
+--               upper, ASCII letters only), or NULL when it names none;
+--               either way it must be the order's (see _apply_event)
 --   refund_id, refund_amount (this refund) or refund_total (cumulative)
 --   type        the PSP's own name of the event, for the record
+--
+-- A parameter with an empty value (form, or a JSON object's "" or null) is
+-- left out before a parser reads anything: the canonical strings that the
+-- form-based schemes sign leave it out, so it is not signed.
+--
+-- What is kept (src/callback_record.c): a callback to a name that is no
+-- gateway taking callbacks is only counted per day; any other gets a row
+-- with at most pay.callback_unverified_body_max bytes of its body (64 kB)
+-- until it is verified, and its whole body once it is.  pay.purge_callbacks
+-- removes the rows that moved nothing; accepted callbacks stay.
 
 CREATE TABLE pay.callbacks (
     id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -31,6 +43,7 @@ CREATE TABLE pay.callbacks (
     headers       jsonb NOT NULL,
     body          text,
     body_bytes    bytea,
+    body_length   integer,
     -- received, accepted, duplicate, rejected or error (src/callback_check.c)
     verdict       text NOT NULL DEFAULT 'received',
     reason_code   text,
@@ -47,11 +60,27 @@ CREATE TRIGGER callbacks_check BEFORE INSERT OR UPDATE ON pay.callbacks
     FOR EACH ROW EXECUTE FUNCTION pay._callback_check();
 ALTER TABLE pay.callbacks ENABLE ALWAYS TRIGGER callbacks_check;
 CREATE INDEX callbacks_order ON pay.callbacks (order_id) WHERE order_id IS NOT NULL;
-CREATE INDEX callbacks_received ON pay.callbacks (received_at);
+-- what pay.purge_callbacks looks for; an accepted callback leaves it when
+-- its verdict is recorded, so the payment path does not add to it
+CREATE INDEX callbacks_purgeable ON pay.callbacks (received_at) WHERE verdict <> 'accepted';
 COMMENT ON TABLE pay.callbacks IS
-  'every PSP callback as received (headers and body byte for byte), with its verdict, the reason of a rejection and what it changed';
+  'every callback to a gateway that takes callbacks, as received (headers; the body byte for byte once verified, else its first pay.callback_unverified_body_max bytes), with its verdict, the reason of a rejection and what it changed';
+COMMENT ON COLUMN pay.callbacks.body IS
+  'the body as received; cut to pay.callback_unverified_body_max bytes (on a character boundary) unless the callback was accepted or is a duplicate of an accepted one';
 COMMENT ON COLUMN pay.callbacks.body_bytes IS
-  'the raw bytes of a body pay-proxy refused to pass as text (not UTF-8); body is then NULL';
+  'the raw bytes of a body pay-proxy refused to pass as text (not UTF-8), cut like body; body is then NULL';
+COMMENT ON COLUMN pay.callbacks.body_length IS
+  'the length in bytes of the body as received, also when less of it is kept';
+
+CREATE TABLE pay.unknown_gateway_callbacks (
+    day           date PRIMARY KEY,
+    callbacks     bigint NOT NULL,
+    body_bytes    bigint NOT NULL,
+    last_gateway  text,
+    last_at       timestamptz NOT NULL
+);
+COMMENT ON TABLE pay.unknown_gateway_callbacks IS
+  'callbacks to names that are no gateway taking callbacks: counted per day (UTC), never stored; the last name tried (64 characters at most)';
 
 CREATE TABLE pay.callback_events (
     gateway      text NOT NULL,
@@ -193,6 +222,9 @@ BEGIN
   PERFORM pay._require_content_type(h, 'application/json', 'application/x-www-form-urlencoded');
   p := CASE WHEN lower(h->>'content-type') LIKE 'application/json%' THEN pay._json_body(p_body)
             ELSE pay.parse_form(p_body) END;
+  -- the signed string leaves out empty values: so does everything below
+  p := (SELECT coalesce(jsonb_object_agg(f.key, f.value), '{}') FROM jsonb_each(p) f
+         WHERE f.value NOT IN ('""'::jsonb, 'null'::jsonb));
   v_status := p->>'status';
   IF p->>'sign' IS NULL OR NOT pay.constant_time_equal(
        pay.sign_params(p - 'sign', pay._gateway_secret(g, 'webhook_secret')), lower(p->>'sign')) THEN
@@ -339,12 +371,18 @@ BEGIN
 END $$;
 
 -- Apply one verified, new event to its order.  Returns the outcome.
+--
+-- Every event that is about an order must be in the order's currency: one
+-- that names none, or another, is an anomaly that moves nothing (never
+-- "then the order's": a USD order must not be settled by yuan).  Like an
+-- amount mismatch it is acknowledged (2xx) and its event id used up: it is
+-- authentic and will never apply, so the PSP must not send it for days.
 CREATE FUNCTION pay._apply_event(g pay.gateways, e jsonb, p_callback bigint, OUT order_id bigint, OUT outcome text)
 LANGUAGE plpgsql AS $$
 DECLARE
   o pay.orders;
   v_amount bigint;
-  v_currency text;
+  v_currency text := e->>'currency';
 BEGIN
   IF e->>'kind' = 'ignored' THEN
     outcome := 'ignored event type ' || coalesce(e->>'type', '(none)');
@@ -352,7 +390,15 @@ BEGIN
   END IF;
   o := pay._callback_order(g, e);
   order_id := o.id;
-  v_currency := coalesce(e->>'currency', o.currency);
+  IF v_currency IS NULL THEN
+    outcome := pay._anomaly(o, g, p_callback, 'currency_missing',
+      format('callback names no currency, order %s is in %s', o.id, o.currency));
+    RETURN;
+  ELSIF v_currency <> o.currency::text THEN
+    outcome := pay._anomaly(o, g, p_callback, 'currency_mismatch',
+      format('callback says %s, order %s is in %s', v_currency, o.id, o.currency));
+    RETURN;
+  END IF;
 
   IF e->>'kind' = 'refunded' THEN
     IF o.paid_at IS NULL THEN
@@ -366,8 +412,7 @@ BEGIN
 
   -- a payment must match exactly; a failure or close is checked when it names an amount
   v_amount := pay._event_amount(e->>'amount', e->>'amount_major', v_currency);
-  IF v_currency <> o.currency OR v_amount <> o.amount
-     OR (v_amount IS NULL AND e->>'kind' = 'payment_succeeded') THEN
+  IF v_amount <> o.amount OR (v_amount IS NULL AND e->>'kind' = 'payment_succeeded') THEN
     outcome := pay._anomaly(o, g, p_callback, 'amount_mismatch',
       format('callback says %s %s, order %s is %s %s', coalesce(v_amount::text, '(none)'), v_currency,
              o.id, o.amount, o.currency));
@@ -425,25 +470,51 @@ END $$;
 COMMENT ON FUNCTION pay.purge_callback_nonces(interval) IS
   'deletes callback nonces older than the replay window (keep it above every gateway''s tolerance_s)';
 
+-- Callbacks that moved nothing, received more than older_than ago:
+-- rejected, error and duplicate ones, at most max_rows of them, oldest
+-- first; and the day counts of unknown gateways as old.  Accepted
+-- callbacks stay as long as the ledger: they are the source documents of
+-- what they booked or changed (pay.order_events.cause says "callback
+-- <id>"), and callback_events, anomalies and deferred_events name them; only a PSP's signature gets a callback accepted, so they grow
+-- with the business, not with what anyone sends.  Returns how many
+-- callbacks it deleted; run it until it returns less than max_rows.
+CREATE FUNCTION pay.purge_callbacks(older_than interval, max_rows integer) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  n integer;
+BEGIN
+  IF older_than IS NULL OR older_than < interval '0' THEN
+    RAISE EXCEPTION 'older_than must be an interval of zero or more' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF max_rows IS NULL OR max_rows < 1 THEN
+    RAISE EXCEPTION 'max_rows must be at least 1' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- the partial index callbacks_purgeable holds exactly these rows
+  DELETE FROM pay.callbacks c
+   WHERE c.id IN (SELECT x.id FROM pay.callbacks x
+                   WHERE x.verdict <> 'accepted' AND x.received_at < now() - older_than
+                   ORDER BY x.received_at LIMIT max_rows);
+  GET DIAGNOSTICS n = ROW_COUNT;
+  DELETE FROM pay.unknown_gateway_callbacks u WHERE u.day < ((now() - older_than) AT TIME ZONE 'UTC')::date;
+  RETURN n;
+END $$;
+COMMENT ON FUNCTION pay.purge_callbacks(interval, integer) IS
+  'deletes up to max_rows callbacks older than older_than that were not accepted (rejected, error, duplicate), and the unknown-gateway day counts as old; returns how many callbacks';
+
 -- A callback pay-proxy refused before handle_callback (body over its limit,
--- or not UTF-8 text): recorded all the same, with the bytes it kept.
+-- or not UTF-8 text): recorded all the same, with at most the
+-- unverified-body bound of the bytes it kept; to an unknown gateway, only
+-- counted (src/callback_record.c).
 CREATE FUNCTION pay.record_unreadable_callback(provider text, headers jsonb, reason_code text, reason text,
                                                body_bytes bytea, http_status integer)
 RETURNS bigint
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  v_id bigint;
-BEGIN
-  INSERT INTO pay.callbacks (gateway, headers, body, body_bytes, verdict, reason_code, reason, http_status)
-    VALUES (left(coalesce(provider, ''), 64), coalesce(headers, '{}'), NULL, substring(coalesce(body_bytes, ''::bytea) FROM 1 FOR 65536),
-            'rejected', left(reason_code, 5), left(reason, 200), http_status)
-    RETURNING id INTO v_id;
-  RETURN v_id;
-END $$;
+    AS 'MODULE_PATHNAME', 'pay_record_unreadable_callback'
+    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION pay.record_unreadable_callback(text, jsonb, text, text, bytea, integer) IS
-  'records a callback that pay-proxy refused before handle_callback (too large, not UTF-8)';
+  'records a callback that pay-proxy refused before handle_callback (too large, not UTF-8); NULL, only counted, for a name that is no gateway taking callbacks';
 
 GRANT EXECUTE ON FUNCTION pay.handle_callback(text, jsonb, text),
     pay.record_unreadable_callback(text, jsonb, text, text, bytea, integer) TO pay_callback;
-GRANT EXECUTE ON FUNCTION pay.purge_callback_nonces(interval) TO pay_admin;
-GRANT SELECT ON pay.callbacks, pay.callback_events, pay.anomalies, pay.deferred_events TO pay_admin;
+GRANT EXECUTE ON FUNCTION pay.purge_callback_nonces(interval), pay.purge_callbacks(interval, integer) TO pay_admin;
+GRANT SELECT ON pay.callbacks, pay.callback_events, pay.anomalies, pay.deferred_events,
+    pay.unknown_gateway_callbacks TO pay_admin;

@@ -34,7 +34,7 @@ DECLARE
   v_posting bigint;
   v_slot integer := pg_backend_pid() % 8;
 BEGIN
-  INSERT INTO bench.callbacks (gateway, headers, body) VALUES (p_gateway, p_headers, p_body)
+  INSERT INTO bench.callbacks (gateway, headers, body, body_length) VALUES (p_gateway, p_headers, p_body, octet_length(p_body))
     RETURNING id INTO v_cb;
   UPDATE bench.callbacks
      SET verdict = 'accepted', event_id = p_event_id || ':' || k, event_type = 'paid', order_id = k,

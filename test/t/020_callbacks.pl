@@ -232,8 +232,36 @@ refused_ok('invalid UTF-8', sub { post_raw('/callbacks/alipay_fake', 'applicatio
 	qr/^400$/, qr/^rejected 22021/);
 is(q1(q{SELECT encode(body_bytes, 'hex') FROM pay.callbacks ORDER BY id DESC LIMIT 1}), '613dfffe',
 	'invalid UTF-8: the raw bytes are kept');
-refused_ok('unknown gateway', sub { post_raw('/callbacks/no_such_gateway', 'application/json', '{}') },
-	qr/^404$/, qr/^rejected unknown_gateway/);
+# a name that is no gateway: 404, counted per day, never stored (anyone can send these)
+{
+	my $before = state_counts();
+	my $before_cb = callbacks_count();
+	my $unknown = sub { q1(q{SELECT coalesce(sum(callbacks), 0) || ' ' || coalesce(sum(body_bytes), 0)
+	                         FROM pay.unknown_gateway_callbacks}) };
+	my ($n0, $bytes0) = split / /, $unknown->();
+	is(post_raw('/callbacks/no_such_gateway', 'application/json', 'x' x 60000), 404, 'unknown gateway: answered 404');
+	is(post_raw('/callbacks/no_such_gateway', 'application/json', 'x' x 70000), 413,
+		'unknown gateway, oversized body: answered 413');
+	is(callbacks_count(), $before_cb, 'unknown gateway: nothing recorded in pay.callbacks');
+	is($unknown->(), ($n0 + 2) . ' ' . ($bytes0 + 60000), 'unknown gateway: counted, with the bytes it sent');
+	is(state_counts(), $before, 'unknown gateway: nothing else changed');
+}
+
+# a flood of unsigned callbacks to a real gateway keeps at most
+# pay.callback_unverified_body_max bytes of each body
+q1(q{ALTER SYSTEM SET pay.callback_unverified_body_max = '1kB'});
+q1(q{SELECT pg_reload_conf()});
+{
+	my $before_cb = callbacks_count();
+	my @status = map { post_raw('/callbacks/stripe_fake', 'application/json', '{"id":"' . ('y' x 60000) . '"}') } 1 .. 10;
+	is(join(',', @status), join(',', ('401') x 10), 'unsigned flood: each answered 401');
+	is(q1("SELECT count(*) || ' ' || sum(octet_length(body)) || ' ' || sum(body_length)
+	       FROM pay.callbacks WHERE id > (SELECT max(id) - 10 FROM pay.callbacks)"), '10 10240 600090',
+		'unsigned flood: 1 kB of each 60 kB body kept, the full length recorded');
+	is(callbacks_count(), $before_cb + 10, 'unsigned flood: one row each');
+}
+q1(q{ALTER SYSTEM RESET pay.callback_unverified_body_max});
+q1(q{SELECT pg_reload_conf()});
 my $ct_id = new_order('generic_fake', 100, 'USD');
 refused_ok('wrong Content-Type', sub {
 		my $id = $ct_id;

@@ -175,6 +175,51 @@ def cases():
     yield "generic_failed_form", generic(gen(3, out_trade_no="910012", status="failed", amount="600"), form=True)
     yield "generic_replay", generic(gen(3, out_trade_no="910012", status="failed", amount="600"), form=True)
 
+    # an empty parameter is left out of the signed string: pay must not read it
+    yield "alipay_empty_refund_fee", alipay(ali(10, order="910018", amount="8.00", refund_fee=""))
+
+    # two refunds whose refund_id is empty: each is its own refund (the
+    # empty value is neither signed nor read; the event id names the refund)
+    for n in (5, 6):
+        yield f"generic_refund_empty_id_{n}", generic(gen(n, out_trade_no="910011", status="refunded", trade_no="g-1",
+                                                         refund_id="", refund_amount="100"), form=True)
+
+    # the currency of every callback must be the order's
+    yield "alipay_trans_currency_eur", alipay(ali(11, order="910014", amount="10.00", trans_currency="EUR"))
+    yield "alipay_no_currency_usd", alipay(ali(12, order="910015", amount="10.00"))
+    yield "alipay_no_currency_jpy", alipay(ali(13, order="910016", amount="1000"))
+    yield "alipay_trans_currency_usd", alipay(ali(14, order="910017", amount="25.00", trans_currency="USD"))
+    no_currency = payment_intent(pi(19), 910019, 500)
+    del no_currency["currency"]
+    yield "stripe_no_currency", stripe("evt_19", "payment_intent.succeeded", no_currency)
+    yield "stripe_long_s_currency", stripe("evt_20", "payment_intent.succeeded",
+                                           payment_intent(pi(20), 910020, 500, currency="u\u017fd"))
+    yield "stripe_paid_21", stripe("evt_21", "payment_intent.succeeded", payment_intent(pi(21), 910021, 400))
+    yield "stripe_refund_eur", stripe("evt_22", "charge.refunded",
+                                      {"id": "ch_21", "object": "charge", "payment_intent": pi(21), "amount": 400,
+                                       "amount_refunded": 100, "currency": "eur", "metadata": {"order_id": "910021"}})
+    gen_no_currency = gen(4, out_trade_no="910022", status="paid", amount="700", trade_no="g-4")
+    del gen_no_currency["currency"]
+    yield "generic_no_currency", generic(gen_no_currency)
+    wx_usd = tx("910023", 500)
+    wx_usd["amount"]["currency"] = "USD"
+    yield "wechat_currency_usd", wechat("wx-evt-000006", wx_usd)
+
+    # JSON nested 100,000 deep: refused with 400, not 500 (a PSP retries a 5xx)
+    deep = "[" * 100000 + "]" * 100000
+    t = str(NOW)
+    v1 = hmac.new(STRIPE_SECRET.encode(), f"{t}.{deep}".encode(), hashlib.sha256).hexdigest()
+    yield "stripe_deep", ({"Stripe-Signature": f"t={t},v1={v1}", "Content-Type": "application/json"}, deep)
+    yield "stripe_deep_unsigned", ({"Stripe-Signature": f"t={t},v1={'0' * 64}", "Content-Type": "application/json"}, deep)
+    nonce = "N" + "deep".ljust(31, "x")
+    sig = rsa_sign_b64(private_key("wechat_platform_key.pem"), f"{t}\n{nonce}\n{deep}\n")
+    yield "wechat_deep", ({"Wechatpay-Timestamp": t, "Wechatpay-Nonce": nonce, "Wechatpay-Signature": sig,
+                           "Wechatpay-Serial": WECHAT_SERIAL, "Content-Type": "application/json"}, deep)
+    yield "generic_deep", ({"Content-Type": "application/json"}, '{"a":' * 100000 + "1" + "}" * 100000)
+
+    # a payment whose body is longer than the unverified-body bound
+    yield "stripe_paid_24", stripe("evt_24", "payment_intent.succeeded", payment_intent(pi(24), 910024, 600))
+
 
 def dollar(s, tag):
     assert f"${tag}$" not in s
