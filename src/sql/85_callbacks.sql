@@ -43,7 +43,6 @@ CREATE TABLE pay.callbacks (
     headers       jsonb NOT NULL,
     body          text,
     body_bytes    bytea,
-    body_length   integer,
     -- received, accepted, duplicate, rejected or error (src/callback_check.c)
     verdict       text NOT NULL DEFAULT 'received',
     reason_code   text,
@@ -52,7 +51,8 @@ CREATE TABLE pay.callbacks (
     event_type    text,
     order_id      bigint,
     outcome       text,
-    http_status   integer
+    http_status   integer,
+    body_length   integer              -- added in 0.2: new columns go last
 );
 CREATE FUNCTION pay._callback_check() RETURNS trigger
     AS 'MODULE_PATHNAME', 'pay_callback_check' LANGUAGE C;

@@ -57,6 +57,176 @@ CREATE TRIGGER master_keys_secrets BEFORE DELETE OR UPDATE OF id ON pay.master_k
 ALTER TABLE pay.secrets ENABLE ALWAYS TRIGGER secrets_master_key;
 ALTER TABLE pay.master_keys ENABLE ALWAYS TRIGGER master_keys_secrets;
 
+-- Callbacks: the full body is kept once verified, a prefix before; unknown
+-- gateways are counted per day; pay.purge_callbacks; every callback about
+-- an order must name its currency.
+ALTER TABLE pay.callbacks ADD COLUMN body_length integer;
+UPDATE pay.callbacks SET body_length = coalesce(octet_length(body), octet_length(body_bytes));
+DROP INDEX pay.callbacks_received;
+CREATE INDEX callbacks_purgeable ON pay.callbacks (received_at) WHERE verdict <> 'accepted';
+COMMENT ON TABLE pay.callbacks IS
+  'every callback to a gateway that takes callbacks, as received (headers; the body byte for byte once verified, else its first pay.callback_unverified_body_max bytes), with its verdict, the reason of a rejection and what it changed';
+COMMENT ON COLUMN pay.callbacks.body IS
+  'the body as received; cut to pay.callback_unverified_body_max bytes (on a character boundary) unless the callback was accepted or is a duplicate of an accepted one';
+COMMENT ON COLUMN pay.callbacks.body_bytes IS
+  'the raw bytes of a body pay-proxy refused to pass as text (not UTF-8), cut like body; body is then NULL';
+COMMENT ON COLUMN pay.callbacks.body_length IS
+  'the length in bytes of the body as received, also when less of it is kept';
+CREATE TABLE pay.unknown_gateway_callbacks (
+    day           date PRIMARY KEY,
+    callbacks     bigint NOT NULL,
+    body_bytes    bigint NOT NULL,
+    last_gateway  text,
+    last_at       timestamptz NOT NULL
+);
+COMMENT ON TABLE pay.unknown_gateway_callbacks IS
+  'callbacks to names that are no gateway taking callbacks: counted per day (UTC), never stored; the last name tried (64 characters at most)';
+
+CREATE OR REPLACE FUNCTION pay._callback_generic(g pay.gateways, h jsonb, p_body text) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+  p jsonb;
+  v_status text;
+BEGIN
+  PERFORM pay._require_content_type(h, 'application/json', 'application/x-www-form-urlencoded');
+  p := CASE WHEN lower(h->>'content-type') LIKE 'application/json%' THEN pay._json_body(p_body)
+            ELSE pay.parse_form(p_body) END;
+  -- the signed string leaves out empty values: so does everything below
+  p := (SELECT coalesce(jsonb_object_agg(f.key, f.value), '{}') FROM jsonb_each(p) f
+         WHERE f.value NOT IN ('""'::jsonb, 'null'::jsonb));
+  v_status := p->>'status';
+  IF p->>'sign' IS NULL OR NOT pay.constant_time_equal(
+       pay.sign_params(p - 'sign', pay._gateway_secret(g, 'webhook_secret')), lower(p->>'sign')) THEN
+    RAISE EXCEPTION 'sign does not verify' USING ERRCODE = 'PY010';
+  END IF;
+  PERFORM pay._check_window(g, pay._unix_time(p->>'timestamp'));
+  IF p->>'nonce' IS NULL OR length(p->>'nonce') NOT BETWEEN 8 AND 64 THEN
+    RAISE EXCEPTION 'nonce must be 8 to 64 characters' USING ERRCODE = 'PY012';
+  END IF;
+  RETURN jsonb_build_object(
+    'event_id', p->>'event_id',
+    'nonce', p->>'nonce',
+    'type', v_status,
+    'kind', CASE v_status WHEN 'success' THEN 'payment_succeeded' WHEN 'paid' THEN 'payment_succeeded'
+                          WHEN 'failed' THEN 'payment_failed' WHEN 'refunded' THEN 'refunded'
+                          WHEN 'closed' THEN 'closed' ELSE 'ignored' END,
+    'order_ref', p->>'out_trade_no',
+    'psp_txn_id', p->>'trade_no',
+    'amount', p->>'amount',
+    'currency', p->>'currency',
+    'refund_id', p->>'refund_id',
+    'refund_amount', p->>'refund_amount');
+END $$;
+
+CREATE OR REPLACE FUNCTION pay._apply_event(g pay.gateways, e jsonb, p_callback bigint, OUT order_id bigint, OUT outcome text)
+LANGUAGE plpgsql AS $$
+DECLARE
+  o pay.orders;
+  v_amount bigint;
+  v_currency text := e->>'currency';
+BEGIN
+  IF e->>'kind' = 'ignored' THEN
+    outcome := 'ignored event type ' || coalesce(e->>'type', '(none)');
+    RETURN;
+  END IF;
+  o := pay._callback_order(g, e);
+  order_id := o.id;
+  IF v_currency IS NULL THEN
+    outcome := pay._anomaly(o, g, p_callback, 'currency_missing',
+      format('callback names no currency, order %s is in %s', o.id, o.currency));
+    RETURN;
+  ELSIF v_currency <> o.currency::text THEN
+    outcome := pay._anomaly(o, g, p_callback, 'currency_mismatch',
+      format('callback says %s, order %s is in %s', v_currency, o.id, o.currency));
+    RETURN;
+  END IF;
+
+  IF e->>'kind' = 'refunded' THEN
+    IF o.paid_at IS NULL THEN
+      INSERT INTO pay.deferred_events (gateway, order_id, callback_id, event) VALUES (g.name, o.id, p_callback, e);
+      outcome := 'refund deferred until the payment arrives';
+    ELSE
+      outcome := pay._apply_psp_refund(o, g, e, p_callback);
+    END IF;
+    RETURN;
+  END IF;
+
+  -- a payment must match exactly; a failure or close is checked when it names an amount
+  v_amount := pay._event_amount(e->>'amount', e->>'amount_major', v_currency);
+  IF v_amount <> o.amount OR (v_amount IS NULL AND e->>'kind' = 'payment_succeeded') THEN
+    outcome := pay._anomaly(o, g, p_callback, 'amount_mismatch',
+      format('callback says %s %s, order %s is %s %s', coalesce(v_amount::text, '(none)'), v_currency,
+             o.id, o.amount, o.currency));
+    RETURN;
+  END IF;
+
+  CASE e->>'kind'
+  WHEN 'payment_succeeded' THEN
+    IF o.status IN ('pending', 'failed') THEN
+      o := pay._settle(o, e->>'psp_txn_id', 'callback ' || p_callback);
+      outcome := 'paid' || pay._apply_deferred(g, o.id);
+    ELSIF o.paid_at IS NOT NULL AND o.psp_txn_id IS NOT DISTINCT FROM e->>'psp_txn_id' THEN
+      outcome := 'already paid by this transaction';
+    ELSIF o.paid_at IS NOT NULL THEN
+      outcome := pay._book_and_return(o, g, e, p_callback, v_amount, 'double_payment');
+    ELSE
+      outcome := pay._book_and_return(o, g, e, p_callback, v_amount, 'payment_after_' || o.status);
+    END IF;
+  WHEN 'payment_failed' THEN
+    IF o.status = 'pending' THEN
+      UPDATE pay.orders SET status = 'failed', status_cause = 'callback ' || p_callback
+       WHERE id = o.id RETURNING * INTO o;
+      outcome := 'failed';
+    ELSE
+      outcome := 'failure ignored: order is ' || o.status;
+    END IF;
+  WHEN 'closed' THEN
+    IF o.status = 'pending' THEN
+      UPDATE pay.orders SET status = 'cancelled', status_cause = 'callback ' || p_callback
+       WHERE id = o.id RETURNING * INTO o;
+      outcome := 'cancelled';
+    ELSE
+      outcome := 'close ignored: order is ' || o.status;
+    END IF;
+  END CASE;
+END $$;
+
+CREATE FUNCTION pay.purge_callbacks(older_than interval, max_rows integer) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  n integer;
+BEGIN
+  IF older_than IS NULL OR older_than < interval '0' THEN
+    RAISE EXCEPTION 'older_than must be an interval of zero or more' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF max_rows IS NULL OR max_rows < 1 THEN
+    RAISE EXCEPTION 'max_rows must be at least 1' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- the partial index callbacks_purgeable holds exactly these rows
+  DELETE FROM pay.callbacks c
+   WHERE c.id IN (SELECT x.id FROM pay.callbacks x
+                   WHERE x.verdict <> 'accepted' AND x.received_at < now() - older_than
+                   ORDER BY x.received_at LIMIT max_rows);
+  GET DIAGNOSTICS n = ROW_COUNT;
+  DELETE FROM pay.unknown_gateway_callbacks u WHERE u.day < ((now() - older_than) AT TIME ZONE 'UTC')::date;
+  RETURN n;
+END $$;
+
+COMMENT ON FUNCTION pay.purge_callbacks(interval, integer) IS
+  'deletes up to max_rows callbacks older than older_than that were not accepted (rejected, error, duplicate), and the unknown-gateway day counts as old; returns how many callbacks';
+
+CREATE OR REPLACE FUNCTION pay.record_unreadable_callback(provider text, headers jsonb, reason_code text, reason text,
+                                               body_bytes bytea, http_status integer)
+RETURNS bigint
+    AS 'MODULE_PATHNAME', 'pay_record_unreadable_callback'
+    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION pay.record_unreadable_callback(text, jsonb, text, text, bytea, integer) IS
+  'records a callback that pay-proxy refused before handle_callback (too large, not UTF-8); NULL, only counted, for a name that is no gateway taking callbacks';
+REVOKE ALL ON pay.unknown_gateway_callbacks FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION pay.purge_callbacks(interval, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pay.purge_callbacks(interval, integer) TO pay_admin;
+GRANT SELECT ON pay.unknown_gateway_callbacks TO pay_admin;
+
 -- Backups and the extension's lifecycle.
 --
 -- pg_dump keeps the rows of an extension's tables only when the install

@@ -47,7 +47,9 @@ SELECT pay.cancel(id) FROM pay.orders WHERE merchant_order_no = 'U-5';
 SELECT pay.open_account('wallet:bob', 'USD', non_negative => true);
 SELECT pay.post('topup:bob', '[{"account":"psp:stripe_u:USD","amount":-3000},{"account":"wallet:bob","amount":3000}]');
 SELECT pay.enqueue_psp_request(id, 'query') FROM pay.orders WHERE merchant_order_no = 'U-1';
-SELECT * FROM pay.handle_callback('stripe_u', '{"Stripe-Signature": "t=1,v1=00"}', '{"id":"evt_bad"}');
+-- a callback as 0.1 recorded it (the C code installed now writes 0.2's columns)
+INSERT INTO pay.callbacks (gateway, headers, body, verdict, reason_code, reason, http_status)
+VALUES ('stripe_u', '{"Stripe-Signature": "t=1,v1=00"}', '{"id":"evt_bad"}', 'rejected', 'PY010', 'signature invalid', 401);
 });
 
 # Each 0.1 table's rows, over the columns it had in 0.1.
