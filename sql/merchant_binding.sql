@@ -73,6 +73,8 @@ SELECT pg_temp.err(format($$SELECT pay.pay_with_balance(%s, 'mb:wallet')$$, :b_p
 SELECT pg_temp.err(format($$SELECT pay.enqueue_psp_request(%s, 'close')$$, :b_gw)) AS close_b;
 SELECT pg_temp.err($$SELECT pay.create_order('mb_b', 'MB-b-x', 500, 'USD')$$) AS create_b;
 SELECT pg_temp.err($$SELECT pay.create_order('mb_b', 'MB-b-x', 500, 'USD', idempotency_key => 'mb-k')$$) AS create_b_key;
+SELECT pg_temp.err($$SELECT pay.balance('merchant:mb_b:USD')$$) AS balance_b;
+SELECT pay.balance('merchant:mb_a:USD') > 0 AS balance_a;
 -- and its own, it can
 SELECT status FROM pay.ship(:a_paid);
 SELECT pay.refund(:a_paid, 100) > 0 AS refund_a;

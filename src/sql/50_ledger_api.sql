@@ -152,7 +152,14 @@ DECLARE
   v_balance numeric;
 BEGIN
   SELECT id INTO v_id FROM pay.accounts WHERE code = account;
-  IF NOT FOUND THEN
+  -- to a role bound to other merchants (53_merchant_binding.sql), another
+  -- merchant's account does not exist
+  IF FOUND AND account ~* '^merchant:' AND EXISTS (SELECT 1 FROM pay.merchant_roles)
+     AND NOT coalesce((SELECT m.id FROM pay.merchants m
+                        WHERE m.code = split_part(account, ':', 2)) = ANY (pay._caller_merchants()), true) THEN
+    v_id := NULL;
+  END IF;
+  IF v_id IS NULL THEN
     RAISE EXCEPTION 'unknown account "%"', account USING ERRCODE = 'invalid_parameter_value';
   END IF;
   SELECT sum(b.balance) INTO v_balance FROM pay.account_balances b WHERE b.account_id = v_id;
