@@ -15,16 +15,20 @@
 -- session's SET ROLE role, else the session user: pay._outer_role()), not
 -- current_user, which is the owner there.
 
+-- (regrole: pg_dump writes the role's name, and a renamed role keeps its
+-- bindings.)
 CREATE TABLE pay.merchant_roles (
     role         regrole NOT NULL,
-    merchant_id  bigint NOT NULL REFERENCES pay.merchants,
+    merchant_id  bigint NOT NULL,       -- in pay.merchants: merchant_roles_merchant
     created_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (role, merchant_id)
 );
 COMMENT ON TABLE pay.merchant_roles IS
   'which merchants an application role (and every member of it) is bound to; a role with no row here acts for every merchant';
--- pg_dump keeps the bindings (regrole is dumped as the role''s name).
-SELECT pg_catalog.pg_extension_config_dump('pay.merchant_roles', '');
+-- References (src/references.c: triggers rather than foreign keys).
+CREATE TRIGGER merchant_roles_merchant BEFORE INSERT OR UPDATE OF merchant_id ON pay.merchant_roles
+    FOR EACH ROW EXECUTE FUNCTION pay._reference_exists('merchant_id', 'pay.merchants', 'id');
+ALTER TABLE pay.merchant_roles ENABLE ALWAYS TRIGGER merchant_roles_merchant;
 
 CREATE FUNCTION pay._outer_role() RETURNS oid
     AS 'MODULE_PATHNAME', 'pay_outer_role' LANGUAGE C STABLE PARALLEL SAFE;

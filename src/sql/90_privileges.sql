@@ -2,8 +2,8 @@
 -- (README.md, "Roles"; the regression test grants.sql lists every grant).
 -- The tables belong to the extension owner; the roles reach them only
 -- through SECURITY DEFINER functions with a pinned search_path, plus the
--- read access granted below.  This fragment runs last, so the REVOKEs and
--- pay_readonly's grant cover every object of the install script.
+-- read access granted below.  This fragment runs after every fragment that
+-- creates API objects, so the REVOKEs cover them.
 REVOKE ALL ON ALL TABLES IN SCHEMA pay FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA pay FROM PUBLIC;
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA pay FROM PUBLIC;
@@ -49,9 +49,5 @@ GRANT SELECT ON pay.currencies, pay.merchants, pay.gateways, pay.routing_rules,
     pay.ledger_problems, pay.order_ledger_mismatches, pay.merchant_roles
   TO pay_admin;
 
--- pay_readonly: DBAs' reconciliation queries.  Every table and view of the
--- schema, read only, except the secret store's contents (pay.secret_list
--- shows which secrets exist); pay.dispatcher's view calls its function.
-GRANT SELECT ON ALL TABLES IN SCHEMA pay TO pay_readonly;
-REVOKE SELECT ON pay.secrets, pay.master_keys FROM pay_readonly;
-GRANT EXECUTE ON FUNCTION pay.dispatcher_status() TO pay_readonly;
+-- pay_readonly: DBAs' reconciliation queries; granted by 99_readonly.sql,
+-- the last fragment, so that it covers every table.
