@@ -88,3 +88,20 @@ SET ROLE pay_app;
 SELECT pg_temp.err($$SELECT pay.api_create_payment('{}', '{}')$$) AS app_unsigned;
 SELECT pg_temp.err($$SELECT * FROM pay.secrets$$) AS app_secrets;
 RESET ROLE;
+
+-- a role bound to another merchant (pay.bind_merchant_role): a request
+-- signed by api_shop reads nothing and creates nothing through it
+CREATE ROLE api_bound NOLOGIN IN ROLE pay_app;
+SELECT pay.bind_merchant_role('api_bound', 'api_other') AS bound;
+\set bsig `:sign shop-secret-0123456789 api_shop :now nonce-00000031 '{"id":":api_order"}'`
+\set bbody '{"merchant_order_no":"API-bound","amount":100,"currency":"EUR"}'
+\set bcsig `:sign shop-secret-0123456789 api_shop :now nonce-00000032 :'bbody'`
+SET ROLE api_bound;
+SELECT http_status, body FROM pay.api_get_payment(jsonb_build_object('X-Pay-Merchant', 'api_shop',
+  'X-Pay-Timestamp', :'now', 'X-Pay-Nonce', 'nonce-00000031', 'X-Pay-Signature', :'bsig'), :'api_order');
+SELECT pg_temp.err(format($$SELECT pay.api_create_payment(%L, %L)$$, jsonb_build_object('X-Pay-Merchant', 'api_shop',
+  'X-Pay-Timestamp', :'now', 'X-Pay-Nonce', 'nonce-00000032', 'X-Pay-Signature', :'bcsig'), :'bbody')) AS bound_create;
+RESET ROLE;
+SELECT count(*) AS bound_created FROM pay.orders WHERE merchant_order_no = 'API-bound';
+DELETE FROM pay.merchant_roles;
+DROP ROLE api_bound;

@@ -1,5 +1,6 @@
--- Roles: PUBLIC gets nothing; pay_app, pay_callback and pay_admin get what
--- their paths need; SECURITY DEFINER functions pin search_path.
+-- Roles: PUBLIC gets nothing; pay_app, pay_callback, pay_admin and
+-- pay_readonly get what their paths need (README.md, "Roles"; every grant
+-- is listed by grants.sql); SECURITY DEFINER functions pin search_path.
 CREATE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN EXECUTE q; RETURN 'ok';
 EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ': ' || SQLERRM; END $$;
@@ -37,23 +38,71 @@ SELECT pg_temp.err($$UPDATE pay.orders SET status = 'paid' WHERE merchant_order_
 SELECT pg_temp.err($$SELECT pay.create_merchant('priv_x', 'X')$$) AS app_create_merchant;
 SELECT pg_temp.err($$SELECT pay.expire_orders()$$) AS app_expire;
 SELECT pay.balance('priv:wallet') AS app_balance;
+SELECT pay.open_account('priv:wallet2', 'USD', true) > 0 AS app_opens_wallet;
+-- the system's accounts (opened on first use in the currency of what they
+-- book) are not the application's to open, in any case of the prefix
+SELECT a AS account, pg_temp.err(format($$SELECT pay.open_account(%L, 'USD', %L)$$, a, nn)) AS app_open_system
+  FROM (VALUES ('merchant:other:EUR', false), ('psp:gw:GBP', true), ('fees:gw:USD', false),
+               ('bank:gw:USD', false), ('MERCHANT:other:EUR', false), ('Psp:gw:GBP', true)) v(a, nn);
 RESET ROLE;
+SELECT count(*) AS system_accounts_opened FROM pay.accounts
+ WHERE lower(code) IN ('merchant:other:eur', 'psp:gw:gbp', 'fees:gw:usd', 'bank:gw:usd');
+-- the owner (and pay_admin, below) may; internal callers open them on first use
+SELECT pay.open_account('fees:priv_gw:USD', 'USD') > 0 AS owner_opens_fees;
 
--- pay_callback: confirms payments; nothing else
+-- pay_callback: pay-proxy's callback route, nothing else
 SELECT id AS p1 FROM pay.orders WHERE merchant_order_no = 'P-1' \gset
 SET ROLE pay_callback;
-SELECT status FROM pay.mark_paid(:p1, 'priv_t', 100, 'USD');
+SELECT http_status, body FROM pay.handle_callback('priv_no_gateway', '{}', '{}');
+SELECT pg_temp.err(format($$SELECT pay.mark_paid(%s, 'priv_t', 100, 'USD')$$, :p1)) AS callback_mark_paid;
 SELECT pg_temp.err($$SELECT pay.create_order('priv_shop', 'P-2', 100, 'USD')$$) AS callback_create;
 SELECT pg_temp.err(format($$SELECT pay.refund(%s, 1)$$, :p1)) AS callback_refund;
+SELECT pg_temp.err(format($$SELECT pay.enqueue_merchant_notification(%s, 'paid')$$, :p1)) AS callback_notify;
+SELECT pg_temp.err($$SELECT pay.hmac_sha256_hex('k', 'm')$$) AS callback_hmac;
 SELECT pg_temp.err($$SELECT count(*) FROM pay.orders$$) AS callback_read_orders;
+SELECT pg_temp.err($$SELECT count(*) FROM pay.currencies$$) AS callback_read_currencies;
 RESET ROLE;
 
--- pay_admin: reads everything, posts adjustments; does not create orders
+-- pay_admin: set-up, manual confirmations and postings, reads everything
+-- but secrets; does not create orders
 SET ROLE pay_admin;
+SELECT status FROM pay.mark_paid(:p1, 'priv_t', 100, 'USD');
+SELECT pay.open_account('bank:priv_gw:USD', 'USD') > 0 AS admin_opens_bank;
 SELECT count(*) > 0 AS admin_reads_entries FROM pay.entries;
 SELECT pay.post('priv:2', '[{"account":"merchant:priv_shop:USD","amount":-40},{"account":"priv:wallet","amount":40}]') > 0 AS admin_post;
 SELECT count(*) AS admin_ledger_problems FROM pay.ledger_problems;
 SELECT pg_temp.err($$SELECT pay.create_order('priv_shop', 'P-3', 100, 'USD')$$) AS admin_create_order;
 SELECT pg_temp.err($$DELETE FROM pay.orders$$) AS admin_delete;
+SELECT pg_temp.err($$SELECT count(*) FROM pay.secret_list$$) AS admin_secret_list;
+SELECT pg_temp.err($$SELECT count(*) FROM pay.secrets$$) AS admin_secrets;
+RESET ROLE;
+
+-- pay_readonly: reads every table and view but the secret store's, and
+-- nothing else
+CREATE FUNCTION pg_temp.readable() RETURNS TABLE (relation text, result text) LANGUAGE plpgsql AS $$
+DECLARE r regclass;
+BEGIN
+  FOR r IN SELECT c.oid FROM pg_class c WHERE c.relnamespace = 'pay'::regnamespace AND c.relkind IN ('r', 'v')
+            ORDER BY c.oid::regclass::text LOOP
+    relation := r::text;
+    BEGIN
+      EXECUTE format('SELECT count(*) FROM %s', r);
+      result := 'ok';
+    EXCEPTION WHEN OTHERS THEN
+      result := SQLSTATE || ': ' || SQLERRM;
+    END;
+    RETURN NEXT;
+  END LOOP;
+END $$;
+SET ROLE pay_readonly;
+SELECT result, count(*), string_agg(relation, ', ' ORDER BY relation) FILTER (WHERE result <> 'ok') AS refused
+  FROM pg_temp.readable() GROUP BY result ORDER BY result;
+SELECT count(*) > 0 AS readonly_reads_orders FROM pay.orders;
+SELECT pg_temp.err($$SELECT pay.create_order('priv_shop', 'P-4', 100, 'USD')$$) AS readonly_create;
+SELECT pg_temp.err($$SELECT pay.balance('priv:wallet')$$) AS readonly_balance;
+SELECT pg_temp.err($$SELECT pay.reveal_secret('gateway:x', 'k')$$) AS readonly_reveal;
+SELECT pg_temp.err($$UPDATE pay.orders SET status = 'paid' WHERE false$$) AS readonly_update;
+SELECT pg_temp.err($$INSERT INTO pay.merchants (code, name) VALUES ('ro', 'ro')$$) AS readonly_insert;
+SELECT pg_temp.err($$SELECT nextval('pay.orders_id_seq')$$) AS readonly_nextval;
 RESET ROLE;
 DROP ROLE priv_nobody;

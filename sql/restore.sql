@@ -60,9 +60,10 @@ SELECT pg_temp.err($$INSERT INTO pay.orders (merchant_id, merchant_order_no, amo
                      SELECT id, 'BK-2', 100, 'USD', 'paid' FROM pay.merchants WHERE code = 'bk_shop'$$) AS insert_paid;
 SELECT pay._restoring() AS restoring_outside_copy;
 
--- A COPY by anyone but a superuser is no restore.
+-- A COPY by anyone but a superuser is no restore.  (BYPASSRLS: a role
+-- subject to pay.orders' row-level security may not COPY into it at all.)
 BEGIN;
-CREATE ROLE bk_loader;
+CREATE ROLE bk_loader BYPASSRLS;
 GRANT USAGE ON SCHEMA pay TO bk_loader;
 GRANT INSERT ON pay.orders TO bk_loader;
 SET ROLE bk_loader;

@@ -289,13 +289,25 @@ SELECT pg_temp.err($$SELECT pay.delete_secret('gateway:stripe_t', 'webhook_secre
 SELECT pg_temp.err($$SELECT pay.rotate_master_key('/tmp/k')$$);
 SELECT pg_temp.err($$SET pay.master_key_file = '/tmp/k'$$);
 SELECT pg_temp.err($$SHOW pay.master_key_file$$);
+-- no role computes with a stored secret: with one it could sign a PSP's
+-- callback or a merchant's request itself
+SELECT pg_temp.err(format($$SELECT pay.secret_hmac_sha256_hex('gateway:stripe_t', 'webhook_secret', %L)$$,
+                          :'hmac_msg1')) AS pay_app_hmac;
+SELECT pg_temp.err($$SELECT pay.secret_hmac_sha256_hex('gateway:stripe_t', 'nope', 'm')$$) AS pay_app_hmac_unknown;
+RESET ROLE;
+-- the owner does (Python's answers)
 SELECT pay.secret_hmac_sha256_hex('gateway:stripe_t', 'webhook_secret', :'hmac_msg1') AS mac1,
        pay.secret_hmac_sha256_hex('gateway:stripe_t', 'webhook_secret', :'hmac_msg1') = :'hmac_mac1' AS python1;
 SELECT pay.secret_hmac_sha256_hex('gateway:stripe_t', 'webhook_secret', :'hmac_msg2') = :'hmac_mac2' AS python2,
        pay.secret_hmac_sha256_hex('gateway:stripe_t', 'webhook_secret', :'hmac_msg3') = :'hmac_mac3' AS python3_empty,
        pay.secret_hmac_sha256_hex('gateway:stripe_t', 'webhook_secret', :'hmac_msg1' || ' ') = :'hmac_mac1' AS altered;
 SELECT pg_temp.err($$SELECT pay.secret_hmac_sha256_hex('gateway:stripe_t', 'nope', 'm')$$);
+-- even a careless GRANT of it opens nothing: the function checks the caller
+GRANT EXECUTE ON FUNCTION pay.secret_hmac_sha256_hex(text, text, text) TO pay_app;
+SET ROLE pay_app;
+SELECT pg_temp.err($$SELECT pay.secret_hmac_sha256_hex('gateway:stripe_t', 'webhook_secret', 'm')$$) AS granted_hmac;
 RESET ROLE;
+REVOKE EXECUTE ON FUNCTION pay.secret_hmac_sha256_hex(text, text, text) FROM pay_app;
 -- error details name the key file only to those who may read the setting
 CREATE FUNCTION pg_temp.detail(q text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE d text;
@@ -304,20 +316,32 @@ EXCEPTION WHEN OTHERS THEN GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL; RETU
 SET pay.master_key_file = :'key_b';
 SELECT replace(pg_temp.detail($$SELECT pay.secret_hmac_sha256_hex('gateway:stripe_t', 'webhook_secret', 'm')$$),
                :'keys', '<keys>/') AS superuser_detail;
-SET ROLE pay_app;
-SELECT pg_temp.detail($$SELECT pay.secret_hmac_sha256_hex('gateway:stripe_t', 'webhook_secret', 'm')$$) AS pay_app_detail;
-RESET ROLE;
-SET pay.master_key_file = :'key_missing';
-SET ROLE pay_app;
-SELECT pg_temp.detail($$SELECT pay.secret_hmac_sha256_hex('gateway:stripe_t', 'webhook_secret', 'm')$$) AS pay_app_detail;
-RESET ROLE;
 SET pay.master_key_file = :'key_pass';
 SET ROLE pay_callback;
 SELECT pg_temp.err($$SELECT * FROM pay.secrets$$);
 SELECT pg_temp.err($$SELECT pay.reveal_secret('gateway:stripe_t', 'webhook_secret')$$);
 SELECT pg_temp.err($$SELECT pay.set_secret('gateway:stripe_t', 'webhook_secret', 'mine')$$);
-SELECT pay.secret_hmac_sha256_hex('gateway:stripe_t', 'webhook_secret', :'hmac_msg2') = :'hmac_mac2' AS python2;
+SELECT pg_temp.err(format($$SELECT pay.secret_hmac_sha256_hex('gateway:stripe_t', 'webhook_secret', %L)$$,
+                          :'hmac_msg2')) AS pay_callback_hmac;
 RESET ROLE;
+-- The internal path still uses the secret: handle_callback, called by
+-- pay_callback, verifies a Stripe callback signed with the stored webhook
+-- secret (signed here by the owner from the plaintext), and refuses one
+-- signed with another key.
+SELECT pay.create_gateway('stripe_t', 'stripe') > 0 AS gateway;
+CREATE TEMP TABLE sec_cb AS
+  SELECT k, body, jsonb_build_object('Content-Type', 'application/json', 'Stripe-Signature',
+                    pay.stripe_signature_header(body, CASE k WHEN 'stored' THEN :'hmac_key' ELSE 'whsec_made_up' END)) AS headers
+    FROM (SELECT k, '{"id":"evt_sec_' || k || '","type":"payment_intent.succeeded","data":{"object":{"id":"pi_sec","amount":100,"currency":"usd","metadata":{"order_id":"999999991"}}}}' AS body
+            FROM (VALUES ('stored'), ('made_up')) v(k)) b;
+GRANT SELECT ON sec_cb TO pay_callback;
+SET ROLE pay_callback;
+SELECT sec_cb.k, a.http_status
+  FROM sec_cb, pay.handle_callback('stripe_t', sec_cb.headers, sec_cb.body) a
+ ORDER BY 1;
+RESET ROLE;
+SELECT c.body LIKE '%evt_sec_stored%' AS stored_key, c.verdict, c.reason_code, c.reason
+  FROM pay.callbacks c WHERE c.gateway = 'stripe_t' ORDER BY c.id;
 SET ROLE pay_admin;
 SELECT pg_temp.err($$SELECT * FROM pay.secrets$$);
 SELECT pg_temp.err($$SELECT pay.reveal_secret('gateway:stripe_t', 'webhook_secret')$$);

@@ -834,6 +834,23 @@ pay_set_secret(PG_FUNCTION_ARGS)
  * pay.reveal_secret(owner, name) -> the plaintext.  Owner only: no role is
  * granted it, and a grant would not be enough either.
  */
+/*
+ * Raise 42501 unless the current user has the privileges of the owner of
+ * pay.secrets.  Whoever may compute with a stored secret can forge what it
+ * signs (a PSP's callback, a merchant's request); so these functions are
+ * not SECURITY DEFINER, and a GRANT of them alone opens nothing.  The
+ * SECURITY DEFINER paths that need a secret (callback verification, the
+ * merchant API, the dispatcher's builders) run as the owner.
+ */
+static void
+RequireSecretsOwner(const char *what)
+{
+	if (!has_privs_of_role(GetUserId(), SecretsTableOwner()))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("only the owner of pay.secrets may %s", what)));
+}
+
 Datum
 pay_reveal_secret(PG_FUNCTION_ARGS)
 {
@@ -843,11 +860,7 @@ pay_reveal_secret(PG_FUNCTION_ARGS)
 	char	   *pt;
 	text	   *volatile result = NULL;
 
-	if (!has_privs_of_role(GetUserId(), SecretsTableOwner()))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("only the owner of pay.secrets may reveal a secret"),
-				 errhint("Use a function that takes the secret's name, such as pay.secret_hmac_sha256_hex.")));
+	RequireSecretsOwner("reveal a secret");
 	owner = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	name = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	pt = SecretFetch(owner, name, &len);
@@ -887,14 +900,19 @@ HexLower(const uint8 *in, size_t len, char *out)
 Datum
 pay_secret_hmac_sha256_hex(PG_FUNCTION_ARGS)
 {
-	char	   *owner = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	char	   *owner;
+	char	   *name;
 	text	   *message = PG_GETARG_TEXT_PP(2);
 	size_t		len = 0;
-	char	   *key = SecretFetch(owner, name, &len);
+	char	   *key;
 	uint8		mac[32];
 	char		out[2 * sizeof(mac) + 1];
 	volatile int rc = -1;
+
+	RequireSecretsOwner("compute with a secret");
+	owner = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	key = SecretFetch(owner, name, &len);
 
 	PG_TRY();
 	{

@@ -61,6 +61,17 @@ BEGIN
     RAISE EXCEPTION 'code must be 1 to 128 letters, digits or _.:@-'
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
+  -- The system's own accounts open on first use, in the currency of what
+  -- they book (pay._account_open); one opened ahead by the application in
+  -- another currency, or non-negative, would refuse every later payment.
+  -- The caller is the outer role: current_user is the owner here.
+  IF code ~* '^(merchant|psp|fees|bank):'
+     AND NOT pg_has_role(pay._outer_role(), 'pay_admin', 'MEMBER')
+     AND NOT pg_has_role(pay._outer_role(),
+                         (SELECT c.relowner FROM pg_class c WHERE c.oid = 'pay.accounts'::regclass), 'USAGE') THEN
+    RAISE EXCEPTION 'code: account "%" is under a system prefix (merchant:, psp:, fees:, bank:); only pay_admin may open it',
+      code USING ERRCODE = 'insufficient_privilege';
+  END IF;
   IF NOT EXISTS (SELECT 1 FROM pay.currencies c WHERE c.code = currency) THEN
     RAISE EXCEPTION 'unknown currency "%"', currency USING ERRCODE = 'invalid_parameter_value';
   END IF;
@@ -79,7 +90,7 @@ BEGIN
   RETURN v_id;
 END $$;
 COMMENT ON FUNCTION pay.open_account(text, text, boolean, integer) IS
-  'opens a ledger account; non_negative accounts (wallets) can never go below zero';
+  'opens a ledger account; non_negative accounts (wallets) can never go below zero. Codes under merchant:, psp:, fees:, bank: (any case) are the system''s: pay_admin only';
 
 CREATE FUNCTION pay.post(ref text, lines jsonb) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -141,7 +152,14 @@ DECLARE
   v_balance numeric;
 BEGIN
   SELECT id INTO v_id FROM pay.accounts WHERE code = account;
-  IF NOT FOUND THEN
+  -- to a role bound to other merchants (53_merchant_binding.sql), another
+  -- merchant's account does not exist
+  IF FOUND AND account ~* '^merchant:' AND EXISTS (SELECT 1 FROM pay.merchant_roles)
+     AND NOT coalesce((SELECT m.id FROM pay.merchants m
+                        WHERE m.code = split_part(account, ':', 2)) = ANY (pay._caller_merchants()), true) THEN
+    v_id := NULL;
+  END IF;
+  IF v_id IS NULL THEN
     RAISE EXCEPTION 'unknown account "%"', account USING ERRCODE = 'invalid_parameter_value';
   END IF;
   SELECT sum(b.balance) INTO v_balance FROM pay.account_balances b WHERE b.account_id = v_id;

@@ -135,6 +135,13 @@ DECLARE
   o pay.orders;
 BEGIN
   v_merchant := pay._merchant_id(merchant);
+  -- merchant binding (53_merchant_binding.sql): one EXISTS on an empty
+  -- table when no role is bound
+  IF EXISTS (SELECT 1 FROM pay.merchant_roles)
+     AND NOT coalesce(v_merchant = ANY (pay._caller_merchants()), true) THEN
+    RAISE EXCEPTION 'merchant: role "%" is not bound to merchant "%"',
+      pay._outer_role()::regrole, merchant USING ERRCODE = 'insufficient_privilege';
+  END IF;
   PERFORM pay._check_order_args(merchant_order_no, amount, pay._exponent(currency),
                                 expires_in, metadata, idempotency_key);
   v_id := nextval('pay.orders_id_seq');
@@ -172,13 +179,23 @@ END $$;
 COMMENT ON FUNCTION pay.create_order(text, text, bigint, text, text, interval, jsonb, text) IS
   'creates a pending order; the same (merchant, idempotency_key) returns the same order, different parameters raise PY002';
 
--- Lock an order for a state change, or fail naming the argument.
+-- Lock an order for a state change, or fail naming the argument.  To a
+-- caller bound to other merchants (53_merchant_binding.sql) another
+-- merchant's order does not exist, and is not locked.
 CREATE FUNCTION pay._lock_order(p_order_id bigint) RETURNS pay.orders
 LANGUAGE plpgsql AS $$
 DECLARE
   o pay.orders;
+  v_merchants bigint[];
 BEGIN
-  SELECT * INTO o FROM pay.orders WHERE id = p_order_id FOR UPDATE;
+  IF EXISTS (SELECT 1 FROM pay.merchant_roles) THEN
+    v_merchants := pay._caller_merchants();
+  END IF;
+  IF v_merchants IS NULL THEN
+    SELECT * INTO o FROM pay.orders WHERE id = p_order_id FOR UPDATE;
+  ELSE
+    SELECT * INTO o FROM pay.orders WHERE id = p_order_id AND merchant_id = ANY (v_merchants) FOR UPDATE;
+  END IF;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'order_id: order % does not exist', coalesce(p_order_id::text, 'null')
       USING ERRCODE = 'invalid_parameter_value';

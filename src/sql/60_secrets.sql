@@ -103,19 +103,22 @@ COMMENT ON FUNCTION pay.rotate_master_key(text) IS
   're-encrypts every secret under the key in new_key_file (a new master key generation) in one transaction and returns how many; this session then uses the new file, the DBA points pay.master_key_file at it. Superuser only';
 
 CREATE FUNCTION pay.secret_hmac_sha256_hex(owner text, name text, message text) RETURNS text
-LANGUAGE C STABLE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS 'MODULE_PATHNAME', 'pay_secret_hmac_sha256_hex';
+LANGUAGE C STABLE STRICT AS 'MODULE_PATHNAME', 'pay_secret_hmac_sha256_hex';
 COMMENT ON FUNCTION pay.secret_hmac_sha256_hex(text, text, text) IS
-  'hex HMAC-SHA256 of message keyed with a stored credential: uses the secret without revealing it';
+  'hex HMAC-SHA256 of message keyed with a stored credential, without revealing it; owner only (no role is granted it)';
 
--- Only the owner reads plaintext: the tables, reveal, set, delete and rotate
--- are granted to nobody.  pay_app and pay_callback use secrets through
--- functions that never return them; pay_admin sees which secrets exist.
+-- No role but the owner computes anything with a stored secret: whoever
+-- can sign with one can forge what it authenticates (a PSP's callback, a
+-- merchant's API request, a notification).  The tables, reveal, set,
+-- delete, rotate and secret_hmac_sha256_hex are granted to nobody, and the
+-- C functions refuse any caller without the owner's privileges.  The roles
+-- use secrets only inside the SECURITY DEFINER functions that need them
+-- (pay.handle_callback, the merchant API, the dispatcher); pay_admin and
+-- pay_readonly see which secrets exist.
 REVOKE ALL ON pay.master_keys, pay.secrets, pay.secret_list FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION
     pay.set_secret(text, text, text), pay.reveal_secret(text, text),
     pay.delete_secret(text, text), pay.rotate_master_key(text),
     pay.secret_hmac_sha256_hex(text, text, text)
   FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION pay.secret_hmac_sha256_hex(text, text, text) TO pay_app, pay_callback;
-GRANT SELECT ON pay.secret_list TO pay_admin;
+GRANT SELECT ON pay.secret_list TO pay_admin, pay_readonly;

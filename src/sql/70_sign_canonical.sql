@@ -7,4 +7,4 @@ CREATE FUNCTION pay.canonical_query(params jsonb, exclude text[] DEFAULT '{sign,
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION pay.canonical_query(jsonb, text[]) IS
     'the canonical parameter string of a JSON object: keys in byte order, k=v joined by &, values unescaped (nested values as compact JSON); excluded keys, null and empty values left out';
-GRANT EXECUTE ON FUNCTION pay.canonical_query(jsonb, text[]) TO pay_app, pay_callback, pay_admin;
+GRANT EXECUTE ON FUNCTION pay.canonical_query(jsonb, text[]) TO pay_app, pay_admin;

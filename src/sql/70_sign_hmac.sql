@@ -56,4 +56,4 @@ GRANT EXECUTE ON FUNCTION
     pay.stripe_signature_valid(text, text, text, integer, timestamptz),
     pay.adyen_hmac_signature(jsonb, text),
     pay.adyen_hmac_valid(jsonb, text)
-    TO pay_app, pay_callback, pay_admin;
+    TO pay_app, pay_admin;

@@ -104,4 +104,4 @@ GRANT EXECUTE ON FUNCTION
     pay.wechatpay_decrypt(text, text, text, text),
     pay.wechatpay_parse_authorization(text),
     pay.paypal_signature_valid(jsonb, text, text, text)
-  TO pay_app, pay_callback, pay_admin;
+  TO pay_app, pay_admin;

@@ -215,7 +215,9 @@ BEGIN
     RAISE EXCEPTION 'params is larger than 8192 bytes' USING ERRCODE = 'invalid_parameter_value';
   END IF;
   SELECT * INTO o FROM pay.orders WHERE id = enqueue_psp_request.order_id;
-  IF NOT FOUND THEN
+  -- to a caller bound to other merchants (53_merchant_binding.sql) it does not exist
+  IF NOT FOUND OR (EXISTS (SELECT 1 FROM pay.merchant_roles)
+                   AND NOT coalesce(o.merchant_id = ANY (pay._caller_merchants()), true)) THEN
     RAISE EXCEPTION 'order_id: order % does not exist', coalesce(enqueue_psp_request.order_id::text, 'null')
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
@@ -713,8 +715,7 @@ END $$;
 -- Privileges (90_privileges.sql revokes everything from PUBLIC afterwards).
 GRANT EXECUTE ON FUNCTION pay.enqueue_psp_request(bigint, text, jsonb), pay.gateway_available(text)
   TO pay_app, pay_admin;
-GRANT EXECUTE ON FUNCTION pay.enqueue_merchant_notification(bigint, text) TO pay_callback, pay_admin;
-GRANT EXECUTE ON FUNCTION pay.gateway_available(text) TO pay_callback;
+GRANT EXECUTE ON FUNCTION pay.enqueue_merchant_notification(bigint, text) TO pay_admin;
 GRANT EXECUTE ON FUNCTION pay.redrive(bigint), pay.redrive_dead(text, integer),
     pay.purge_outbox(interval, integer), pay.dispatcher_status(), pay.form_urlencode(jsonb)
   TO pay_admin;
