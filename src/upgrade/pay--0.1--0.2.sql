@@ -227,6 +227,339 @@ REVOKE EXECUTE ON FUNCTION pay.purge_callbacks(interval, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pay.purge_callbacks(interval, integer) TO pay_admin;
 GRANT SELECT ON pay.unknown_gateway_callbacks TO pay_admin;
 
+-- Roles: pay_readonly; merchant binding with row-level security; system
+-- account prefixes; no stored secret computes for anyone but the owner.
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'pay_readonly') THEN
+    CREATE ROLE pay_readonly NOLOGIN;
+  END IF;
+END $$;
+
+CREATE TABLE pay.merchant_roles (
+    role         regrole NOT NULL,
+    merchant_id  bigint NOT NULL,       -- in pay.merchants: merchant_roles_merchant
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (role, merchant_id)
+);
+COMMENT ON TABLE pay.merchant_roles IS
+  'which merchants an application role (and every member of it) is bound to; a role with no row here acts for every merchant';
+-- References (src/references.c: triggers rather than foreign keys).
+CREATE TRIGGER merchant_roles_merchant BEFORE INSERT OR UPDATE OF merchant_id ON pay.merchant_roles
+    FOR EACH ROW EXECUTE FUNCTION pay._reference_exists('merchant_id', 'pay.merchants', 'id');
+ALTER TABLE pay.merchant_roles ENABLE ALWAYS TRIGGER merchant_roles_merchant;
+
+CREATE FUNCTION pay._outer_role() RETURNS oid
+    AS 'MODULE_PATHNAME', 'pay_outer_role' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION pay._outer_role() IS
+  'internal: the role the caller acts as (SET ROLE''s role, else the session user), also inside SECURITY DEFINER functions';
+
+-- The merchants the caller is bound to, or NULL when it is not bound (it
+-- then acts for every merchant).  SECURITY DEFINER: the row-level security
+-- policies call it as the querying role, which cannot read the bindings.
+CREATE FUNCTION pay._caller_merchants() RETURNS bigint[]
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_role oid;
+  v_merchants bigint[];
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pay.merchant_roles) THEN
+    RETURN NULL;
+  END IF;
+  v_role := pay._outer_role();
+  -- superusers (members of every role) and the owner act for everyone
+  IF pg_has_role(v_role, (SELECT c.relowner FROM pg_class c WHERE c.oid = 'pay.orders'::regclass), 'USAGE') THEN
+    RETURN NULL;
+  END IF;
+  SELECT array_agg(DISTINCT b.merchant_id ORDER BY b.merchant_id) INTO v_merchants
+    FROM pay.merchant_roles b
+   WHERE pg_has_role(v_role, b.role::oid, 'MEMBER');
+  RETURN v_merchants;
+END $$;
+COMMENT ON FUNCTION pay._caller_merchants() IS
+  'internal: the merchants the calling role is bound to (pay.merchant_roles, through role membership); NULL when it is not bound';
+
+CREATE FUNCTION pay._merchant_code_id(p_merchant text) RETURNS bigint
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_id bigint;
+BEGIN
+  SELECT m.id INTO v_id FROM pay.merchants m WHERE m.code = p_merchant;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'merchant: unknown merchant "%"', coalesce(p_merchant, 'null')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  RETURN v_id;
+END $$;
+
+CREATE FUNCTION pay.bind_merchant_role(role regrole, merchant text) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_merchant bigint;
+BEGIN
+  IF role IS NULL THEN
+    RAISE EXCEPTION 'role must not be null' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  v_merchant := pay._merchant_code_id(merchant);
+  INSERT INTO pay.merchant_roles (role, merchant_id) VALUES (role, v_merchant)
+    ON CONFLICT DO NOTHING;
+  RETURN FOUND;
+END $$;
+COMMENT ON FUNCTION pay.bind_merchant_role(regrole, text) IS
+  'binds a role (and its members) to a merchant: from then on it sees and moves only the orders of the merchants it is bound to; true if the binding is new';
+
+CREATE FUNCTION pay.unbind_merchant_role(role regrole, merchant text) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_merchant bigint;
+BEGIN
+  v_merchant := pay._merchant_code_id(merchant);
+  DELETE FROM pay.merchant_roles b WHERE b.role = unbind_merchant_role.role AND b.merchant_id = v_merchant;
+  RETURN FOUND;
+END $$;
+COMMENT ON FUNCTION pay.unbind_merchant_role(regrole, text) IS
+  'removes a binding of a role to a merchant (a role left with none acts for every merchant again); true if it existed';
+
+-- Reads: a bound role's queries see only its merchants' rows.  The
+-- function runs once per query (an InitPlan), not once per row; for an
+-- unbound role the first branch is true and the rest is not evaluated.
+ALTER TABLE pay.orders ENABLE ROW LEVEL SECURITY;
+ALTER TABLE pay.order_events ENABLE ROW LEVEL SECURITY;
+ALTER TABLE pay.refunds ENABLE ROW LEVEL SECURITY;
+CREATE POLICY orders_merchant_binding ON pay.orders FOR SELECT
+  USING ((SELECT pay._caller_merchants()) IS NULL
+         OR merchant_id OPERATOR(pg_catalog.=) ANY ((SELECT pay._caller_merchants())::bigint[]));
+CREATE POLICY order_events_merchant_binding ON pay.order_events FOR SELECT
+  USING ((SELECT pay._caller_merchants()) IS NULL
+         OR EXISTS (SELECT 1 FROM pay.orders o
+                     WHERE o.id OPERATOR(pg_catalog.=) order_events.order_id
+                       AND o.merchant_id OPERATOR(pg_catalog.=) ANY ((SELECT pay._caller_merchants())::bigint[])));
+CREATE POLICY refunds_merchant_binding ON pay.refunds FOR SELECT
+  USING ((SELECT pay._caller_merchants()) IS NULL
+         OR EXISTS (SELECT 1 FROM pay.orders o
+                     WHERE o.id OPERATOR(pg_catalog.=) refunds.order_id
+                       AND o.merchant_id OPERATOR(pg_catalog.=) ANY ((SELECT pay._caller_merchants())::bigint[])));
+
+CREATE OR REPLACE FUNCTION pay.open_account(code text, currency text, non_negative boolean DEFAULT false,
+                                 slots integer DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_id bigint;
+  v_slots integer := coalesce(slots, CASE WHEN non_negative THEN 1 ELSE 8 END);
+BEGIN
+  IF code IS NULL OR code !~ '^[A-Za-z0-9_.:@-]{1,128}$' THEN
+    RAISE EXCEPTION 'code must be 1 to 128 letters, digits or _.:@-'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- The system's own accounts open on first use, in the currency of what
+  -- they book (pay._account_open); one opened ahead by the application in
+  -- another currency, or non-negative, would refuse every later payment.
+  -- The caller is the outer role: current_user is the owner here.
+  IF code ~* '^(merchant|psp|fees|bank):'
+     AND NOT pg_has_role(pay._outer_role(), 'pay_admin', 'MEMBER')
+     AND NOT pg_has_role(pay._outer_role(),
+                         (SELECT c.relowner FROM pg_class c WHERE c.oid = 'pay.accounts'::regclass), 'USAGE') THEN
+    RAISE EXCEPTION 'code: account "%" is under a system prefix (merchant:, psp:, fees:, bank:); only pay_admin may open it',
+      code USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pay.currencies c WHERE c.code = currency) THEN
+    RAISE EXCEPTION 'unknown currency "%"', currency USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF non_negative IS NULL THEN
+    RAISE EXCEPTION 'non_negative must not be null' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF v_slots NOT BETWEEN 1 AND 64 OR (non_negative AND v_slots <> 1) THEN
+    RAISE EXCEPTION 'slots must be between 1 and 64, and 1 for a non-negative account'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  INSERT INTO pay.accounts (code, currency, non_negative, slots)
+    VALUES (open_account.code, open_account.currency, open_account.non_negative, v_slots)
+    RETURNING id INTO v_id;
+  INSERT INTO pay.account_balances (account_id, slot)
+    SELECT v_id, s FROM generate_series(0, v_slots - 1) s;
+  RETURN v_id;
+END $$;
+COMMENT ON FUNCTION pay.open_account(text, text, boolean, integer) IS
+  'opens a ledger account; non_negative accounts (wallets) can never go below zero. Codes under merchant:, psp:, fees:, bank: (any case) are the system''s: pay_admin only';
+
+
+CREATE OR REPLACE FUNCTION pay.balance(account text) RETURNS bigint
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_id bigint;
+  v_balance numeric;
+BEGIN
+  SELECT id INTO v_id FROM pay.accounts WHERE code = account;
+  -- to a role bound to other merchants (53_merchant_binding.sql), another
+  -- merchant's account does not exist
+  IF FOUND AND account ~* '^merchant:' AND EXISTS (SELECT 1 FROM pay.merchant_roles)
+     AND NOT coalesce((SELECT m.id FROM pay.merchants m
+                        WHERE m.code = split_part(account, ':', 2)) = ANY (pay._caller_merchants()), true) THEN
+    v_id := NULL;
+  END IF;
+  IF v_id IS NULL THEN
+    RAISE EXCEPTION 'unknown account "%"', account USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT sum(b.balance) INTO v_balance FROM pay.account_balances b WHERE b.account_id = v_id;
+  RETURN v_balance::bigint;
+END $$;
+
+CREATE OR REPLACE FUNCTION pay.create_order(merchant text, merchant_order_no text, amount bigint, currency text,
+                                 idempotency_key text DEFAULT NULL,
+                                 expires_in interval DEFAULT '15 minutes',
+                                 metadata jsonb DEFAULT '{}', gateway text DEFAULT NULL)
+RETURNS pay.orders
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_merchant bigint;
+  v_id bigint;
+  v_request jsonb;
+  v_key pay.idempotency_keys;
+  o pay.orders;
+BEGIN
+  v_merchant := pay._merchant_id(merchant);
+  -- merchant binding (53_merchant_binding.sql): one EXISTS on an empty
+  -- table when no role is bound
+  IF EXISTS (SELECT 1 FROM pay.merchant_roles)
+     AND NOT coalesce(v_merchant = ANY (pay._caller_merchants()), true) THEN
+    RAISE EXCEPTION 'merchant: role "%" is not bound to merchant "%"',
+      pay._outer_role()::regrole, merchant USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  PERFORM pay._check_order_args(merchant_order_no, amount, pay._exponent(currency),
+                                expires_in, metadata, idempotency_key);
+  v_id := nextval('pay.orders_id_seq');
+
+  IF idempotency_key IS NOT NULL THEN
+    v_request := jsonb_build_object('merchant_order_no', merchant_order_no, 'amount', amount,
+                                    'currency', currency, 'expires_in', expires_in,
+                                    'metadata', metadata, 'gateway', gateway);
+    -- A racing caller with the same key waits here until the first commits.
+    INSERT INTO pay.idempotency_keys (merchant_id, key, request, order_id)
+      VALUES (v_merchant, idempotency_key, v_request, v_id)
+      ON CONFLICT DO NOTHING;
+    IF NOT FOUND THEN
+      SELECT * INTO v_key FROM pay.idempotency_keys k
+       WHERE k.merchant_id = v_merchant AND k.key = idempotency_key;
+      IF NOT FOUND THEN
+        RAISE EXCEPTION 'idempotency key "%" is in use by a transaction this snapshot cannot see', idempotency_key
+          USING ERRCODE = 'serialization_failure', HINT = 'Retry the call.';
+      END IF;
+      IF v_key.request <> v_request THEN
+        RAISE EXCEPTION 'idempotency_key "%" was already used with different parameters', idempotency_key
+          USING ERRCODE = 'PY002', DETAIL = format('First request: %s', v_key.request);
+      END IF;
+      SELECT * INTO STRICT o FROM pay.orders WHERE id = v_key.order_id;
+      RETURN o;
+    END IF;
+  END IF;
+
+  INSERT INTO pay.orders (id, merchant_id, merchant_order_no, amount, currency, gateway, metadata, expires_at)
+    VALUES (v_id, v_merchant, merchant_order_no, amount, currency,
+            pay._route(gateway, v_merchant, currency), metadata, now() + expires_in)
+    RETURNING * INTO o;
+  RETURN o;
+END $$;
+
+CREATE OR REPLACE FUNCTION pay._lock_order(p_order_id bigint) RETURNS pay.orders
+LANGUAGE plpgsql AS $$
+DECLARE
+  o pay.orders;
+  v_merchants bigint[];
+BEGIN
+  IF EXISTS (SELECT 1 FROM pay.merchant_roles) THEN
+    v_merchants := pay._caller_merchants();
+  END IF;
+  IF v_merchants IS NULL THEN
+    SELECT * INTO o FROM pay.orders WHERE id = p_order_id FOR UPDATE;
+  ELSE
+    SELECT * INTO o FROM pay.orders WHERE id = p_order_id AND merchant_id = ANY (v_merchants) FOR UPDATE;
+  END IF;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'order_id: order % does not exist', coalesce(p_order_id::text, 'null')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  RETURN o;
+END $$;
+
+CREATE OR REPLACE FUNCTION pay.enqueue_psp_request(order_id bigint, operation text, params jsonb DEFAULT '{}')
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  o pay.orders;
+  v_key text;
+  v_refund bigint;
+BEGIN
+  IF operation IS NULL OR operation NOT IN ('create_payment', 'query', 'refund', 'close') THEN
+    RAISE EXCEPTION 'operation must be one of create_payment, query, refund, close; not "%"', coalesce(operation, 'null')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF params IS NULL OR jsonb_typeof(params) <> 'object' THEN
+    RAISE EXCEPTION 'params must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF octet_length(params::text) > 8192 THEN
+    RAISE EXCEPTION 'params is larger than 8192 bytes' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT * INTO o FROM pay.orders WHERE id = enqueue_psp_request.order_id;
+  -- to a caller bound to other merchants (53_merchant_binding.sql) it does not exist
+  IF NOT FOUND OR (EXISTS (SELECT 1 FROM pay.merchant_roles)
+                   AND NOT coalesce(o.merchant_id = ANY (pay._caller_merchants()), true)) THEN
+    RAISE EXCEPTION 'order_id: order % does not exist', coalesce(enqueue_psp_request.order_id::text, 'null')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF o.gateway IS NULL THEN
+    RAISE EXCEPTION 'order % has no gateway to send % to', o.id, operation USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  CASE operation
+    WHEN 'refund' THEN
+      IF params->>'refund_id' IS NULL OR params->>'refund_id' !~ '^[0-9]{1,18}$' THEN
+        RAISE EXCEPTION 'params: a refund needs "refund_id", the id returned by pay.refund'
+          USING ERRCODE = 'invalid_parameter_value';
+      END IF;
+      v_refund := (params->>'refund_id')::bigint;
+      PERFORM 1 FROM pay.refunds r WHERE r.id = v_refund AND r.order_id = o.id;
+      IF NOT FOUND THEN
+        RAISE EXCEPTION 'params: refund % is not a refund of order %', v_refund, o.id
+          USING ERRCODE = 'invalid_parameter_value';
+      END IF;
+      v_key := 'psp_' || o.id || '_refund_' || v_refund;
+    WHEN 'query' THEN
+      -- a query changes nothing: every one is sent
+      v_key := 'psp_' || o.id || '_query_' || nextval('pay.outbox_id_seq');
+    ELSE
+      v_key := 'psp_' || o.id || '_' || operation;
+  END CASE;
+  RETURN pay._enqueue('psp_request', 'gateway:' || o.gateway, operation, o.id, params, v_key, true);
+END $$;
+
+CREATE OR REPLACE FUNCTION pay.api_get_payment(headers jsonb, id text) RETURNS SETOF pay.http_response
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  h jsonb := pay._lower_headers(headers);
+  v_merchant bigint;
+  o pay.orders;
+BEGIN
+  v_merchant := pay._api_authenticate(h, jsonb_build_object('id', id));
+  IF id !~ '^[0-9]{1,18}$' THEN
+    RAISE EXCEPTION 'id must be an order id' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT * INTO o FROM pay.orders x WHERE x.id = api_get_payment.id::bigint AND x.merchant_id = v_merchant;
+  -- a role bound to other merchants (53_merchant_binding.sql) does not see it either
+  IF NOT FOUND OR (EXISTS (SELECT 1 FROM pay.merchant_roles)
+                   AND NOT coalesce(o.merchant_id = ANY (pay._caller_merchants()), true)) THEN
+    -- another merchant's order is as absent as one that does not exist
+    RETURN NEXT ROW(404, 'application/json',
+                    '{"error":{"code":"not_found","message":"no such payment"}}')::pay.http_response;
+    RETURN;
+  END IF;
+  RETURN NEXT ROW(200, 'application/json', pay._order_json(o)::text)::pay.http_response;
+END $$;
+
+CREATE OR REPLACE FUNCTION pay.secret_hmac_sha256_hex(owner text, name text, message text) RETURNS text
+LANGUAGE C STABLE STRICT AS 'MODULE_PATHNAME', 'pay_secret_hmac_sha256_hex';
+COMMENT ON FUNCTION pay.secret_hmac_sha256_hex(text, text, text) IS
+  'hex HMAC-SHA256 of message keyed with a stored credential, without revealing it; owner only (no role is granted it)';
+
 -- Backups and the extension's lifecycle.
 --
 -- pg_dump keeps the rows of an extension's tables only when the install
@@ -520,3 +853,90 @@ COMMENT ON FUNCTION pay._drop_guard() IS
 REVOKE ALL ON pay.seed_rows FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION pay._restoring(), pay._restore_seeded_row(), pay._mark_dumped_tables(),
     pay._drop_guard() FROM PUBLIC;
+-- Privileges: the four roles lose everything and get again exactly what
+-- a fresh install grants (every GRANT and REVOKE of the install script, in
+-- its order).
+REVOKE ALL ON ALL TABLES IN SCHEMA pay FROM pay_app, pay_callback, pay_admin, pay_readonly;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA pay FROM pay_app, pay_callback, pay_admin, pay_readonly;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA pay FROM pay_app, pay_callback, pay_admin, pay_readonly;
+REVOKE ALL ON SCHEMA pay FROM PUBLIC;
+GRANT USAGE ON SCHEMA pay TO pay_app, pay_callback, pay_admin, pay_readonly;
+REVOKE ALL ON pay.master_keys, pay.secrets, pay.secret_list FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION
+    pay.set_secret(text, text, text), pay.reveal_secret(text, text),
+    pay.delete_secret(text, text), pay.rotate_master_key(text),
+    pay.secret_hmac_sha256_hex(text, text, text)
+  FROM PUBLIC;
+GRANT SELECT ON pay.secret_list TO pay_admin, pay_readonly;
+GRANT EXECUTE ON FUNCTION pay.canonical_query(jsonb, text[]) TO pay_app, pay_admin;
+GRANT EXECUTE ON FUNCTION
+    pay.hmac_sha256_hex(text, text),
+    pay.sign_params(jsonb, text),
+    pay.sign_params_sha256(jsonb, text),
+    pay.stripe_signature_header(text, text, timestamptz),
+    pay.stripe_signature_valid(text, text, text, integer, timestamptz),
+    pay.adyen_hmac_signature(jsonb, text),
+    pay.adyen_hmac_valid(jsonb, text)
+    TO pay_app, pay_admin;
+GRANT EXECUTE ON FUNCTION
+    pay.rsa_sha256_sign(text, text),
+    pay.rsa_sha256_valid(text, text, text),
+    pay.alipay_sign(jsonb, text, text[]),
+    pay.alipay_signature_valid(jsonb, text, text[]),
+    pay.alipay_response_valid(text, text),
+    pay.wechatpay_authorization(text, text, text, text, text, text, bigint, text),
+    pay.wechatpay_signature_valid(text, text, text, text, text),
+    pay.wechatpay_decrypt(text, text, text, text),
+    pay.wechatpay_parse_authorization(text),
+    pay.paypal_signature_valid(jsonb, text, text, text)
+  TO pay_app, pay_admin;
+GRANT EXECUTE ON FUNCTION pay.enqueue_psp_request(bigint, text, jsonb), pay.gateway_available(text)
+  TO pay_app, pay_admin;
+GRANT EXECUTE ON FUNCTION pay.enqueue_merchant_notification(bigint, text) TO pay_admin;
+GRANT EXECUTE ON FUNCTION pay.redrive(bigint), pay.redrive_dead(text, integer),
+    pay.purge_outbox(interval, integer), pay.dispatcher_status(), pay.form_urlencode(jsonb)
+  TO pay_admin;
+GRANT SELECT ON pay.outbox, pay.outbox_attempts, pay.outbox_dead_letters, pay.circuit_breakers,
+    pay.circuits, pay.dispatcher
+  TO pay_admin;
+GRANT EXECUTE ON FUNCTION pay.handle_callback(text, jsonb, text),
+    pay.record_unreadable_callback(text, jsonb, text, text, bytea, integer) TO pay_callback;
+GRANT EXECUTE ON FUNCTION pay.purge_callback_nonces(interval), pay.purge_callbacks(interval, integer) TO pay_admin;
+GRANT SELECT ON pay.callbacks, pay.callback_events, pay.anomalies, pay.deferred_events,
+    pay.unknown_gateway_callbacks TO pay_admin;
+GRANT EXECUTE ON FUNCTION pay.api_create_payment(jsonb, text), pay.api_get_payment(jsonb, text) TO pay_app;
+GRANT EXECUTE ON FUNCTION pay.purge_api_nonces() TO pay_admin;
+REVOKE ALL ON ALL TABLES IN SCHEMA pay FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA pay FROM PUBLIC;
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA pay FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pay._caller_merchants() TO pay_app, pay_admin, pay_readonly;
+GRANT EXECUTE ON FUNCTION
+    pay.create_order(text, text, bigint, text, text, interval, jsonb, text),
+    pay.ship(bigint), pay.complete(bigint), pay.cancel(bigint, text),
+    pay.refund(bigint, bigint, text, text),
+    pay.pay_with_balance(bigint, text),
+    pay.open_account(text, text, boolean, integer), pay.balance(text),
+    pay.parse_amount(text, text), pay.format_amount(bigint, text)
+  TO pay_app;
+GRANT SELECT ON pay.orders, pay.order_events, pay.refunds, pay.currencies TO pay_app;
+GRANT EXECUTE ON FUNCTION
+    pay.create_merchant(text, text, text), pay.create_gateway(text, text, text, jsonb),
+    pay.add_routing_rule(text, text, text, integer),
+    pay.bind_merchant_role(regrole, text), pay.unbind_merchant_role(regrole, text),
+    pay.mark_paid(bigint, text, bigint, text),
+    pay.open_account(text, text, boolean, integer), pay.post(text, jsonb), pay.balance(text),
+    pay.expire_orders(timestamptz, integer), pay.purge_idempotency_keys(interval, integer),
+    pay.idempotency_retention(),
+    pay.parse_amount(text, text), pay.format_amount(bigint, text), pay.parse_form(text)
+  TO pay_admin;
+GRANT SELECT ON pay.currencies, pay.merchants, pay.gateways, pay.routing_rules,
+    pay.order_statuses, pay.order_transitions, pay.orders, pay.order_events, pay.refunds,
+    pay.idempotency_keys, pay.accounts, pay.account_balances, pay.postings, pay.entries,
+    pay.ledger_problems, pay.order_ledger_mismatches, pay.merchant_roles
+  TO pay_admin;
+REVOKE ALL ON pay.seed_rows FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION pay._restoring(), pay._restore_seeded_row(), pay._mark_dumped_tables(),
+    pay._drop_guard() FROM PUBLIC;
+GRANT SELECT ON ALL TABLES IN SCHEMA pay TO pay_readonly;
+REVOKE SELECT ON pay.secrets, pay.master_keys FROM pay_readonly;
+GRANT EXECUTE ON FUNCTION pay.dispatcher_status() TO pay_readonly;
