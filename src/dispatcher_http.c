@@ -8,13 +8,16 @@
  * to do.  The multi handle keeps connections open between requests
  * (keep-alive).  Every transfer: TLS 1.2 or later, peer and host
  * verification always on, optional CA bundle, connect and total timeouts, a
- * cap on the response size, no redirects, http and https only, and no
- * signals (CURLOPT_NOSIGNAL).  curl callbacks never raise PostgreSQL errors:
+ * cap on the response size, no redirects, http and https only, no
+ * signals (CURLOPT_NOSIGNAL), and no connection to a loopback, link-local or
+ * private address unless pay.allow_private_destinations is on (checked on
+ * the resolved address as curl opens the socket, so no name can lead there).  curl callbacks never raise PostgreSQL errors:
  * they use malloc and report failures through return values.
  */
 #include "postgres.h"
 
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <curl/curl.h>
 #include <unistd.h>
 
@@ -34,6 +37,7 @@ struct HttpTransfer
 	size_t		body_max;
 	HttpResult	result;
 	char		errbuf[CURL_ERROR_SIZE];
+	char		refused[256];	/* why an address was refused, "" if none was */
 };
 
 int			http_connect_timeout_ms = 5000;
@@ -235,6 +239,21 @@ TransferFree(HttpTransfer *t)
 	free(t);
 }
 
+/*
+ * CURLOPT_OPENSOCKETFUNCTION: open the socket unless the address it is for
+ * is refused (then curl tries the name's other addresses, and fails with
+ * "couldn't connect" when none is left).
+ */
+static curl_socket_t
+OpenSocket(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
+{
+	HttpTransfer *t = (HttpTransfer *) clientp;
+
+	if (DestinationAddressRefused(&address->addr, t->refused, sizeof(t->refused)))
+		return CURL_SOCKET_BAD;
+	return socket(address->family, address->socktype, address->protocol);
+}
+
 /* Start a request; false (error set, nothing started) if curl refuses it. */
 bool
 HttpAdd(int64 outbox_id, int attempt, const char *destination, bool notification,
@@ -285,6 +304,8 @@ HttpAdd(int64 outbox_id, int attempt, const char *destination, bool notification
 	SET(CURLOPT_WRITEDATA, t);
 	SET(CURLOPT_PRIVATE, t);
 	SET(CURLOPT_ERRORBUFFER, t->errbuf);
+	SET(CURLOPT_OPENSOCKETFUNCTION, OpenSocket);
+	SET(CURLOPT_OPENSOCKETDATA, t);
 	if (strcmp(method, "GET") == 0)
 		SET(CURLOPT_HTTPGET, 1L);
 	else
@@ -356,6 +377,12 @@ CollectFinished(void)
 		if (r->too_large)
 			snprintf(r->error, sizeof(r->error), "the answer is larger than pay.http_response_max (%d bytes)",
 					 http_response_max_bytes);
+		else if (code != CURLE_OK && t->refused[0] != '\0')
+		{
+			r->refused = true;
+			r->http_status = 0;
+			strlcpy(r->error, t->refused, sizeof(r->error));
+		}
 		else if (code != CURLE_OK)
 		{
 			r->transport_error = true;

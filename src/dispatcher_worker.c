@@ -273,6 +273,12 @@ Classify(HttpResult *r, int attempts_max, bool *healthy, bool *counts)
 
 	*counts = true;
 	*healthy = false;
+	if (r->refused)
+	{
+		/* a forbidden address: sending again reaches the same one */
+		*counts = false;
+		return OUTCOME_DEAD;
+	}
 	if (r->build_error)
 	{
 		*counts = false;		/* our fault, not the destination's */
@@ -470,10 +476,20 @@ MsUntil(TimestampTz t, TimestampTz now, long cap)
  * pay.dispatcher_synchronous_commit says, and every statement is planned for
  * its parameters (a generic plan made while the outbox was small would scan
  * it whole once it is large).
+ *
+ * The worker is the bootstrap superuser.  Its search_path is pinned to
+ * pg_catalog, pg_temp: otherwise the database's or the role's setting
+ * (ALTER DATABASE ... SET search_path, which a database owner may run) would
+ * put schemas others can create in ahead of pg_catalog, and a function or
+ * operator there that outranks the built-in one (a bigint * interval
+ * operator, a now()) would run with superuser rights.  PGC_S_OVERRIDE ranks
+ * above those settings and the configuration file, and is also what RESET
+ * returns to.
  */
 static void
 ApplySettings(void)
 {
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("synchronous_commit", dispatcher_synchronous_commit ? "on" : "off",
 					PGC_SUSET, PGC_S_SESSION);
 	SetConfigOption("plan_cache_mode", "force_custom_plan", PGC_SUSET, PGC_S_SESSION);
