@@ -407,7 +407,9 @@ StoreRecord(HttpResult *results, int n, int *outcomes, const int64 *waits_ms)
 	values[7] = ScalarArray(waits, NULL, n, INTERVALOID);
 	rc = SPI_execute_plan(KeptPlan(&record_plan,
 								  "WITH r AS ("
-								  "  SELECT * FROM pg_catalog.unnest($1, $2, $3, $4, $5, $6, $7, $8)"
+								  "  SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
+								  "                          pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6),"
+								  "                          pg_catalog.unnest($7), pg_catalog.unnest($8))"
 								  "    AS r(id, attempt, outcome, http_status, error, latency_ms, started_at, wait)),"
 								  " u AS ("
 								  "  UPDATE pay.outbox o"
@@ -451,7 +453,7 @@ StoreRelease(const int64 *ids, const int *attempts, int n)
 	values[1] = ScalarArray(d2, NULL, n, INT4OID);
 	rc = SPI_execute_with_args("UPDATE pay.outbox o SET state = 'pending', claimed_at = NULL,"
 							   "       next_attempt_at = pg_catalog.now() OPERATOR(pg_catalog.+) interval '1 second'"
-							   "  FROM pg_catalog.unnest($1, $2) AS r(id, attempt)"
+							   "  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS r(id, attempt)"
 							   " WHERE o.id = r.id AND o.state = 'in_flight' AND o.attempts = r.attempt",
 							   2, types, values, NULL, false, 0);
 	if (rc != SPI_OK_UPDATE)

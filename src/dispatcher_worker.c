@@ -200,12 +200,13 @@ CheckWork(void *arg)
 	*(bool *) arg = StoreExtensionReady();
 }
 
-/* Transaction body: take back claims past the lease. */
+/* Transaction body: take back claims past the lease; *arg = how many. */
 static void
 LeaseWork(void *arg)
 {
 	int			n = StoreRecover(false, LeaseMs());
 
+	*(int *) arg = n;
 	if (n > 0)
 		ereport(LOG, (errmsg("pay dispatcher: %d requests whose claim expired are sent again", n)));
 }
@@ -587,7 +588,11 @@ pay_dispatcher_main(Datum arg)
 		now = GetCurrentTimestamp();
 		if (now >= next_lease_look)
 		{
-			(void) RunInTransaction(LeaseWork, NULL, "taking back expired claims");
+			int			taken_back = 0;
+
+			/* rows taken back are due now: nothing else would wake us for them */
+			if (RunInTransaction(LeaseWork, &taken_back, "taking back expired claims") && taken_back > 0)
+				claim_wanted = true;
 			next_lease_look = TimestampTzPlusMilliseconds(now, Min(LeaseMs() / 2, IDLE_WAIT_MS));
 		}
 
