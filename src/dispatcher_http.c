@@ -419,7 +419,11 @@ CollectFinished(void)
 		if (r->too_large)
 			snprintf(r->error, sizeof(r->error), "the answer is larger than pay.http_response_max (%d bytes)",
 					 http_response_max_bytes);
-		else if (code != CURLE_OK && t->refused[0] != '\0')
+		/*
+		 * Refused only when that is why it failed: a name with a refused and
+		 * an allowed address may have failed on the latter for another reason.
+		 */
+		else if ((code == CURLE_COULDNT_CONNECT || code == CURLE_ABORTED_BY_CALLBACK) && t->refused[0] != '\0')
 		{
 			r->refused = true;
 			r->http_status = 0;
