@@ -11,6 +11,7 @@
  *   dispatcher_store.c    the worker's SQL: claim, record outcomes, recover
  *   dispatcher_http.c     libcurl multi: many transfers from one handle
  *   dispatcher_breaker.c  circuit breakers per destination
+ *   destination_check.c   refusing loopback, link-local and private destinations
  */
 #ifndef PAY_DISPATCHER_H
 #define PAY_DISPATCHER_H
@@ -57,6 +58,12 @@ extern int	dispatcher_lease_ms;
 extern void DispatcherWorkerInit(void);
 extern PGDLLEXPORT void pay_dispatcher_main(Datum arg);
 
+/* destination_check.c */
+struct sockaddr;
+extern bool allow_private_destinations;
+extern void DestinationInit(void);
+extern bool DestinationAddressRefused(const struct sockaddr *sa, char *why, size_t why_size);
+
 /* outbox_wake.c */
 extern void OutboxWakeInit(void);
 
@@ -100,6 +107,7 @@ typedef struct HttpResult
 	bool		transport_error;	/* timeout, connection error, TLS, malformed... */
 	bool		too_large;
 	bool		build_error;	/* the request could not be built: no transfer */
+	bool		refused;		/* every address it resolved to is refused (destination_check.c) */
 	char	   *body;			/* response body, NUL-terminated (malloc'd) */
 	size_t		body_len;
 	double		latency_ms;

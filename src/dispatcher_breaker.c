@@ -225,7 +225,7 @@ BreakerSave(void)
 
 		plan = SPI_prepare("INSERT INTO pay.circuit_breakers AS c (destination, state, consecutive_failures, "
 						   "opened_at, open_until, last_failure_at, last_error, updated_at) "
-						   "VALUES ($1, $2, $3, $4, $5, $6, $7, clock_timestamp()) "
+						   "VALUES ($1, $2, $3, $4, $5, $6, $7, pg_catalog.clock_timestamp()) "
 						   "ON CONFLICT (destination) DO UPDATE SET state = excluded.state, "
 						   "consecutive_failures = excluded.consecutive_failures, opened_at = excluded.opened_at, "
 						   "open_until = excluded.open_until, last_failure_at = excluded.last_failure_at, "

@@ -8,13 +8,20 @@
  * to do.  The multi handle keeps connections open between requests
  * (keep-alive).  Every transfer: TLS 1.2 or later, peer and host
  * verification always on, optional CA bundle, connect and total timeouts, a
- * cap on the response size, no redirects, http and https only, and no
- * signals (CURLOPT_NOSIGNAL).  curl callbacks never raise PostgreSQL errors:
+ * cap on the response size, no redirects, http and https only, no
+ * signals (CURLOPT_NOSIGNAL), and no connection to a loopback, link-local or
+ * private address unless pay.allow_private_destinations is on (checked on
+ * the resolved address as curl opens the socket, so no name can lead there,
+ * and again on the connection each request goes out on, kept-alive ones
+ * included).  curl callbacks never raise PostgreSQL errors:
  * they use malloc and report failures through return values.
  */
 #include "postgres.h"
 
 #include <sys/epoll.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <curl/curl.h>
 #include <unistd.h>
 
@@ -34,6 +41,7 @@ struct HttpTransfer
 	size_t		body_max;
 	HttpResult	result;
 	char		errbuf[CURL_ERROR_SIZE];
+	char		refused[256];	/* why an address was refused, "" if none was */
 };
 
 int			http_connect_timeout_ms = 5000;
@@ -235,6 +243,57 @@ TransferFree(HttpTransfer *t)
 	free(t);
 }
 
+/*
+ * CURLOPT_OPENSOCKETFUNCTION: open the socket unless the address it is for
+ * is refused (then curl tries the name's other addresses, and fails with
+ * "couldn't connect" when none is left).
+ */
+static curl_socket_t
+OpenSocket(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
+{
+	HttpTransfer *t = (HttpTransfer *) clientp;
+
+	if (DestinationAddressRefused(&address->addr, t->refused, sizeof(t->refused)))
+		return CURL_SOCKET_BAD;
+	return socket(address->family, address->socktype, address->protocol);
+}
+
+/*
+ * CURLOPT_PREREQFUNCTION: the same check on the address of the connection a
+ * request is about to go out on, which may be a kept-alive one opened while
+ * pay.allow_private_destinations was still on.
+ */
+static int
+CheckConnection(void *clientp, char *conn_primary_ip, char *conn_local_ip,
+				int conn_primary_port, int conn_local_port)
+{
+	HttpTransfer *t = (HttpTransfer *) clientp;
+	struct sockaddr_in in;
+	struct sockaddr_in6 in6;
+
+	memset(&in, 0, sizeof(in));
+	memset(&in6, 0, sizeof(in6));
+	if (inet_pton(AF_INET, conn_primary_ip, &in.sin_addr) == 1)
+	{
+		in.sin_family = AF_INET;
+		if (DestinationAddressRefused((struct sockaddr *) &in, t->refused, sizeof(t->refused)))
+			return CURL_PREREQFUNC_ABORT;
+	}
+	else if (inet_pton(AF_INET6, conn_primary_ip, &in6.sin6_addr) == 1)
+	{
+		in6.sin6_family = AF_INET6;
+		if (DestinationAddressRefused((struct sockaddr *) &in6, t->refused, sizeof(t->refused)))
+			return CURL_PREREQFUNC_ABORT;
+	}
+	else if (!allow_private_destinations)
+	{
+		snprintf(t->refused, sizeof(t->refused), "refused to send: the connection's address \"%s\" is not an IP address",
+				 conn_primary_ip);
+		return CURL_PREREQFUNC_ABORT;
+	}
+	return CURL_PREREQFUNC_OK;
+}
+
 /* Start a request; false (error set, nothing started) if curl refuses it. */
 bool
 HttpAdd(int64 outbox_id, int attempt, const char *destination, bool notification,
@@ -285,6 +344,10 @@ HttpAdd(int64 outbox_id, int attempt, const char *destination, bool notification
 	SET(CURLOPT_WRITEDATA, t);
 	SET(CURLOPT_PRIVATE, t);
 	SET(CURLOPT_ERRORBUFFER, t->errbuf);
+	SET(CURLOPT_OPENSOCKETFUNCTION, OpenSocket);
+	SET(CURLOPT_OPENSOCKETDATA, t);
+	SET(CURLOPT_PREREQFUNCTION, CheckConnection);
+	SET(CURLOPT_PREREQDATA, t);
 	if (strcmp(method, "GET") == 0)
 		SET(CURLOPT_HTTPGET, 1L);
 	else
@@ -356,6 +419,16 @@ CollectFinished(void)
 		if (r->too_large)
 			snprintf(r->error, sizeof(r->error), "the answer is larger than pay.http_response_max (%d bytes)",
 					 http_response_max_bytes);
+		/*
+		 * Refused only when that is why it failed: a name with a refused and
+		 * an allowed address may have failed on the latter for another reason.
+		 */
+		else if ((code == CURLE_COULDNT_CONNECT || code == CURLE_ABORTED_BY_CALLBACK) && t->refused[0] != '\0')
+		{
+			r->refused = true;
+			r->http_status = 0;
+			strlcpy(r->error, t->refused, sizeof(r->error));
+		}
 		else if (code != CURLE_OK)
 		{
 			r->transport_error = true;

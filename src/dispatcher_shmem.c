@@ -96,6 +96,7 @@ DispatcherInit(void)
 	BreakerInit();
 	OutboxCountInit();
 	OutboxWakeInit();
+	DestinationInit();
 	DispatcherShmemInit();
 }
 

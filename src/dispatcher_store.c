@@ -13,6 +13,13 @@
  *                 whose claim is older than the lease.
  *   StoreRelease  puts rows back to pending when their outcome could not be
  *                 recorded.
+ *
+ * The worker runs as the bootstrap superuser with search_path pinned to
+ * pg_catalog, pg_temp (dispatcher_worker.c); all the same every statement
+ * here names its tables pay.x and its functions pg_catalog.f, and does its
+ * time arithmetic on interval parameters (timestamptz +/- interval, exact
+ * matches in pg_catalog) rather than bigint * interval, which has no operator
+ * of its own and so goes to whichever one implicit casts reach first.
  */
 #include "postgres.h"
 
@@ -70,16 +77,26 @@ StoreExtensionReady(void)
 
 	if (!OidIsValid(get_extension_oid("pay", true)))
 		return false;
-	rc = SPI_execute("SELECT to_regclass('pay.outbox') IS NOT NULL", true, 1);
+	rc = SPI_execute("SELECT pg_catalog.to_regclass('pay.outbox') IS NOT NULL", true, 1);
 	return rc == SPI_OK_SELECT && SPI_processed == 1 &&
 		strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), "t") == 0;
+}
+
+/* An interval of ms milliseconds, as a Datum. */
+static Datum
+MillisecondsInterval(int64 ms)
+{
+	Interval   *iv = palloc0(sizeof(Interval));
+
+	iv->time = ms * INT64CONST(1000);
+	return IntervalPGetDatum(iv);
 }
 
 /* Take back in_flight rows: all (worker start) or those past the lease, except ours. */
 int
 StoreRecover(bool all, int64 lease_ms)
 {
-	Oid			types[3] = {BOOLOID, INT8OID, INT8ARRAYOID};
+	Oid			types[3] = {BOOLOID, INTERVALOID, INT8ARRAYOID};
 	Datum		values[3];
 	int64	   *ids;
 	int			n = HttpInFlightIds(&ids);
@@ -90,16 +107,16 @@ StoreRecover(bool all, int64 lease_ms)
 	for (i = 0; i < n; i++)
 		d[i] = Int64GetDatum(ids[i]);
 	values[0] = BoolGetDatum(all);
-	values[1] = Int64GetDatum(lease_ms);
+	values[1] = MillisecondsInterval(lease_ms);
 	values[2] = ScalarArray(d, NULL, n, INT8OID);
 	rc = SPI_execute_with_args(
 		"WITH old AS ("
 		"  SELECT id, claimed_at FROM pay.outbox"
-		"   WHERE state = 'in_flight' AND ($1 OR claimed_at < now() - $2 * interval '1 millisecond')"
+		"   WHERE state = 'in_flight' AND ($1 OR claimed_at < pg_catalog.now() OPERATOR(pg_catalog.-) $2)"
 		"     AND id <> ALL($3)"
 		"   FOR UPDATE SKIP LOCKED),"
 		" back AS ("
-		"  UPDATE pay.outbox o SET state = 'pending', claimed_at = NULL, next_attempt_at = now()"
+		"  UPDATE pay.outbox o SET state = 'pending', claimed_at = NULL, next_attempt_at = pg_catalog.now()"
 		"    FROM old WHERE o.id = old.id"
 		"  RETURNING o.id, o.attempts, old.claimed_at)"
 		"INSERT INTO pay.outbox_attempts (outbox_id, attempt, started_at, outcome, error)"
@@ -164,7 +181,7 @@ StoreClaim(int max, int per_destination, ClaimedRequest **claimed, MemoryContext
 	values[1] = Int32GetDatum(max);
 	rc = SPI_execute_plan(KeptPlan(&claim_lock_plan,
 								  "SELECT id, destination FROM pay.outbox"
-								  " WHERE state = 'pending' AND next_attempt_at <= now()"
+								  " WHERE state = 'pending' AND next_attempt_at <= pg_catalog.now()"
 								  "   AND destination <> ALL($1)"
 								  " ORDER BY next_attempt_at LIMIT $2"
 								  " FOR UPDATE SKIP LOCKED", 2, lock_types),
@@ -203,7 +220,8 @@ StoreClaim(int max, int per_destination, ClaimedRequest **claimed, MemoryContext
 
 	values[0] = ScalarArray(chosen, NULL, nchosen, INT8OID);
 	rc = SPI_execute_plan(KeptPlan(&claim_mark_plan,
-								  "UPDATE pay.outbox SET state = 'in_flight', claimed_at = now(), attempts = attempts + 1"
+								  "UPDATE pay.outbox SET state = 'in_flight', claimed_at = pg_catalog.now(),"
+								  "       attempts = attempts OPERATOR(pg_catalog.+) 1"
 								  " WHERE id = ANY($1) AND state = 'pending'"
 								  " RETURNING id, attempts, attempts_max, kind = 'merchant_notification', destination",
 								  1, id_types),
@@ -296,7 +314,7 @@ StoreNextDue(int per_destination)
 	memcpy(exclude + nblocked, saturated, sizeof(char *) * nsaturated);
 	values[0] = TextArray(exclude, nblocked + nsaturated);
 	rc = SPI_execute_plan(KeptPlan(&next_due_plan,
-								  "SELECT min(next_attempt_at) FROM pay.outbox"
+								  "SELECT pg_catalog.min(next_attempt_at) FROM pay.outbox"
 								  " WHERE state = 'pending' AND destination <> ALL($1)", 1, types),
 						  values, NULL, true, 1);
 	if (rc != SPI_OK_SELECT || SPI_processed != 1)
@@ -337,7 +355,7 @@ void
 StoreRecord(HttpResult *results, int n, int *outcomes, const int64 *waits_ms)
 {
 	Oid			types[8] = {INT8ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, TEXTARRAYOID,
-	FLOAT8ARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID};
+	FLOAT8ARRAYOID, TIMESTAMPTZARRAYOID, INTERVALARRAYOID};
 	Datum		values[8];
 	Datum	   *ids = palloc(sizeof(Datum) * n);
 	Datum	   *attempts = palloc(sizeof(Datum) * n);
@@ -377,7 +395,7 @@ StoreRecord(HttpResult *results, int n, int *outcomes, const int64 *waits_ms)
 		latencies[i] = Float8GetDatum(r->latency_ms);
 		latency_nulls[i] = r->build_error;
 		started[i] = TimestampTzGetDatum(r->started_at);
-		waits[i] = Int64GetDatum(waits_ms[i]);
+		waits[i] = MillisecondsInterval(waits_ms[i]);
 	}
 	values[0] = ScalarArray(ids, NULL, n, INT8OID);
 	values[1] = ScalarArray(attempts, NULL, n, INT4OID);
@@ -386,20 +404,22 @@ StoreRecord(HttpResult *results, int n, int *outcomes, const int64 *waits_ms)
 	values[4] = ScalarArray(errors, error_nulls, n, TEXTOID);
 	values[5] = ScalarArray(latencies, latency_nulls, n, FLOAT8OID);
 	values[6] = ScalarArray(started, NULL, n, TIMESTAMPTZOID);
-	values[7] = ScalarArray(waits, NULL, n, INT8OID);
+	values[7] = ScalarArray(waits, NULL, n, INTERVALOID);
 	rc = SPI_execute_plan(KeptPlan(&record_plan,
 								  "WITH r AS ("
-								  "  SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8)"
-								  "    AS r(id, attempt, outcome, http_status, error, latency_ms, started_at, wait_ms)),"
+								  "  SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
+								  "                          pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6),"
+								  "                          pg_catalog.unnest($7), pg_catalog.unnest($8))"
+								  "    AS r(id, attempt, outcome, http_status, error, latency_ms, started_at, wait)),"
 								  " u AS ("
 								  "  UPDATE pay.outbox o"
 								  "     SET state = CASE r.outcome WHEN 0 THEN 'done' WHEN 1 THEN 'pending' ELSE 'dead' END,"
 								  "         claimed_at = NULL, last_attempt_at = r.started_at,"
 								  "         last_status = r.http_status, last_error = r.error,"
 								  "         next_attempt_at = CASE WHEN r.outcome = 1"
-								  "             THEN clock_timestamp() + r.wait_ms * interval '1 millisecond'"
+								  "             THEN pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) r.wait"
 								  "             ELSE o.next_attempt_at END,"
-								  "         finished_at = CASE WHEN r.outcome = 1 THEN NULL ELSE clock_timestamp() END"
+								  "         finished_at = CASE WHEN r.outcome = 1 THEN NULL ELSE pg_catalog.clock_timestamp() END"
 								  "    FROM r WHERE o.id = r.id AND o.state = 'in_flight' AND o.attempts = r.attempt"
 								  "  RETURNING o.id)"
 								  "INSERT INTO pay.outbox_attempts"
@@ -432,8 +452,8 @@ StoreRelease(const int64 *ids, const int *attempts, int n)
 	values[0] = ScalarArray(d1, NULL, n, INT8OID);
 	values[1] = ScalarArray(d2, NULL, n, INT4OID);
 	rc = SPI_execute_with_args("UPDATE pay.outbox o SET state = 'pending', claimed_at = NULL,"
-							   "       next_attempt_at = now() + interval '1 second'"
-							   "  FROM unnest($1, $2) AS r(id, attempt)"
+							   "       next_attempt_at = pg_catalog.now() OPERATOR(pg_catalog.+) interval '1 second'"
+							   "  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS r(id, attempt)"
 							   " WHERE o.id = r.id AND o.state = 'in_flight' AND o.attempts = r.attempt",
 							   2, types, values, NULL, false, 0);
 	if (rc != SPI_OK_UPDATE)

@@ -200,12 +200,13 @@ CheckWork(void *arg)
 	*(bool *) arg = StoreExtensionReady();
 }
 
-/* Transaction body: take back claims past the lease. */
+/* Transaction body: take back claims past the lease; *arg = how many. */
 static void
 LeaseWork(void *arg)
 {
 	int			n = StoreRecover(false, LeaseMs());
 
+	*(int *) arg = n;
 	if (n > 0)
 		ereport(LOG, (errmsg("pay dispatcher: %d requests whose claim expired are sent again", n)));
 }
@@ -273,6 +274,12 @@ Classify(HttpResult *r, int attempts_max, bool *healthy, bool *counts)
 
 	*counts = true;
 	*healthy = false;
+	if (r->refused)
+	{
+		/* a forbidden address: sending again reaches the same one */
+		*counts = false;
+		return OUTCOME_DEAD;
+	}
 	if (r->build_error)
 	{
 		*counts = false;		/* our fault, not the destination's */
@@ -470,10 +477,20 @@ MsUntil(TimestampTz t, TimestampTz now, long cap)
  * pay.dispatcher_synchronous_commit says, and every statement is planned for
  * its parameters (a generic plan made while the outbox was small would scan
  * it whole once it is large).
+ *
+ * The worker is the bootstrap superuser.  Its search_path is pinned to
+ * pg_catalog, pg_temp: otherwise the database's or the role's setting
+ * (ALTER DATABASE ... SET search_path, which a database owner may run) would
+ * put schemas others can create in ahead of pg_catalog, and a function or
+ * operator there that outranks the built-in one (a bigint * interval
+ * operator, a now()) would run with superuser rights.  PGC_S_OVERRIDE ranks
+ * above those settings and the configuration file, and is also what RESET
+ * returns to.
  */
 static void
 ApplySettings(void)
 {
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("synchronous_commit", dispatcher_synchronous_commit ? "on" : "off",
 					PGC_SUSET, PGC_S_SESSION);
 	SetConfigOption("plan_cache_mode", "force_custom_plan", PGC_SUSET, PGC_S_SESSION);
@@ -571,7 +588,11 @@ pay_dispatcher_main(Datum arg)
 		now = GetCurrentTimestamp();
 		if (now >= next_lease_look)
 		{
-			(void) RunInTransaction(LeaseWork, NULL, "taking back expired claims");
+			int			taken_back = 0;
+
+			/* rows taken back are due now: nothing else would wake us for them */
+			if (RunInTransaction(LeaseWork, &taken_back, "taking back expired claims") && taken_back > 0)
+				claim_wanted = true;
 			next_lease_look = TimestampTzPlusMilliseconds(now, Min(LeaseMs() / 2, IDLE_WAIT_MS));
 		}
 

@@ -46,6 +46,7 @@ BEGIN
   IF notify_url IS NOT NULL AND (notify_url !~ '^https?://[^[:space:]]+$' OR length(notify_url) > 2000) THEN
     RAISE EXCEPTION 'notify_url must be an http or https URL' USING ERRCODE = 'invalid_parameter_value';
   END IF;
+  PERFORM pay._check_destination('notify_url', notify_url);
   INSERT INTO pay.merchants (code, name, notify_url)
     VALUES (create_merchant.code, create_merchant.name, create_merchant.notify_url)
     RETURNING id INTO v_id;
@@ -69,6 +70,7 @@ BEGIN
   IF base_url IS NOT NULL AND base_url !~ '^https?://[^[:space:]]+$' THEN
     RAISE EXCEPTION 'base_url must be an http or https URL' USING ERRCODE = 'invalid_parameter_value';
   END IF;
+  PERFORM pay._check_destination('base_url', base_url);
   IF options IS NULL OR jsonb_typeof(options) <> 'object' THEN
     RAISE EXCEPTION 'options must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
   END IF;

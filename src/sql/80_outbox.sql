@@ -100,6 +100,15 @@ CREATE FUNCTION pay.form_urlencode(params jsonb) RETURNS text
 COMMENT ON FUNCTION pay.form_urlencode(jsonb) IS
   'application/x-www-form-urlencoded body of a JSON object: keys in byte order, values as text (nested values as compact JSON), NULLs left out';
 
+-- Outbound destinations (src/destination_check.c): a notify_url or base_url
+-- on a loopback, link-local or private address, or naming localhost, is
+-- refused when set (and the dispatcher refuses to connect to such an address
+-- whatever name resolves to it) unless pay.allow_private_destinations is on.
+CREATE FUNCTION pay._check_destination(field text, url text) RETURNS void
+    AS 'MODULE_PATHNAME', 'pay_check_destination' LANGUAGE C STABLE STRICT;
+COMMENT ON FUNCTION pay._check_destination(text, text) IS
+  'raises 22023 naming field when url may not be sent to: malformed, a numeric host that is not a dotted quad, or (unless pay.allow_private_destinations) a loopback, link-local, private or unspecified address or localhost';
+
 CREATE FUNCTION pay.dispatcher_status(
     OUT running boolean, OUT preloaded boolean, OUT database text, OUT pid integer,
     OUT started_at timestamptz, OUT in_flight integer, OUT claimed bigint, OUT delivered bigint,

@@ -22,7 +22,8 @@ our @EXPORT = qw(pay_node start_peer peer_get peer_post wait_for_sql form_fields
 my $lib = dirname(abs_path(__FILE__));
 
 # A started node with pay preloaded, pay.database = postgres, a master key
-# file, the extension installed, and the given extra settings.
+# file, private destinations allowed (the peer listens on 127.0.0.1), the
+# extension installed, and the given extra settings.
 sub pay_node
 {
 	my ($name, $extra) = @_;
@@ -39,6 +40,7 @@ pay.database = 'postgres'
 pay.master_key_file = '$key'
 log_min_messages = log
 max_connections = 40
+pay.allow_private_destinations = on
 } . ($extra // ''));
 	$node->start;
 	$node->safe_psql('postgres', 'CREATE EXTENSION pay');

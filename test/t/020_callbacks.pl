@@ -28,6 +28,7 @@ $node->init;
 $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'pay'
 pay.master_key_file = '$top/test/keys/master-a.hex'
+pay.allow_private_destinations = on
 max_connections = 100
 });
 $node->start;

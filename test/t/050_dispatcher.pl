@@ -17,6 +17,7 @@ use PayDispatcherTest;
 # 1. Without preloading: everything works, nothing delivers, and the status says so.
 my $plain = PostgreSQL::Test::Cluster->new('plain');
 $plain->init;
+$plain->append_conf('postgresql.conf', "pay.allow_private_destinations = on\n");
 $plain->start;
 $plain->safe_psql('postgres', 'CREATE EXTENSION pay');
 is($plain->safe_psql('postgres', 'SELECT running, preloaded, detail FROM pay.dispatcher'),
