@@ -227,6 +227,61 @@ REVOKE EXECUTE ON FUNCTION pay.purge_callbacks(interval, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pay.purge_callbacks(interval, integer) TO pay_admin;
 GRANT SELECT ON pay.unknown_gateway_callbacks TO pay_admin;
 
+-- Outbound destinations: notify_url and base_url refused on loopback, private and
+-- link-local addresses unless pay.allow_private_destinations is on.
+CREATE FUNCTION pay._check_destination(field text, url text) RETURNS void
+    AS 'MODULE_PATHNAME', 'pay_check_destination' LANGUAGE C STABLE STRICT;
+COMMENT ON FUNCTION pay._check_destination(text, text) IS
+  'raises 22023 naming field when url may not be sent to: malformed, a numeric host that is not a dotted quad, or (unless pay.allow_private_destinations) a loopback, link-local, private or unspecified address or localhost';
+
+
+CREATE OR REPLACE FUNCTION pay.create_merchant(code text, name text, notify_url text DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_id bigint;
+BEGIN
+  IF code IS NULL OR code !~ '^[A-Za-z0-9_.-]{1,64}$' THEN
+    RAISE EXCEPTION 'code must be 1 to 64 letters, digits or _.-' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF name IS NULL OR length(btrim(name)) = 0 OR length(name) > 200 THEN
+    RAISE EXCEPTION 'name must be 1 to 200 characters' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF notify_url IS NOT NULL AND (notify_url !~ '^https?://[^[:space:]]+$' OR length(notify_url) > 2000) THEN
+    RAISE EXCEPTION 'notify_url must be an http or https URL' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  PERFORM pay._check_destination('notify_url', notify_url);
+  INSERT INTO pay.merchants (code, name, notify_url)
+    VALUES (create_merchant.code, create_merchant.name, create_merchant.notify_url)
+    RETURNING id INTO v_id;
+  RETURN v_id;
+END $$;
+
+CREATE OR REPLACE FUNCTION pay.create_gateway(name text, kind text, base_url text DEFAULT NULL,
+                                   options jsonb DEFAULT '{}') RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_id bigint;
+BEGIN
+  IF name IS NULL OR name !~ '^[A-Za-z0-9_.-]{1,64}$' THEN
+    RAISE EXCEPTION 'name must be 1 to 64 letters, digits or _.-' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF kind IS NULL OR kind NOT IN ('stripe', 'alipay', 'wechatpay', 'adyen', 'paypal', 'generic') THEN
+    RAISE EXCEPTION 'kind must be one of stripe, alipay, wechatpay, adyen, paypal, generic; not "%"', kind
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF base_url IS NOT NULL AND base_url !~ '^https?://[^[:space:]]+$' THEN
+    RAISE EXCEPTION 'base_url must be an http or https URL' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  PERFORM pay._check_destination('base_url', base_url);
+  IF options IS NULL OR jsonb_typeof(options) <> 'object' THEN
+    RAISE EXCEPTION 'options must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  INSERT INTO pay.gateways (name, kind, base_url, options)
+    VALUES (create_gateway.name, create_gateway.kind, create_gateway.base_url, create_gateway.options)
+    RETURNING id INTO v_id;
+  RETURN v_id;
+END $$;
+
 -- Roles: pay_readonly; merchant binding with row-level security; system
 -- account prefixes; no stored secret computes for anyone but the owner.
 DO $$
