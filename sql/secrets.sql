@@ -345,9 +345,19 @@ SELECT c.body LIKE '%evt_sec_stored%' AS stored_key, c.verdict, c.reason_code, c
 SET ROLE pay_admin;
 SELECT pg_temp.err($$SELECT * FROM pay.secrets$$);
 SELECT pg_temp.err($$SELECT pay.reveal_secret('gateway:stripe_t', 'webhook_secret')$$);
-SELECT pg_temp.err($$SELECT pay.set_secret('gateway:stripe_t', 'webhook_secret', 'mine')$$);
 SELECT pg_temp.err($$SELECT pay.secret_hmac_sha256_hex('gateway:stripe_t', 'webhook_secret', 'm')$$);
+-- pay_admin writes credentials (gateway set-up) and never reads them back
+SELECT pg_temp.err($$SELECT pay.set_secret('gateway:stripe_t', 'api_key', 'sk_set_by_admin')$$) AS admin_sets;
 SELECT owner, name, master_key_id FROM pay.secret_list ORDER BY 1, 2;
+SELECT pg_temp.err($$SELECT pay.reveal_secret('gateway:stripe_t', 'api_key')$$) AS admin_reads_back;
+RESET ROLE;
+SELECT pay.reveal_secret('gateway:stripe_t', 'api_key') AS owner_reads;
+SET ROLE pay_admin;
+SELECT pay.delete_secret('gateway:stripe_t', 'api_key') AS admin_deletes;
+RESET ROLE;
+SET ROLE pay_app;
+SELECT pg_temp.err($$SELECT pay.set_secret('gateway:stripe_t', 'webhook_secret', 'forged')$$) AS app_sets;
+SELECT pg_temp.err($$SELECT pay.delete_secret('gateway:stripe_t', 'webhook_secret')$$) AS app_deletes;
 RESET ROLE;
 -- even a careless GRANT does not let another role reveal a value
 GRANT EXECUTE ON FUNCTION pay.reveal_secret(text, text) TO pay_admin;

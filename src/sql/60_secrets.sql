@@ -78,10 +78,13 @@ CREATE VIEW pay.secret_list AS
   FROM pay.secrets;
 COMMENT ON VIEW pay.secret_list IS 'which secrets exist, without their values (for pay_admin)';
 
+-- Writing a credential is pay_admin's job (it sets up gateways and
+-- merchants); reading one back is nobody's but the owner's.
 CREATE FUNCTION pay.set_secret(owner text, name text, value text) RETURNS void
-LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'pay_set_secret';
+LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'pay_set_secret';
 COMMENT ON FUNCTION pay.set_secret(text, text, text) IS
-  'stores (or replaces) a credential sealed under the current master key; the first call creates master key generation 1 from pay.master_key_file. Owner only. Pass the value as a bind parameter: statement logging can record literals';
+  'stores (or replaces) a credential sealed under the current master key; the first call creates master key generation 1 from pay.master_key_file. Owner and pay_admin (write only: no role reads a value back). Pass the value as a bind parameter: statement logging can record literals';
 
 CREATE FUNCTION pay.reveal_secret(owner text, name text) RETURNS text
 LANGUAGE C STABLE STRICT AS 'MODULE_PATHNAME', 'pay_reveal_secret';
@@ -89,13 +92,13 @@ COMMENT ON FUNCTION pay.reveal_secret(text, text) IS
   'the plaintext of a credential; owner only (no role is granted it)';
 
 CREATE FUNCTION pay.delete_secret(owner text, name text) RETURNS boolean
-LANGUAGE sql VOLATILE STRICT SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE sql VOLATILE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
   WITH gone AS (
     DELETE FROM pay.secrets s WHERE s.owner = $1 AND s.name = $2 RETURNING 1
   )
   SELECT count(*) > 0 FROM gone
 $$;
-COMMENT ON FUNCTION pay.delete_secret(text, text) IS 'deletes a credential; true if it existed. Owner only';
+COMMENT ON FUNCTION pay.delete_secret(text, text) IS 'deletes a credential; true if it existed. Owner and pay_admin';
 
 CREATE FUNCTION pay.rotate_master_key(new_key_file text) RETURNS integer
 LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'pay_rotate_master_key';
@@ -122,3 +125,4 @@ REVOKE EXECUTE ON FUNCTION
     pay.secret_hmac_sha256_hex(text, text, text)
   FROM PUBLIC;
 GRANT SELECT ON pay.secret_list TO pay_admin, pay_readonly;
+GRANT EXECUTE ON FUNCTION pay.set_secret(text, text, text), pay.delete_secret(text, text) TO pay_admin;

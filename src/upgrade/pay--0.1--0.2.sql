@@ -615,6 +615,21 @@ LANGUAGE C STABLE STRICT AS 'MODULE_PATHNAME', 'pay_secret_hmac_sha256_hex';
 COMMENT ON FUNCTION pay.secret_hmac_sha256_hex(text, text, text) IS
   'hex HMAC-SHA256 of message keyed with a stored credential, without revealing it; owner only (no role is granted it)';
 
+CREATE OR REPLACE FUNCTION pay.set_secret(owner text, name text, value text) RETURNS void
+LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'pay_set_secret';
+COMMENT ON FUNCTION pay.set_secret(text, text, text) IS
+  'stores (or replaces) a credential sealed under the current master key; the first call creates master key generation 1 from pay.master_key_file. Owner and pay_admin (write only: no role reads a value back). Pass the value as a bind parameter: statement logging can record literals';
+
+CREATE OR REPLACE FUNCTION pay.delete_secret(owner text, name text) RETURNS boolean
+LANGUAGE sql VOLATILE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+  WITH gone AS (
+    DELETE FROM pay.secrets s WHERE s.owner = $1 AND s.name = $2 RETURNING 1
+  )
+  SELECT count(*) > 0 FROM gone
+$$;
+COMMENT ON FUNCTION pay.delete_secret(text, text) IS 'deletes a credential; true if it existed. Owner and pay_admin';
+
 -- Backups and the extension's lifecycle.
 --
 -- pg_dump keeps the rows of an extension's tables only when the install
@@ -923,6 +938,7 @@ REVOKE EXECUTE ON FUNCTION
     pay.secret_hmac_sha256_hex(text, text, text)
   FROM PUBLIC;
 GRANT SELECT ON pay.secret_list TO pay_admin, pay_readonly;
+GRANT EXECUTE ON FUNCTION pay.set_secret(text, text, text), pay.delete_secret(text, text) TO pay_admin;
 GRANT EXECUTE ON FUNCTION pay.canonical_query(jsonb, text[]) TO pay_app, pay_admin;
 GRANT EXECUTE ON FUNCTION
     pay.hmac_sha256_hex(text, text),
