@@ -36,6 +36,11 @@ SELECT pay.add_routing_rule('stripe_b', currency => 'USD');
 INSERT INTO pay.currencies (code, numeric_code, exponent, name) VALUES ('XTS', 963, 2, 'Testing code');
 UPDATE pay.currencies SET name = 'US Dollar (renamed)' WHERE code = 'USD';
 INSERT INTO pay.order_transitions VALUES ('failed', 'cancelled', 'given up after a failed payment');
+-- an application role bound to the merchant (roles are cluster-wide: the copies find it)
+CREATE ROLE shop_app IN ROLE pay_app;
+SELECT pay.bind_merchant_role('shop_app', 'shop');
+-- a callback to a name that is no gateway: counted
+SELECT http_status FROM pay.handle_callback('nowhere', '{}', '{}');
 });
 
 # One order per status, and a few more.
@@ -60,21 +65,24 @@ SELECT pay.enqueue_psp_request($id{pending}, 'query');
 SELECT pay.open_account('wallet:alice', 'USD', non_negative => true);
 SELECT pay.post('topup:alice', '[{"account":"psp:stripe_b:USD","amount":-5000},{"account":"wallet:alice","amount":5000}]');
 SELECT pay.pay_with_balance($id{by_wallet}, 'wallet:alice');
+SELECT pay.create_merchant('other', 'Other');
+SELECT pay.create_order('other', 'B-other', 800, 'USD');
 });
 
 # Signed Stripe callbacks, signed here with Perl's own HMAC.
-sub stripe_callback
+sub stripe_callback_in
 {
-	my ($event, $type, $order, $sig_secret) = @_;
+	my ($db, $event, $type, $order, $sig_secret) = @_;
 	my $t = time;
 	my $body = qq({"id":"$event","object":"event","type":"$type","data":{"object":)
 	  . qq({"id":"pi_$event","object":"payment_intent","amount":1500,"amount_received":1500,)
 	  . qq("currency":"usd","metadata":{"order_id":"$order"}}}});
 	my $v1 = hmac_sha256_hex("$t.$body", $sig_secret);
 	my $headers = qq({"Stripe-Signature": "t=$t,v1=$v1", "Content-Type": "application/json"});
-	return $node->safe_psql('src',
+	return $node->safe_psql($db,
 		"SELECT http_status FROM pay.handle_callback('stripe_b', \$h\$$headers\$h\$, \$b\$$body\$b\$)");
 }
+sub stripe_callback { return stripe_callback_in('src', @_) }
 is(stripe_callback('evt_paid', 'payment_intent.succeeded', $id{by_callback}, $secret), 200, 'a signed payment callback is accepted');
 is(stripe_callback('evt_paid', 'payment_intent.succeeded', $id{by_callback}, $secret), 200, 'its retry is acknowledged');
 is(stripe_callback('evt_failed', 'payment_intent.payment_failed', $id{failed}, $secret), 200, 'a signed failure callback is accepted');
@@ -86,8 +94,9 @@ is($node->safe_psql('src', q{
 SELECT (SELECT count(*) FROM pay.refunds) > 1 AND (SELECT count(*) FROM pay.callbacks) >= 4
    AND (SELECT count(*) FROM pay.outbox) > 1 AND (SELECT count(*) FROM pay.entries) > 10
    AND (SELECT count(*) FROM pay.secrets) = 2 AND (SELECT count(*) FROM pay.idempotency_keys) = 10
-   AND (SELECT sum(undelivered) FROM pay.outbox_backlog) > 0}), 't',
-	'and refunds, callbacks, outbox rows, entries, secrets and idempotency keys');
+   AND (SELECT sum(undelivered) FROM pay.outbox_backlog) > 0
+   AND (SELECT count(*) FROM pay.merchant_roles) = 1 AND (SELECT count(*) FROM pay.unknown_gateway_callbacks) = 1}), 't',
+	'and refunds, callbacks, outbox rows, entries, secrets, idempotency keys and a merchant binding');
 
 # --- what is compared: every table of schema pay, row by row ---------------
 my @tables = split /\n/, $node->safe_psql('src', q{
@@ -151,22 +160,9 @@ my $new_id = $node->safe_psql($db, "SELECT id FROM pay.create_order('shop', 'B-n
 cmp_ok($new_id, '>', $max_before, 'a new order takes an id after the restored ones');
 is($node->safe_psql($db, "SELECT id FROM pay.create_order('shop', 'B-paid', 1500, 'USD', idempotency_key => 'key-paid')"),
 	$id{paid}, 'a restored idempotency key answers with its order');
-is(stripe_callback_in($db, 'evt_paid', $id{by_callback}), 200, 'a restored callback event is still a duplicate');
+is(stripe_callback_in($db, 'evt_paid', 'payment_intent.succeeded', $id{by_callback}, $secret), 200, 'a restored callback event is still a duplicate');
 is($node->safe_psql($db, "SELECT count(*) FROM pay.order_events WHERE order_id = $id{by_callback}"), 1,
 	'and changes nothing');
-
-sub stripe_callback_in
-{
-	my ($dbname, $event, $order) = @_;
-	my $t = time;
-	my $body = qq({"id":"$event","object":"event","type":"payment_intent.succeeded","data":{"object":)
-	  . qq({"id":"pi_$event","object":"payment_intent","amount":1500,"amount_received":1500,)
-	  . qq("currency":"usd","metadata":{"order_id":"$order"}}}});
-	my $v1 = hmac_sha256_hex("$t.$body", $secret);
-	my $headers = qq({"Stripe-Signature": "t=$t,v1=$v1", "Content-Type": "application/json"});
-	return $node->safe_psql($dbname,
-		"SELECT http_status FROM pay.handle_callback('stripe_b', \$h\$$headers\$h\$, \$b\$$body\$b\$)");
-}
 
 sub refused
 {
@@ -186,6 +182,11 @@ my $short = $node->safe_psql($db, "SELECT id FROM pay.create_order('shop', 'B-sh
 refused("SELECT pay.pay_with_balance($short, 'wallet:alice')", 'PY003', 'a wallet payment past the balance');
 refused("SELECT pay.refund($id{partial}, 1001)", 'PY005', 'a refund past the refundable amount');
 refused('DROP EXTENSION pay', '2BP01', 'dropping the restored ledger');
+is($node->safe_psql($db, 'SET ROLE shop_app; SELECT count(*) FROM pay.orders'),
+	$node->safe_psql($db, "SELECT count(*) FROM pay.orders o JOIN pay.merchants m ON m.id = o.merchant_id WHERE m.code = 'shop'"),
+	'the restored binding still filters what the bound role sees');
+is($node->safe_psql($db, "SET ROLE shop_app; SELECT count(*) FROM pay.orders WHERE merchant_order_no = 'B-other'"), 0,
+	'another merchant\'s order stays hidden');
 is($node->safe_psql($db, 'SELECT count(*) FROM pay.order_events e JOIN pay.orders o ON o.id = e.order_id'),
 	$node->safe_psql('src', 'SELECT count(*) FROM pay.order_events') + 0,
 	'the restore wrote no order events of its own');
