@@ -93,6 +93,15 @@ SELECT pg_temp.err(format($$SELECT pay.cancel(%s)$$, :b_pending)) AS clerk_cance
 SELECT status FROM pay.complete(:a_paid);
 RESET ROLE;
 
+-- a bound login cannot shed its binding with SET ROLE to an unbound role it
+-- is a member of (pay_app)
+SET SESSION AUTHORIZATION mb_clerk_a;
+SET ROLE pay_app;
+SELECT current_user, pg_temp.seen() AS clerk_as_pay_app_sees;
+SELECT pg_temp.err(format($$SELECT pay.cancel(%s)$$, :b_pending)) AS clerk_as_pay_app_cancel_b;
+RESET ROLE;
+RESET SESSION AUTHORIZATION;
+
 -- an unbound pay_app member moves anyone's orders
 SET ROLE mb_platform;
 SELECT status FROM pay.cancel(:b_spare);

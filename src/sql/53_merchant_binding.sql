@@ -42,6 +42,7 @@ CREATE FUNCTION pay._caller_merchants() RETURNS bigint[]
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   v_role oid;
+  v_session oid;
   v_merchants bigint[];
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM pay.merchant_roles) THEN
@@ -52,9 +53,14 @@ BEGIN
   IF pg_has_role(v_role, (SELECT c.relowner FROM pg_class c WHERE c.oid = 'pay.orders'::regclass), 'USAGE') THEN
     RETURN NULL;
   END IF;
+  -- The login role's bindings hold too: a bound login that is also a
+  -- member of pay_app must not shed them with SET ROLE pay_app.  (A
+  -- superuser's session is no login of an application.)
+  SELECT r.oid INTO v_session FROM pg_roles r WHERE r.rolname = session_user AND NOT r.rolsuper;
   SELECT array_agg(DISTINCT b.merchant_id ORDER BY b.merchant_id) INTO v_merchants
     FROM pay.merchant_roles b
-   WHERE pg_has_role(v_role, b.role::oid, 'MEMBER');
+   WHERE pg_has_role(v_role, b.role::oid, 'MEMBER')
+      OR (v_session IS NOT NULL AND pg_has_role(v_session, b.role::oid, 'MEMBER'));
   RETURN v_merchants;
 END $$;
 COMMENT ON FUNCTION pay._caller_merchants() IS

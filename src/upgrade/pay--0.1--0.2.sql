@@ -222,10 +222,6 @@ RETURNS bigint
     LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION pay.record_unreadable_callback(text, jsonb, text, text, bytea, integer) IS
   'records a callback that pay-proxy refused before handle_callback (too large, not UTF-8); NULL, only counted, for a name that is no gateway taking callbacks';
-REVOKE ALL ON pay.unknown_gateway_callbacks FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION pay.purge_callbacks(interval, integer) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION pay.purge_callbacks(interval, integer) TO pay_admin;
-GRANT SELECT ON pay.unknown_gateway_callbacks TO pay_admin;
 
 -- Outbound destinations: notify_url and base_url refused on loopback, private and
 -- link-local addresses unless pay.allow_private_destinations is on.
@@ -316,6 +312,7 @@ CREATE FUNCTION pay._caller_merchants() RETURNS bigint[]
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   v_role oid;
+  v_session oid;
   v_merchants bigint[];
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM pay.merchant_roles) THEN
@@ -326,9 +323,14 @@ BEGIN
   IF pg_has_role(v_role, (SELECT c.relowner FROM pg_class c WHERE c.oid = 'pay.orders'::regclass), 'USAGE') THEN
     RETURN NULL;
   END IF;
+  -- The login role's bindings hold too: a bound login that is also a
+  -- member of pay_app must not shed them with SET ROLE pay_app.  (A
+  -- superuser's session is no login of an application.)
+  SELECT r.oid INTO v_session FROM pg_roles r WHERE r.rolname = session_user AND NOT r.rolsuper;
   SELECT array_agg(DISTINCT b.merchant_id ORDER BY b.merchant_id) INTO v_merchants
     FROM pay.merchant_roles b
-   WHERE pg_has_role(v_role, b.role::oid, 'MEMBER');
+   WHERE pg_has_role(v_role, b.role::oid, 'MEMBER')
+      OR (v_session IS NOT NULL AND pg_has_role(v_session, b.role::oid, 'MEMBER'));
   RETURN v_merchants;
 END $$;
 COMMENT ON FUNCTION pay._caller_merchants() IS
