@@ -28,5 +28,6 @@ _PG_init(void)
 	CallbackRecordInit();
 	DispatcherInit();
 	DropGuardInit();
+	MerchantBindingInit();
 	MarkGUCPrefixReserved("pay");
 }

@@ -18,6 +18,9 @@
 /* restore.c: a superuser's COPY FROM is writing rows (a restore) */
 extern bool RestoringRows(void);
 
+/* merchant_binding.c */
+extern void MerchantBindingInit(void);
+
 /* drop_guard.c */
 extern void DropGuardInit(void);
 

@@ -154,9 +154,8 @@ BEGIN
   SELECT id INTO v_id FROM pay.accounts WHERE code = account;
   -- to a role bound to other merchants (53_merchant_binding.sql), another
   -- merchant's account does not exist
-  IF FOUND AND account ~* '^merchant:' AND EXISTS (SELECT 1 FROM pay.merchant_roles)
-     AND NOT coalesce((SELECT m.id FROM pay.merchants m
-                        WHERE m.code = split_part(account, ':', 2)) = ANY (pay._caller_merchants()), true) THEN
+  IF FOUND AND account ~* '^merchant:'
+     AND NOT pay._acts_for((SELECT m.id FROM pay.merchants m WHERE m.code = split_part(account, ':', 2))) THEN
     v_id := NULL;
   END IF;
   IF v_id IS NULL THEN

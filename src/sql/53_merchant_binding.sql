@@ -66,6 +66,18 @@ END $$;
 COMMENT ON FUNCTION pay._caller_merchants() IS
   'internal: the merchants the calling role is bound to (pay.merchant_roles, through role membership); NULL when it is not bound';
 
+-- May the caller act for this merchant (create, move or see its orders)?
+-- C (src/merchant_binding.c): with no binding at all it answers from a
+-- per-backend flag, since every payment asks; a write to the bindings
+-- resets the flag in every backend.
+CREATE FUNCTION pay._acts_for(merchant_id bigint) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'pay_acts_for' LANGUAGE C STABLE;
+COMMENT ON FUNCTION pay._acts_for(bigint) IS
+  'internal: whether the calling role may act for the merchant (not bound, or bound to it); true for NULL';
+CREATE TRIGGER merchant_roles_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pay.merchant_roles
+    FOR EACH STATEMENT EXECUTE FUNCTION pay._cache_invalidate();
+ALTER TABLE pay.merchant_roles ENABLE ALWAYS TRIGGER merchant_roles_cache;
+
 CREATE FUNCTION pay._merchant_code_id(p_merchant text) RETURNS bigint
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE

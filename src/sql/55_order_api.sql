@@ -137,10 +137,8 @@ DECLARE
   o pay.orders;
 BEGIN
   v_merchant := pay._merchant_id(merchant);
-  -- merchant binding (53_merchant_binding.sql): one EXISTS on an empty
-  -- table when no role is bound
-  IF EXISTS (SELECT 1 FROM pay.merchant_roles)
-     AND NOT coalesce(v_merchant = ANY (pay._caller_merchants()), true) THEN
+  -- merchant binding (53_merchant_binding.sql)
+  IF NOT pay._acts_for(v_merchant) THEN
     RAISE EXCEPTION 'merchant: role "%" is not bound to merchant "%"',
       pay._outer_role()::regrole, merchant USING ERRCODE = 'insufficient_privilege';
   END IF;
@@ -183,22 +181,14 @@ COMMENT ON FUNCTION pay.create_order(text, text, bigint, text, text, interval, j
 
 -- Lock an order for a state change, or fail naming the argument.  To a
 -- caller bound to other merchants (53_merchant_binding.sql) another
--- merchant's order does not exist, and is not locked.
+-- merchant's order does not exist: the same error as for a missing one.
 CREATE FUNCTION pay._lock_order(p_order_id bigint) RETURNS pay.orders
 LANGUAGE plpgsql AS $$
 DECLARE
   o pay.orders;
-  v_merchants bigint[];
 BEGIN
-  IF EXISTS (SELECT 1 FROM pay.merchant_roles) THEN
-    v_merchants := pay._caller_merchants();
-  END IF;
-  IF v_merchants IS NULL THEN
-    SELECT * INTO o FROM pay.orders WHERE id = p_order_id FOR UPDATE;
-  ELSE
-    SELECT * INTO o FROM pay.orders WHERE id = p_order_id AND merchant_id = ANY (v_merchants) FOR UPDATE;
-  END IF;
-  IF NOT FOUND THEN
+  SELECT * INTO o FROM pay.orders WHERE id = p_order_id FOR UPDATE;
+  IF NOT FOUND OR NOT pay._acts_for(o.merchant_id) THEN
     RAISE EXCEPTION 'order_id: order % does not exist', coalesce(p_order_id::text, 'null')
       USING ERRCODE = 'invalid_parameter_value';
   END IF;

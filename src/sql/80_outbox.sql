@@ -225,8 +225,7 @@ BEGIN
   END IF;
   SELECT * INTO o FROM pay.orders WHERE id = enqueue_psp_request.order_id;
   -- to a caller bound to other merchants (53_merchant_binding.sql) it does not exist
-  IF NOT FOUND OR (EXISTS (SELECT 1 FROM pay.merchant_roles)
-                   AND NOT coalesce(o.merchant_id = ANY (pay._caller_merchants()), true)) THEN
+  IF NOT FOUND OR NOT pay._acts_for(o.merchant_id) THEN
     RAISE EXCEPTION 'order_id: order % does not exist', coalesce(enqueue_psp_request.order_id::text, 'null')
       USING ERRCODE = 'invalid_parameter_value';
   END IF;

@@ -130,8 +130,7 @@ BEGIN
   END IF;
   SELECT * INTO o FROM pay.orders x WHERE x.id = api_get_payment.id::bigint AND x.merchant_id = v_merchant;
   -- a role bound to other merchants (53_merchant_binding.sql) does not see it either
-  IF NOT FOUND OR (EXISTS (SELECT 1 FROM pay.merchant_roles)
-                   AND NOT coalesce(o.merchant_id = ANY (pay._caller_merchants()), true)) THEN
+  IF NOT FOUND OR NOT pay._acts_for(o.merchant_id) THEN
     -- another merchant's order is as absent as one that does not exist
     RETURN NEXT ROW(404, 'application/json',
                     '{"error":{"code":"not_found","message":"no such payment"}}')::pay.http_response;

@@ -336,6 +336,18 @@ END $$;
 COMMENT ON FUNCTION pay._caller_merchants() IS
   'internal: the merchants the calling role is bound to (pay.merchant_roles, through role membership); NULL when it is not bound';
 
+-- May the caller act for this merchant (create, move or see its orders)?
+-- C (src/merchant_binding.c): with no binding at all it answers from a
+-- per-backend flag, since every payment asks; a write to the bindings
+-- resets the flag in every backend.
+CREATE FUNCTION pay._acts_for(merchant_id bigint) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'pay_acts_for' LANGUAGE C STABLE;
+COMMENT ON FUNCTION pay._acts_for(bigint) IS
+  'internal: whether the calling role may act for the merchant (not bound, or bound to it); true for NULL';
+CREATE TRIGGER merchant_roles_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pay.merchant_roles
+    FOR EACH STATEMENT EXECUTE FUNCTION pay._cache_invalidate();
+ALTER TABLE pay.merchant_roles ENABLE ALWAYS TRIGGER merchant_roles_cache;
+
 CREATE FUNCTION pay._merchant_code_id(p_merchant text) RETURNS bigint
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -450,9 +462,8 @@ BEGIN
   SELECT id INTO v_id FROM pay.accounts WHERE code = account;
   -- to a role bound to other merchants (53_merchant_binding.sql), another
   -- merchant's account does not exist
-  IF FOUND AND account ~* '^merchant:' AND EXISTS (SELECT 1 FROM pay.merchant_roles)
-     AND NOT coalesce((SELECT m.id FROM pay.merchants m
-                        WHERE m.code = split_part(account, ':', 2)) = ANY (pay._caller_merchants()), true) THEN
+  IF FOUND AND account ~* '^merchant:'
+     AND NOT pay._acts_for((SELECT m.id FROM pay.merchants m WHERE m.code = split_part(account, ':', 2))) THEN
     v_id := NULL;
   END IF;
   IF v_id IS NULL THEN
@@ -476,10 +487,8 @@ DECLARE
   o pay.orders;
 BEGIN
   v_merchant := pay._merchant_id(merchant);
-  -- merchant binding (53_merchant_binding.sql): one EXISTS on an empty
-  -- table when no role is bound
-  IF EXISTS (SELECT 1 FROM pay.merchant_roles)
-     AND NOT coalesce(v_merchant = ANY (pay._caller_merchants()), true) THEN
+  -- merchant binding (53_merchant_binding.sql)
+  IF NOT pay._acts_for(v_merchant) THEN
     RAISE EXCEPTION 'merchant: role "%" is not bound to merchant "%"',
       pay._outer_role()::regrole, merchant USING ERRCODE = 'insufficient_privilege';
   END IF;
@@ -522,17 +531,9 @@ CREATE OR REPLACE FUNCTION pay._lock_order(p_order_id bigint) RETURNS pay.orders
 LANGUAGE plpgsql AS $$
 DECLARE
   o pay.orders;
-  v_merchants bigint[];
 BEGIN
-  IF EXISTS (SELECT 1 FROM pay.merchant_roles) THEN
-    v_merchants := pay._caller_merchants();
-  END IF;
-  IF v_merchants IS NULL THEN
-    SELECT * INTO o FROM pay.orders WHERE id = p_order_id FOR UPDATE;
-  ELSE
-    SELECT * INTO o FROM pay.orders WHERE id = p_order_id AND merchant_id = ANY (v_merchants) FOR UPDATE;
-  END IF;
-  IF NOT FOUND THEN
+  SELECT * INTO o FROM pay.orders WHERE id = p_order_id FOR UPDATE;
+  IF NOT FOUND OR NOT pay._acts_for(o.merchant_id) THEN
     RAISE EXCEPTION 'order_id: order % does not exist', coalesce(p_order_id::text, 'null')
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
@@ -559,8 +560,7 @@ BEGIN
   END IF;
   SELECT * INTO o FROM pay.orders WHERE id = enqueue_psp_request.order_id;
   -- to a caller bound to other merchants (53_merchant_binding.sql) it does not exist
-  IF NOT FOUND OR (EXISTS (SELECT 1 FROM pay.merchant_roles)
-                   AND NOT coalesce(o.merchant_id = ANY (pay._caller_merchants()), true)) THEN
+  IF NOT FOUND OR NOT pay._acts_for(o.merchant_id) THEN
     RAISE EXCEPTION 'order_id: order % does not exist', coalesce(enqueue_psp_request.order_id::text, 'null')
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
@@ -602,8 +602,7 @@ BEGIN
   END IF;
   SELECT * INTO o FROM pay.orders x WHERE x.id = api_get_payment.id::bigint AND x.merchant_id = v_merchant;
   -- a role bound to other merchants (53_merchant_binding.sql) does not see it either
-  IF NOT FOUND OR (EXISTS (SELECT 1 FROM pay.merchant_roles)
-                   AND NOT coalesce(o.merchant_id = ANY (pay._caller_merchants()), true)) THEN
+  IF NOT FOUND OR NOT pay._acts_for(o.merchant_id) THEN
     -- another merchant's order is as absent as one that does not exist
     RETURN NEXT ROW(404, 'application/json',
                     '{"error":{"code":"not_found","message":"no such payment"}}')::pay.http_response;
