@@ -83,8 +83,8 @@ SELECT format, line_count, period_start, period_end, period_declared FROM pay.st
 SELECT line_no, kind, psp_txn_id, order_id, amount, fee, currency, occurred_at, result, refund_id IS NOT NULL AS has_refund,
        our_amount, expected_fee
   FROM pay.statement_lines WHERE statement_id = :generic_id ORDER BY line_no;
-SELECT result, order_id, psp_txn_id, our_amount, psp_amount, detail FROM pay.reconciliation_breaks
- WHERE statement_id = :generic_id ORDER BY result, order_id, psp_txn_id, psp_amount;
+SELECT result, order_id, psp_txn_id, our_amount, psp_amount, regexp_replace(detail, 'refund [0-9]+', 'refund #') AS detail
+  FROM pay.reconciliation_breaks WHERE statement_id = :generic_id ORDER BY result, order_id, psp_txn_id, psp_amount;
 -- booked once: the PSP's actual fees of the matched and fee_mismatch
 -- payments (0.59 + 0.50) and the fee line (5.00); the payout (20.00)
 SELECT pay.balance('fees:rc_generic:USD') AS fees, pay.balance('bank:rc_generic:USD') AS bank,

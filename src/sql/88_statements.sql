@@ -109,12 +109,18 @@ RETURN CASE
      ORDER BY n)
 END;
 
+-- The field helpers below are SQL functions the planner inlines into the
+-- one statement that parses a file (a million calls through the function
+-- executor would cost more than the parse).  They are VOLATILE only because
+-- the planner inlines a function whose body may raise (through
+-- _statement_refuse) only when it is not declared IMMUTABLE or STABLE.
+
 -- Minor units from a decimal major-unit field (sign dropped: the kind
 -- gives the direction), exactly; an empty field is 0 where p_empty_zero.
 CREATE FUNCTION pay._statement_amount(p_text text, p_exponent smallint, p_line integer, p_column integer,
                                       p_name text, p_empty_zero boolean DEFAULT false)
 RETURNS bigint
-LANGUAGE sql IMMUTABLE
+LANGUAGE sql VOLATILE
 RETURN CASE
   WHEN p_text IS NULL OR p_text = '' THEN
     CASE WHEN p_empty_zero THEN 0
@@ -131,21 +137,13 @@ END;
 -- Asia/Shanghai for Alipay and WeChat Pay, as they write them).
 CREATE FUNCTION pay._statement_time(p_text text, p_zone text, p_line integer, p_column integer, p_name text)
 RETURNS timestamptz
-LANGUAGE sql STABLE
+LANGUAGE sql VOLATILE
 RETURN CASE
   WHEN p_text !~ '^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}(:?[0-9]{2})?)?)?$' THEN
     pay._statement_refuse(p_line, p_column, p_name, format('"%s" is not an ISO 8601 time', left(coalesce(p_text, ''), 40)))::timestamptz
   WHEN p_text ~ '(Z|[+-][0-9]{2}(:?[0-9]{2})?)$' AND p_text ~ '[T ]' THEN p_text::timestamptz
   ELSE p_text::timestamp AT TIME ZONE p_zone
 END;
-
--- A currency field: a known ISO 4217 code, in any case.
-CREATE FUNCTION pay._statement_currency(p_text text, p_line integer, p_column integer, p_name text)
-RETURNS smallint
-LANGUAGE sql STABLE
-RETURN coalesce((SELECT c.exponent FROM pay.currencies c WHERE c.code = upper(p_text)),
-                pay._statement_refuse(p_line, p_column, p_name,
-                                      format('"%s" is not a known currency', left(coalesce(p_text, ''), 40)))::smallint);
 
 -- The column of a header name (1-based), or the file is refused.
 CREATE FUNCTION pay._statement_column(p_header text[], p_name text, p_line integer) RETURNS integer

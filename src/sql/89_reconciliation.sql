@@ -66,6 +66,8 @@ BEGIN
     SELECT (row_number() OVER (ORDER BY r.n))::integer AS line_no, r.n AS source_line,
            CASE WHEN p_format IN ('alipay_trade_bill', 'wechatpay_trade_bill')
                 THEN ARRAY(SELECT btrim(x, E'\t `') FROM unnest(pay._csv_fields(r.line, r.n)) x)
+                -- most lines have no quote: split them here, not in a function call
+                WHEN strpos(r.line, '"') = 0 THEN string_to_array(r.line, ',')
                 ELSE pay._csv_fields(r.line, r.n) END AS f
       FROM pg_temp.pay_statement_raw r
      WHERE r.n > v_header_line AND r.n < v_end_line;
@@ -99,7 +101,10 @@ BEGIN
            upper(x.f[c[6]]),
            pay._statement_time(x.f[c[7]], 'UTC', x.source_line, c[7], 'occurred_at')
       FROM pg_temp.pay_statement_fields x
-     CROSS JOIN LATERAL (SELECT pay._statement_currency(x.f[c[6]], x.source_line, c[6], 'currency') AS exponent) e;
+     LEFT JOIN pay.currencies cur ON cur.code = upper(x.f[c[6]])
+     CROSS JOIN LATERAL (SELECT CASE WHEN cur.code IS NOT NULL THEN cur.exponent
+              ELSE pay._statement_refuse(x.source_line, c[6], 'currency',
+                     format('"%s" is not a known currency', left(x.f[c[6]], 40)))::smallint END AS exponent) e;
 
   WHEN 'stripe_itemized_csv' THEN
     c := ARRAY[pay._statement_column(v_header, 'balance_transaction_id', v_header_line),
@@ -121,7 +126,10 @@ BEGIN
            upper(x.f[c[3]]),
            pay._statement_time(x.f[c[2]], 'UTC', x.source_line, c[2], 'created_utc')
       FROM pg_temp.pay_statement_fields x
-     CROSS JOIN LATERAL (SELECT pay._statement_currency(x.f[c[3]], x.source_line, c[3], 'currency') AS exponent) e
+     LEFT JOIN pay.currencies cur ON cur.code = upper(x.f[c[3]])
+     CROSS JOIN LATERAL (SELECT CASE WHEN cur.code IS NOT NULL THEN cur.exponent
+              ELSE pay._statement_refuse(x.source_line, c[3], 'currency',
+                     format('"%s" is not a known currency', left(x.f[c[3]], 40)))::smallint END AS exponent) e
      CROSS JOIN LATERAL (SELECT CASE
               WHEN length(x.f[c[1]]) NOT BETWEEN 1 AND 128 THEN
                 pay._statement_refuse(x.source_line, c[1], 'balance_transaction_id', 'must be 1 to 128 characters')
@@ -177,8 +185,10 @@ BEGIN
            upper(coalesce(nullif(x.f[c[9]], ''), 'CNY')),
            pay._statement_time(x.f[c[1]], 'Asia/Shanghai', x.source_line, c[1], '交易时间')
       FROM pg_temp.pay_statement_fields x
-     CROSS JOIN LATERAL (SELECT pay._statement_currency(coalesce(nullif(x.f[c[9]], ''), 'CNY'), x.source_line, c[9],
-                                                       '货币种类') AS exponent) e
+     LEFT JOIN pay.currencies cur ON cur.code = upper(coalesce(nullif(x.f[c[9]], ''), 'CNY'))
+     CROSS JOIN LATERAL (SELECT CASE WHEN cur.code IS NOT NULL THEN cur.exponent
+              ELSE pay._statement_refuse(x.source_line, c[9], '货币种类',
+                     format('"%s" is not a known currency', left(coalesce(nullif(x.f[c[9]], ''), 'CNY'), 40)))::smallint END AS exponent) e
      CROSS JOIN LATERAL (SELECT CASE
               WHEN length(x.f[c[2]]) NOT BETWEEN 1 AND 128 THEN
                 pay._statement_refuse(x.source_line, c[2], '微信订单号', 'must be 1 to 128 characters')
@@ -223,10 +233,15 @@ LANGUAGE sql AS $$
        AND by_ref.id = (CASE WHEN s.order_ref ~ '^[0-9]{1,18}$' THEN s.order_ref::bigint END)
        AND by_ref.gateway = p_gateway
       LEFT JOIN pay.orders by_txn
-        ON s.kind IN ('payment', 'refund') AND by_txn.gateway = p_gateway
+        ON s.kind IN ('payment', 'refund') AND by_ref.id IS NULL AND by_txn.gateway = p_gateway
        AND by_txn.psp_txn_id = coalesce(s.payment_ref, s.psp_txn_id)
-      CROSS JOIN LATERAL (SELECT CASE WHEN by_ref.id IS NOT NULL THEN by_ref ELSE by_txn END AS r) m
-      CROSS JOIN LATERAL (SELECT (m.r).*) o
+      CROSS JOIN LATERAL (SELECT coalesce(by_ref.id, by_txn.id) AS id,
+                                 coalesce(by_ref.amount, by_txn.amount) AS amount,
+                                 coalesce(by_ref.currency, by_txn.currency) AS currency,
+                                 coalesce(by_ref.status, by_txn.status) AS status,
+                                 CASE WHEN by_ref.id IS NOT NULL THEN by_ref.paid_at ELSE by_txn.paid_at END AS paid_at,
+                                 CASE WHEN by_ref.id IS NOT NULL THEN by_ref.psp_txn_id ELSE by_txn.psp_txn_id END
+                                   AS psp_txn_id) o
   ),
   -- refund lines that can take a refund of ours, numbered per order and amount
   refund_lines AS (
@@ -248,8 +263,7 @@ LANGUAGE sql AS $$
   ),
   classified AS (
     SELECT l.*, p.refund_id,
-           CASE WHEN l.kind = 'payment' THEN pay._fee_at(p_gateway, l.order_amount, l.order_currency,
-                                                          coalesce(l.paid_at, l.occurred_at)) END AS expected,
+           CASE WHEN l.kind = 'payment' THEN pay._fee_of(fr.r, l.order_amount) END AS expected,
            -- a refund line's: the refund it took, else the order's first refund no line took
            CASE WHEN l.kind = 'refund'
                 THEN coalesce(p.amount, (SELECT orf.amount FROM open_refunds orf
@@ -258,6 +272,13 @@ LANGUAGE sql AS $$
                                           ORDER BY orf.id LIMIT 1))
                 ELSE l.order_amount END AS ours
       FROM lines l LEFT JOIN paired p USING (line_no)
+      -- the fee rule in force when the order was paid (pay._fee_rule_at, as a join)
+      LEFT JOIN LATERAL (
+        SELECT r FROM pay.fee_rules r
+         WHERE l.kind = 'payment' AND l.order_id IS NOT NULL
+           AND r.gateway = p_gateway AND (r.currency = l.order_currency OR r.currency IS NULL)
+           AND r.valid_from <= coalesce(l.paid_at, l.occurred_at)
+         ORDER BY r.currency IS NULL, r.valid_from DESC, r.id DESC LIMIT 1) fr ON true
   )
   INSERT INTO pay.statement_lines (statement_id, line_no, kind, psp_txn_id, order_id, amount, fee, currency,
                                    occurred_at, result, payment_ref, refund_id, our_amount, expected_fee, source_line)
