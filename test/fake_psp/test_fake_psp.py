@@ -5,6 +5,8 @@ built here with Python's own crypto (hmac/hashlib, cryptography), not with the
 fake PSP's signing module, and known answers come from the openssl command."""
 
 import base64
+import csv
+import io
 import datetime
 import functools
 import hashlib
@@ -271,6 +273,36 @@ class StripeApiTest(ServerCase):
         self.assertEqual((status, json.loads(body)["error"]["code"]), (404, "resource_missing"))
         status, _, body = stripe_post(self, "/v1/payment_intents", {"currency": "usd"})
         self.assertEqual((status, body["error"]["code"], body["error"]["param"]), (400, "parameter_missing", "amount"))
+
+    def test_itemized_report(self):
+        """A report run of the fake's own records, its columns in index order, the CSV file."""
+        status, _, pi = stripe_post(self, "/v1/payment_intents",
+                                    {"amount": 2500, "currency": "usd", "metadata[order_id]": "77",
+                                     "confirm": "true", "payment_method": "pm_card_visa"})
+        self.assertEqual((status, pi["status"]), (200, "succeeded"))
+        status, _, ref = stripe_post(self, "/v1/refunds", {"payment_intent": pi["id"], "amount": 500})
+        self.assertEqual(status, 200, ref)
+        cols = ["payment_intent_id", "reporting_category", "gross", "fee", "net", "currency", "source_id",
+                "description", "created_utc", "balance_transaction_id", "payment_metadata[order_id]"]
+        # indices as a sorting form encoder sends them: [0], [10], [1], ...
+        form = [("report_type", "balance_change_from_activity.itemized.3"),
+                ("parameters[interval_start]", "0"), ("parameters[interval_end]", "9999999999")]
+        form += sorted((f"parameters[columns][{i}]", c) for i, c in enumerate(cols))
+        status, _, run = stripe_post(self, "/v1/reporting/report_runs", form)
+        self.assertEqual((status, run["status"], run["parameters"]["columns"]), (200, "succeeded", cols))
+        path = urllib.parse.urlsplit(run["result"]["url"]).path
+        status, _, body = self.call("GET", path, b"", {"Authorization": f"Bearer {STRIPE_KEY}"})
+        self.assertEqual(status, 200)
+        rows = list(csv.reader(io.StringIO(body.decode())))
+        self.assertEqual(rows[0], cols)
+        self.assertEqual(rows[1][:6], [pi["id"], "charge", "25.00", "1.03", "23.97", "usd"])
+        self.assertEqual(rows[1][10], "77")
+        self.assertEqual(rows[2][:6], [pi["id"], "refund", "-5.00", "0.00", "-5.00", "usd"])
+        self.assertEqual(rows[2][6], ref["id"])
+        status, _, _ = self.call("GET", path, b"")
+        self.assertEqual(status, 401)
+        status, _, body = stripe_post(self, "/v1/reporting/report_runs", {"report_type": "balance.summary.1"})
+        self.assertEqual(status, 400)
 
     def test_idempotency_key(self):
         form = {"amount": 500, "currency": "usd", "metadata[order_id]": "7"}
