@@ -6,13 +6,18 @@
 -- "pay:") in the database pg_cron runs in (cron.database_name); it refuses
 -- with 55000 when pg_cron is not installed there.
 --
--- Every job is one call of pay.run_job(name), which takes a transaction-
+-- Jobs of gateways that are gone or disabled are removed when jobs are
+-- scheduled again.  Every job is one call of pay.run_job(name), which takes a transaction-
 -- level advisory lock for the job and skips the run when another holds it:
 -- two runs at once (a slow run overlapping the next tick, a DBA running
 -- the job by hand) never do the same work twice.  The jobs themselves work
 -- in bounded batches (expire_orders and the purges).
 
--- The jobs and when they run (pg_cron's five-field schedules, UTC).
+-- The jobs and when they run (pg_cron's five-field schedules, UTC): the
+-- fixed ones, and a daily statement fetch per enabled gateway that pay can
+-- fetch statements from (89_statement_fetch.sql), at the hour of the setting
+-- pay.statement_fetch_hour (src/jobs_settings.c: 0-23, default 3; read when
+-- jobs are scheduled; 3 where pay's library is not loaded yet).
 CREATE FUNCTION pay._jobs() RETURNS TABLE (job text, schedule text)
 LANGUAGE sql STABLE AS $$
   SELECT v.job, v.schedule FROM (VALUES
@@ -25,7 +30,10 @@ LANGUAGE sql STABLE AS $$
       (7, 'purge_callbacks', '*/5 * * * *')) v(n, job, schedule)
    -- the janitor only where this installation has one
    WHERE v.job <> 'janitor' OR to_regprocedure('pay.janitor()') IS NOT NULL
-   ORDER BY v.n
+  UNION ALL
+  SELECT 'fetch_statement:' || g.name,
+         format('15 %s * * *', coalesce(current_setting('pay.statement_fetch_hour', true), '3')::integer)
+    FROM pay.gateways g WHERE g.enabled AND g.kind = 'stripe'
 $$;
 
 CREATE FUNCTION pay.run_job(job text) RETURNS text
@@ -48,11 +56,14 @@ BEGIN
     WHEN 'purge_outbox' THEN v_rows := pay.purge_outbox();
     -- callbacks that were not accepted; accepted ones are kept with the ledger
     WHEN 'purge_callbacks' THEN v_rows := pay.purge_callbacks(interval '30 days', 10000);
+    -- yesterday's statement (UTC), imported and reconciled when it arrives
+    ELSE
+      RETURN format('%s: outbox row %s', job, pay.fetch_statement(substr(job, length('fetch_statement:') + 1)));
   END CASE;
   RETURN format('%s: %s', job, v_rows);
 END $$;
 COMMENT ON FUNCTION pay.run_job(text) IS
-  'runs one of pay''s periodic jobs (expire_orders, janitor, purge_callback_nonces, purge_api_nonces, purge_idempotency_keys, purge_outbox, purge_callbacks) unless a run of it is in progress; what the pg_cron jobs call';
+  'runs one of pay''s periodic jobs (expire_orders, janitor, purge_callback_nonces, purge_api_nonces, purge_idempotency_keys, purge_outbox, purge_callbacks, fetch_statement:<gateway>) unless a run of it is in progress; what the pg_cron jobs call';
 
 CREATE FUNCTION pay._require_pg_cron() RETURNS void
 LANGUAGE plpgsql AS $$
@@ -80,7 +91,7 @@ BEGIN
   END LOOP;
 END $$;
 COMMENT ON FUNCTION pay.schedule_jobs() IS
-  'creates or updates pay''s pg_cron jobs (names beginning with "pay:"): expire orders every minute, the janitor if present, the purges every 5 minutes; 55000 when pg_cron is not installed here';
+  'creates or updates pay''s pg_cron jobs (names beginning with "pay:"): expire orders every minute, the janitor if present, the purges every 5 minutes, each Stripe gateway''s statement daily at pay.statement_fetch_hour (UTC, default 3); 55000 when pg_cron is not installed here';
 
 -- Removes pay's jobs except those named in p_keep; how many it removed.
 CREATE FUNCTION pay._unschedule(p_keep text[]) RETURNS integer

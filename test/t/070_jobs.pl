@@ -39,6 +39,17 @@ $node->safe_psql('postgres', 'SELECT pay.schedule_jobs()');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM cron.job WHERE jobname LIKE 'pay:%'}), '6',
 	'scheduling again updates the jobs, no duplicates');
 
+# a Stripe gateway gets its daily statement fetch, at pay.statement_fetch_hour;
+# disabled, its job goes at the next scheduling
+$node->safe_psql('postgres', q{SELECT pay.create_gateway('tap_stripe', 'stripe', 'https://psp.example')});
+$node->safe_psql('postgres', q{SET pay.statement_fetch_hour = 4; SELECT pay.schedule_jobs()});
+is($node->safe_psql('postgres',
+		q{SELECT schedule || ' ' || command FROM cron.job WHERE jobname = 'pay:fetch_statement:tap_stripe'}),
+	q{15 4 * * * SELECT pay.run_job('fetch_statement:tap_stripe')}, 'the statement fetch job, daily at 04:15 UTC');
+$node->safe_psql('postgres', q{UPDATE pay.gateways SET enabled = false WHERE name = 'tap_stripe'; SELECT pay.schedule_jobs()});
+is($node->safe_psql('postgres', q{SELECT string_agg(jobname, ',') FROM cron.job WHERE jobname LIKE 'pay:fetch%'}), '',
+	'a disabled gateway has no fetch job');
+
 # an order that is due: the next minute's run of pay:expire_orders cancels it
 $node->safe_psql('postgres', q{
 SELECT pay.create_merchant('jobs_shop', 'Jobs Shop');
