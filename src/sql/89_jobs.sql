@@ -33,7 +33,7 @@ LANGUAGE sql STABLE AS $$
   UNION ALL
   SELECT 'fetch_statement:' || g.name,
          format('15 %s * * *', coalesce(current_setting('pay.statement_fetch_hour', true), '3')::integer)
-    FROM pay.gateways g WHERE g.enabled AND g.kind = 'stripe'
+    FROM pay.gateways g WHERE g.enabled AND g.kind IN ('stripe', 'wechatpay')
 $$;
 
 CREATE FUNCTION pay.run_job(job text) RETURNS text
@@ -91,7 +91,7 @@ BEGIN
   END LOOP;
 END $$;
 COMMENT ON FUNCTION pay.schedule_jobs() IS
-  'creates or updates pay''s pg_cron jobs (names beginning with "pay:"): expire orders every minute, the janitor if present, the purges every 5 minutes, each Stripe gateway''s statement daily at pay.statement_fetch_hour (UTC, default 3); 55000 when pg_cron is not installed here';
+  'creates or updates pay''s pg_cron jobs (names beginning with "pay:"): expire orders every minute, the janitor if present, the purges every 5 minutes, each Stripe and WeChat Pay gateway''s statement daily at pay.statement_fetch_hour (UTC, default 3); 55000 when pg_cron is not installed here';
 
 -- Removes pay's jobs except those named in p_keep; how many it removed.
 CREATE FUNCTION pay._unschedule(p_keep text[]) RETURNS integer

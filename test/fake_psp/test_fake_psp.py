@@ -450,6 +450,32 @@ class WechatApiTest(ServerCase):
         self.assertEqual((status, json.loads(body)["trade_state"]), (200, "NOTPAY"))
         wechat_answer_ok(self, h, body)
 
+    def test_tradebill(self):
+        """A day's bill of the fake's records: its SHA-1 named in the signed answer, backquoted rows, summary."""
+        status, _, _ = wechat_call(self, "POST", "/v3/pay/transactions/native", native_order("W0000077", 888))
+        self.assertEqual(status, 200)
+        trade = self.srv.app.store.state["wechatpay"]["trades"]["W0000077"]
+        trade["success_time"], trade["state"] = time.time(), "SUCCESS"
+        day = time.strftime("%Y-%m-%d", time.gmtime(trade["success_time"] + 8 * 3600))
+        status, h, body = wechat_call(self, "GET", f"/v3/bill/tradebill?bill_date={day}&bill_type=ALL")
+        self.assertEqual(status, 200, body)
+        wechat_answer_ok(self, h, body)
+        answer = json.loads(body)
+        self.assertEqual(answer["hash_type"], "SHA1")
+        path = urllib.parse.urlsplit(answer["download_url"])
+        url = path.path + "?" + path.query
+        status, _, bill = self.call("GET", url, b"", wechat_headers("GET", url, ""))
+        self.assertEqual(status, 200)
+        self.assertEqual(hashlib.sha1(bill).hexdigest(), answer["hash_value"])
+        rows = list(csv.reader(io.StringIO(bill.decode("utf-8"))))
+        self.assertEqual((rows[0][5], rows[0][6]), ("微信订单号", "商户订单号"))
+        self.assertEqual([rows[1][i] for i in (6, 9, 12, 22)], ["`W0000077", "`SUCCESS", "`8.88", "`0.05"])
+        self.assertEqual((rows[2][0], rows[3][:2]), ("总交易单数", ["`1", "`8.88"]))
+        status, _, _ = self.call("GET", url, b"")
+        self.assertEqual(status, 401)
+        status, _, _ = wechat_call(self, "GET", "/v3/bill/tradebill?bill_date=yesterday")
+        self.assertEqual(status, 400)
+
     def test_bad_requests_rejected(self):
         url = "/v3/pay/transactions/native"
         order = native_order("W0000002")
