@@ -26,6 +26,7 @@ _PG_init(void)
 	SecretStoreInit();
 	SecretCacheInit();
 	CallbackRecordInit();
+	JobsInit();
 	DispatcherInit();
 	DropGuardInit();
 	MerchantBindingInit();

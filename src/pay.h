@@ -93,6 +93,9 @@ extern void SecretStoreInit(void);
 /* callback_record.c */
 extern void CallbackRecordInit(void);
 
+/* jobs_settings.c: pay.statement_fetch_hour */
+extern void JobsInit(void);
+
 /* dispatcher_shmem.c and the other dispatcher modules (dispatcher.h) */
 extern void DispatcherInit(void);
 

@@ -619,6 +619,10 @@ BEGIN
   IF NOT FOUND THEN
     RAISE EXCEPTION 'gateway of % does not exist', r.destination USING ERRCODE = 'invalid_parameter_value';
   END IF;
+  -- statements: no order (89_statement_fetch.sql)
+  IF r.operation LIKE 'fetch\_statement%' THEN
+    RETURN pay._build_statement_request(r, g);
+  END IF;
   CASE g.kind
     WHEN 'stripe' THEN RETURN pay._build_stripe(r, g);
     WHEN 'alipay' THEN RETURN pay._build_alipay(r, g);
@@ -684,6 +688,9 @@ BEGIN
     RETURN NULL;
   END IF;
   SELECT * INTO g FROM pay.gateways WHERE name = substr(r.destination, length('gateway:') + 1);
+  IF r.operation LIKE 'fetch\_statement%' THEN
+    RETURN pay._apply_statement_answer(r, g, p_body);
+  END IF;
   BEGIN
     v := CASE WHEN coalesce(p_body, '') = '' THEN '{}'::jsonb ELSE p_body::jsonb END;
   EXCEPTION WHEN OTHERS THEN

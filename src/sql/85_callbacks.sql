@@ -377,6 +377,8 @@ END $$;
 -- "then the order's": a USD order must not be settled by yuan).  Like an
 -- amount mismatch it is acknowledged (2xx) and its event id used up: it is
 -- authentic and will never apply, so the PSP must not send it for days.
+-- p_callback is NULL for an event a PSP's statement proves
+-- (pay.repair_break): its e->>'cause' then says where it came from.
 CREATE FUNCTION pay._apply_event(g pay.gateways, e jsonb, p_callback bigint, OUT order_id bigint, OUT outcome text)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -422,7 +424,7 @@ BEGIN
   CASE e->>'kind'
   WHEN 'payment_succeeded' THEN
     IF o.status IN ('pending', 'failed') THEN
-      o := pay._settle(o, e->>'psp_txn_id', 'callback ' || p_callback);
+      o := pay._settle(o, e->>'psp_txn_id', coalesce('callback ' || p_callback, e->>'cause'));
       outcome := 'paid' || pay._apply_deferred(g, o.id);
     ELSIF o.paid_at IS NOT NULL AND o.psp_txn_id IS NOT DISTINCT FROM e->>'psp_txn_id' THEN
       outcome := 'already paid by this transaction';

@@ -19,6 +19,7 @@ import urllib.parse
 import ids
 import server
 import signing
+import stripe_reports
 
 API_VERSION = "2023-10-16"
 DECLINING_METHODS = ("pm_card_chargeDeclined", "pm_card_visa_chargeDeclined",
@@ -88,14 +89,20 @@ def nest(pairs):
             last = i == len(parts) - 1
             nxt_list = not last and (parts[i + 1] == "" or parts[i + 1].isdigit())
             if isinstance(cur, list):
-                if part == "" or int(part) >= len(cur):
-                    cur.append(value if last else ([] if nxt_list else {}))
+                # a[]=x appends; a[3]=x is element 3, whatever order the fields came in
+                # (a form encoder may send a[10] before a[2])
+                if part == "":
+                    cur.append(None)
                     idx = len(cur) - 1
                 else:
                     idx = int(part)
+                    while len(cur) <= idx:
+                        cur.append(None)
                 if last:
                     cur[idx] = value
                 else:
+                    if not isinstance(cur[idx], (dict, list)):
+                        cur[idx] = [] if nxt_list else {}
                     cur = cur[idx]
             else:
                 if last:
@@ -142,7 +149,24 @@ def handle(app, req):
                 return "stripe.refunds.retrieve", error(404, f"No such refund: '{m.group(1)}'",
                                                         code="resource_missing", param="id"), "ok"
             return "stripe.refunds.retrieve", ok(ref), "ok"
+        m = stripe_reports.ROUTE_RUN.match(req.path)
+        if m:
+            run = stripe_reports.get_run(_state(app), m.group(1))
+            if run is None:
+                return "stripe.reporting.report_runs.retrieve", error(
+                    404, f"No such reporting.report_run: '{m.group(1)}'", code="resource_missing"), "ok"
+            return "stripe.reporting.report_runs.retrieve", ok(run), "ok"
+        m = stripe_reports.ROUTE_FILE.match(req.path)
+        if m:
+            with app.store.lock:
+                resp = stripe_reports.file_contents(_state(app), m.group(1))
+            if resp is None:
+                return "stripe.files.contents", error(404, f"No such file: '{m.group(1)}'",
+                                                      code="resource_missing"), "ok"
+            return "stripe.files.contents", resp, "ok"
     if req.method == "POST":
+        if req.path == "/v1/reporting/report_runs":
+            return _post(app, req, "stripe.reporting.report_runs.create", _report_run)
         if req.path == "/v1/payment_intents":
             return _post(app, req, "stripe.payment_intents.create", _create)
         if req.path == "/v1/refunds":
@@ -238,7 +262,7 @@ def _new_pi(amount, currency, metadata, description=None):
 
 def _public(pi):
     """A PaymentIntent as the API shows it (without the fake's bookkeeping)."""
-    return {k: v for k, v in pi.items() if k != "amount_refunded"}
+    return {k: v for k, v in pi.items() if k not in ("amount_refunded", "succeeded_at")}
 
 
 def _order_ref(pi):
@@ -284,8 +308,18 @@ def _create(app, params):
     return ok(_public(pi)), True
 
 
+def _report_run(app, params):
+    """POST /v1/reporting/report_runs."""
+    with app.store.lock:
+        run, problem = stripe_reports.create_run(app, _state(app), params)
+    if problem:
+        raise Invalid(problem, param="parameters")
+    return ok(run), True
+
+
 def _succeed(pi):
     """Mark a PaymentIntent paid."""
+    pi["succeeded_at"] = pi.get("succeeded_at") or int(time.time())
     pi["status"] = "succeeded"
     pi["amount_received"] = pi["amount"]
     pi["latest_charge"] = pi["latest_charge"] or ids.stripe_id("ch")

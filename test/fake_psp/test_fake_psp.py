@@ -5,6 +5,8 @@ built here with Python's own crypto (hmac/hashlib, cryptography), not with the
 fake PSP's signing module, and known answers come from the openssl command."""
 
 import base64
+import csv
+import io
 import datetime
 import functools
 import hashlib
@@ -272,6 +274,36 @@ class StripeApiTest(ServerCase):
         status, _, body = stripe_post(self, "/v1/payment_intents", {"currency": "usd"})
         self.assertEqual((status, body["error"]["code"], body["error"]["param"]), (400, "parameter_missing", "amount"))
 
+    def test_itemized_report(self):
+        """A report run of the fake's own records, its columns in index order, the CSV file."""
+        status, _, pi = stripe_post(self, "/v1/payment_intents",
+                                    {"amount": 2500, "currency": "usd", "metadata[order_id]": "77",
+                                     "confirm": "true", "payment_method": "pm_card_visa"})
+        self.assertEqual((status, pi["status"]), (200, "succeeded"))
+        status, _, ref = stripe_post(self, "/v1/refunds", {"payment_intent": pi["id"], "amount": 500})
+        self.assertEqual(status, 200, ref)
+        cols = ["payment_intent_id", "reporting_category", "gross", "fee", "net", "currency", "source_id",
+                "description", "created_utc", "balance_transaction_id", "payment_metadata[order_id]"]
+        # indices as a sorting form encoder sends them: [0], [10], [1], ...
+        form = [("report_type", "balance_change_from_activity.itemized.3"),
+                ("parameters[interval_start]", "0"), ("parameters[interval_end]", "9999999999")]
+        form += sorted((f"parameters[columns][{i}]", c) for i, c in enumerate(cols))
+        status, _, run = stripe_post(self, "/v1/reporting/report_runs", form)
+        self.assertEqual((status, run["status"], run["parameters"]["columns"]), (200, "succeeded", cols))
+        path = urllib.parse.urlsplit(run["result"]["url"]).path
+        status, _, body = self.call("GET", path, b"", {"Authorization": f"Bearer {STRIPE_KEY}"})
+        self.assertEqual(status, 200)
+        rows = list(csv.reader(io.StringIO(body.decode())))
+        self.assertEqual(rows[0], cols)
+        self.assertEqual(rows[1][:6], [pi["id"], "charge", "25.00", "1.03", "23.97", "usd"])
+        self.assertEqual(rows[1][10], "77")
+        self.assertEqual(rows[2][:6], [pi["id"], "refund", "-5.00", "0.00", "-5.00", "usd"])
+        self.assertEqual(rows[2][6], ref["id"])
+        status, _, _ = self.call("GET", path, b"")
+        self.assertEqual(status, 401)
+        status, _, body = stripe_post(self, "/v1/reporting/report_runs", {"report_type": "balance.summary.1"})
+        self.assertEqual(status, 400)
+
     def test_idempotency_key(self):
         form = {"amount": 500, "currency": "usd", "metadata[order_id]": "7"}
         answers = [stripe_post(self, "/v1/payment_intents", form, idem="create-7") for _ in range(3)]
@@ -417,6 +449,32 @@ class WechatApiTest(ServerCase):
         status, h, body = wechat_call(self, "GET", url)
         self.assertEqual((status, json.loads(body)["trade_state"]), (200, "NOTPAY"))
         wechat_answer_ok(self, h, body)
+
+    def test_tradebill(self):
+        """A day's bill of the fake's records: its SHA-1 named in the signed answer, backquoted rows, summary."""
+        status, _, _ = wechat_call(self, "POST", "/v3/pay/transactions/native", native_order("W0000077", 888))
+        self.assertEqual(status, 200)
+        trade = self.srv.app.store.state["wechatpay"]["trades"]["W0000077"]
+        trade["success_time"], trade["state"] = time.time(), "SUCCESS"
+        day = time.strftime("%Y-%m-%d", time.gmtime(trade["success_time"] + 8 * 3600))
+        status, h, body = wechat_call(self, "GET", f"/v3/bill/tradebill?bill_date={day}&bill_type=ALL")
+        self.assertEqual(status, 200, body)
+        wechat_answer_ok(self, h, body)
+        answer = json.loads(body)
+        self.assertEqual(answer["hash_type"], "SHA1")
+        path = urllib.parse.urlsplit(answer["download_url"])
+        url = path.path + "?" + path.query
+        status, _, bill = self.call("GET", url, b"", wechat_headers("GET", url, ""))
+        self.assertEqual(status, 200)
+        self.assertEqual(hashlib.sha1(bill).hexdigest(), answer["hash_value"])
+        rows = list(csv.reader(io.StringIO(bill.decode("utf-8"))))
+        self.assertEqual((rows[0][5], rows[0][6]), ("微信订单号", "商户订单号"))
+        self.assertEqual([rows[1][i] for i in (6, 9, 12, 22)], ["`W0000077", "`SUCCESS", "`8.88", "`0.05"])
+        self.assertEqual((rows[2][0], rows[3][:2]), ("总交易单数", ["`1", "`8.88"]))
+        status, _, _ = self.call("GET", url, b"")
+        self.assertEqual(status, 401)
+        status, _, _ = wechat_call(self, "GET", "/v3/bill/tradebill?bill_date=yesterday")
+        self.assertEqual(status, 400)
 
     def test_bad_requests_rejected(self):
         url = "/v3/pay/transactions/native"

@@ -17,6 +17,7 @@ import uuid
 import ids
 import server
 import signing
+import wechatpay_bills
 
 PREFIX = "/v3/"
 ROUTE_QUERY = re.compile(r"^/v3/pay/transactions/out-trade-no/([^/]+)$")
@@ -115,6 +116,18 @@ def handle(app, req):
     m = ROUTE_REFUND_QUERY.match(req.path)
     if m and req.method == "GET":
         return route, _refund_query(app, m.group(1)), "ok"
+    if req.method == "GET" and req.path == "/v3/bill/tradebill":
+        with app.store.lock:
+            answer = wechatpay_bills.tradebill(app, _state(app), req.query_params())
+        if answer is None:
+            return route, err(app, 400, "PARAM_ERROR", "bill_date 格式不正确"), "invalid"
+        return route, signed(app, 200, answer), "ok"
+    if req.method == "GET" and req.path == "/v3/billdownload/file":
+        with app.store.lock:
+            bill = wechatpay_bills.download(_state(app), req.query_params().get("token", ""))
+        if bill is None:
+            return route, err(app, 404, "NOT_FOUND", "账单不存在"), "ok"
+        return route, server.Response(200, bill, "application/octet-stream"), "ok"
     return route, err(app, 404, "NOT_FOUND", f"no such API: {req.method} {req.path}"), "no_route"
 
 
@@ -129,6 +142,8 @@ def _route_name(req):
         return "query"
     if p.startswith("/v3/refund/domestic/refunds"):
         return "refund" if req.method == "POST" else "refund_query"
+    if p in ("/v3/bill/tradebill", "/v3/billdownload/file"):
+        return "tradebill" if p == "/v3/bill/tradebill" else "billdownload"
     return "unknown"
 
 

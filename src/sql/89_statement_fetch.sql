@@ -1,0 +1,198 @@
+-- Statements fetched from the PSP through the dispatcher (the outbox), then
+-- imported like a downloaded file (pay.import_statement).  The day is a UTC
+-- day for Stripe, the bill date (China time) for WeChat Pay.
+--
+-- Stripe: a report run of balance_change_from_activity.itemized.3 for one
+-- UTC day (POST /v1/reporting/report_runs), polled while Stripe prepares
+-- it (GET /v1/reporting/report_runs/{id}, a minute apart), then its file
+-- downloaded with the API key (GET result.url).  The file's URL is used
+-- only when it is on the gateway's own origin or on files.stripe.com, so
+-- the API key is never sent anywhere else; the file arrives over the
+-- dispatcher's verified TLS and is refused whole if it is not a well-formed
+-- report.  Each step is its own outbox row with its own idempotency key
+-- (fetch_statement:<gateway>:<day>, then the report run's id), so a retried
+-- step neither asks for a second report nor imports twice (and a file
+-- imported again is the same statement anyway).  A file larger than
+-- pay.http_response_max (default 1 MB) fails its attempts: raise that
+-- setting for large statements.
+--
+-- WeChat Pay: the trade bill of one day (GET /v3/bill/tradebill?bill_date=
+-- &bill_type=ALL, signed like every API call), whose answer names the
+-- download URL and the file's SHA-1; the file is downloaded (signed again,
+-- from the gateway's origin or api.mch.weixin.qq.com only) and imported only
+-- if its SHA-1 is the one the answer named.  (The dispatcher does not pass
+-- WeChat Pay's response signature headers to SQL: the digest ties the file
+-- to the API answer, TLS to WeChat Pay.)
+--
+-- Alipay's bill (alipay.data.dataservice.bill.downloadurl.query) is served
+-- as a zip archive, which pay does not open: pay.fetch_statement refuses
+-- Alipay gateways (0A000); import the downloaded bill (the CSV inside the
+-- zip) with pay.import_statement.
+
+CREATE FUNCTION pay._sha1_hex(p_data bytea) RETURNS text
+    AS 'MODULE_PATHNAME', 'pay_sha1_hex' LANGUAGE C IMMUTABLE STRICT;
+
+CREATE FUNCTION pay.fetch_statement(gateway text, day date DEFAULT (now() AT TIME ZONE 'UTC')::date - 1)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  g pay.gateways;
+  v_start bigint;
+BEGIN
+  SELECT * INTO g FROM pay.gateways x WHERE x.name = fetch_statement.gateway;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'gateway: unknown gateway "%"', gateway USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF g.kind NOT IN ('stripe', 'wechatpay') THEN
+    RAISE EXCEPTION 'gateway: fetching statements from % gateways is not supported; import their bills with pay.import_statement', g.kind
+      USING ERRCODE = 'feature_not_supported';
+  END IF;
+  IF day IS NULL THEN
+    RAISE EXCEPTION 'day must not be null' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  v_start := extract(epoch FROM day::timestamp AT TIME ZONE 'UTC')::bigint;
+  RETURN pay._enqueue('psp_request', 'gateway:' || g.name, 'fetch_statement', NULL,
+    jsonb_build_object('day', to_char(day, 'YYYY-MM-DD'), 'interval_start', v_start, 'interval_end', v_start + 86400),
+    'fetch_statement:' || g.name || ':' || to_char(day, 'YYYY-MM-DD'), false);
+END $$;
+COMMENT ON FUNCTION pay.fetch_statement(text, date) IS
+  'queues the fetch of a gateway''s statement of one day (default yesterday, UTC) through the dispatcher; it is imported (pay.import_statement) when it arrives; Stripe (report run) and WeChat Pay (trade bill, SHA-1 checked) gateways; returns the outbox id';
+
+-- The columns pay reads, plus the order reference pay puts in the metadata.
+CREATE FUNCTION pay._stripe_report_columns() RETURNS text[]
+LANGUAGE sql IMMUTABLE
+RETURN ARRAY['balance_transaction_id', 'created_utc', 'available_on_utc', 'currency', 'gross', 'fee', 'net',
+             'reporting_category', 'source_id', 'description', 'automatic_payout_id', 'payment_intent_id',
+             'payment_metadata[order_id]'];
+
+-- RequestBuilder of the fetch steps.
+CREATE FUNCTION pay._build_statement_request(r pay.outbox, g pay.gateways) RETURNS pay.http_request
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  CASE g.kind
+    WHEN 'stripe' THEN RETURN pay._build_stripe_statement(r, g);
+    WHEN 'wechatpay' THEN RETURN pay._build_wechatpay_statement(r, g);
+    ELSE
+      RAISE EXCEPTION 'fetching statements from % gateways is not supported', g.kind USING ERRCODE = 'feature_not_supported';
+  END CASE;
+END $$;
+
+CREATE FUNCTION pay._build_stripe_statement(r pay.outbox, g pay.gateways) RETURNS pay.http_request
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_base text := rtrim(coalesce(g.base_url, 'https://api.stripe.com'), '/');
+  v_auth text := 'Authorization: Bearer ' || pay._credential('gateway:' || g.name, 'api_key');
+  v_form jsonb;
+BEGIN
+  CASE r.operation
+    WHEN 'fetch_statement' THEN
+      v_form := jsonb_build_object('report_type', 'balance_change_from_activity.itemized.3',
+                                   'parameters[interval_start]', r.params->>'interval_start',
+                                   'parameters[interval_end]', r.params->>'interval_end')
+                || (SELECT jsonb_object_agg(format('parameters[columns][%s]', n - 1), c)
+                      FROM unnest(pay._stripe_report_columns()) WITH ORDINALITY AS x(c, n));
+      RETURN ROW('POST', v_base || '/v1/reporting/report_runs',
+                 ARRAY[v_auth, 'Idempotency-Key: ' || r.idempotency_key,
+                       'Content-Type: application/x-www-form-urlencoded'],
+                 pay.form_urlencode(v_form))::pay.http_request;
+    WHEN 'fetch_statement_poll' THEN
+      RETURN ROW('GET', v_base || '/v1/reporting/report_runs/' || (r.params->>'report_run'),
+                 ARRAY[v_auth], NULL)::pay.http_request;
+    WHEN 'fetch_statement_file' THEN
+      RETURN ROW('GET', r.params->>'url', ARRAY[v_auth], NULL)::pay.http_request;
+  END CASE;
+END $$;
+
+-- WeChat Pay signs the path and query of every call, GETs included.
+CREATE FUNCTION pay._build_wechatpay_statement(r pay.outbox, g pay.gateways) RETURNS pay.http_request
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_base text := rtrim(coalesce(g.base_url, 'https://api.mch.weixin.qq.com'), '/');
+  v_url text;
+  v_path text;
+BEGIN
+  CASE r.operation
+    WHEN 'fetch_statement' THEN
+      v_path := '/v3/bill/tradebill?bill_date=' || (r.params->>'day') || '&bill_type=ALL';
+      v_url := v_base || v_path;
+    WHEN 'fetch_statement_file' THEN
+      v_url := r.params->>'url';
+      v_path := substr(v_url, length(substring(v_url FROM '^https?://[^/]+')) + 1);
+  END CASE;
+  RETURN ROW('GET', v_url,
+             ARRAY['Authorization: ' || pay.wechatpay_authorization(
+                       'GET', v_path, '', pay._gateway_option(g, 'mchid'), pay._gateway_option(g, 'serial_no'),
+                       pay._credential('gateway:' || g.name, 'private_key'),
+                       floor(extract(epoch FROM clock_timestamp()))::bigint,
+                       upper(replace(gen_random_uuid()::text, '-', ''))),
+                   'Accept: application/json'],
+             NULL)::pay.http_request;
+END $$;
+
+-- Is this URL one the gateway's credentials may be used for: its own
+-- origin, or the provider's file host?
+CREATE FUNCTION pay._statement_url_trusted(p_url text, g pay.gateways) RETURNS boolean
+LANGUAGE sql STABLE
+RETURN coalesce(p_url !~ '[\s\\@]'
+   AND (coalesce(left(p_url, length(rtrim(g.base_url, '/')) + 1) = rtrim(g.base_url, '/') || '/', false)
+        OR (g.kind = 'stripe' AND p_url LIKE 'https://files.stripe.com/%')
+        OR (g.kind = 'wechatpay' AND p_url LIKE 'https://api.mch.weixin.qq.com/%')), false);
+
+-- A 2xx answer to a fetch step: the next step queued, or the file imported.
+-- Returns NULL, or why the answer cannot be used (the row goes dead).
+CREATE FUNCTION pay._apply_statement_answer(r pay.outbox, g pay.gateways, p_body text) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+  v jsonb;
+  v_id bigint;
+  v_file bytea;
+BEGIN
+  IF r.operation = 'fetch_statement_file' THEN
+    v_file := convert_to(coalesce(p_body, ''), 'UTF8');
+    IF g.kind = 'wechatpay' AND pay._sha1_hex(v_file) IS DISTINCT FROM lower(r.params->>'hash_value') THEN
+      RETURN format('the bill''s SHA-1 %s is not the %s WeChat Pay named', pay._sha1_hex(v_file), r.params->>'hash_value');
+    END IF;
+    PERFORM pay.import_statement(g.name, v_file,
+                                 CASE g.kind WHEN 'wechatpay' THEN 'wechatpay_trade_bill' ELSE 'stripe_itemized_csv' END);
+    RETURN NULL;
+  END IF;
+  BEGIN
+    v := p_body::jsonb;
+  EXCEPTION WHEN OTHERS THEN
+    RETURN 'the answer is not JSON';
+  END;
+  IF g.kind = 'wechatpay' THEN
+    IF v->>'hash_type' IS DISTINCT FROM 'SHA1' OR coalesce(v->>'hash_value', '') !~ '^[0-9A-Fa-f]{40}$' THEN
+      RETURN format('the bill''s digest is %s %s, not a SHA1', v->>'hash_type', v->>'hash_value');
+    END IF;
+    IF NOT pay._statement_url_trusted(v->>'download_url', g) THEN
+      RETURN format('the bill''s URL %s is not on %s nor api.mch.weixin.qq.com', v->>'download_url', g.base_url);
+    END IF;
+    PERFORM pay._enqueue('psp_request', r.destination, 'fetch_statement_file', NULL,
+      jsonb_build_object('day', r.params->>'day', 'url', v->>'download_url',
+                         'hash_type', v->>'hash_type', 'hash_value', v->>'hash_value'),
+      'fetch_statement_file:' || g.name || ':' || (r.params->>'day'), false);
+    RETURN NULL;
+  END IF;
+  CASE v->>'status'
+    WHEN 'succeeded' THEN
+      IF NOT pay._statement_url_trusted(v->'result'->>'url', g) THEN
+        RETURN format('the report''s file URL %s is not on %s nor files.stripe.com', v->'result'->>'url',
+                      coalesce(g.base_url, 'https://api.stripe.com'));
+      END IF;
+      PERFORM pay._enqueue('psp_request', r.destination, 'fetch_statement_file', NULL,
+        jsonb_build_object('day', r.params->>'day', 'report_run', v->>'id', 'url', v->'result'->>'url'),
+        'fetch_statement_file:' || g.name || ':' || (v->>'id'), false);
+    WHEN 'pending' THEN
+      -- Stripe is still preparing it: ask again in a minute
+      v_id := pay._enqueue('psp_request', r.destination, 'fetch_statement_poll', NULL,
+        jsonb_build_object('day', r.params->>'day', 'report_run', v->>'id'),
+        'fetch_statement_poll:' || g.name || ':' || (v->>'id') || ':' || r.id, false);
+      UPDATE pay.outbox SET next_attempt_at = now() + interval '1 minute' WHERE id = v_id AND state = 'pending';
+    ELSE
+      RETURN format('the report run %s is %s', v->>'id', coalesce(v->>'status', '(no status)'));
+  END CASE;
+  RETURN NULL;
+END $$;
+
+GRANT EXECUTE ON FUNCTION pay.fetch_statement(text, date) TO pay_admin;
