@@ -163,7 +163,7 @@ BEGIN
   CASE e->>'kind'
   WHEN 'payment_succeeded' THEN
     IF o.status IN ('pending', 'failed') THEN
-      o := pay._settle(o, e->>'psp_txn_id', 'callback ' || p_callback);
+      o := pay._settle(o, e->>'psp_txn_id', coalesce('callback ' || p_callback, e->>'cause'));
       outcome := 'paid' || pay._apply_deferred(g, o.id);
     ELSIF o.paid_at IS NOT NULL AND o.psp_txn_id IS NOT DISTINCT FROM e->>'psp_txn_id' THEN
       outcome := 'already paid by this transaction';
@@ -631,6 +631,1252 @@ LANGUAGE sql VOLATILE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_t
 $$;
 COMMENT ON FUNCTION pay.delete_secret(text, text) IS 'deletes a credential; true if it existed. Owner and pay_admin';
 
+-- Reconciliation, fees and periodic jobs (new in 0.2).
+-- PSP fees and settlement terms.
+--
+-- Each gateway has a fee rule, optionally per currency (a rule for the
+-- currency wins over the gateway's rule for every currency): a percentage of
+-- the amount plus a fixed amount in minor units, and the settlement delay in
+-- days.  set_fee never overwrites a rule: it adds a version valid from now,
+-- so the fee a payment was expected to cost is always the one of the rule in
+-- force when it was paid (pay._fee_at).
+--
+-- The expected fee of a payment is not written on the payment's row: the
+-- settle path (src/order_settle.c, one conditional UPDATE) stays as it is,
+-- and the fee is computed when a statement line is reconciled against the
+-- payment, from the rule in force at the payment's paid_at, and stored with
+-- the line (pay.statement_lines.expected_fee).  The rules are append-only
+-- history, so that computation gives the same answer whenever it is made.
+--
+-- Rounding: half-up to the minor unit (what Stripe, Alipay and WeChat Pay
+-- document for their fees); computed in numeric, never floating point.
+
+CREATE TABLE pay.fee_rules (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    gateway          text NOT NULL,         -- in pay.gateways: fee_rules_gateway
+    currency         char(3),               -- NULL: every currency; in pay.currencies: fee_rules_currency
+    percent          numeric NOT NULL CHECK (percent >= 0 AND percent < 100),
+    fixed            bigint NOT NULL CHECK (fixed >= 0),
+    settlement_days  integer NOT NULL CHECK (settlement_days BETWEEN 0 AND 365),
+    valid_from       timestamptz NOT NULL DEFAULT clock_timestamp(),
+    created_by       name NOT NULL DEFAULT session_user
+);
+CREATE INDEX fee_rules_lookup ON pay.fee_rules (gateway, currency, valid_from);
+COMMENT ON TABLE pay.fee_rules IS
+  'fee rules per gateway (and currency; NULL = any): percent of the amount (half-up to the minor unit) + fixed minor units, settlement delay; each set_fee adds a version valid from then';
+
+CREATE TRIGGER fee_rules_gateway BEFORE INSERT OR UPDATE OF gateway ON pay.fee_rules
+    FOR EACH ROW EXECUTE FUNCTION pay._reference_exists('gateway', 'pay.gateways', 'name');
+CREATE TRIGGER fee_rules_currency BEFORE INSERT OR UPDATE OF currency ON pay.fee_rules
+    FOR EACH ROW EXECUTE FUNCTION pay._reference_exists('currency', 'pay.currencies', 'code');
+ALTER TABLE pay.fee_rules ENABLE ALWAYS TRIGGER fee_rules_gateway;
+ALTER TABLE pay.fee_rules ENABLE ALWAYS TRIGGER fee_rules_currency;
+-- history: a rule a payment was reconciled against must stay as it was
+CREATE TRIGGER fee_rules_append_only BEFORE UPDATE OR DELETE ON pay.fee_rules
+    FOR EACH ROW EXECUTE FUNCTION pay._append_only();
+ALTER TABLE pay.fee_rules ENABLE ALWAYS TRIGGER fee_rules_append_only;
+
+-- The rule in force for a gateway and currency at a time (NULL: none).
+CREATE FUNCTION pay._fee_rule_at(p_gateway text, p_currency text, p_at timestamptz) RETURNS pay.fee_rules
+LANGUAGE sql STABLE
+RETURN (SELECT r FROM pay.fee_rules r
+         WHERE r.gateway = p_gateway AND (r.currency = p_currency OR r.currency IS NULL)
+           AND r.valid_from <= p_at
+         ORDER BY r.currency IS NULL, r.valid_from DESC, r.id DESC LIMIT 1);
+
+-- The fee of an amount under a rule: percent half-up, plus fixed; 0 without a rule.
+CREATE FUNCTION pay._fee_of(r pay.fee_rules, p_amount bigint) RETURNS bigint
+LANGUAGE sql IMMUTABLE
+RETURN CASE WHEN r.id IS NULL OR p_amount IS NULL THEN 0
+            ELSE (round(abs(p_amount)::numeric * r.percent / 100, 0) + r.fixed)::bigint END;
+
+CREATE FUNCTION pay._fee_at(p_gateway text, p_amount bigint, p_currency text, p_at timestamptz) RETURNS bigint
+LANGUAGE sql STABLE
+RETURN pay._fee_of(pay._fee_rule_at(p_gateway, p_currency, p_at), p_amount);
+
+CREATE FUNCTION pay.set_fee(gateway text, currency text DEFAULT NULL, percent numeric DEFAULT 0,
+                            fixed bigint DEFAULT 0, settlement_days integer DEFAULT 1) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pay.gateways g WHERE g.name = set_fee.gateway) THEN
+    RAISE EXCEPTION 'gateway: unknown gateway "%"', gateway USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF currency IS NOT NULL THEN
+    PERFORM pay._exponent(currency);
+  END IF;
+  IF percent IS NULL OR percent < 0 OR percent >= 100 THEN
+    RAISE EXCEPTION 'percent must be at least 0 and below 100, not %', coalesce(percent::text, 'null')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF fixed IS NULL OR fixed < 0 THEN
+    RAISE EXCEPTION 'fixed must be a non-negative number of minor units, not %', coalesce(fixed::text, 'null')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF settlement_days IS NULL OR settlement_days NOT BETWEEN 0 AND 365 THEN
+    RAISE EXCEPTION 'settlement_days must be 0 to 365, not %', coalesce(settlement_days::text, 'null')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  INSERT INTO pay.fee_rules (gateway, currency, percent, fixed, settlement_days)
+    VALUES (set_fee.gateway, set_fee.currency, set_fee.percent, set_fee.fixed, set_fee.settlement_days);
+END $$;
+COMMENT ON FUNCTION pay.set_fee(text, text, numeric, bigint, integer) IS
+  'sets the fee rule of a gateway (for one currency, or NULL: any): percent (half-up to the minor unit) + fixed minor units, settlement delay in days; valid from now, earlier payments keep the rule they were paid under';
+
+CREATE FUNCTION pay.expected_fee(gateway text, amount bigint, currency text) RETURNS bigint
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF amount IS NULL OR amount < 0 THEN
+    RAISE EXCEPTION 'amount must be a non-negative number of minor units, not %', coalesce(amount::text, 'null')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  PERFORM pay._exponent(currency);
+  RETURN pay._fee_at(gateway, amount, currency, clock_timestamp());
+END $$;
+COMMENT ON FUNCTION pay.expected_fee(text, bigint, text) IS
+  'the fee the gateway''s rule in force now charges on an amount (minor units, half-up); 0 without a rule';
+
+GRANT EXECUTE ON FUNCTION pay.set_fee(text, text, numeric, bigint, integer),
+    pay.expected_fee(text, bigint, text) TO pay_admin;
+
+-- PSP statements: the providers' own records of what moved, imported as
+-- downloaded and read by header name, never by column position.
+--
+--   stripe_itemized_csv   Stripe's itemized balance-change report (UTF-8 CSV)
+--   alipay_trade_bill     Alipay's 业务明细 bill (GBK, # comment lines, tab padding)
+--   wechatpay_trade_bill  WeChat Pay's trade bill (backquoted values, summary block)
+--   generic_csv           psp_txn_id,order_id,kind,amount,fee,currency,occurred_at
+--
+-- Every format is parsed into the same staging rows by one set-based
+-- statement each (no row-at-a-time loop: a statement can have a million
+-- lines); a malformed file is refused whole, naming the line and column,
+-- before anything is written.  The staged lines are then classified and
+-- stored by 89_reconciliation.sql.  A statement is identified by its
+-- gateway and the SHA-256 of its bytes: the same file again is the same
+-- statement, and importing it again changes nothing.
+
+CREATE TABLE pay.statements (
+    id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    gateway       text NOT NULL,            -- in pay.gateways: statements_gateway
+    format        text NOT NULL CHECK (format IN ('stripe_itemized_csv', 'alipay_trade_bill',
+                                                  'wechatpay_trade_bill', 'generic_csv')),
+    content_sha256 bytea NOT NULL,
+    content_bytes bigint NOT NULL,
+    line_count    integer NOT NULL,
+    period_start  timestamptz,
+    period_end    timestamptz,
+    period_declared boolean NOT NULL,
+    imported_at   timestamptz NOT NULL DEFAULT now(),
+    imported_by   name NOT NULL DEFAULT session_user,
+    UNIQUE (gateway, content_sha256)
+);
+COMMENT ON TABLE pay.statements IS
+  'PSP statements imported by pay.import_statement: one row per (gateway, content); the period is the one the file declares, else its earliest to its latest line';
+COMMENT ON COLUMN pay.statements.content_sha256 IS 'SHA-256 of the bytes as imported: the same bytes for the same gateway are the same statement';
+
+CREATE TABLE pay.statement_lines (
+    statement_id  bigint NOT NULL,          -- in pay.statements: statement_lines_statement
+    line_no       integer NOT NULL,
+    kind          text NOT NULL CHECK (kind IN ('payment', 'refund', 'fee', 'payout', 'other')),
+    psp_txn_id    text NOT NULL,
+    order_id      bigint,
+    amount        bigint NOT NULL CHECK (amount >= 0),
+    fee           bigint NOT NULL CHECK (fee >= 0),
+    currency      char(3) NOT NULL,
+    occurred_at   timestamptz NOT NULL,
+    result        text NOT NULL CHECK (result IN ('matched', 'missing_in_books', 'amount_mismatch',
+                                                  'currency_mismatch', 'status_mismatch', 'fee_mismatch',
+                                                  'duplicate')),
+    payment_ref   text,
+    refund_id     bigint,
+    our_amount    bigint,
+    expected_fee  bigint,
+    source_line   integer NOT NULL,
+    repaired_at   timestamptz,
+    PRIMARY KEY (statement_id, line_no)
+);
+CREATE INDEX statement_lines_txn ON pay.statement_lines (psp_txn_id, kind);
+CREATE INDEX statement_lines_order ON pay.statement_lines (order_id) WHERE order_id IS NOT NULL;
+CREATE INDEX statement_lines_refund ON pay.statement_lines (refund_id) WHERE refund_id IS NOT NULL;
+COMMENT ON TABLE pay.statement_lines IS
+  'every data line of every imported statement, classified against the books when it was imported (result); pay.reconciliation_breaks lists what is unexplained';
+COMMENT ON COLUMN pay.statement_lines.line_no IS 'the data line''s number in its statement, from 1 (source_line: the line of the file, headers and comments counted)';
+COMMENT ON COLUMN pay.statement_lines.kind IS 'payment, refund, fee (a charge of its own), payout, other (any other movement the PSP reports, e.g. Stripe adjustments)';
+COMMENT ON COLUMN pay.statement_lines.psp_txn_id IS 'the PSP''s id of what the line reports: a payment''s transaction id (ours: pay.orders.psp_txn_id), a refund''s or payout''s own id';
+COMMENT ON COLUMN pay.statement_lines.order_id IS 'our order the line matched; NULL when none';
+COMMENT ON COLUMN pay.statement_lines.amount IS 'magnitude in minor units (the kind gives the direction)';
+COMMENT ON COLUMN pay.statement_lines.fee IS 'what the PSP charged for the line, minor units';
+COMMENT ON COLUMN pay.statement_lines.result IS
+  'matched, missing_in_books, amount_mismatch, currency_mismatch, status_mismatch, fee_mismatch or duplicate (the first that applies in the order duplicate, missing_in_books, currency_mismatch, amount_mismatch, status_mismatch, fee_mismatch)';
+COMMENT ON COLUMN pay.statement_lines.payment_ref IS 'the PSP''s id of the payment a refund (or any line) belongs to, when the format gives it';
+COMMENT ON COLUMN pay.statement_lines.refund_id IS 'our refund (pay.refunds) that a refund line matched';
+COMMENT ON COLUMN pay.statement_lines.our_amount IS 'the amount of ours the line was compared with (the order''s, or the refund''s)';
+COMMENT ON COLUMN pay.statement_lines.expected_fee IS 'pay''s expected fee for a payment line: the gateway''s fee rule in force when the order was paid, applied to our amount (0 without a rule)';
+COMMENT ON COLUMN pay.statement_lines.repaired_at IS 'when pay.repair_break booked the payment a missing_in_books line proved';
+
+CREATE TRIGGER statements_gateway BEFORE INSERT OR UPDATE OF gateway ON pay.statements
+    FOR EACH ROW EXECUTE FUNCTION pay._reference_exists('gateway', 'pay.gateways', 'name');
+CREATE TRIGGER statement_lines_statement BEFORE INSERT OR UPDATE OF statement_id ON pay.statement_lines
+    FOR EACH ROW EXECUTE FUNCTION pay._reference_exists('statement_id', 'pay.statements', 'id');
+CREATE TRIGGER statements_lines BEFORE DELETE OR UPDATE OF id ON pay.statements
+    FOR EACH ROW EXECUTE FUNCTION pay._reference_unused('id', 'pay.statement_lines', 'statement_id');
+ALTER TABLE pay.statements ENABLE ALWAYS TRIGGER statements_gateway;
+ALTER TABLE pay.statement_lines ENABLE ALWAYS TRIGGER statement_lines_statement;
+ALTER TABLE pay.statements ENABLE ALWAYS TRIGGER statements_lines;
+
+-- A malformed statement: the whole file is refused, naming where.
+CREATE FUNCTION pay._statement_refuse(p_line integer, p_column integer, p_name text, p_message text)
+RETURNS text
+LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'content: line %, column % (%): %', p_line, p_column, p_name, p_message
+    USING ERRCODE = 'invalid_text_representation';
+END $$;
+
+-- The fields of one CSV line: split on commas, except inside double
+-- quotes ("" is a quote).  Lines without a quote (nearly all) take the fast
+-- path; a field that opens a quote it does not close is refused.
+CREATE FUNCTION pay._csv_fields(p_line text, p_source_line integer) RETURNS text[]
+LANGUAGE sql IMMUTABLE
+RETURN CASE
+  WHEN strpos(p_line, '"') = 0 THEN string_to_array(p_line, ',')
+  ELSE ARRAY(
+    SELECT CASE
+             WHEN left(m[1], 1) <> '"' THEN m[1]
+             WHEN length(m[1]) >= 2 AND right(m[1], 1) = '"' THEN replace(substr(m[1], 2, length(m[1]) - 2), '""', '"')
+             ELSE pay._statement_refuse(p_source_line, n::integer, 'csv', 'a quoted field is not closed on its line')
+           END
+      FROM regexp_matches(p_line, '(?:^|,)("(?:[^"]|"")*"(?=,|$)|[^,]*)', 'g') WITH ORDINALITY AS t(m, n)
+     ORDER BY n)
+END;
+
+-- The field helpers below are SQL functions the planner inlines into the
+-- one statement that parses a file (a million calls through the function
+-- executor would cost more than the parse).  They are VOLATILE only because
+-- the planner inlines a function whose body may raise (through
+-- _statement_refuse) only when it is not declared IMMUTABLE or STABLE.
+
+-- Minor units from a decimal major-unit field (sign dropped: the kind
+-- gives the direction), exactly; an empty field is 0 where p_empty_zero.
+CREATE FUNCTION pay._statement_amount(p_text text, p_exponent smallint, p_line integer, p_column integer,
+                                      p_name text, p_empty_zero boolean DEFAULT false)
+RETURNS bigint
+LANGUAGE sql VOLATILE
+RETURN CASE
+  WHEN p_text IS NULL OR p_text = '' THEN
+    CASE WHEN p_empty_zero THEN 0
+         ELSE pay._statement_refuse(p_line, p_column, p_name, 'an amount is required')::bigint END
+  WHEN p_text !~ '^[-+]?[0-9]{1,15}(\.[0-9]{1,6})?$' THEN
+    pay._statement_refuse(p_line, p_column, p_name, format('"%s" is not a decimal amount', left(p_text, 40)))::bigint
+  WHEN abs(p_text::numeric) * (10::numeric ^ p_exponent) <> trunc(abs(p_text::numeric) * (10::numeric ^ p_exponent)) THEN
+    pay._statement_refuse(p_line, p_column, p_name, format('"%s" has more decimals than the currency''s %s', p_text, p_exponent))::bigint
+  ELSE (abs(p_text::numeric) * (10::numeric ^ p_exponent))::bigint
+END;
+
+-- A timestamp field: ISO 8601 (date, time, optional fraction and offset).
+-- Without an offset it is in p_zone (UTC for Stripe and generic files,
+-- Asia/Shanghai for Alipay and WeChat Pay, as they write them).
+CREATE FUNCTION pay._statement_time(p_text text, p_zone text, p_line integer, p_column integer, p_name text)
+RETURNS timestamptz
+LANGUAGE sql VOLATILE
+RETURN CASE
+  WHEN p_text !~ '^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}(:?[0-9]{2})?)?)?$' THEN
+    pay._statement_refuse(p_line, p_column, p_name, format('"%s" is not an ISO 8601 time', left(coalesce(p_text, ''), 40)))::timestamptz
+  WHEN p_text ~ '(Z|[+-][0-9]{2}(:?[0-9]{2})?)$' AND p_text ~ '[T ]' THEN p_text::timestamptz
+  ELSE p_text::timestamp AT TIME ZONE p_zone
+END;
+
+-- The column of a header name (1-based), or the file is refused.
+CREATE FUNCTION pay._statement_column(p_header text[], p_name text, p_line integer) RETURNS integer
+LANGUAGE sql IMMUTABLE
+RETURN coalesce(array_position(p_header, p_name),
+                pay._statement_refuse(p_line, 0, p_name, 'the header has no such column')::integer);
+
+-- The format of a statement from its first lines.
+CREATE FUNCTION pay._statement_detect(p_content bytea) RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  v_head text;
+BEGIN
+  BEGIN
+    v_head := convert_from(substr(p_content, 1, 4096), 'UTF8');
+  EXCEPTION WHEN character_not_in_repertoire OR untranslatable_character THEN
+    -- 4096 bytes may end inside a character: try again without its tail
+    BEGIN
+      v_head := convert_from(substr(p_content, 1, 4093), 'UTF8');
+    EXCEPTION WHEN character_not_in_repertoire OR untranslatable_character THEN
+      v_head := NULL;
+    END;
+  END;
+  IF v_head IS NULL THEN
+    BEGIN
+      v_head := convert_from(substr(p_content, 1, 4096), 'GBK');
+    EXCEPTION WHEN character_not_in_repertoire OR untranslatable_character THEN
+      v_head := NULL;
+    END;
+  END IF;
+  RETURN CASE
+    WHEN v_head IS NULL THEN NULL
+    WHEN v_head ~ '(^|\n)\ufeff?balance_transaction_id,|,balance_transaction_id(,|\r?\n)'
+         AND v_head ~ 'reporting_category' THEN 'stripe_itemized_csv'
+    WHEN v_head ~ '(^|\n)\ufeff?psp_txn_id,' THEN 'generic_csv'
+    WHEN v_head ~ '微信订单号' THEN 'wechatpay_trade_bill'
+    WHEN v_head ~ '支付宝交易号' THEN 'alipay_trade_bill'
+  END;
+END $$;
+
+-- The content as text: UTF-8 (a byte-order mark dropped), Alipay's bill in
+-- GBK as Alipay serves it (or UTF-8 when it is valid UTF-8 naming its columns).
+CREATE FUNCTION pay._statement_text(p_content bytea, p_format text) RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  v_text text;
+BEGIN
+  BEGIN
+    v_text := convert_from(p_content, 'UTF8');
+  EXCEPTION WHEN character_not_in_repertoire OR untranslatable_character THEN
+    v_text := NULL;
+  END;
+  IF p_format = 'alipay_trade_bill' AND (v_text IS NULL OR strpos(v_text, '支付宝交易号') = 0) THEN
+    BEGIN
+      v_text := convert_from(p_content, 'GBK');
+    EXCEPTION WHEN character_not_in_repertoire OR untranslatable_character THEN
+      RAISE EXCEPTION 'content: not valid GBK (as Alipay serves its bills) nor UTF-8'
+        USING ERRCODE = 'character_not_in_repertoire';
+    END;
+  ELSIF v_text IS NULL THEN
+    RAISE EXCEPTION 'content: not valid UTF-8' USING ERRCODE = 'character_not_in_repertoire';
+  END IF;
+  RETURN regexp_replace(v_text, '^\ufeff', '');
+END $$;
+
+-- Periodic jobs on pg_cron.
+--
+-- pay does not depend on pg_cron: CREATE EXTENSION pay works without it,
+-- and nothing here names the cron schema outside dynamic SQL.
+-- pay.schedule_jobs() creates or updates the named jobs (names begin with
+-- "pay:") in the database pg_cron runs in (cron.database_name); it refuses
+-- with 55000 when pg_cron is not installed there.
+--
+-- Jobs of gateways that are gone or disabled are removed when jobs are
+-- scheduled again.  Every job is one call of pay.run_job(name), which takes a transaction-
+-- level advisory lock for the job and skips the run when another holds it:
+-- two runs at once (a slow run overlapping the next tick, a DBA running
+-- the job by hand) never do the same work twice.  The jobs themselves work
+-- in bounded batches (expire_orders and the purges).
+
+-- The jobs and when they run (pg_cron's five-field schedules, UTC): the
+-- fixed ones, and a daily statement fetch per enabled gateway that pay can
+-- fetch statements from (89_statement_fetch.sql), at the hour of the setting
+-- pay.statement_fetch_hour (src/jobs_settings.c: 0-23, default 3; read when
+-- jobs are scheduled; 3 where pay's library is not loaded yet).
+CREATE FUNCTION pay._jobs() RETURNS TABLE (job text, schedule text)
+LANGUAGE sql STABLE AS $$
+  SELECT v.job, v.schedule FROM (VALUES
+      (1, 'expire_orders', '* * * * *'),
+      (2, 'janitor', '* * * * *'),
+      (3, 'purge_callback_nonces', '*/5 * * * *'),
+      (4, 'purge_api_nonces', '*/5 * * * *'),
+      (5, 'purge_idempotency_keys', '*/5 * * * *'),
+      (6, 'purge_outbox', '*/5 * * * *'),
+      (7, 'purge_callbacks', '*/5 * * * *')) v(n, job, schedule)
+   -- the janitor only where this installation has one
+   WHERE v.job <> 'janitor' OR to_regprocedure('pay.janitor()') IS NOT NULL
+  UNION ALL
+  SELECT 'fetch_statement:' || g.name,
+         format('15 %s * * *', coalesce(current_setting('pay.statement_fetch_hour', true), '3')::integer)
+    FROM pay.gateways g WHERE g.enabled AND g.kind IN ('stripe', 'wechatpay')
+$$;
+
+CREATE FUNCTION pay.run_job(job text) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_rows bigint;
+BEGIN
+  IF job IS NULL OR NOT EXISTS (SELECT 1 FROM pay._jobs() j WHERE j.job = run_job.job) THEN
+    RAISE EXCEPTION 'job: unknown job "%"', job USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF NOT pg_try_advisory_xact_lock(hashtext('pay.run_job'), hashtext(job)) THEN
+    RETURN job || ': skipped, already running';
+  END IF;
+  CASE job
+    WHEN 'expire_orders' THEN v_rows := pay.expire_orders();
+    WHEN 'janitor' THEN EXECUTE 'SELECT count(*) FROM (SELECT pay.janitor()) j' INTO v_rows;
+    WHEN 'purge_callback_nonces' THEN v_rows := pay.purge_callback_nonces();
+    WHEN 'purge_api_nonces' THEN v_rows := pay.purge_api_nonces();
+    WHEN 'purge_idempotency_keys' THEN v_rows := pay.purge_idempotency_keys();
+    WHEN 'purge_outbox' THEN v_rows := pay.purge_outbox();
+    -- callbacks that were not accepted; accepted ones are kept with the ledger
+    WHEN 'purge_callbacks' THEN v_rows := pay.purge_callbacks(interval '30 days', 10000);
+    -- yesterday's statement (UTC), imported and reconciled when it arrives
+    ELSE
+      RETURN format('%s: outbox row %s', job, pay.fetch_statement(substr(job, length('fetch_statement:') + 1)));
+  END CASE;
+  RETURN format('%s: %s', job, v_rows);
+END $$;
+COMMENT ON FUNCTION pay.run_job(text) IS
+  'runs one of pay''s periodic jobs (expire_orders, janitor, purge_callback_nonces, purge_api_nonces, purge_idempotency_keys, purge_outbox, purge_callbacks, fetch_statement:<gateway>) unless a run of it is in progress; what the pg_cron jobs call';
+
+CREATE FUNCTION pay._require_pg_cron() RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') THEN
+    RAISE EXCEPTION 'pg_cron is not installed in database %', current_database()
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Add pg_cron to shared_preload_libraries, set cron.database_name to this database, restart, and CREATE EXTENSION pg_cron.';
+  END IF;
+END $$;
+
+CREATE FUNCTION pay.schedule_jobs() RETURNS SETOF text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  j record;
+BEGIN
+  PERFORM pay._require_pg_cron();
+  -- a job this installation no longer has (the janitor gone) is removed
+  PERFORM pay._unschedule(ARRAY(SELECT 'pay:' || x.job FROM pay._jobs() x));
+  FOR j IN SELECT * FROM pay._jobs() LOOP
+    -- cron.schedule with a name creates the job or updates the one of that name
+    EXECUTE 'SELECT cron.schedule($1, $2, $3)'
+      USING 'pay:' || j.job, j.schedule, format('SELECT pay.run_job(%L)', j.job);
+    RETURN NEXT 'pay:' || j.job;
+  END LOOP;
+END $$;
+COMMENT ON FUNCTION pay.schedule_jobs() IS
+  'creates or updates pay''s pg_cron jobs (names beginning with "pay:"): expire orders every minute, the janitor if present, the purges every 5 minutes, each Stripe and WeChat Pay gateway''s statement daily at pay.statement_fetch_hour (UTC, default 3); 55000 when pg_cron is not installed here';
+
+-- Removes pay's jobs except those named in p_keep; how many it removed.
+CREATE FUNCTION pay._unschedule(p_keep text[]) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_id bigint;
+  n integer := 0;
+BEGIN
+  FOR v_id IN EXECUTE 'SELECT jobid FROM cron.job WHERE jobname LIKE ''pay:%'' AND NOT (jobname = ANY ($1)) ORDER BY jobid'
+      USING p_keep LOOP
+    EXECUTE 'SELECT cron.unschedule($1)' USING v_id;
+    n := n + 1;
+  END LOOP;
+  RETURN n;
+END $$;
+
+CREATE FUNCTION pay.unschedule_jobs() RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  PERFORM pay._require_pg_cron();
+  RETURN pay._unschedule('{}');
+END $$;
+COMMENT ON FUNCTION pay.unschedule_jobs() IS
+  'removes every pg_cron job of pay (names beginning with "pay:"); returns how many; 55000 when pg_cron is not installed here';
+
+GRANT EXECUTE ON FUNCTION pay.run_job(text), pay.schedule_jobs(), pay.unschedule_jobs() TO pay_admin;
+
+-- Reconciliation: statement lines classified against the books, the breaks,
+-- what the statements prove booked once (PSP fees, payouts), the settlement
+-- per gateway, currency and day, and the repair of a payment the PSP proves
+-- that the books miss.
+--
+-- Sign convention of the ledger (40_ledger.sql): a payment books the PSP's
+-- clearing account psp:<gateway>:<CUR> negative, the merchant positive.
+-- Where money is (at the PSP, at the bank) or went (PSP fees) is negative;
+-- so a fee the PSP kept books fees:<gateway>:<CUR> -fee, psp +fee, and a
+-- payout bank:<gateway>:<CUR> -amount, psp +amount.  After a full cycle the
+-- clearing account's balance is minus what the PSP still holds for us.
+
+-- The lines of one file, staged for classification (one transaction).
+CREATE FUNCTION pay._statement_stage(p_format text, p_text text, OUT declared_start timestamptz,
+                                     OUT declared_end timestamptz)
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_header text[];
+  v_header_line integer;
+  v_end_line integer;
+  v_bad record;
+  c integer[];
+BEGIN
+  -- left by an earlier import in this transaction
+  IF to_regclass('pg_temp.pay_statement_stage') IS NOT NULL THEN
+    DROP TABLE pg_temp.pay_statement_stage;
+  END IF;
+  CREATE TEMP TABLE pay_statement_raw (n integer, line text) ON COMMIT DROP;
+  CREATE TEMP TABLE pay_statement_stage (
+      line_no integer, source_line integer, kind text, psp_txn_id text, payment_ref text,
+      order_ref text, amount bigint, fee bigint, currency char(3), occurred_at timestamptz) ON COMMIT DROP;
+
+  INSERT INTO pg_temp.pay_statement_raw
+    SELECT t.n, rtrim(t.line, E'\r')
+      FROM string_to_table(p_text, E'\n') WITH ORDINALITY AS t(line, n)
+     WHERE rtrim(t.line, E'\r\t ') <> ''
+       AND NOT (p_format = 'alipay_trade_bill' AND left(t.line, 1) = '#');
+
+  IF p_format = 'alipay_trade_bill' THEN
+    -- #起始日期：[2026年12月01日 00:00:00]   终止日期：[2026年12月02日 00:00:00]
+    SELECT to_timestamp(m[1] || '-' || m[2] || '-' || m[3] || ' ' || m[4], 'YYYY-MM-DD HH24:MI:SS')::timestamp
+             AT TIME ZONE 'Asia/Shanghai',
+           to_timestamp(m[5] || '-' || m[6] || '-' || m[7] || ' ' || m[8], 'YYYY-MM-DD HH24:MI:SS')::timestamp
+             AT TIME ZONE 'Asia/Shanghai'
+      INTO declared_start, declared_end
+      FROM regexp_matches(p_text,
+        '起始日期：\[([0-9]{4})年([0-9]{2})月([0-9]{2})日 ([0-9]{2}:[0-9]{2}:[0-9]{2})\][^\n]*终止日期：\[([0-9]{4})年([0-9]{2})月([0-9]{2})日 ([0-9]{2}:[0-9]{2}:[0-9]{2})\]') AS m;
+  END IF;
+
+  SELECT r.n INTO v_header_line FROM pg_temp.pay_statement_raw r ORDER BY r.n LIMIT 1;
+  IF v_header_line IS NULL THEN
+    RAISE EXCEPTION 'content: no header line' USING ERRCODE = 'invalid_text_representation';
+  END IF;
+  SELECT array_agg(btrim(h, E'\t `\ufeff') ORDER BY o) INTO v_header
+    FROM unnest(pay._csv_fields((SELECT line FROM pg_temp.pay_statement_raw WHERE n = v_header_line), v_header_line))
+         WITH ORDINALITY AS x(h, o);
+  v_end_line := 2147483647;
+  IF p_format = 'wechatpay_trade_bill' THEN
+    -- the summary block: its own header (总交易单数,...) and one row of totals
+    SELECT coalesce(min(n), v_end_line) INTO v_end_line FROM pg_temp.pay_statement_raw
+     WHERE n > v_header_line AND line ~ '^`?总交易单数';
+  END IF;
+
+  -- fields, trimmed of the padding each format adds; every line as wide as the header
+  CREATE TEMP TABLE pay_statement_fields ON COMMIT DROP AS
+    SELECT (row_number() OVER (ORDER BY r.n))::integer AS line_no, r.n AS source_line,
+           CASE WHEN p_format IN ('alipay_trade_bill', 'wechatpay_trade_bill')
+                THEN ARRAY(SELECT btrim(x, E'\t `') FROM unnest(pay._csv_fields(r.line, r.n)) x)
+                -- most lines have no quote: split them here, not in a function call
+                WHEN strpos(r.line, '"') = 0 THEN string_to_array(r.line, ',')
+                ELSE pay._csv_fields(r.line, r.n) END AS f
+      FROM pg_temp.pay_statement_raw r
+     WHERE r.n > v_header_line AND r.n < v_end_line;
+  SELECT x.source_line, cardinality(x.f) AS width INTO v_bad
+    FROM pg_temp.pay_statement_fields x WHERE cardinality(x.f) <> cardinality(v_header)
+   ORDER BY x.source_line LIMIT 1;
+  IF FOUND THEN
+    PERFORM pay._statement_refuse(v_bad.source_line, least(v_bad.width, cardinality(v_header)) + 1, 'csv',
+      format('%s fields, the header has %s', v_bad.width, cardinality(v_header)));
+  END IF;
+
+  CASE p_format
+  WHEN 'generic_csv' THEN
+    c := ARRAY[pay._statement_column(v_header, 'psp_txn_id', v_header_line),
+               pay._statement_column(v_header, 'order_id', v_header_line),
+               pay._statement_column(v_header, 'kind', v_header_line),
+               pay._statement_column(v_header, 'amount', v_header_line),
+               pay._statement_column(v_header, 'fee', v_header_line),
+               pay._statement_column(v_header, 'currency', v_header_line),
+               pay._statement_column(v_header, 'occurred_at', v_header_line)];
+    INSERT INTO pg_temp.pay_statement_stage
+    SELECT x.line_no, x.source_line,
+           CASE WHEN x.f[c[3]] IN ('payment', 'refund', 'fee', 'payout') THEN x.f[c[3]]
+                ELSE pay._statement_refuse(x.source_line, c[3], 'kind',
+                       format('"%s" is not payment, refund, fee or payout', left(x.f[c[3]], 40))) END,
+           CASE WHEN length(x.f[c[1]]) BETWEEN 1 AND 128 THEN x.f[c[1]]
+                ELSE pay._statement_refuse(x.source_line, c[1], 'psp_txn_id', 'must be 1 to 128 characters') END,
+           NULL, nullif(x.f[c[2]], ''),
+           pay._statement_amount(x.f[c[4]], e.exponent, x.source_line, c[4], 'amount'),
+           pay._statement_amount(x.f[c[5]], e.exponent, x.source_line, c[5], 'fee', true),
+           upper(x.f[c[6]]),
+           pay._statement_time(x.f[c[7]], 'UTC', x.source_line, c[7], 'occurred_at')
+      FROM pg_temp.pay_statement_fields x
+     LEFT JOIN pay.currencies cur ON cur.code = upper(x.f[c[6]])
+     CROSS JOIN LATERAL (SELECT CASE WHEN cur.code IS NOT NULL THEN cur.exponent
+              ELSE pay._statement_refuse(x.source_line, c[6], 'currency',
+                     format('"%s" is not a known currency', left(x.f[c[6]], 40)))::smallint END AS exponent) e;
+
+  WHEN 'stripe_itemized_csv' THEN
+    c := ARRAY[pay._statement_column(v_header, 'balance_transaction_id', v_header_line),
+               pay._statement_column(v_header, 'created_utc', v_header_line),
+               pay._statement_column(v_header, 'currency', v_header_line),
+               pay._statement_column(v_header, 'gross', v_header_line),
+               pay._statement_column(v_header, 'fee', v_header_line),
+               pay._statement_column(v_header, 'reporting_category', v_header_line),
+               pay._statement_column(v_header, 'source_id', v_header_line),
+               array_position(v_header, 'payment_intent_id'),
+               array_position(v_header, 'payment_metadata[order_id]')];
+    INSERT INTO pg_temp.pay_statement_stage
+    SELECT x.line_no, x.source_line, k.kind,
+           CASE WHEN k.kind = 'payment' THEN coalesce(nullif(x.f[c[8]], ''), nullif(x.f[c[7]], ''), x.f[c[1]])
+                ELSE coalesce(nullif(x.f[c[7]], ''), x.f[c[1]]) END,
+           nullif(x.f[c[8]], ''), nullif(x.f[c[9]], ''),
+           pay._statement_amount(x.f[c[4]], e.exponent, x.source_line, c[4], 'gross'),
+           pay._statement_amount(x.f[c[5]], e.exponent, x.source_line, c[5], 'fee', true),
+           upper(x.f[c[3]]),
+           pay._statement_time(x.f[c[2]], 'UTC', x.source_line, c[2], 'created_utc')
+      FROM pg_temp.pay_statement_fields x
+     LEFT JOIN pay.currencies cur ON cur.code = upper(x.f[c[3]])
+     CROSS JOIN LATERAL (SELECT CASE WHEN cur.code IS NOT NULL THEN cur.exponent
+              ELSE pay._statement_refuse(x.source_line, c[3], 'currency',
+                     format('"%s" is not a known currency', left(x.f[c[3]], 40)))::smallint END AS exponent) e
+     CROSS JOIN LATERAL (SELECT CASE
+              WHEN length(x.f[c[1]]) NOT BETWEEN 1 AND 128 THEN
+                pay._statement_refuse(x.source_line, c[1], 'balance_transaction_id', 'must be 1 to 128 characters')
+              WHEN x.f[c[6]] IN ('charge', 'payment') THEN 'payment'
+              WHEN x.f[c[6]] IN ('refund', 'payout', 'fee') THEN x.f[c[6]]
+              WHEN x.f[c[6]] = '' THEN pay._statement_refuse(x.source_line, c[6], 'reporting_category', 'is empty')
+              ELSE 'other' END AS kind) k;
+
+  WHEN 'alipay_trade_bill' THEN
+    c := ARRAY[pay._statement_column(v_header, '支付宝交易号', v_header_line),
+               pay._statement_column(v_header, '商户订单号', v_header_line),
+               pay._statement_column(v_header, '业务类型', v_header_line),
+               pay._statement_column(v_header, '完成时间', v_header_line),
+               pay._statement_column(v_header, '订单金额（元）', v_header_line),
+               pay._statement_column(v_header, '服务费（元）', v_header_line),
+               pay._statement_column(v_header, '退款批次号/请求号', v_header_line),
+               pay._statement_column(v_header, '创建时间', v_header_line)];
+    INSERT INTO pg_temp.pay_statement_stage
+    SELECT x.line_no, x.source_line, k.kind,
+           CASE WHEN k.kind = 'refund' THEN coalesce(nullif(x.f[c[7]], ''), x.f[c[1]]) ELSE x.f[c[1]] END,
+           x.f[c[1]], nullif(x.f[c[2]], ''),
+           pay._statement_amount(x.f[c[5]], 2::smallint, x.source_line, c[5], '订单金额（元）'),
+           pay._statement_amount(x.f[c[6]], 2::smallint, x.source_line, c[6], '服务费（元）', true),
+           'CNY',
+           CASE WHEN x.f[c[4]] <> '' THEN pay._statement_time(x.f[c[4]], 'Asia/Shanghai', x.source_line, c[4], '完成时间')
+                ELSE pay._statement_time(x.f[c[8]], 'Asia/Shanghai', x.source_line, c[8], '创建时间') END
+      FROM pg_temp.pay_statement_fields x
+     CROSS JOIN LATERAL (SELECT CASE
+              WHEN length(x.f[c[1]]) NOT BETWEEN 1 AND 128 THEN
+                pay._statement_refuse(x.source_line, c[1], '支付宝交易号', 'must be 1 to 128 characters')
+              WHEN x.f[c[3]] = '交易' THEN 'payment'
+              WHEN x.f[c[3]] = '退款' THEN 'refund'
+              ELSE 'other' END AS kind) k;
+
+  WHEN 'wechatpay_trade_bill' THEN
+    c := ARRAY[pay._statement_column(v_header, '交易时间', v_header_line),
+               pay._statement_column(v_header, '微信订单号', v_header_line),
+               pay._statement_column(v_header, '商户订单号', v_header_line),
+               pay._statement_column(v_header, '交易状态', v_header_line),
+               pay._statement_column(v_header, '应结订单金额', v_header_line),
+               pay._statement_column(v_header, '退款金额', v_header_line),
+               pay._statement_column(v_header, '手续费', v_header_line),
+               pay._statement_column(v_header, '微信退款单号', v_header_line),
+               pay._statement_column(v_header, '货币种类', v_header_line)];
+    INSERT INTO pg_temp.pay_statement_stage
+    SELECT x.line_no, x.source_line, k.kind,
+           CASE WHEN k.kind = 'refund' THEN coalesce(nullif(x.f[c[8]], ''), x.f[c[2]]) ELSE x.f[c[2]] END,
+           x.f[c[2]], nullif(ltrim(x.f[c[3]], '0'), ''),
+           CASE WHEN k.kind = 'refund'
+                THEN pay._statement_amount(x.f[c[6]], e.exponent, x.source_line, c[6], '退款金额')
+                ELSE pay._statement_amount(x.f[c[5]], e.exponent, x.source_line, c[5], '应结订单金额') END,
+           pay._statement_amount(x.f[c[7]], e.exponent, x.source_line, c[7], '手续费', true),
+           upper(coalesce(nullif(x.f[c[9]], ''), 'CNY')),
+           pay._statement_time(x.f[c[1]], 'Asia/Shanghai', x.source_line, c[1], '交易时间')
+      FROM pg_temp.pay_statement_fields x
+     LEFT JOIN pay.currencies cur ON cur.code = upper(coalesce(nullif(x.f[c[9]], ''), 'CNY'))
+     CROSS JOIN LATERAL (SELECT CASE WHEN cur.code IS NOT NULL THEN cur.exponent
+              ELSE pay._statement_refuse(x.source_line, c[9], '货币种类',
+                     format('"%s" is not a known currency', left(coalesce(nullif(x.f[c[9]], ''), 'CNY'), 40)))::smallint END AS exponent) e
+     CROSS JOIN LATERAL (SELECT CASE
+              WHEN length(x.f[c[2]]) NOT BETWEEN 1 AND 128 THEN
+                pay._statement_refuse(x.source_line, c[2], '微信订单号', 'must be 1 to 128 characters')
+              WHEN x.f[c[4]] = 'SUCCESS' THEN 'payment'
+              WHEN x.f[c[4]] = 'REFUND' THEN 'refund'
+              ELSE 'other' END AS kind) k;
+  END CASE;
+  DROP TABLE pg_temp.pay_statement_fields;
+  DROP TABLE pg_temp.pay_statement_raw;
+END $$;
+
+-- Classify the staged lines of a statement and store them (one statement).
+-- The first result that applies wins, in the order: duplicate,
+-- missing_in_books, currency_mismatch, amount_mismatch, status_mismatch,
+-- fee_mismatch; else matched.
+--   duplicate         an earlier line (this statement's, or any earlier
+--                     statement's of the gateway) has the same psp_txn_id and kind
+--   missing_in_books  no order of the gateway matches; a payment for an
+--                     order not paid (pending, failed); a refund no refund
+--                     of ours matches; any other movement (kind other)
+--   currency_mismatch the order is in another currency
+--   amount_mismatch   a payment's amount is not the order's; a refund's
+--                     amount is none of the order's unmatched refunds'
+--   status_mismatch   a payment for an order cancelled, or paid by another
+--                     transaction
+--   fee_mismatch      the PSP's fee on a payment is not pay's expected fee
+-- An order is found as the callbacks find it: our order id as the
+-- merchant's reference, else the PSP's transaction id of the payment.
+-- A refund line takes one of the order's refunds of the same amount that
+-- no line has taken yet, in order (the n-th line of an amount the n-th refund).
+CREATE FUNCTION pay._statement_classify(p_statement bigint, p_gateway text) RETURNS void
+LANGUAGE sql AS $$
+  WITH lines AS (
+    SELECT s.*, o.id AS order_id, o.amount AS order_amount, o.currency AS order_currency,
+           o.status AS order_status, o.paid_at, o.psp_txn_id AS order_txn,
+           (row_number() OVER (PARTITION BY s.psp_txn_id, s.kind ORDER BY s.line_no) > 1
+            OR EXISTS (SELECT 1 FROM pay.statement_lines l JOIN pay.statements t ON t.id = l.statement_id
+                        WHERE l.psp_txn_id = s.psp_txn_id AND l.kind = s.kind AND t.gateway = p_gateway)) AS dup
+      FROM pg_temp.pay_statement_stage s
+      LEFT JOIN pay.orders by_ref
+        ON s.kind IN ('payment', 'refund') AND s.order_ref ~ '^[0-9]{1,18}$'
+       AND by_ref.id = (CASE WHEN s.order_ref ~ '^[0-9]{1,18}$' THEN s.order_ref::bigint END)
+       AND by_ref.gateway = p_gateway
+      LEFT JOIN pay.orders by_txn
+        ON s.kind IN ('payment', 'refund') AND by_ref.id IS NULL AND by_txn.gateway = p_gateway
+       AND by_txn.psp_txn_id = coalesce(s.payment_ref, s.psp_txn_id)
+      CROSS JOIN LATERAL (SELECT coalesce(by_ref.id, by_txn.id) AS id,
+                                 coalesce(by_ref.amount, by_txn.amount) AS amount,
+                                 coalesce(by_ref.currency, by_txn.currency) AS currency,
+                                 coalesce(by_ref.status, by_txn.status) AS status,
+                                 CASE WHEN by_ref.id IS NOT NULL THEN by_ref.paid_at ELSE by_txn.paid_at END AS paid_at,
+                                 CASE WHEN by_ref.id IS NOT NULL THEN by_ref.psp_txn_id ELSE by_txn.psp_txn_id END
+                                   AS psp_txn_id) o
+  ),
+  -- refund lines that can take a refund of ours, numbered per order and amount
+  refund_lines AS (
+    SELECT l.line_no, l.order_id, l.amount,
+           row_number() OVER (PARTITION BY l.order_id, l.amount ORDER BY l.line_no) AS nth
+      FROM lines l
+     WHERE l.kind = 'refund' AND NOT l.dup AND l.order_id IS NOT NULL AND l.currency = l.order_currency
+  ),
+  open_refunds AS (
+    SELECT r.id, r.order_id, r.amount,
+           row_number() OVER (PARTITION BY r.order_id, r.amount ORDER BY r.id) AS nth
+      FROM pay.refunds r
+     WHERE r.order_id IN (SELECT order_id FROM refund_lines)
+       AND NOT EXISTS (SELECT 1 FROM pay.statement_lines x WHERE x.refund_id = r.id)
+  ),
+  paired AS (
+    SELECT rl.line_no, orf.id AS refund_id, orf.amount
+      FROM refund_lines rl JOIN open_refunds orf USING (order_id, amount, nth)
+  ),
+  classified AS (
+    SELECT l.*, p.refund_id,
+           CASE WHEN l.kind = 'payment' THEN pay._fee_of(fr.r, l.order_amount) END AS expected,
+           -- a refund line's: the refund it took, else the order's first refund no line took
+           CASE WHEN l.kind = 'refund'
+                THEN coalesce(p.amount, (SELECT orf.amount FROM open_refunds orf
+                                          WHERE orf.order_id = l.order_id
+                                            AND orf.id NOT IN (SELECT x.refund_id FROM paired x)
+                                          ORDER BY orf.id LIMIT 1))
+                ELSE l.order_amount END AS ours
+      FROM lines l LEFT JOIN paired p USING (line_no)
+      -- the fee rule in force when the order was paid (pay._fee_rule_at, as a join)
+      LEFT JOIN LATERAL (
+        SELECT r FROM pay.fee_rules r
+         WHERE l.kind = 'payment' AND l.order_id IS NOT NULL
+           AND r.gateway = p_gateway AND (r.currency = l.order_currency OR r.currency IS NULL)
+           AND r.valid_from <= coalesce(l.paid_at, l.occurred_at)
+         ORDER BY r.currency IS NULL, r.valid_from DESC, r.id DESC LIMIT 1) fr ON true
+  )
+  INSERT INTO pay.statement_lines (statement_id, line_no, kind, psp_txn_id, order_id, amount, fee, currency,
+                                   occurred_at, result, payment_ref, refund_id, our_amount, expected_fee, source_line)
+  SELECT p_statement, c.line_no, c.kind, c.psp_txn_id, c.order_id, c.amount, c.fee, c.currency, c.occurred_at,
+         CASE
+           WHEN c.dup THEN 'duplicate'
+           WHEN c.kind IN ('fee', 'payout') THEN 'matched'
+           WHEN c.kind = 'other' OR c.order_id IS NULL THEN 'missing_in_books'
+           WHEN c.kind = 'payment' AND c.paid_at IS NULL AND c.order_status IN ('pending', 'failed') THEN 'missing_in_books'
+           WHEN c.kind = 'refund' AND c.refund_id IS NULL AND c.currency = c.order_currency
+                AND NOT EXISTS (SELECT 1 FROM open_refunds orf WHERE orf.order_id = c.order_id AND orf.amount <> c.amount)
+             THEN 'missing_in_books'
+           WHEN c.currency <> c.order_currency THEN 'currency_mismatch'
+           WHEN c.kind = 'payment' AND c.amount <> c.order_amount THEN 'amount_mismatch'
+           WHEN c.kind = 'refund' AND c.refund_id IS NULL THEN 'amount_mismatch'
+           WHEN c.kind = 'payment' AND (c.paid_at IS NULL OR c.order_txn IS DISTINCT FROM c.psp_txn_id) THEN 'status_mismatch'
+           WHEN c.kind = 'payment' AND c.fee <> c.expected THEN 'fee_mismatch'
+           ELSE 'matched'
+         END,
+         c.payment_ref, c.refund_id, CASE WHEN c.order_id IS NOT NULL THEN c.ours END,
+         CASE WHEN c.order_id IS NOT NULL THEN c.expected END, c.source_line
+    FROM classified c;
+$$;
+
+-- What a statement proves, booked once: the PSP's fees on its matched (and
+-- fee_mismatch) payments and its own fee lines, and its payouts; one
+-- posting per statement, currency and kind (postings' refs are unique).
+-- Lines that are duplicates of earlier lines are not booked again.
+CREATE FUNCTION pay._statement_book(p_statement bigint, p_gateway text) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+  r record;
+BEGIN
+  FOR r IN
+    SELECT l.currency,
+           sum(CASE WHEN l.kind = 'payment' AND l.result IN ('matched', 'fee_mismatch') THEN l.fee
+                    WHEN l.kind = 'fee' AND l.result = 'matched' THEN l.amount ELSE 0 END)::bigint AS fees,
+           sum(CASE WHEN l.kind = 'payout' AND l.result = 'matched' THEN l.amount ELSE 0 END)::bigint AS payouts
+      FROM pay.statement_lines l WHERE l.statement_id = p_statement
+     GROUP BY l.currency ORDER BY l.currency
+  LOOP
+    IF r.fees > 0 THEN
+      PERFORM pay._post('statement:' || p_statement || ':fees:' || r.currency, NULL,
+        ARRAY[pay._account('fees:' || p_gateway || ':' || r.currency, r.currency),
+              pay._account('psp:' || p_gateway || ':' || r.currency, r.currency)],
+        ARRAY[-r.fees, r.fees]);
+    END IF;
+    IF r.payouts > 0 THEN
+      PERFORM pay._post('statement:' || p_statement || ':payouts:' || r.currency, NULL,
+        ARRAY[pay._account('bank:' || p_gateway || ':' || r.currency, r.currency),
+              pay._account('psp:' || p_gateway || ':' || r.currency, r.currency)],
+        ARRAY[-r.payouts, r.payouts]);
+    END IF;
+  END LOOP;
+END $$;
+
+CREATE FUNCTION pay.import_statement(gateway text, content bytea, format text DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_format text := import_statement.format;
+  v_sha bytea;
+  v_id bigint;
+  v_period record;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pay.gateways g WHERE g.name = import_statement.gateway) THEN
+    RAISE EXCEPTION 'gateway: unknown gateway "%"', gateway USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF content IS NULL OR length(content) = 0 THEN
+    RAISE EXCEPTION 'content: empty' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF v_format IS NULL THEN
+    v_format := pay._statement_detect(content);
+    IF v_format IS NULL THEN
+      RAISE EXCEPTION 'format: the content is none of stripe_itemized_csv, alipay_trade_bill, wechatpay_trade_bill, generic_csv'
+        USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+  ELSIF v_format NOT IN ('stripe_itemized_csv', 'alipay_trade_bill', 'wechatpay_trade_bill', 'generic_csv') THEN
+    RAISE EXCEPTION 'format: "%" is none of stripe_itemized_csv, alipay_trade_bill, wechatpay_trade_bill, generic_csv', v_format
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+
+  -- The same bytes for the same gateway are the same statement.  A
+  -- concurrent import of the same file waits here on the unique key and
+  -- then finds the first one's row: it books nothing.
+  v_sha := sha256(content);
+  SELECT s.id INTO v_id FROM pay.statements s WHERE s.gateway = import_statement.gateway AND s.content_sha256 = v_sha;
+  IF FOUND THEN
+    RETURN v_id;
+  END IF;
+  INSERT INTO pay.statements (gateway, format, content_sha256, content_bytes, line_count, period_declared)
+    VALUES (gateway, v_format, v_sha, length(content), 0, false)
+    ON CONFLICT ON CONSTRAINT statements_gateway_content_sha256_key DO NOTHING
+    RETURNING id INTO v_id;
+  IF v_id IS NULL THEN
+    SELECT s.id INTO STRICT v_id FROM pay.statements s
+     WHERE s.gateway = import_statement.gateway AND s.content_sha256 = v_sha;
+    RETURN v_id;
+  END IF;
+
+  -- Lines of one gateway are classified one statement at a time (whether a
+  -- line is a duplicate depends on the lines imported before it).
+  PERFORM pg_advisory_xact_lock(hashtext('pay.import_statement'), hashtext(gateway));
+
+  v_period := pay._statement_stage(v_format, pay._statement_text(content, v_format));
+  PERFORM pay._statement_classify(v_id, gateway);
+  UPDATE pay.statements s
+     SET line_count = x.n,
+         period_start = coalesce(v_period.declared_start, x.first_at),
+         period_end = coalesce(v_period.declared_end, x.last_at),
+         period_declared = v_period.declared_start IS NOT NULL
+    FROM (SELECT count(*) AS n, min(occurred_at) AS first_at, max(occurred_at) AS last_at
+            FROM pay.statement_lines WHERE statement_id = v_id) x
+   WHERE s.id = v_id;
+  PERFORM pay._statement_book(v_id, gateway);
+  -- every line that is not explained is also an anomaly, for a human to look at
+  INSERT INTO pay.anomalies (order_id, gateway, kind, detail)
+    SELECT l.order_id, import_statement.gateway, 'statement_' || l.result,
+           format('statement %s line %s: %s %s %s %s', v_id, l.line_no, l.kind, l.psp_txn_id,
+                  pay._format_amount(l.amount, c.exponent), l.currency)
+      FROM pay.statement_lines l JOIN pay.currencies c ON c.code = l.currency
+     WHERE l.statement_id = v_id AND l.result NOT IN ('matched', 'duplicate');
+  DROP TABLE pg_temp.pay_statement_stage;
+  RETURN v_id;
+END $$;
+COMMENT ON FUNCTION pay.import_statement(text, bytea, text) IS
+  'imports a PSP statement (stripe_itemized_csv, alipay_trade_bill, wechatpay_trade_bill, generic_csv; NULL: detected), classifies every line against the books and books the fees and payouts it proves; the same content again returns the same id and changes nothing; a malformed file is refused whole (line and column in the error)';
+
+-- The breaks: every line not matched (nor repaired since), and every
+-- payment or refund of ours through the statement's gateway inside its
+-- period that no line of that gateway's statements covers (missing_at_psp,
+-- evaluated when read: a later statement that has it clears it).
+CREATE VIEW pay.reconciliation_breaks AS
+  SELECT l.statement_id, l.result, l.order_id, l.psp_txn_id,
+         CASE WHEN l.result = 'fee_mismatch' THEN l.expected_fee ELSE l.our_amount END AS our_amount,
+         CASE WHEN l.result = 'fee_mismatch' THEN l.fee ELSE l.amount END AS psp_amount,
+         CASE l.result
+           WHEN 'duplicate' THEN format('line %s: %s %s was on an earlier line', l.line_no, l.kind, l.psp_txn_id)
+           WHEN 'missing_in_books' THEN
+             CASE WHEN l.order_id IS NULL THEN format('line %s: %s %s matches no order of ours', l.line_no, l.kind, l.psp_txn_id)
+                  ELSE format('line %s: %s %s of order %s (%s) is not in our books', l.line_no, l.kind, l.psp_txn_id,
+                              l.order_id, o.status) END
+           WHEN 'currency_mismatch' THEN format('line %s: PSP says %s, order %s is in %s', l.line_no, l.currency,
+                                                l.order_id, o.currency)
+           WHEN 'amount_mismatch' THEN format('line %s: %s of %s %s, ours %s', l.line_no, l.kind, l.amount,
+                                              l.currency, coalesce(l.our_amount::text, '(none)'))
+           WHEN 'status_mismatch' THEN format('line %s: order %s is %s, paid by %s', l.line_no, l.order_id, o.status,
+                                              coalesce(o.psp_txn_id, '(nothing)'))
+           WHEN 'fee_mismatch' THEN format('line %s: PSP charged %s, expected %s (%s)', l.line_no, l.fee,
+                                           l.expected_fee, l.currency)
+         END AS detail,
+         l.line_no
+    FROM pay.statement_lines l
+    LEFT JOIN pay.orders o ON o.id = l.order_id
+   WHERE l.result <> 'matched' AND l.repaired_at IS NULL
+  UNION ALL
+  SELECT s.id, 'missing_at_psp', o.id, o.psp_txn_id, o.amount, NULL,
+         format('payment of order %s (%s %s, paid %s) is on no %s statement line', o.id, o.amount, o.currency,
+                o.paid_at, s.gateway),
+         NULL
+    FROM pay.statements s
+    JOIN pay.orders o ON o.gateway = s.gateway AND o.paid_at BETWEEN s.period_start AND s.period_end
+    JOIN pay.accounts a ON a.id = o.paid_account_id AND a.code = 'psp:' || o.gateway || ':' || o.currency
+   WHERE NOT EXISTS (SELECT 1 FROM pay.statement_lines l JOIN pay.statements t ON t.id = l.statement_id
+                      WHERE l.order_id = o.id AND l.kind = 'payment' AND t.gateway = s.gateway)
+  UNION ALL
+  SELECT s.id, 'missing_at_psp', o.id, o.psp_txn_id, r.amount, NULL,
+         format('refund %s of order %s (%s %s, %s) is on no %s statement line', r.id, o.id, r.amount, o.currency,
+                r.created_at, s.gateway),
+         NULL
+    FROM pay.statements s
+    JOIN pay.orders o ON o.gateway = s.gateway
+    JOIN pay.accounts a ON a.id = o.paid_account_id AND a.code = 'psp:' || o.gateway || ':' || o.currency
+    JOIN pay.refunds r ON r.order_id = o.id AND r.created_at BETWEEN s.period_start AND s.period_end
+   WHERE NOT EXISTS (SELECT 1 FROM pay.statement_lines l WHERE l.refund_id = r.id);
+COMMENT ON VIEW pay.reconciliation_breaks IS
+  'what the statements do not explain: every statement line not matched (result) and not repaired, and every payment or refund of ours through the gateway inside a statement''s period that no line covers (missing_at_psp, as of now); amounts in minor units (a fee_mismatch compares fees)';
+
+-- Per gateway, currency and day (UTC) what the statements say: payments,
+-- refunds, fees, net, paid out, and the money still at the PSP (in transit:
+-- net so far minus paid out so far).  Duplicate lines count once.
+CREATE VIEW pay.settlement_by_day AS
+  SELECT d.gateway, d.currency, d.day, d.gross, d.refunds, d.fees, d.net, d.paid_out,
+         (sum(d.net - d.paid_out) OVER (PARTITION BY d.gateway, d.currency ORDER BY d.day))::bigint AS in_transit
+    FROM (SELECT s.gateway, l.currency, (l.occurred_at AT TIME ZONE 'UTC')::date AS day,
+                 coalesce(sum(l.amount) FILTER (WHERE l.kind = 'payment'), 0)::bigint AS gross,
+                 coalesce(sum(l.amount) FILTER (WHERE l.kind = 'refund'), 0)::bigint AS refunds,
+                 (coalesce(sum(l.fee) FILTER (WHERE l.kind = 'payment'), 0)
+                  + coalesce(sum(l.amount) FILTER (WHERE l.kind = 'fee'), 0))::bigint AS fees,
+                 (coalesce(sum(l.amount) FILTER (WHERE l.kind = 'payment'), 0)
+                  - coalesce(sum(l.amount) FILTER (WHERE l.kind = 'refund'), 0)
+                  - coalesce(sum(l.fee) FILTER (WHERE l.kind = 'payment'), 0)
+                  - coalesce(sum(l.amount) FILTER (WHERE l.kind = 'fee'), 0))::bigint AS net,
+                 coalesce(sum(l.amount) FILTER (WHERE l.kind = 'payout'), 0)::bigint AS paid_out
+            FROM pay.statement_lines l JOIN pay.statements s ON s.id = l.statement_id
+           WHERE l.result <> 'duplicate'
+           GROUP BY s.gateway, l.currency, 3) d;
+COMMENT ON VIEW pay.settlement_by_day IS
+  'per gateway, currency and day (UTC) from the PSPs'' statements, minor units: gross payments, refunds, fees, net (gross - refunds - fees), paid out, in transit (net to date - paid out to date: what the PSP still holds)';
+
+-- A payment the PSP proves and our books miss (a missing_in_books payment
+-- line for one of our orders), booked through the callbacks' own path
+-- (pay._apply_event: the order is paid, the ledger books it once, the
+-- merchant is notified), with the fee the line shows.
+CREATE FUNCTION pay.repair_break(statement_id bigint, line_no integer) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  l pay.statement_lines;
+  g pay.gateways;
+  v_outcome text;
+BEGIN
+  SELECT * INTO l FROM pay.statement_lines x
+   WHERE x.statement_id = repair_break.statement_id AND x.line_no = repair_break.line_no FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'line_no: statement % has no line %', coalesce(statement_id::text, 'null'), coalesce(line_no::text, 'null')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF l.repaired_at IS NOT NULL THEN
+    RETURN 'already repaired';
+  END IF;
+  IF l.kind <> 'payment' OR l.result <> 'missing_in_books' OR l.order_id IS NULL THEN
+    RAISE EXCEPTION 'line_no: line % of statement % is a % line, %, of %; only a missing_in_books payment of one of our orders can be repaired',
+      l.line_no, l.statement_id, l.kind, l.result, coalesce('order ' || l.order_id, 'no order')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT gw.* INTO STRICT g FROM pay.gateways gw JOIN pay.statements s ON s.gateway = gw.name WHERE s.id = l.statement_id;
+  SELECT e.outcome INTO v_outcome FROM pay._apply_event(g, jsonb_build_object(
+      'kind', 'payment_succeeded', 'order_ref', l.order_id::text, 'psp_txn_id', l.psp_txn_id,
+      'amount', l.amount::text, 'currency', l.currency::text,
+      'event_id', 'statement:' || l.statement_id || ':' || l.line_no,
+      'cause', 'statement ' || l.statement_id || ' line ' || l.line_no), NULL) e;
+  IF v_outcome LIKE 'paid%' OR v_outcome = 'already paid by this transaction' THEN
+    UPDATE pay.statement_lines x SET repaired_at = now()
+     WHERE x.statement_id = l.statement_id AND x.line_no = l.line_no;
+    IF l.fee > 0 THEN
+      PERFORM pay._post('statement:' || l.statement_id || ':line:' || l.line_no || ':fee', l.order_id,
+        ARRAY[pay._account('fees:' || g.name || ':' || l.currency, l.currency),
+              pay._account('psp:' || g.name || ':' || l.currency, l.currency)],
+        ARRAY[-l.fee, l.fee]);
+    END IF;
+  END IF;
+  RETURN v_outcome;
+END $$;
+COMMENT ON FUNCTION pay.repair_break(bigint, integer) IS
+  'books the payment a missing_in_books statement line proves for one of our orders, through the callbacks'' path (order paid, ledger booked once, merchant notified) and its PSP fee; returns the outcome';
+
+GRANT EXECUTE ON FUNCTION pay.import_statement(text, bytea, text), pay.repair_break(bigint, integer) TO pay_admin;
+GRANT SELECT ON pay.fee_rules, pay.statements, pay.statement_lines, pay.reconciliation_breaks,
+    pay.settlement_by_day TO pay_admin;
+
+-- Statements fetched from the PSP through the dispatcher (the outbox), then
+-- imported like a downloaded file (pay.import_statement).  The day is a UTC
+-- day for Stripe, the bill date (China time) for WeChat Pay.
+--
+-- Stripe: a report run of balance_change_from_activity.itemized.3 for one
+-- UTC day (POST /v1/reporting/report_runs), polled while Stripe prepares
+-- it (GET /v1/reporting/report_runs/{id}, a minute apart), then its file
+-- downloaded with the API key (GET result.url).  The file's URL is used
+-- only when it is on the gateway's own origin or on files.stripe.com, so
+-- the API key is never sent anywhere else; the file arrives over the
+-- dispatcher's verified TLS and is refused whole if it is not a well-formed
+-- report.  Each step is its own outbox row with its own idempotency key
+-- (fetch_statement:<gateway>:<day>, then the report run's id), so a retried
+-- step neither asks for a second report nor imports twice (and a file
+-- imported again is the same statement anyway).  A file larger than
+-- pay.http_response_max (default 1 MB) fails its attempts: raise that
+-- setting for large statements.
+--
+-- WeChat Pay: the trade bill of one day (GET /v3/bill/tradebill?bill_date=
+-- &bill_type=ALL, signed like every API call), whose answer names the
+-- download URL and the file's SHA-1; the file is downloaded (signed again,
+-- from the gateway's origin or api.mch.weixin.qq.com only) and imported only
+-- if its SHA-1 is the one the answer named.  (The dispatcher does not pass
+-- WeChat Pay's response signature headers to SQL: the digest ties the file
+-- to the API answer, TLS to WeChat Pay.)
+--
+-- Alipay's bill (alipay.data.dataservice.bill.downloadurl.query) is served
+-- as a zip archive, which pay does not open: pay.fetch_statement refuses
+-- Alipay gateways (0A000); import the downloaded bill (the CSV inside the
+-- zip) with pay.import_statement.
+
+CREATE FUNCTION pay._sha1_hex(p_data bytea) RETURNS text
+    AS 'MODULE_PATHNAME', 'pay_sha1_hex' LANGUAGE C IMMUTABLE STRICT;
+
+CREATE FUNCTION pay.fetch_statement(gateway text, day date DEFAULT (now() AT TIME ZONE 'UTC')::date - 1)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  g pay.gateways;
+  v_start bigint;
+BEGIN
+  SELECT * INTO g FROM pay.gateways x WHERE x.name = fetch_statement.gateway;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'gateway: unknown gateway "%"', gateway USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF g.kind NOT IN ('stripe', 'wechatpay') THEN
+    RAISE EXCEPTION 'gateway: fetching statements from % gateways is not supported; import their bills with pay.import_statement', g.kind
+      USING ERRCODE = 'feature_not_supported';
+  END IF;
+  IF day IS NULL THEN
+    RAISE EXCEPTION 'day must not be null' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  v_start := extract(epoch FROM day::timestamp AT TIME ZONE 'UTC')::bigint;
+  RETURN pay._enqueue('psp_request', 'gateway:' || g.name, 'fetch_statement', NULL,
+    jsonb_build_object('day', to_char(day, 'YYYY-MM-DD'), 'interval_start', v_start, 'interval_end', v_start + 86400),
+    'fetch_statement:' || g.name || ':' || to_char(day, 'YYYY-MM-DD'), false);
+END $$;
+COMMENT ON FUNCTION pay.fetch_statement(text, date) IS
+  'queues the fetch of a gateway''s statement of one day (default yesterday, UTC) through the dispatcher; it is imported (pay.import_statement) when it arrives; Stripe (report run) and WeChat Pay (trade bill, SHA-1 checked) gateways; returns the outbox id';
+
+-- The columns pay reads, plus the order reference pay puts in the metadata.
+CREATE FUNCTION pay._stripe_report_columns() RETURNS text[]
+LANGUAGE sql IMMUTABLE
+RETURN ARRAY['balance_transaction_id', 'created_utc', 'available_on_utc', 'currency', 'gross', 'fee', 'net',
+             'reporting_category', 'source_id', 'description', 'automatic_payout_id', 'payment_intent_id',
+             'payment_metadata[order_id]'];
+
+-- RequestBuilder of the fetch steps.
+CREATE FUNCTION pay._build_statement_request(r pay.outbox, g pay.gateways) RETURNS pay.http_request
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  CASE g.kind
+    WHEN 'stripe' THEN RETURN pay._build_stripe_statement(r, g);
+    WHEN 'wechatpay' THEN RETURN pay._build_wechatpay_statement(r, g);
+    ELSE
+      RAISE EXCEPTION 'fetching statements from % gateways is not supported', g.kind USING ERRCODE = 'feature_not_supported';
+  END CASE;
+END $$;
+
+CREATE FUNCTION pay._build_stripe_statement(r pay.outbox, g pay.gateways) RETURNS pay.http_request
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_base text := rtrim(coalesce(g.base_url, 'https://api.stripe.com'), '/');
+  v_auth text := 'Authorization: Bearer ' || pay._credential('gateway:' || g.name, 'api_key');
+  v_form jsonb;
+BEGIN
+  CASE r.operation
+    WHEN 'fetch_statement' THEN
+      v_form := jsonb_build_object('report_type', 'balance_change_from_activity.itemized.3',
+                                   'parameters[interval_start]', r.params->>'interval_start',
+                                   'parameters[interval_end]', r.params->>'interval_end')
+                || (SELECT jsonb_object_agg(format('parameters[columns][%s]', n - 1), c)
+                      FROM unnest(pay._stripe_report_columns()) WITH ORDINALITY AS x(c, n));
+      RETURN ROW('POST', v_base || '/v1/reporting/report_runs',
+                 ARRAY[v_auth, 'Idempotency-Key: ' || r.idempotency_key,
+                       'Content-Type: application/x-www-form-urlencoded'],
+                 pay.form_urlencode(v_form))::pay.http_request;
+    WHEN 'fetch_statement_poll' THEN
+      RETURN ROW('GET', v_base || '/v1/reporting/report_runs/' || (r.params->>'report_run'),
+                 ARRAY[v_auth], NULL)::pay.http_request;
+    WHEN 'fetch_statement_file' THEN
+      RETURN ROW('GET', r.params->>'url', ARRAY[v_auth], NULL)::pay.http_request;
+  END CASE;
+END $$;
+
+-- WeChat Pay signs the path and query of every call, GETs included.
+CREATE FUNCTION pay._build_wechatpay_statement(r pay.outbox, g pay.gateways) RETURNS pay.http_request
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_base text := rtrim(coalesce(g.base_url, 'https://api.mch.weixin.qq.com'), '/');
+  v_url text;
+  v_path text;
+BEGIN
+  CASE r.operation
+    WHEN 'fetch_statement' THEN
+      v_path := '/v3/bill/tradebill?bill_date=' || (r.params->>'day') || '&bill_type=ALL';
+      v_url := v_base || v_path;
+    WHEN 'fetch_statement_file' THEN
+      v_url := r.params->>'url';
+      v_path := substr(v_url, length(substring(v_url FROM '^https?://[^/]+')) + 1);
+  END CASE;
+  RETURN ROW('GET', v_url,
+             ARRAY['Authorization: ' || pay.wechatpay_authorization(
+                       'GET', v_path, '', pay._gateway_option(g, 'mchid'), pay._gateway_option(g, 'serial_no'),
+                       pay._credential('gateway:' || g.name, 'private_key'),
+                       floor(extract(epoch FROM clock_timestamp()))::bigint,
+                       upper(replace(gen_random_uuid()::text, '-', ''))),
+                   'Accept: application/json'],
+             NULL)::pay.http_request;
+END $$;
+
+-- Is this URL one the gateway's credentials may be used for: its own
+-- origin, or the provider's file host?
+CREATE FUNCTION pay._statement_url_trusted(p_url text, g pay.gateways) RETURNS boolean
+LANGUAGE sql STABLE
+RETURN coalesce(p_url !~ '[\s\\@]'
+   AND (coalesce(left(p_url, length(rtrim(g.base_url, '/')) + 1) = rtrim(g.base_url, '/') || '/', false)
+        OR (g.kind = 'stripe' AND p_url LIKE 'https://files.stripe.com/%')
+        OR (g.kind = 'wechatpay' AND p_url LIKE 'https://api.mch.weixin.qq.com/%')), false);
+
+-- A 2xx answer to a fetch step: the next step queued, or the file imported.
+-- Returns NULL, or why the answer cannot be used (the row goes dead).
+CREATE FUNCTION pay._apply_statement_answer(r pay.outbox, g pay.gateways, p_body text) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+  v jsonb;
+  v_id bigint;
+  v_file bytea;
+BEGIN
+  IF r.operation = 'fetch_statement_file' THEN
+    v_file := convert_to(coalesce(p_body, ''), 'UTF8');
+    IF g.kind = 'wechatpay' AND pay._sha1_hex(v_file) IS DISTINCT FROM lower(r.params->>'hash_value') THEN
+      RETURN format('the bill''s SHA-1 %s is not the %s WeChat Pay named', pay._sha1_hex(v_file), r.params->>'hash_value');
+    END IF;
+    PERFORM pay.import_statement(g.name, v_file,
+                                 CASE g.kind WHEN 'wechatpay' THEN 'wechatpay_trade_bill' ELSE 'stripe_itemized_csv' END);
+    RETURN NULL;
+  END IF;
+  BEGIN
+    v := p_body::jsonb;
+  EXCEPTION WHEN OTHERS THEN
+    RETURN 'the answer is not JSON';
+  END;
+  IF g.kind = 'wechatpay' THEN
+    IF v->>'hash_type' IS DISTINCT FROM 'SHA1' OR coalesce(v->>'hash_value', '') !~ '^[0-9A-Fa-f]{40}$' THEN
+      RETURN format('the bill''s digest is %s %s, not a SHA1', v->>'hash_type', v->>'hash_value');
+    END IF;
+    IF NOT pay._statement_url_trusted(v->>'download_url', g) THEN
+      RETURN format('the bill''s URL %s is not on %s nor api.mch.weixin.qq.com', v->>'download_url', g.base_url);
+    END IF;
+    PERFORM pay._enqueue('psp_request', r.destination, 'fetch_statement_file', NULL,
+      jsonb_build_object('day', r.params->>'day', 'url', v->>'download_url',
+                         'hash_type', v->>'hash_type', 'hash_value', v->>'hash_value'),
+      'fetch_statement_file:' || g.name || ':' || (r.params->>'day'), false);
+    RETURN NULL;
+  END IF;
+  CASE v->>'status'
+    WHEN 'succeeded' THEN
+      IF NOT pay._statement_url_trusted(v->'result'->>'url', g) THEN
+        RETURN format('the report''s file URL %s is not on %s nor files.stripe.com', v->'result'->>'url',
+                      coalesce(g.base_url, 'https://api.stripe.com'));
+      END IF;
+      PERFORM pay._enqueue('psp_request', r.destination, 'fetch_statement_file', NULL,
+        jsonb_build_object('day', r.params->>'day', 'report_run', v->>'id', 'url', v->'result'->>'url'),
+        'fetch_statement_file:' || g.name || ':' || (v->>'id'), false);
+    WHEN 'pending' THEN
+      -- Stripe is still preparing it: ask again in a minute
+      v_id := pay._enqueue('psp_request', r.destination, 'fetch_statement_poll', NULL,
+        jsonb_build_object('day', r.params->>'day', 'report_run', v->>'id'),
+        'fetch_statement_poll:' || g.name || ':' || (v->>'id') || ':' || r.id, false);
+      UPDATE pay.outbox SET next_attempt_at = now() + interval '1 minute' WHERE id = v_id AND state = 'pending';
+    ELSE
+      RETURN format('the report run %s is %s', v->>'id', coalesce(v->>'status', '(no status)'));
+  END CASE;
+  RETURN NULL;
+END $$;
+
+GRANT EXECUTE ON FUNCTION pay.fetch_statement(text, date) TO pay_admin;
+
+CREATE OR REPLACE FUNCTION pay._outbox_request(r pay.outbox, p_secret text DEFAULT NULL) RETURNS pay.http_request
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  g pay.gateways;
+BEGIN
+  IF r.kind = 'merchant_notification' THEN
+    RETURN pay._build_merchant_notification(r, p_secret);
+  END IF;
+  SELECT * INTO g FROM pay.gateways WHERE name = substr(r.destination, length('gateway:') + 1);
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'gateway of % does not exist', r.destination USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- statements: no order (89_statement_fetch.sql)
+  IF r.operation LIKE 'fetch\_statement%' THEN
+    RETURN pay._build_statement_request(r, g);
+  END IF;
+  CASE g.kind
+    WHEN 'stripe' THEN RETURN pay._build_stripe(r, g);
+    WHEN 'alipay' THEN RETURN pay._build_alipay(r, g);
+    WHEN 'wechatpay' THEN RETURN pay._build_wechatpay(r, g);
+    WHEN 'generic' THEN RETURN pay._build_generic(r, g);
+    ELSE
+      RAISE EXCEPTION 'sending requests to % gateways is not supported', g.kind USING ERRCODE = 'feature_not_supported';
+  END CASE;
+END $$;
+
+CREATE OR REPLACE FUNCTION pay._outbox_apply(p_id bigint, p_status integer, p_body text) RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  r pay.outbox;
+  g pay.gateways;
+  v jsonb;
+  v_resp jsonb;
+BEGIN
+  SELECT * INTO r FROM pay.outbox WHERE id = p_id;
+  IF NOT FOUND OR r.kind <> 'psp_request' THEN
+    RETURN NULL;
+  END IF;
+  SELECT * INTO g FROM pay.gateways WHERE name = substr(r.destination, length('gateway:') + 1);
+  IF r.operation LIKE 'fetch\_statement%' THEN
+    RETURN pay._apply_statement_answer(r, g, p_body);
+  END IF;
+  BEGIN
+    v := CASE WHEN coalesce(p_body, '') = '' THEN '{}'::jsonb ELSE p_body::jsonb END;
+  EXCEPTION WHEN OTHERS THEN
+    RETURN 'the answer is not JSON';
+  END;
+  CASE g.kind
+    WHEN 'stripe' THEN
+      IF r.operation IN ('create_payment', 'query') THEN
+        PERFORM pay._store_psp_txn_id(r.order_id,
+                  CASE WHEN v ? 'data' THEN v->'data'->0->>'id' ELSE v->>'id' END);
+      END IF;
+    WHEN 'alipay' THEN
+      v_resp := v->(replace(CASE r.operation WHEN 'create_payment' THEN 'alipay.trade.precreate'
+                                             WHEN 'query' THEN 'alipay.trade.query'
+                                             WHEN 'refund' THEN 'alipay.trade.refund'
+                                             ELSE 'alipay.trade.close' END, '.', '_') || '_response');
+      IF v_resp IS NULL OR v_resp->>'code' IS DISTINCT FROM '10000' THEN
+        RETURN format('alipay answered %s %s', coalesce(v_resp->>'code', '(no code)'),
+                      coalesce(v_resp->>'sub_code', v_resp->>'msg', ''));
+      END IF;
+      IF NOT pay.alipay_response_valid(p_body, pay._credential(r.destination, 'public_key')) THEN
+        RETURN 'the signature of alipay''s answer does not verify';
+      END IF;
+      PERFORM pay._store_psp_txn_id(r.order_id, v_resp->>'trade_no');
+    WHEN 'wechatpay' THEN
+      PERFORM pay._store_psp_txn_id(r.order_id, v->>'transaction_id');
+    WHEN 'generic' THEN
+      PERFORM pay._store_psp_txn_id(r.order_id, v->>'psp_txn_id');
+    ELSE
+      NULL;
+  END CASE;
+  RETURN NULL;
+EXCEPTION WHEN OTHERS THEN
+  RETURN 'applying the answer failed: ' || SQLSTATE || ': ' || SQLERRM;
+END $$;
+
 -- Backups and the extension's lifecycle.
 --
 -- pg_dump keeps the rows of an extension's tables only when the install
@@ -976,8 +2222,15 @@ GRANT EXECUTE ON FUNCTION pay.handle_callback(text, jsonb, text),
 GRANT EXECUTE ON FUNCTION pay.purge_callback_nonces(interval), pay.purge_callbacks(interval, integer) TO pay_admin;
 GRANT SELECT ON pay.callbacks, pay.callback_events, pay.anomalies, pay.deferred_events,
     pay.unknown_gateway_callbacks TO pay_admin;
+GRANT EXECUTE ON FUNCTION pay.set_fee(text, text, numeric, bigint, integer),
+    pay.expected_fee(text, bigint, text) TO pay_admin;
 GRANT EXECUTE ON FUNCTION pay.api_create_payment(jsonb, text), pay.api_get_payment(jsonb, text) TO pay_app;
 GRANT EXECUTE ON FUNCTION pay.purge_api_nonces() TO pay_admin;
+GRANT EXECUTE ON FUNCTION pay.run_job(text), pay.schedule_jobs(), pay.unschedule_jobs() TO pay_admin;
+GRANT EXECUTE ON FUNCTION pay.import_statement(text, bytea, text), pay.repair_break(bigint, integer) TO pay_admin;
+GRANT SELECT ON pay.fee_rules, pay.statements, pay.statement_lines, pay.reconciliation_breaks,
+    pay.settlement_by_day TO pay_admin;
+GRANT EXECUTE ON FUNCTION pay.fetch_statement(text, date) TO pay_admin;
 REVOKE ALL ON ALL TABLES IN SCHEMA pay FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA pay FROM PUBLIC;
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA pay FROM PUBLIC;
