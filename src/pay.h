@@ -47,6 +47,9 @@ extern void JsonbValueAsText(struct JsonbValue *v);
 /* order_route.c */
 extern void OrderRouteInit(void);
 
+/* rate_limit.c */
+extern void RateLimitInit(void);
+
 struct ArrayType;
 
 /* ledger_post.c: a balanced posting; accounts and amounts are int8[] -> the posting's id */
