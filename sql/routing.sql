@@ -96,3 +96,11 @@ DELETE FROM pay.circuit_breakers WHERE destination = 'gateway:rr_w70';
 -- a rule change shows in the next decision (the per-backend cache is dropped)
 UPDATE pay.routing_rules SET weight = 1 WHERE id = :w70_rule;
 SELECT pay.route('rr_shop', 100, 'JPY') AS heaviest_after_change;
+
+-- 5. re-routing is a setting per rule, off by default (the dispatcher acts
+--    on it: test/t/057_dispatcher_reroute.pl)
+SELECT reroute AS default_reroute FROM pay.routing_rules WHERE id = :w70_rule;
+SELECT pay.set_routing_rule_reroute(:w70_rule, true);
+SELECT reroute AS reroute_on FROM pay.routing_rules WHERE id = :w70_rule;
+SELECT pg_temp.err($$SELECT pay.set_routing_rule_reroute(-1, true)$$) AS unknown_rule;
+SELECT pg_temp.err(format($$SELECT pay.set_routing_rule_reroute(%s, NULL)$$, :w70_rule)) AS null_setting;

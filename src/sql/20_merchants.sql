@@ -32,12 +32,15 @@ CREATE TABLE pay.routing_rules (
     min_amount  bigint CHECK (min_amount >= 0),
     max_amount  bigint CHECK (max_amount >= 0),
     weight      integer NOT NULL DEFAULT 1 CHECK (weight >= 1),
+    reroute     boolean NOT NULL DEFAULT false,
     CHECK (min_amount <= max_amount)
 );
 COMMENT ON TABLE pay.routing_rules IS
   'which gateway serves an order created without one: lowest priority first, NULL matches any, split by weight';
 COMMENT ON COLUMN pay.routing_rules.min_amount IS 'inclusive lower bound of the order amount, minor units of its currency; NULL: none';
 COMMENT ON COLUMN pay.routing_rules.max_amount IS 'inclusive upper bound of the order amount, minor units of its currency; NULL: none';
+COMMENT ON COLUMN pay.routing_rules.reroute IS
+  'an order this rule routed moves, once, to the next available gateway when its create_payment request fails for good (pay.set_routing_rule_reroute)';
 COMMENT ON COLUMN pay.routing_rules.weight IS 'share of the orders of its priority tier, in proportion to the weights of the available rules';
 
 -- Rate limits: a token bucket per merchant, kept in shared memory

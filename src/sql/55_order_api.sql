@@ -126,6 +126,21 @@ END $$;
 COMMENT ON FUNCTION pay.add_routing_rule(text, text, text, integer, bigint, bigint, integer) IS
   'routes orders created without a gateway: lowest priority first; NULL merchant, currency or amount bound matches any; inclusive amount bounds in minor units; a tier splits by weight';
 
+CREATE FUNCTION pay.set_routing_rule_reroute(rule_id bigint, reroute boolean) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF reroute IS NULL THEN
+    RAISE EXCEPTION 'reroute must be true or false' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  UPDATE pay.routing_rules r SET reroute = set_routing_rule_reroute.reroute WHERE r.id = rule_id;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'rule_id: routing rule % does not exist', coalesce(rule_id::text, 'null')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+END $$;
+COMMENT ON FUNCTION pay.set_routing_rule_reroute(bigint, boolean) IS
+  'on: a pending order the rule routed moves once to the next available gateway when its create_payment request is refused (4xx), dead after its retries, or held by an open circuit before it was sent';
+
 -- Validates every argument of create_order before anything is written
 -- (src/order_args.c).
 CREATE FUNCTION pay._check_order_args(p_merchant_order_no text, p_amount bigint, p_exponent smallint,

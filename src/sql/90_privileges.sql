@@ -38,6 +38,7 @@ GRANT EXECUTE ON FUNCTION
     pay.create_merchant(text, text, text), pay.create_gateway(text, text, text, jsonb),
     pay.add_routing_rule(text, text, text, integer, bigint, bigint, integer),
     pay.route(text, bigint, text), pay.set_rate_limit(text, numeric, integer),
+    pay.set_routing_rule_reroute(bigint, boolean),
     pay.bind_merchant_role(regrole, text), pay.unbind_merchant_role(regrole, text),
     pay.mark_paid(bigint, text, bigint, text),
     pay.open_account(text, text, boolean, integer), pay.post(text, jsonb), pay.balance(text),
