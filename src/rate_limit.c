@@ -117,7 +117,10 @@ RateLimitInit(void)
 	DefineCustomIntVariable("pay.rate_limit_merchants",
 							"How many merchants' token buckets shared memory holds.",
 							"Beyond it a merchant's orders are not limited (with a warning in the log).",
-							&bucket_max, 10000, 16, 1000000, PGC_POSTMASTER, 0, NULL, NULL, NULL);
+							&bucket_max, 10000, 16, 1000000,
+	/* a postmaster setting can only be defined while preloading */
+							process_shared_preload_libraries_in_progress ? PGC_POSTMASTER : PGC_SIGHUP,
+							0, NULL, NULL, NULL);
 	DefineCustomRealVariable("pay.default_rate_limit",
 							 "Orders per second a merchant without its own rate limit may create; 0: no limit.",
 							 NULL, &default_per_second, 0, 0, 1e9, PGC_SIGHUP, 0, NULL, NULL, NULL);

@@ -100,4 +100,14 @@ SELECT count(*) FROM generate_series(1, 3) i, LATERAL pay.create_order('calm', '
 like($err, qr/calm.*rate limit of 0\.001 orders per second \(burst 3\)/, 'then the default limit refuses');
 
 $node->stop;
+
+# Without shared_preload_libraries there are no buckets: set_rate_limit says so.
+my $plain = PostgreSQL::Test::Cluster->new('plain');
+$plain->init;
+$plain->start;
+$plain->safe_psql('postgres', "CREATE EXTENSION pay; SELECT pay.create_merchant('p', 'Plain')");
+($rc, $out, $err) = $plain->psql('postgres', "SELECT pay.set_rate_limit('p', 5, 5)");
+like($err, qr/rate limits need pay in shared_preload_libraries/, 'not preloaded: set_rate_limit refuses');
+is($plain->safe_psql('postgres', "SELECT count(*) FROM pay.rate_limits"), 0, 'and writes nothing');
+$plain->stop;
 done_testing();
