@@ -28,8 +28,9 @@ SELECT pay.add_routing_rule('rr_stripe', 'rr_other', 'EUR', 5) > 0 AS positional
 SELECT min_amount, max_amount, weight, priority FROM pay.routing_rules ORDER BY id DESC LIMIT 1;
 
 -- 2. the seed's rule: over 1000.00 CNY to Stripe, up to 1000.00 to Alipay
-SELECT pay.add_routing_rule('rr_stripe', 'rr_shop', 'CNY', min_amount => 100001) AS stripe_rule \gset
-SELECT pay.add_routing_rule('rr_alipay', 'rr_shop', 'CNY', max_amount => 100000) AS alipay_rule \gset
+--    (priority 50: ahead of the catch-all rules other tests leave at 100)
+SELECT pay.add_routing_rule('rr_stripe', 'rr_shop', 'CNY', 50, min_amount => 100001) AS stripe_rule \gset
+SELECT pay.add_routing_rule('rr_alipay', 'rr_shop', 'CNY', 50, max_amount => 100000) AS alipay_rule \gset
 SELECT o.amount, o.gateway, o.routing_rule_id = :stripe_rule AS by_stripe_rule,
        o.routing_rule_id = :alipay_rule AS by_alipay_rule
   FROM (VALUES (1), (100000), (100001), (5000000)) v(amount),
@@ -39,7 +40,7 @@ SELECT pay.route('rr_shop', 100000, 'CNY') AS route_100000, pay.route('rr_shop',
 -- no rule for this currency (or another merchant): no gateway, no rule
 SELECT gateway IS NULL AS no_gateway, routing_rule_id IS NULL AS no_rule
   FROM pay.create_order('rr_shop', 'RR-USD', 100, 'USD');
-SELECT pay.route('rr_other', 100, 'CNY') IS NULL AS other_merchant_unrouted;
+SELECT pay.route('rr_other', 100, 'CNY') IS DISTINCT FROM 'rr_alipay' AS not_by_rr_shop_rules;
 -- a gateway asked for: no rule recorded
 SELECT gateway, routing_rule_id IS NULL AS no_rule
   FROM pay.create_order('rr_shop', 'RR-ASK', 100, 'CNY', gateway => 'rr_stripe');
@@ -48,23 +49,36 @@ SELECT pg_temp.err($$SELECT pay.route('rr_nope', 100, 'CNY')$$) AS route_unknown
 SELECT pg_temp.err($$SELECT pay.route('rr_shop', 100, 'XXQ')$$) AS route_unknown_currency;
 SELECT pg_temp.err($$SELECT pay.route('rr_shop', 0, 'CNY')$$) AS route_zero_amount;
 
--- 3. failover: the Stripe circuit open sends big orders to the next
---    priority; Alipay's bound still keeps them off Alipay
-SELECT pay.add_routing_rule('rr_w30', 'rr_shop', 'CNY', priority => 200, min_amount => 100001) AS backup_rule \gset
+-- 3. failover (GBP): Stripe first, rr_w30 next; the Stripe circuit open
+--    sends orders to the next priority
+SELECT pay.add_routing_rule('rr_stripe', 'rr_shop', 'GBP', 10) AS gbp_stripe_rule \gset
+SELECT pay.add_routing_rule('rr_w30', 'rr_shop', 'GBP', 20) AS backup_rule \gset
+SELECT gateway, routing_rule_id = :gbp_stripe_rule AS by_stripe_rule
+  FROM pay.create_order('rr_shop', 'RR-CLOSED', 200000, 'GBP');
 INSERT INTO pay.circuit_breakers (destination, state, consecutive_failures, opened_at, open_until)
 VALUES ('gateway:rr_stripe', 'open', 5, now(), now() + interval '1 minute');
 SELECT gateway, routing_rule_id = :backup_rule AS by_backup_rule
-  FROM pay.create_order('rr_shop', 'RR-FAILOVER', 200000, 'CNY');
-SELECT pay.route('rr_shop', 200000, 'CNY') AS route_failover;
+  FROM pay.create_order('rr_shop', 'RR-FAILOVER', 200000, 'GBP');
+SELECT pay.route('rr_shop', 200000, 'GBP') AS route_failover;
+-- the circuit past its cool-down (half-open) is available again
+UPDATE pay.circuit_breakers SET open_until = now() - interval '1 second' WHERE destination = 'gateway:rr_stripe';
+SELECT pay.route('rr_shop', 200000, 'GBP') AS route_cooled_down;
+UPDATE pay.circuit_breakers SET open_until = now() + interval '1 minute' WHERE destination = 'gateway:rr_stripe';
+SELECT pay.route('rr_shop', 200000, 'GBP') AS route_open_again;
+-- a merchant endpoint's circuit is not a gateway's
+INSERT INTO pay.circuit_breakers (destination, state, consecutive_failures, opened_at, open_until)
+VALUES ('merchant:rr_w30', 'open', 5, now(), now() + interval '1 minute');
+SELECT pay.route('rr_shop', 200000, 'GBP') AS route_merchant_circuit;
 -- every matching circuit open: the first enabled match, waiting for its circuit
 INSERT INTO pay.circuit_breakers (destination, state, consecutive_failures, opened_at, open_until)
 VALUES ('gateway:rr_w30', 'open', 5, now(), now() + interval '1 minute');
-SELECT gateway, routing_rule_id = :stripe_rule AS by_stripe_rule
-  FROM pay.create_order('rr_shop', 'RR-ALLOPEN', 200000, 'CNY');
-DELETE FROM pay.circuit_breakers WHERE destination IN ('gateway:rr_stripe', 'gateway:rr_w30');
+SELECT gateway, routing_rule_id = :gbp_stripe_rule AS by_stripe_rule
+  FROM pay.create_order('rr_shop', 'RR-ALLOPEN', 200000, 'GBP');
+DELETE FROM pay.circuit_breakers WHERE destination IN ('gateway:rr_stripe', 'gateway:rr_w30', 'merchant:rr_w30');
+SELECT pay.route('rr_shop', 200000, 'GBP') AS route_all_closed;
 -- a disabled gateway is skipped like an unavailable one
 UPDATE pay.gateways SET enabled = false WHERE name = 'rr_stripe';
-SELECT gateway FROM pay.create_order('rr_shop', 'RR-DISABLED', 200000, 'CNY');
+SELECT gateway FROM pay.create_order('rr_shop', 'RR-DISABLED', 200000, 'GBP');
 UPDATE pay.gateways SET enabled = true WHERE name = 'rr_stripe';
 
 -- 4. a weighted tier: 70/30 by (merchant, order number), the same on retry

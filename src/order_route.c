@@ -24,12 +24,18 @@
  * and pay.gateways send a relcache invalidation for their table on every
  * change; the callback below drops the cache (also when the changing
  * transaction rolls back, because PostgreSQL replays a rolled-back
- * transaction's invalidations locally).  Circuit state changes all the time
- * and is read per order, and only for the rules of the tier being decided.
+ * transaction's invalidations locally).  The open circuits of gateways
+ * (pay.circuit_breakers: state open, until open_until) are cached with
+ * them: the dispatcher writes that table when a circuit opens or closes,
+ * and row triggers there invalidate this cache on such changes only.  A
+ * circuit is open while open_until is after now() (the transaction's
+ * start), as pay.gateway_available says; reading it through that SQL
+ * function cost as much as the rest of create_order.
  */
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
@@ -40,6 +46,7 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 #include "pay.h"
 
@@ -49,6 +56,7 @@ typedef struct Gateway
 {
 	char		name[GATEWAY_NAME_MAX + 1];
 	bool		enabled;
+	TimestampTz open_until;		/* circuit open until then; 0: not open */
 } Gateway;
 
 typedef struct Rule
@@ -80,8 +88,7 @@ typedef struct RouteCache
 
 static MemoryContext route_context = NULL;
 static RouteCache *route_cache = NULL;
-static Oid	watched_relids[2];
-static SPIPlanPtr available_plan = NULL;
+static Oid	watched_relids[3];
 
 PG_FUNCTION_INFO_V1(pay_route);
 
@@ -89,7 +96,8 @@ static void
 RouteCacheInvalidate(Datum arg, Oid relid)
 {
 	/* only forget it: a lookup in progress may still read the old copy */
-	if (relid == InvalidOid || relid == watched_relids[0] || relid == watched_relids[1])
+	if (relid == InvalidOid || relid == watched_relids[0] || relid == watched_relids[1] ||
+		relid == watched_relids[2])
 		route_cache = NULL;
 }
 
@@ -111,6 +119,7 @@ LoadRouteCache(void)
 
 	watched_relids[0] = get_relname_relid("gateways", pay);
 	watched_relids[1] = get_relname_relid("routing_rules", pay);
+	watched_relids[2] = get_relname_relid("circuit_breakers", pay);
 	if (route_context == NULL)
 		route_context = AllocSetContextCreate(TopMemoryContext, "pay routing cache", ALLOCSET_SMALL_SIZES);
 	MemoryContextReset(route_context);	/* the copy forgotten last */
@@ -158,6 +167,23 @@ LoadRouteCache(void)
 			;
 		c->rules[i].gateway = g;	/* found: both come from one snapshot */
 	}
+
+	rc = SPI_execute("SELECT g.name, c.open_until FROM pay.circuit_breakers c "
+					 "JOIN pay.gateways g ON c.destination = 'gateway:' || g.name "
+					 "WHERE c.state = 'open' AND c.open_until IS NOT NULL", false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read pay.circuit_breakers: %s", SPI_result_code_string(rc));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		char	   *name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		int			g;
+
+		for (g = 0; g < c->ngateways; g++)
+			if (strcmp(c->gateways[g].name, name) == 0)
+				c->gateways[g].open_until =
+					DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+	}
 	return c;
 }
 
@@ -172,20 +198,11 @@ FindGateway(const RouteCache *c, const char *name)
 	return NULL;
 }
 
-/* Is the gateway's circuit closed (or half-open)?  Connected to SPI. */
+/* Is the gateway's circuit closed (or half-open)?  As pay.gateway_available. */
 static bool
-GatewayAvailable(const char *name)
+GatewayAvailable(const Gateway *g)
 {
-	Oid			type = TEXTOID;
-	Datum		value = CStringGetTextDatum(name);
-	bool		isnull;
-	int			rc;
-
-	rc = SPI_execute_plan(KeptPlan(&available_plan, "SELECT pay.gateway_available($1)", 1, &type),
-						  &value, NULL, true, 1);
-	if (rc != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "could not read the circuit of gateway \"%s\"", name);
-	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	return g->open_until == 0 || g->open_until <= GetCurrentTransactionStartTimestamp();
 }
 
 /* Does the rule apply to this order? */
@@ -276,7 +293,7 @@ RouteByRules(const RouteCache *c, int64 merchant_id, const char *currency, int64
 			{
 				if (fallback == NULL)
 					fallback = r;
-				available[to - from] = GatewayAvailable(c->gateways[r->gateway].name);
+				available[to - from] = GatewayAvailable(&c->gateways[r->gateway]);
 				any |= available[to - from];
 			}
 			to++;

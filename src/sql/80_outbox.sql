@@ -89,6 +89,26 @@ CREATE TABLE pay.circuit_breakers (
 );
 COMMENT ON TABLE pay.circuit_breakers IS
   'per destination: consecutive failures; open after pay.breaker_failures of them for pay.breaker_cooldown, then one probe (half_open)';
+-- Routing caches which gateways' circuits are open in every backend
+-- (src/order_route.c): a change of a gateway's state or cool-down empties
+-- those caches.  Row triggers with WHEN, so that the failures counted for
+-- merchants' endpoints (one write per failed attempt) do not.
+CREATE TRIGGER circuit_breakers_route_cache_insert AFTER INSERT ON pay.circuit_breakers
+    FOR EACH ROW WHEN (NEW.destination LIKE 'gateway:%' AND NEW.state = 'open')
+    EXECUTE FUNCTION pay._cache_invalidate();
+CREATE TRIGGER circuit_breakers_route_cache_update AFTER UPDATE ON pay.circuit_breakers
+    FOR EACH ROW WHEN (NEW.destination LIKE 'gateway:%'
+                       AND (OLD.state, OLD.open_until, OLD.destination) IS DISTINCT FROM (NEW.state, NEW.open_until, NEW.destination))
+    EXECUTE FUNCTION pay._cache_invalidate();
+CREATE TRIGGER circuit_breakers_route_cache_delete AFTER DELETE ON pay.circuit_breakers
+    FOR EACH ROW WHEN (OLD.destination LIKE 'gateway:%' AND OLD.state = 'open')
+    EXECUTE FUNCTION pay._cache_invalidate();
+CREATE TRIGGER circuit_breakers_route_cache_truncate AFTER TRUNCATE ON pay.circuit_breakers
+    FOR EACH STATEMENT EXECUTE FUNCTION pay._cache_invalidate();
+ALTER TABLE pay.circuit_breakers ENABLE ALWAYS TRIGGER circuit_breakers_route_cache_insert;
+ALTER TABLE pay.circuit_breakers ENABLE ALWAYS TRIGGER circuit_breakers_route_cache_update;
+ALTER TABLE pay.circuit_breakers ENABLE ALWAYS TRIGGER circuit_breakers_route_cache_delete;
+ALTER TABLE pay.circuit_breakers ENABLE ALWAYS TRIGGER circuit_breakers_route_cache_truncate;
 
 -- C glue (src/outbox_wake.c, src/outbox_schedule.c, src/dispatcher_shmem.c, src/form_encode_sql.c).
 CREATE FUNCTION pay._outbox_wake() RETURNS trigger
