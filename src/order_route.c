@@ -314,62 +314,88 @@ RouteByRules(const RouteCache *c, int64 merchant_id, const char *currency, int64
 }
 
 /*
- * pay._route(p_gateway text, p_merchant bigint, p_currency text,
- *            p_amount bigint, p_order_no text, OUT gateway text, OUT rule_id bigint)
- *
- * p_order_no NULL: the heaviest rule of the tier (pay.route).
+ * Route a new order (see the head comment): the gateway asked for (NULL:
+ * by the rules), with order_no NULL for "the heaviest of the tier".  Sets
+ * *gateway (palloc'd in the caller's context; NULL: none) and *rule_id
+ * (0: no rule).
  */
-Datum
-pay_route(PG_FUNCTION_ARGS)
+void
+RouteOrder(const char *asked, int64 merchant_id, const char *currency, int64 amount,
+		   const char *order_no, char **gateway, int64 *rule_id)
 {
 	MemoryContext caller = CurrentMemoryContext;
-	TupleDesc	desc;
-	Datum		values[2];
-	bool		nulls[2] = {true, true};
 	Route		route = {NULL, NULL};
-	int64		rule_id = 0;
 
-	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "pay_route must return a record");
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (route_cache == NULL)
 		route_cache = LoadRouteCache();
-	if (!PG_ARGISNULL(0))
+	if (asked != NULL)
 	{
-		char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-		const Gateway *g = FindGateway(route_cache, name);
+		const Gateway *g = FindGateway(route_cache, asked);
 
 		if (g == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("gateway: unknown gateway \"%s\"", name)));
+					 errmsg("gateway: unknown gateway \"%s\"", asked)));
 		if (!g->enabled)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("gateway: gateway \"%s\" is disabled", name)));
+					 errmsg("gateway: gateway \"%s\" is disabled", asked)));
 		route.gateway = g->name;
 	}
-	else if (!PG_ARGISNULL(1) && !PG_ARGISNULL(2) && !PG_ARGISNULL(3))
-	{
-		route = RouteByRules(route_cache, PG_GETARG_INT64(1), text_to_cstring(PG_GETARG_TEXT_PP(2)),
-							 PG_GETARG_INT64(3),
-							 PG_ARGISNULL(4) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(4)));
-		if (route.rule != NULL)
-			rule_id = route.rule->id;
-	}
+	else if (currency != NULL)
+		route = RouteByRules(route_cache, merchant_id, currency, amount, order_no);
 	/* outlives SPI and the cache */
-	if (route.gateway != NULL)
-	{
-		MemoryContext old = MemoryContextSwitchTo(caller);
+	*gateway = route.gateway ? MemoryContextStrdup(caller, route.gateway) : NULL;
+	*rule_id = route.rule ? route.rule->id : 0;
+	SPI_finish();
+}
 
-		values[0] = CStringGetTextDatum(route.gateway);
-		nulls[0] = false;
+/* The (gateway text, rule_id bigint) record of a route, its descriptor kept per call site. */
+Datum
+RouteResult(FunctionCallInfo fcinfo, const char *gateway, int64 rule_id)
+{
+	TupleDesc	desc = (TupleDesc) fcinfo->flinfo->fn_extra;
+	Datum		values[2];
+	bool		nulls[2];
+
+	if (desc == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+
+		if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+			elog(ERROR, "a route must be returned as a record");
+		desc = BlessTupleDesc(CreateTupleDescCopy(desc));
+		fcinfo->flinfo->fn_extra = desc;
 		MemoryContextSwitchTo(old);
 	}
+	values[0] = gateway ? CStringGetTextDatum(gateway) : (Datum) 0;
+	nulls[0] = gateway == NULL;
 	values[1] = Int64GetDatum(rule_id);
-	nulls[1] = route.rule == NULL;
-	SPI_finish();
-	desc = BlessTupleDesc(desc);
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+	nulls[1] = rule_id == 0;
+	return HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
+}
+
+/*
+ * pay._route(p_gateway text, p_merchant bigint, p_currency text,
+ *            p_amount bigint, p_order_no text, OUT gateway text, OUT rule_id bigint)
+ *
+ * p_order_no NULL: the heaviest rule of the tier (pay.route).  No merchant,
+ * currency or amount: no rule.
+ */
+Datum
+pay_route(PG_FUNCTION_ARGS)
+{
+	char	   *gateway = NULL;
+	int64		rule_id = 0;
+
+	if (!PG_ARGISNULL(0) || (!PG_ARGISNULL(1) && !PG_ARGISNULL(2) && !PG_ARGISNULL(3)))
+		RouteOrder(PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0)),
+				   PG_ARGISNULL(1) ? 0 : PG_GETARG_INT64(1),
+				   PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2)),
+				   PG_ARGISNULL(3) ? 0 : PG_GETARG_INT64(3),
+				   PG_ARGISNULL(4) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(4)),
+				   &gateway, &rule_id);
+	PG_RETURN_DATUM(RouteResult(fcinfo, gateway, rule_id));
 }

@@ -18,7 +18,8 @@
  * was last used with: a changed limit is a new limit, and starts full.
  *
  * Without shared_preload_libraries there are no buckets: pay.set_rate_limit
- * refuses, and create_order takes no token.
+ * refuses, and create_order takes no token.  create_order takes its token
+ * in pay._admit (order_admit.c), with its route, in the INSERT itself.
  */
 #include "postgres.h"
 
@@ -72,7 +73,6 @@ static bool full_warned = false;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
-PG_FUNCTION_INFO_V1(pay_take_token);
 PG_FUNCTION_INFO_V1(pay_rate_limits_active);
 
 static void
@@ -255,14 +255,13 @@ TakeToken(Bucket *b, double per_second, int32 burst, TimestampTz now)
 }
 
 /*
- * pay._take_token(p_merchant bigint, p_code text) -> void: one token of the
- * merchant's bucket, or PY029 naming the merchant, with the whole seconds
- * until a token is available in DETAIL (pay-proxy's Retry-After).
+ * One token of the merchant's bucket (merchant is its code, for the
+ * message), or PY029 naming the merchant, with the whole seconds until a
+ * token is available in DETAIL (pay-proxy's Retry-After).
  */
-Datum
-pay_take_token(PG_FUNCTION_ARGS)
+void
+RateLimitTake(int64 merchant_id, const char *code)
 {
-	int64		merchant_id = PG_GETARG_INT64(0);
 	double		per_second;
 	int32		burst;
 	TimestampTz now;
@@ -270,7 +269,7 @@ pay_take_token(PG_FUNCTION_ARGS)
 	double		wait;
 
 	if (buckets == NULL || !MerchantLimit(merchant_id, &per_second, &burst))
-		PG_RETURN_VOID();
+		return;
 	now = GetCurrentTimestamp();	/* the clock, not the transaction's start */
 	b = FindBucket(merchant_id, per_second, burst, now);
 	if (b == NULL)
@@ -278,20 +277,19 @@ pay_take_token(PG_FUNCTION_ARGS)
 		if (!full_warned)
 			ereport(WARNING,
 					(errmsg("pay.rate_limit_merchants (%d) buckets are all in use: merchant %s is not limited",
-							bucket_max, text_to_cstring(PG_GETARG_TEXT_PP(1))),
+							bucket_max, code),
 					 errhint("Raise pay.rate_limit_merchants and restart the server.")));
 		full_warned = true;
-		PG_RETURN_VOID();
+		return;
 	}
 	wait = TakeToken(b, per_second, burst, now);
 	if (wait > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_PAY_RATE_LIMITED),
 				 errmsg("merchant \"%s\" is over its rate limit of %g orders per second (burst %d)",
-						text_to_cstring(PG_GETARG_TEXT_PP(1)), per_second, burst),
+						code, per_second, burst),
 				 errdetail_internal("%d", (int) Max(1, ceil(wait))),
 				 errhint("DETAIL is the number of seconds until the next order is accepted.")));
-	PG_RETURN_VOID();
 }
 
 /* pay._rate_limits_active() -> boolean: are there buckets (preloaded)? */

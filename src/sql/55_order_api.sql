@@ -175,10 +175,12 @@ END $$;
 COMMENT ON FUNCTION pay.route(text, bigint, text) IS
   'the gateway a new order without one would get now (a weighted tier answers with its heaviest rule); NULL: no rule matches';
 
--- Rate limits (src/rate_limit.c): one token of the merchant's bucket, or
--- PY029 with the seconds until the next in DETAIL.
-CREATE FUNCTION pay._take_token(p_merchant bigint, p_code text) RETURNS void
-    AS 'MODULE_PATHNAME', 'pay_take_token' LANGUAGE C VOLATILE STRICT;
+-- A new order's admission, called by create_order's INSERT (src/order_admit.c):
+-- one token of the merchant's rate limit (src/rate_limit.c: PY029, with the
+-- seconds until the next token in DETAIL), then its route as pay._route.
+CREATE FUNCTION pay._admit(p_merchant bigint, p_code text, p_gateway text, p_currency text,
+                           p_amount bigint, p_order_no text, OUT gateway text, OUT rule_id bigint)
+    AS 'MODULE_PATHNAME', 'pay_admit' LANGUAGE C VOLATILE;
 CREATE FUNCTION pay._rate_limits_active() RETURNS boolean
     AS 'MODULE_PATHNAME', 'pay_rate_limits_active' LANGUAGE C VOLATILE;
 
@@ -222,8 +224,6 @@ DECLARE
   v_id bigint;
   v_request jsonb;
   v_key pay.idempotency_keys;
-  v_gateway text;
-  v_rule bigint;
   o pay.orders;
 BEGIN
   v_merchant := pay._merchant_id(merchant);
@@ -262,14 +262,14 @@ BEGIN
     END IF;
   END IF;
 
-  -- a replay of an idempotent create (returned above) costs no token
-  PERFORM pay._take_token(v_merchant, merchant);
-  SELECT r.gateway, r.rule_id INTO v_gateway, v_rule
-    FROM pay._route(gateway, v_merchant, currency, amount, merchant_order_no) r;
+  -- a token of the merchant's rate limit (a replay, returned above, costs
+  -- none) and the route, in the INSERT itself
   INSERT INTO pay.orders (id, merchant_id, merchant_order_no, amount, currency, gateway, metadata, expires_at,
                           routing_rule_id)
-    VALUES (v_id, v_merchant, merchant_order_no, amount, currency, v_gateway, metadata, now() + expires_in,
-            v_rule)
+    SELECT v_id, v_merchant, create_order.merchant_order_no, create_order.amount, create_order.currency,
+           a.gateway, create_order.metadata, now() + create_order.expires_in, a.rule_id
+      FROM pay._admit(v_merchant, create_order.merchant, create_order.gateway, create_order.currency,
+                      create_order.amount, create_order.merchant_order_no) a
     RETURNING * INTO o;
   RETURN o;
 END $$;
