@@ -56,6 +56,10 @@ static const OptionSpec options[] = {
 	"concurrent HTTP connections, at most (default 256)"},
 	{"max-connections-per-client", "PAY_PROXY_MAX_CONNECTIONS_PER_CLIENT", OPT_LONG, FIELD(max_connections_per_client), 1, 10000,
 	"concurrent HTTP connections from one IP address, at most; more are refused (default 64)"},
+	{"client-rate", "PAY_PROXY_CLIENT_RATE", OPT_LONG, FIELD(client_rate), 0, 1000000,
+	"requests per second from one IP address (a token bucket); more are answered 429 before any SQL; 0: no limit (default 0)"},
+	{"client-burst", "PAY_PROXY_CLIENT_BURST", OPT_LONG, FIELD(client_burst), 1, 1000000,
+	"bucket size of --client-rate: requests one IP address may send at once (default 50)"},
 	{"tls-cert", "PAY_PROXY_TLS_CERT", OPT_STRING, FIELD(tls_cert), 0, 0,
 	"PEM certificate (chain) file: serve HTTPS, TLS 1.2 minimum"},
 	{"tls-key", "PAY_PROXY_TLS_KEY", OPT_STRING, FIELD(tls_key), 0, 0,
@@ -152,6 +156,8 @@ ConfigLoad(ProxyConfig *cfg, int argc, char **argv)
 	cfg->max_body_bytes = 1024 * 1024;
 	cfg->max_connections = 256;
 	cfg->max_connections_per_client = 64;
+	cfg->client_rate = 0;
+	cfg->client_burst = 50;
 
 	for (size_t i = 0; i < N_OPTIONS; i++)
 	{

@@ -21,6 +21,8 @@ typedef struct ProxyConfig
 	long		max_body_bytes; /* larger bodies are answered 413 */
 	long		max_connections;	/* concurrent HTTP connections */
 	long		max_connections_per_client; /* concurrent HTTP connections from one IP address */
+	long		client_rate;	/* requests per second from one IP address; 0: no limit */
+	long		client_burst;	/* bucket size of client_rate */
 	const char *tls_cert;		/* PEM certificate chain file; TLS when set */
 	const char *tls_key;		/* PEM private key file */
 } ProxyConfig;

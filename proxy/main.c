@@ -22,6 +22,7 @@
 #include <microhttpd.h>
 
 #include "access_log.h"
+#include "client_limit.h"
 #include "clock.h"
 #include "config.h"
 #include "header_deadline.h"
@@ -122,6 +123,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	RequestSetup((size_t) cfg.max_body_bytes, cfg.request_timeout_ms);
+	ClientLimitSetup(cfg.client_rate, cfg.client_burst);
 	if (!HeaderDeadlineStart(cfg.header_timeout_ms))
 		return 1;
 
@@ -173,10 +175,11 @@ main(int argc, char **argv)
 	info = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_BIND_PORT);
 	LogMessage("info", "pay-proxy listening on %s (port %u, %s) pool_size=%ld statement_timeout_ms=%ld "
 			   "request_timeout_ms=%ld header_timeout_ms=%ld max_body_bytes=%ld "
-			   "max_connections=%ld max_connections_per_client=%ld",
+			   "max_connections=%ld max_connections_per_client=%ld client_rate=%ld client_burst=%ld",
 			   cfg.listen, info ? (unsigned) info->port : 0u, cfg.tls_cert ? "https" : "http",
 			   cfg.pool_size, cfg.statement_timeout_ms, cfg.request_timeout_ms, cfg.header_timeout_ms,
-			   cfg.max_body_bytes, cfg.max_connections, cfg.max_connections_per_client);
+			   cfg.max_body_bytes, cfg.max_connections, cfg.max_connections_per_client,
+			   cfg.client_rate, cfg.client_burst);
 
 	while (sigwait(&signals, &sig) != 0)
 		;

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "access_log.h"
+#include "client_limit.h"
 #include "clock.h"
 #include "errors.h"
 #include "header_deadline.h"
@@ -173,6 +174,7 @@ StartRequest(struct MHD_Connection *connection, const char *url, const char *met
 	RequestCtx *ctx;
 	ProxyResponse r;
 	const char *length;
+	long		wait_s;
 
 	HeaderDeadlineHeadersIn(connection);
 	ctx = calloc(1, sizeof(RequestCtx));
@@ -191,6 +193,12 @@ StartRequest(struct MHD_Connection *connection, const char *url, const char *met
 	{
 		ErrorResponse(&r, 503, "shutting_down", "the proxy is shutting down, retry later");
 		r.retry_after_s = 1;
+		return Respond(connection, ctx, &r);
+	}
+	if (!ClientLimitTake(connection, &wait_s))
+	{
+		ErrorResponse(&r, 429, "rate_limited", "too many requests from this address, retry later");
+		r.retry_after_s = wait_s;
 		return Respond(connection, ctx, &r);
 	}
 	if (!HttpChecksPass(connection, version, &r))

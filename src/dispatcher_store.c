@@ -4,10 +4,13 @@
  *
  *   StoreClaim    locks due rows (FOR UPDATE SKIP LOCKED), marks them
  *                 in_flight and builds their requests; committed before any
- *                 byte is sent.
+ *                 byte is sent.  First, orders whose never-sent create
+ *                 request waits behind an open circuit may be re-routed.
  *   StoreRecord   writes the outcomes of finished attempts: done (and the
  *                 PSP's answer applied), pending again at the next step of
  *                 the schedule, or dead; one pay.outbox_attempts row each.
+ *                 A dead create request may re-route its order
+ *                 (pay._reroute, 80_outbox.sql).
  *   StoreRecover  takes back rows left in_flight: all of them when the
  *                 worker starts (the one before it is gone), later those
  *                 whose claim is older than the lease.
@@ -42,6 +45,10 @@ static SPIPlanPtr claim_build_plan = NULL;
 static SPIPlanPtr record_plan = NULL;
 static SPIPlanPtr apply_plan = NULL;
 static SPIPlanPtr next_due_plan = NULL;
+static SPIPlanPtr reroute_plan = NULL;
+static SPIPlanPtr reroute_blocked_plan = NULL;
+
+static void RerouteDead(HttpResult *results, int n, const int *outcomes);
 
 /* A text[] of n C strings. */
 static Datum
@@ -151,6 +158,25 @@ FindClaimed(ClaimedRequest *claimed, int n, int64 id)
 }
 
 /*
+ * Orders whose create_payment request waits behind an open circuit and
+ * was never sent move to another gateway if their routing rule says so
+ * (pay._reroute_blocked), before the claim.
+ */
+static void
+RerouteBlocked(char **blocked, int nblocked)
+{
+	Oid			types[1] = {TEXTARRAYOID};
+	Datum		values[1];
+	int			rc;
+
+	values[0] = TextArray(blocked, nblocked);
+	rc = SPI_execute_plan(KeptPlan(&reroute_blocked_plan, "SELECT pay._reroute_blocked($1)", 1, types),
+						  values, NULL, false, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not re-route requests behind open circuits: %s", SPI_result_code_string(rc));
+}
+
+/*
  * Claim up to max due rows, at most per_destination on the wire per
  * destination and one probe per half-open circuit, and build their requests
  * (copied into cxt).  Returns how many.
@@ -175,6 +201,8 @@ StoreClaim(int max, int per_destination, ClaimedRequest **claimed, MemoryContext
 	int			n;
 	ClaimedRequest *out;
 
+	if (nblocked > 0)
+		RerouteBlocked(blocked, nblocked);
 	memcpy(exclude, blocked, sizeof(char *) * nblocked);
 	memcpy(exclude + nblocked, saturated, sizeof(char *) * nsaturated);
 	values[0] = TextArray(exclude, nblocked + nsaturated);
@@ -431,6 +459,35 @@ StoreRecord(HttpResult *results, int n, int *outcomes, const int64 *waits_ms)
 						  values, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "could not record delivery outcomes: %s", SPI_result_code_string(rc));
+	RerouteDead(results, n, outcomes);
+}
+
+/*
+ * A PSP request that went dead may move its order to another gateway
+ * (pay._reroute decides: create_payment, still pending, a rule that
+ * re-routes, not moved before), in the transaction that recorded it.
+ */
+static void
+RerouteDead(HttpResult *results, int n, const int *outcomes)
+{
+	Oid			types[1] = {INT8ARRAYOID};
+	Datum		values[1];
+	Datum	   *ids = palloc(sizeof(Datum) * Max(n, 1));
+	int			ndead = 0;
+	int			i;
+	int			rc;
+
+	for (i = 0; i < n; i++)
+		if (outcomes[i] == OUTCOME_DEAD && !results[i].notification)
+			ids[ndead++] = Int64GetDatum(results[i].outbox_id);
+	if (ndead == 0)
+		return;
+	values[0] = ScalarArray(ids, NULL, ndead, INT8OID);
+	rc = SPI_execute_plan(KeptPlan(&reroute_plan,
+								  "SELECT pay._reroute(id) FROM pg_catalog.unnest($1) AS id", 1, types),
+						  values, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not re-route dead requests: %s", SPI_result_code_string(rc));
 }
 
 /* Put rows claimed under these attempts back to pending (their outcome was not recorded). */

@@ -21,6 +21,7 @@ _PG_init(void)
 	OrderStateInit();
 	LookupCacheInit();
 	OrderRouteInit();
+	RateLimitInit();
 	IdempotencyInit();
 	MoneyInit();
 	SecretStoreInit();

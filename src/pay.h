@@ -47,8 +47,16 @@ extern void CacheAbortGuardRegister(CacheAbortGuard *guard);
 struct JsonbValue;
 extern void JsonbValueAsText(struct JsonbValue *v);
 
-/* order_route.c */
+/* order_route.c: the gateway of a new order (see there) */
+struct FunctionCallInfoBaseData;
 extern void OrderRouteInit(void);
+extern void RouteOrder(const char *asked, int64 merchant_id, const char *currency, int64 amount,
+					   const char *order_no, char **gateway, int64 *rule_id);
+extern Datum RouteResult(struct FunctionCallInfoBaseData *fcinfo, const char *gateway, int64 rule_id);
+
+/* rate_limit.c: one token of the merchant's bucket, or PY029 */
+extern void RateLimitInit(void);
+extern void RateLimitTake(int64 merchant_id, const char *code);
 
 struct ArrayType;
 

@@ -20,16 +20,39 @@ CREATE TABLE pay.gateways (
 );
 COMMENT ON TABLE pay.gateways IS 'payment service providers we route orders to; credentials live in the secret store';
 
--- Routing: the first enabled gateway of the lowest priority whose merchant
--- and currency match (NULL matches any).
+-- Routing: among the rules of the lowest priority whose merchant, currency
+-- and amount match (NULL matches any) and whose gateway is available, one
+-- chosen in proportion to weight (src/order_route.c).
 CREATE TABLE pay.routing_rules (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     merchant_id bigint,                 -- references: routing_rules_merchant and the two below
     currency    char(3),
     gateway_id  bigint NOT NULL,
-    priority    integer NOT NULL DEFAULT 100
+    priority    integer NOT NULL DEFAULT 100,
+    min_amount  bigint CHECK (min_amount >= 0),
+    max_amount  bigint CHECK (max_amount >= 0),
+    weight      integer NOT NULL DEFAULT 1 CHECK (weight >= 1),
+    reroute     boolean NOT NULL DEFAULT false,
+    CHECK (min_amount <= max_amount)
 );
-COMMENT ON TABLE pay.routing_rules IS 'which gateway serves an order created without one: lowest priority first, NULL matches any';
+COMMENT ON TABLE pay.routing_rules IS
+  'which gateway serves an order created without one: lowest priority first, NULL matches any, split by weight';
+COMMENT ON COLUMN pay.routing_rules.min_amount IS 'inclusive lower bound of the order amount, minor units of its currency; NULL: none';
+COMMENT ON COLUMN pay.routing_rules.max_amount IS 'inclusive upper bound of the order amount, minor units of its currency; NULL: none';
+COMMENT ON COLUMN pay.routing_rules.reroute IS
+  'an order this rule routed moves, once, to the next available gateway when its create_payment request fails for good (pay.set_routing_rule_reroute)';
+COMMENT ON COLUMN pay.routing_rules.weight IS 'share of the orders of its priority tier, in proportion to the weights of the available rules';
+
+-- Rate limits: a token bucket per merchant, kept in shared memory
+-- (src/rate_limit.c); this table is its configuration.
+CREATE TABLE pay.rate_limits (
+    merchant_id bigint PRIMARY KEY,     -- references: rate_limits_merchant
+    per_second  numeric NOT NULL CHECK (per_second > 0),
+    burst       integer NOT NULL CHECK (burst >= 1),
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE pay.rate_limits IS
+  'create_order rate limit per merchant: per_second tokens added to a bucket of burst tokens; merchants without a row get pay.default_rate_limit';
 
 -- References between pay's tables are row triggers, not foreign keys:
 -- pg_restore -j loads tables in parallel and does not wait for a parent's
@@ -51,6 +74,9 @@ CREATE TRIGGER routing_rules_gateway BEFORE INSERT OR UPDATE OF gateway_id ON pa
 ALTER TABLE pay.routing_rules ENABLE ALWAYS TRIGGER routing_rules_merchant;
 ALTER TABLE pay.routing_rules ENABLE ALWAYS TRIGGER routing_rules_currency;
 ALTER TABLE pay.routing_rules ENABLE ALWAYS TRIGGER routing_rules_gateway;
+CREATE TRIGGER rate_limits_merchant BEFORE INSERT OR UPDATE OF merchant_id ON pay.rate_limits
+    FOR EACH ROW EXECUTE FUNCTION pay._reference_exists('merchant_id', 'pay.merchants', 'id');
+ALTER TABLE pay.rate_limits ENABLE ALWAYS TRIGGER rate_limits_merchant;
 
 -- Orders refer to merchants, currencies and gateways without foreign keys: a
 -- foreign-key check takes a KEY SHARE lock on the parent row, so every order
@@ -105,3 +131,6 @@ ALTER TABLE pay.gateways ENABLE ALWAYS TRIGGER gateways_route_cache;
 CREATE TRIGGER routing_rules_route_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pay.routing_rules
     FOR EACH STATEMENT EXECUTE FUNCTION pay._cache_invalidate();
 ALTER TABLE pay.routing_rules ENABLE ALWAYS TRIGGER routing_rules_route_cache;
+CREATE TRIGGER rate_limits_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pay.rate_limits
+    FOR EACH STATEMENT EXECUTE FUNCTION pay._cache_invalidate();
+ALTER TABLE pay.rate_limits ENABLE ALWAYS TRIGGER rate_limits_cache;

@@ -51,11 +51,13 @@ CREATE TABLE pay.orders (
     created_at       timestamptz NOT NULL DEFAULT now(),
     updated_at       timestamptz NOT NULL DEFAULT now(),
     status_cause     text,
+    routing_rule_id  bigint,
     UNIQUE (merchant_id, merchant_order_no)
 );
 COMMENT ON TABLE pay.orders IS 'payment orders; status moves only along pay.order_transitions';
 COMMENT ON COLUMN pay.orders.amount IS 'integer minor units of currency';
 COMMENT ON COLUMN pay.orders.paid_account_id IS 'the ledger account the payment came from; refunds go back to it';
+COMMENT ON COLUMN pay.orders.routing_rule_id IS 'the routing rule that chose the gateway (NULL: asked for, or no rule matched); a record, not a reference: the rule may since be gone';
 COMMENT ON COLUMN pay.orders.status_cause IS 'write-only: an UPDATE that changes status may set it to say why; the trigger copies it to pay.order_events and stores NULL';
 
 -- expire_orders touches only pending orders that are due: its cost follows

@@ -83,7 +83,8 @@ COMMENT ON FUNCTION pay.create_gateway(text, text, text, jsonb) IS
   'registers a payment gateway; its credentials go into the secret store';
 
 CREATE FUNCTION pay.add_routing_rule(gateway text, merchant text DEFAULT NULL, currency text DEFAULT NULL,
-                                     priority integer DEFAULT 100) RETURNS bigint
+                                     priority integer DEFAULT 100, min_amount bigint DEFAULT NULL,
+                                     max_amount bigint DEFAULT NULL, weight integer DEFAULT 1) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   v_gateway bigint;
@@ -103,12 +104,42 @@ BEGIN
   IF currency IS NOT NULL THEN
     PERFORM pay._exponent(currency);
   END IF;
-  INSERT INTO pay.routing_rules (merchant_id, currency, gateway_id, priority)
-    VALUES (v_merchant, currency, v_gateway, coalesce(priority, 100)) RETURNING id INTO v_id;
+  IF min_amount < 0 THEN
+    RAISE EXCEPTION 'min_amount must not be negative, not %', min_amount USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF max_amount < 0 THEN
+    RAISE EXCEPTION 'max_amount must not be negative, not %', max_amount USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF min_amount > max_amount THEN
+    RAISE EXCEPTION 'min_amount % is greater than max_amount %', min_amount, max_amount
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF weight IS NULL OR weight < 1 THEN
+    RAISE EXCEPTION 'weight must be at least 1, not %', coalesce(weight::text, 'null')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  INSERT INTO pay.routing_rules (merchant_id, currency, gateway_id, priority, min_amount, max_amount, weight)
+    VALUES (v_merchant, currency, v_gateway, coalesce(priority, 100), min_amount, max_amount, weight)
+    RETURNING id INTO v_id;
   RETURN v_id;
 END $$;
-COMMENT ON FUNCTION pay.add_routing_rule(text, text, text, integer) IS
-  'routes orders created without a gateway: lowest priority first; NULL merchant or currency matches any';
+COMMENT ON FUNCTION pay.add_routing_rule(text, text, text, integer, bigint, bigint, integer) IS
+  'routes orders created without a gateway: lowest priority first; NULL merchant, currency or amount bound matches any; inclusive amount bounds in minor units; a tier splits by weight';
+
+CREATE FUNCTION pay.set_routing_rule_reroute(rule_id bigint, reroute boolean) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF reroute IS NULL THEN
+    RAISE EXCEPTION 'reroute must be true or false' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  UPDATE pay.routing_rules r SET reroute = set_routing_rule_reroute.reroute WHERE r.id = rule_id;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'rule_id: routing rule % does not exist', coalesce(rule_id::text, 'null')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+END $$;
+COMMENT ON FUNCTION pay.set_routing_rule_reroute(bigint, boolean) IS
+  'on: a pending order the rule routed moves once to the next available gateway when its create_payment request is refused (4xx), dead after its retries, or held by an open circuit before it was sent';
 
 -- Validates every argument of create_order before anything is written
 -- (src/order_args.c).
@@ -117,11 +148,70 @@ CREATE FUNCTION pay._check_order_args(p_merchant_order_no text, p_amount bigint,
 RETURNS void
     AS 'MODULE_PATHNAME', 'pay_check_order_args' LANGUAGE C STABLE;
 
--- The gateway an order goes to: the one asked for (it must exist and be
--- enabled), else the first matching routing rule whose gateway is enabled
--- and whose circuit is not open (src/order_route.c), else none.
-CREATE FUNCTION pay._route(p_gateway text, p_merchant bigint, p_currency text) RETURNS text
+-- The gateway an order goes to, and the rule that chose it: the gateway
+-- asked for (it must exist and be enabled; no rule), else among the
+-- matching rules of the lowest priority whose gateway is enabled and whose
+-- circuit is not open, one by weight at a point given by (merchant,
+-- order number) — the heaviest without an order number — else the first
+-- enabled match, else none (src/order_route.c).
+CREATE FUNCTION pay._route(p_gateway text, p_merchant bigint, p_currency text, p_amount bigint,
+                           p_order_no text, OUT gateway text, OUT rule_id bigint)
     AS 'MODULE_PATHNAME', 'pay_route' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION pay.route(merchant text, amount bigint, currency text) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_merchant bigint := pay._merchant_id(merchant);
+  v_gateway text;
+BEGIN
+  IF amount IS NULL OR amount <= 0 THEN
+    RAISE EXCEPTION 'amount must be a positive number of minor units, not %', coalesce(amount::text, 'null')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  PERFORM pay._exponent(currency);
+  SELECT r.gateway INTO v_gateway FROM pay._route(NULL, v_merchant, currency, amount, NULL) r;
+  RETURN v_gateway;
+END $$;
+COMMENT ON FUNCTION pay.route(text, bigint, text) IS
+  'the gateway a new order without one would get now (a weighted tier answers with its heaviest rule); NULL: no rule matches';
+
+-- A new order's admission, called by create_order's INSERT (src/order_admit.c):
+-- one token of the merchant's rate limit (src/rate_limit.c: PY029, with the
+-- seconds until the next token in DETAIL), then its route as pay._route.
+CREATE FUNCTION pay._admit(p_merchant bigint, p_code text, p_gateway text, p_currency text,
+                           p_amount bigint, p_order_no text, OUT gateway text, OUT rule_id bigint)
+    AS 'MODULE_PATHNAME', 'pay_admit' LANGUAGE C VOLATILE;
+CREATE FUNCTION pay._rate_limits_active() RETURNS boolean
+    AS 'MODULE_PATHNAME', 'pay_rate_limits_active' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION pay.set_rate_limit(merchant text, per_second numeric, burst integer) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_merchant bigint := pay._merchant_id(merchant);
+BEGIN
+  IF per_second IS NULL THEN
+    DELETE FROM pay.rate_limits l WHERE l.merchant_id = v_merchant;
+    RETURN;
+  END IF;
+  IF per_second <= 0 OR per_second > 1000000000 THEN
+    RAISE EXCEPTION 'per_second must be greater than 0 (and at most 1e9), not %', per_second
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF burst IS NULL OR burst < 1 THEN
+    RAISE EXCEPTION 'burst must be at least 1, not %', coalesce(burst::text, 'null')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF NOT pay._rate_limits_active() THEN
+    RAISE EXCEPTION 'rate limits need pay in shared_preload_libraries'
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  INSERT INTO pay.rate_limits (merchant_id, per_second, burst)
+    VALUES (v_merchant, set_rate_limit.per_second, set_rate_limit.burst)
+    ON CONFLICT (merchant_id) DO UPDATE
+      SET per_second = excluded.per_second, burst = excluded.burst, updated_at = now();
+END $$;
+COMMENT ON FUNCTION pay.set_rate_limit(text, numeric, integer) IS
+  'limits the merchant''s create_order to per_second with bursts of burst (a token bucket in shared memory; PY029 beyond); NULL per_second removes it (pay.default_rate_limit applies)';
 
 CREATE FUNCTION pay.create_order(merchant text, merchant_order_no text, amount bigint, currency text,
                                  idempotency_key text DEFAULT NULL,
@@ -170,14 +260,19 @@ BEGIN
     END IF;
   END IF;
 
-  INSERT INTO pay.orders (id, merchant_id, merchant_order_no, amount, currency, gateway, metadata, expires_at)
-    VALUES (v_id, v_merchant, merchant_order_no, amount, currency,
-            pay._route(gateway, v_merchant, currency), metadata, now() + expires_in)
+  -- a token of the merchant's rate limit (a replay, returned above, costs
+  -- none) and the route, in the INSERT itself
+  INSERT INTO pay.orders (id, merchant_id, merchant_order_no, amount, currency, gateway, metadata, expires_at,
+                          routing_rule_id)
+    SELECT v_id, v_merchant, create_order.merchant_order_no, create_order.amount, create_order.currency,
+           a.gateway, create_order.metadata, now() + create_order.expires_in, a.rule_id
+      FROM pay._admit(v_merchant, create_order.merchant, create_order.gateway, create_order.currency,
+                      create_order.amount, create_order.merchant_order_no) a
     RETURNING * INTO o;
   RETURN o;
 END $$;
 COMMENT ON FUNCTION pay.create_order(text, text, bigint, text, text, interval, jsonb, text) IS
-  'creates a pending order; the same (merchant, idempotency_key) returns the same order, different parameters raise PY002';
+  'creates a pending order; the same (merchant, idempotency_key) returns the same order, different parameters raise PY002; PY029 beyond the merchant''s rate limit';
 
 -- Lock an order for a state change, or fail naming the argument.  To a
 -- caller bound to other merchants (53_merchant_binding.sql) another

@@ -89,6 +89,26 @@ CREATE TABLE pay.circuit_breakers (
 );
 COMMENT ON TABLE pay.circuit_breakers IS
   'per destination: consecutive failures; open after pay.breaker_failures of them for pay.breaker_cooldown, then one probe (half_open)';
+-- Routing caches which gateways' circuits are open in every backend
+-- (src/order_route.c): a change of a gateway's state or cool-down empties
+-- those caches.  Row triggers with WHEN, so that the failures counted for
+-- merchants' endpoints (one write per failed attempt) do not.
+CREATE TRIGGER circuit_breakers_route_cache_insert AFTER INSERT ON pay.circuit_breakers
+    FOR EACH ROW WHEN (NEW.destination LIKE 'gateway:%' AND NEW.state = 'open')
+    EXECUTE FUNCTION pay._cache_invalidate();
+CREATE TRIGGER circuit_breakers_route_cache_update AFTER UPDATE ON pay.circuit_breakers
+    FOR EACH ROW WHEN (NEW.destination LIKE 'gateway:%'
+                       AND (OLD.state, OLD.open_until, OLD.destination) IS DISTINCT FROM (NEW.state, NEW.open_until, NEW.destination))
+    EXECUTE FUNCTION pay._cache_invalidate();
+CREATE TRIGGER circuit_breakers_route_cache_delete AFTER DELETE ON pay.circuit_breakers
+    FOR EACH ROW WHEN (OLD.destination LIKE 'gateway:%' AND OLD.state = 'open')
+    EXECUTE FUNCTION pay._cache_invalidate();
+CREATE TRIGGER circuit_breakers_route_cache_truncate AFTER TRUNCATE ON pay.circuit_breakers
+    FOR EACH STATEMENT EXECUTE FUNCTION pay._cache_invalidate();
+ALTER TABLE pay.circuit_breakers ENABLE ALWAYS TRIGGER circuit_breakers_route_cache_insert;
+ALTER TABLE pay.circuit_breakers ENABLE ALWAYS TRIGGER circuit_breakers_route_cache_update;
+ALTER TABLE pay.circuit_breakers ENABLE ALWAYS TRIGGER circuit_breakers_route_cache_delete;
+ALTER TABLE pay.circuit_breakers ENABLE ALWAYS TRIGGER circuit_breakers_route_cache_truncate;
 
 -- C glue (src/outbox_wake.c, src/outbox_schedule.c, src/dispatcher_shmem.c, src/form_encode_sql.c).
 CREATE FUNCTION pay._outbox_wake() RETURNS trigger
@@ -273,6 +293,77 @@ CREATE VIEW pay.outbox_dead_letters AS
 COMMENT ON VIEW pay.outbox_dead_letters IS
   'requests that failed permanently or ran out of attempts; pay.redrive(id) queues one again';
 
+-- Re-routing (routing_rules.reroute): a create_payment request that failed
+-- for good at one gateway — refused (4xx), dead after its retries, or held
+-- by an open circuit before it was ever sent — moves its still-pending
+-- order, once, to the first other available gateway of the rules that
+-- match it (priority, then id), in the transaction that records the
+-- failure (the dispatcher's).  The first request is dead and says where the
+-- order went; the new one has its own key, so the move happens once.
+-- Returns the new outbox row, or NULL when the order does not move.
+CREATE FUNCTION pay._reroute(p_outbox_id bigint) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  r pay.outbox;
+  o pay.orders;
+  v_rule bigint;
+  v_gateway text;
+  v_key text;
+BEGIN
+  SELECT * INTO r FROM pay.outbox WHERE id = p_outbox_id FOR UPDATE;
+  IF NOT FOUND OR r.kind <> 'psp_request' OR r.operation <> 'create_payment'
+     OR r.state NOT IN ('dead', 'pending') OR r.order_id IS NULL THEN
+    RETURN NULL;
+  END IF;
+  v_key := 'psp_' || r.order_id || '_create_payment_rerouted';
+  SELECT * INTO o FROM pay.orders WHERE id = r.order_id FOR UPDATE;
+  IF NOT FOUND OR o.status <> 'pending' OR r.destination <> 'gateway:' || o.gateway
+     OR NOT EXISTS (SELECT 1 FROM pay.routing_rules x WHERE x.id = o.routing_rule_id AND x.reroute)
+     OR EXISTS (SELECT 1 FROM pay.outbox x WHERE x.idempotency_key = v_key) THEN
+    RETURN NULL;
+  END IF;
+  SELECT x.id, g.name INTO v_rule, v_gateway
+    FROM pay.routing_rules x JOIN pay.gateways g ON g.id = x.gateway_id
+   WHERE g.enabled AND g.name <> o.gateway
+     AND (x.merchant_id IS NULL OR x.merchant_id = o.merchant_id)
+     AND (x.currency IS NULL OR x.currency = o.currency)
+     AND o.amount >= coalesce(x.min_amount, 0) AND o.amount <= coalesce(x.max_amount, o.amount)
+     AND pay.gateway_available(g.name)
+   ORDER BY x.priority, x.id
+   LIMIT 1;
+  IF NOT FOUND THEN
+    RETURN NULL;
+  END IF;
+  UPDATE pay.orders SET gateway = v_gateway, routing_rule_id = v_rule WHERE id = o.id;
+  UPDATE pay.outbox
+     SET state = 'dead', finished_at = coalesce(finished_at, now()),
+         last_error = left(coalesce(last_error || '; ', '') || 're-routed to gateway:' || v_gateway, 2000)
+   WHERE id = r.id;
+  RETURN pay._enqueue('psp_request', 'gateway:' || v_gateway, 'create_payment', o.id, r.params, v_key, false);
+END $$;
+
+-- The dispatcher's part for open circuits: pending create_payment requests
+-- never sent to those destinations, of orders whose rule re-routes.
+CREATE FUNCTION pay._reroute_blocked(p_destinations text[]) RETURNS integer
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+  SELECT count(pay._reroute(s.id))::integer
+    FROM (SELECT x.id FROM pay.outbox x
+            JOIN pay.orders o ON o.id = x.order_id AND o.status = 'pending'
+            JOIN pay.routing_rules rr ON rr.id = o.routing_rule_id AND rr.reroute
+           WHERE x.state = 'pending' AND x.attempts = 0 AND x.kind = 'psp_request'
+             AND x.operation = 'create_payment' AND x.destination = ANY (p_destinations)
+           ORDER BY x.next_attempt_at LIMIT 100
+           FOR UPDATE OF x SKIP LOCKED) s
+$$;
+
+-- A PSP request to a gateway its order has since left (re-routed): it must
+-- not be sent again.
+CREATE FUNCTION pay._rerouted_away(r pay.outbox) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT r.kind = 'psp_request' AND EXISTS (
+    SELECT 1 FROM pay.orders o WHERE o.id = r.order_id AND r.destination <> 'gateway:' || o.gateway)
+$$;
+
 CREATE FUNCTION pay.redrive(outbox_id bigint) RETURNS pay.outbox
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -285,6 +376,10 @@ BEGIN
   END IF;
   IF r.state NOT IN ('dead', 'pending') THEN
     RAISE EXCEPTION 'outbox row % is %; only a dead (or pending) row can be re-driven', r.id, r.state
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  IF pay._rerouted_away(r) THEN
+    RAISE EXCEPTION 'outbox row % went to %, and its order was re-routed to another gateway', r.id, r.destination
       USING ERRCODE = 'object_not_in_prerequisite_state';
   END IF;
   -- A fresh schedule from now; the attempts so far stay in pay.outbox_attempts.
@@ -311,6 +406,7 @@ BEGIN
          next_attempt_at = now(), finished_at = NULL
    WHERE o.id IN (SELECT d.id FROM pay.outbox d
                    WHERE d.state = 'dead' AND (redrive_dead.destination IS NULL OR d.destination = redrive_dead.destination)
+                     AND NOT pay._rerouted_away(d)
                    ORDER BY d.finished_at LIMIT max_rows FOR UPDATE);
   GET DIAGNOSTICS n = ROW_COUNT;
   RETURN n;

@@ -21,7 +21,8 @@ GRANT EXECUTE ON FUNCTION
     pay.refund(bigint, bigint, text, text),
     pay.pay_with_balance(bigint, text),
     pay.open_account(text, text, boolean, integer), pay.balance(text),
-    pay.parse_amount(text, text), pay.format_amount(bigint, text)
+    pay.parse_amount(text, text), pay.format_amount(bigint, text),
+    pay.route(text, bigint, text)
   TO pay_app;
 GRANT SELECT ON pay.orders, pay.order_events, pay.refunds, pay.currencies TO pay_app;
 
@@ -35,7 +36,9 @@ GRANT SELECT ON pay.orders, pay.order_events, pay.refunds, pay.currencies TO pay
 -- never a value (the secret store is the owner's).
 GRANT EXECUTE ON FUNCTION
     pay.create_merchant(text, text, text), pay.create_gateway(text, text, text, jsonb),
-    pay.add_routing_rule(text, text, text, integer),
+    pay.add_routing_rule(text, text, text, integer, bigint, bigint, integer),
+    pay.route(text, bigint, text), pay.set_rate_limit(text, numeric, integer),
+    pay.set_routing_rule_reroute(bigint, boolean),
     pay.bind_merchant_role(regrole, text), pay.unbind_merchant_role(regrole, text),
     pay.mark_paid(bigint, text, bigint, text),
     pay.open_account(text, text, boolean, integer), pay.post(text, jsonb), pay.balance(text),
@@ -43,7 +46,7 @@ GRANT EXECUTE ON FUNCTION
     pay.idempotency_retention(),
     pay.parse_amount(text, text), pay.format_amount(bigint, text), pay.parse_form(text)
   TO pay_admin;
-GRANT SELECT ON pay.currencies, pay.merchants, pay.gateways, pay.routing_rules,
+GRANT SELECT ON pay.currencies, pay.merchants, pay.gateways, pay.routing_rules, pay.rate_limits,
     pay.order_statuses, pay.order_transitions, pay.orders, pay.order_events, pay.refunds,
     pay.idempotency_keys, pay.accounts, pay.account_balances, pay.postings, pay.entries,
     pay.ledger_problems, pay.order_ledger_mismatches, pay.merchant_roles

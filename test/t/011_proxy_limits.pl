@@ -34,6 +34,7 @@ IPC::Run::run([ $proxy_bin, '--help' ], '>', \$out, '2>', \$err);
 like($out, qr/--header-timeout-ms=VALUE\s+PAY_PROXY_HEADER_TIMEOUT_MS/, '--help lists --header-timeout-ms');
 like($out, qr/--max-connections-per-client=VALUE\s+PAY_PROXY_MAX_CONNECTIONS_PER_CLIENT/,
 	'--help lists --max-connections-per-client');
+like($out, qr/--client-rate=VALUE\s+PAY_PROXY_CLIENT_RATE/, '--help lists --client-rate');
 
 # ---------------------------------------------------------------------------
 # A cluster with a stub pay.handle_callback that echoes its input
@@ -379,6 +380,28 @@ is($r->{status}, 200, 'JSON nested 100,000 deep: the SQL function\'s answer, not
 is($r->{json}{body_md5}, md5_hex($deep), 'JSON nested 100,000 deep: reached SQL byte for byte');
 is(calls(), $calls_before + 1, 'JSON nested 100,000 deep: one SQL call');
 unlike(slurp_file($p3->{log}), qr/ error /, 'no error in the proxy log');
+
+# ---------------------------------------------------------------------------
+# Requests per client address: a token bucket of 3, refilled at 2 per second.
+# The 4th request at once from one address is 429 with Retry-After and the
+# JSON error shape, before any SQL; another address is not affected; after
+# a pause the first address is served again.
+# ---------------------------------------------------------------------------
+my $p4 = start_proxy('client_rate', '--client-rate=2', '--client-burst=3');
+my $callback = "POST /callbacks/rate HTTP/1.1\r\nHost: pay\r\nContent-Type: application/json\r\n"
+  . "Content-Length: 2\r\nConnection: close\r\n\r\n{}";
+$calls_before = calls();
+my @statuses = map { raw($p4, $callback, from => '127.0.0.3', timeout => 2)->{status} } 1 .. 3;
+is("@statuses", '200 200 200', 'client rate: a burst of 3 is served');
+$r = raw($p4, $callback, from => '127.0.0.3', timeout => 2);
+is($r->{status}, 429, 'client rate: the 4th at once is 429');
+like($r->{data}, qr/\r\nRetry-After: 1\r\n/i, 'client rate: with Retry-After');
+is($r->{json}{error}{code}, 'rate_limited', 'client rate: JSON error code rate_limited');
+is(calls(), $calls_before + 3, 'client rate: the refused request reached no SQL');
+is(raw($p4, $callback, from => '127.0.0.4', timeout => 2)->{status}, 200, 'client rate: another address is served');
+sleep 0.6;
+is(raw($p4, $callback, from => '127.0.0.3', timeout => 2)->{status}, 200, 'client rate: served again after a pause');
+like(slurp_file($p4->{log}), qr/client_rate=2 client_burst=3/, 'client rate: the settings are logged at start');
 
 for my $p (@proxies)
 {
