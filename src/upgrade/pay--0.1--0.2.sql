@@ -520,9 +520,14 @@ BEGIN
     END IF;
   END IF;
 
-  INSERT INTO pay.orders (id, merchant_id, merchant_order_no, amount, currency, gateway, metadata, expires_at)
-    VALUES (v_id, v_merchant, merchant_order_no, amount, currency,
-            pay._route(gateway, v_merchant, currency), metadata, now() + expires_in)
+  -- a token of the merchant's rate limit (a replay, returned above, costs
+  -- none) and the route, in the INSERT itself
+  INSERT INTO pay.orders (id, merchant_id, merchant_order_no, amount, currency, gateway, metadata, expires_at,
+                          routing_rule_id)
+    SELECT v_id, v_merchant, create_order.merchant_order_no, create_order.amount, create_order.currency,
+           a.gateway, create_order.metadata, now() + create_order.expires_in, a.rule_id
+      FROM pay._admit(v_merchant, create_order.merchant, create_order.gateway, create_order.currency,
+                      create_order.amount, create_order.merchant_order_no) a
     RETURNING * INTO o;
   RETURN o;
 END $$;
@@ -1877,6 +1882,281 @@ EXCEPTION WHEN OTHERS THEN
   RETURN 'applying the answer failed: ' || SQLSTATE || ': ' || SQLERRM;
 END $$;
 
+-- Routing by amount and weight, re-routing, and rate limits.
+DROP FUNCTION pay.add_routing_rule(text, text, text, integer);
+DROP FUNCTION pay._route(text, bigint, text);
+ALTER TABLE pay.routing_rules
+    ADD COLUMN min_amount bigint CHECK (min_amount >= 0),
+    ADD COLUMN max_amount bigint CHECK (max_amount >= 0),
+    ADD COLUMN weight integer NOT NULL DEFAULT 1 CHECK (weight >= 1),
+    ADD COLUMN reroute boolean NOT NULL DEFAULT false,
+    ADD CONSTRAINT routing_rules_check CHECK (min_amount <= max_amount);
+ALTER TABLE pay.orders ADD COLUMN routing_rule_id bigint;
+COMMENT ON TABLE pay.routing_rules IS
+  'which gateway serves an order created without one: lowest priority first, NULL matches any, split by weight';
+COMMENT ON COLUMN pay.routing_rules.min_amount IS 'inclusive lower bound of the order amount, minor units of its currency; NULL: none';
+COMMENT ON COLUMN pay.routing_rules.max_amount IS 'inclusive upper bound of the order amount, minor units of its currency; NULL: none';
+COMMENT ON COLUMN pay.routing_rules.reroute IS
+  'an order this rule routed moves, once, to the next available gateway when its create_payment request fails for good (pay.set_routing_rule_reroute)';
+COMMENT ON COLUMN pay.routing_rules.weight IS 'share of the orders of its priority tier, in proportion to the weights of the available rules';
+CREATE TABLE pay.rate_limits (
+    merchant_id bigint PRIMARY KEY,     -- references: rate_limits_merchant
+    per_second  numeric NOT NULL CHECK (per_second > 0),
+    burst       integer NOT NULL CHECK (burst >= 1),
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE pay.rate_limits IS
+  'create_order rate limit per merchant: per_second tokens added to a bucket of burst tokens; merchants without a row get pay.default_rate_limit';
+CREATE TRIGGER rate_limits_merchant BEFORE INSERT OR UPDATE OF merchant_id ON pay.rate_limits
+    FOR EACH ROW EXECUTE FUNCTION pay._reference_exists('merchant_id', 'pay.merchants', 'id');
+ALTER TABLE pay.rate_limits ENABLE ALWAYS TRIGGER rate_limits_merchant;
+CREATE TRIGGER rate_limits_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pay.rate_limits
+    FOR EACH STATEMENT EXECUTE FUNCTION pay._cache_invalidate();
+ALTER TABLE pay.rate_limits ENABLE ALWAYS TRIGGER rate_limits_cache;
+COMMENT ON COLUMN pay.orders.routing_rule_id IS 'the routing rule that chose the gateway (NULL: asked for, or no rule matched); a record, not a reference: the rule may since be gone';
+CREATE TRIGGER circuit_breakers_route_cache_insert AFTER INSERT ON pay.circuit_breakers
+    FOR EACH ROW WHEN (NEW.destination LIKE 'gateway:%' AND NEW.state = 'open')
+    EXECUTE FUNCTION pay._cache_invalidate();
+CREATE TRIGGER circuit_breakers_route_cache_update AFTER UPDATE ON pay.circuit_breakers
+    FOR EACH ROW WHEN (NEW.destination LIKE 'gateway:%'
+                       AND (OLD.state, OLD.open_until, OLD.destination) IS DISTINCT FROM (NEW.state, NEW.open_until, NEW.destination))
+    EXECUTE FUNCTION pay._cache_invalidate();
+CREATE TRIGGER circuit_breakers_route_cache_delete AFTER DELETE ON pay.circuit_breakers
+    FOR EACH ROW WHEN (OLD.destination LIKE 'gateway:%' AND OLD.state = 'open')
+    EXECUTE FUNCTION pay._cache_invalidate();
+CREATE TRIGGER circuit_breakers_route_cache_truncate AFTER TRUNCATE ON pay.circuit_breakers
+    FOR EACH STATEMENT EXECUTE FUNCTION pay._cache_invalidate();
+ALTER TABLE pay.circuit_breakers ENABLE ALWAYS TRIGGER circuit_breakers_route_cache_insert;
+ALTER TABLE pay.circuit_breakers ENABLE ALWAYS TRIGGER circuit_breakers_route_cache_update;
+ALTER TABLE pay.circuit_breakers ENABLE ALWAYS TRIGGER circuit_breakers_route_cache_delete;
+ALTER TABLE pay.circuit_breakers ENABLE ALWAYS TRIGGER circuit_breakers_route_cache_truncate;
+CREATE FUNCTION pay.add_routing_rule(gateway text, merchant text DEFAULT NULL, currency text DEFAULT NULL,
+                                     priority integer DEFAULT 100, min_amount bigint DEFAULT NULL,
+                                     max_amount bigint DEFAULT NULL, weight integer DEFAULT 1) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_gateway bigint;
+  v_merchant bigint;
+  v_id bigint;
+BEGIN
+  SELECT id INTO v_gateway FROM pay.gateways g WHERE g.name = gateway;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'gateway: unknown gateway "%"', gateway USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF merchant IS NOT NULL THEN
+    SELECT id INTO v_merchant FROM pay.merchants m WHERE m.code = merchant;
+    IF NOT FOUND THEN
+      RAISE EXCEPTION 'merchant: unknown merchant "%"', merchant USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+  END IF;
+  IF currency IS NOT NULL THEN
+    PERFORM pay._exponent(currency);
+  END IF;
+  IF min_amount < 0 THEN
+    RAISE EXCEPTION 'min_amount must not be negative, not %', min_amount USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF max_amount < 0 THEN
+    RAISE EXCEPTION 'max_amount must not be negative, not %', max_amount USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF min_amount > max_amount THEN
+    RAISE EXCEPTION 'min_amount % is greater than max_amount %', min_amount, max_amount
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF weight IS NULL OR weight < 1 THEN
+    RAISE EXCEPTION 'weight must be at least 1, not %', coalesce(weight::text, 'null')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  INSERT INTO pay.routing_rules (merchant_id, currency, gateway_id, priority, min_amount, max_amount, weight)
+    VALUES (v_merchant, currency, v_gateway, coalesce(priority, 100), min_amount, max_amount, weight)
+    RETURNING id INTO v_id;
+  RETURN v_id;
+END $$;
+
+CREATE FUNCTION pay.route(merchant text, amount bigint, currency text) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_merchant bigint := pay._merchant_id(merchant);
+  v_gateway text;
+BEGIN
+  IF amount IS NULL OR amount <= 0 THEN
+    RAISE EXCEPTION 'amount must be a positive number of minor units, not %', coalesce(amount::text, 'null')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  PERFORM pay._exponent(currency);
+  SELECT r.gateway INTO v_gateway FROM pay._route(NULL, v_merchant, currency, amount, NULL) r;
+  RETURN v_gateway;
+END $$;
+
+CREATE FUNCTION pay.set_rate_limit(merchant text, per_second numeric, burst integer) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_merchant bigint := pay._merchant_id(merchant);
+BEGIN
+  IF per_second IS NULL THEN
+    DELETE FROM pay.rate_limits l WHERE l.merchant_id = v_merchant;
+    RETURN;
+  END IF;
+  IF per_second <= 0 OR per_second > 1000000000 THEN
+    RAISE EXCEPTION 'per_second must be greater than 0 (and at most 1e9), not %', per_second
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF burst IS NULL OR burst < 1 THEN
+    RAISE EXCEPTION 'burst must be at least 1, not %', coalesce(burst::text, 'null')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF NOT pay._rate_limits_active() THEN
+    RAISE EXCEPTION 'rate limits need pay in shared_preload_libraries'
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  INSERT INTO pay.rate_limits (merchant_id, per_second, burst)
+    VALUES (v_merchant, set_rate_limit.per_second, set_rate_limit.burst)
+    ON CONFLICT (merchant_id) DO UPDATE
+      SET per_second = excluded.per_second, burst = excluded.burst, updated_at = now();
+END $$;
+
+CREATE FUNCTION pay.set_routing_rule_reroute(rule_id bigint, reroute boolean) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF reroute IS NULL THEN
+    RAISE EXCEPTION 'reroute must be true or false' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  UPDATE pay.routing_rules r SET reroute = set_routing_rule_reroute.reroute WHERE r.id = rule_id;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'rule_id: routing rule % does not exist', coalesce(rule_id::text, 'null')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+END $$;
+
+CREATE FUNCTION pay._route(p_gateway text, p_merchant bigint, p_currency text, p_amount bigint,
+                           p_order_no text, OUT gateway text, OUT rule_id bigint)
+    AS 'MODULE_PATHNAME', 'pay_route' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION pay._admit(p_merchant bigint, p_code text, p_gateway text, p_currency text,
+                           p_amount bigint, p_order_no text, OUT gateway text, OUT rule_id bigint)
+    AS 'MODULE_PATHNAME', 'pay_admit' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION pay._rate_limits_active() RETURNS boolean
+    AS 'MODULE_PATHNAME', 'pay_rate_limits_active' LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION pay.add_routing_rule(text, text, text, integer, bigint, bigint, integer) IS
+  'routes orders created without a gateway: lowest priority first; NULL merchant, currency or amount bound matches any; inclusive amount bounds in minor units; a tier splits by weight';
+COMMENT ON FUNCTION pay.route(text, bigint, text) IS
+  'the gateway a new order without one would get now (a weighted tier answers with its heaviest rule); NULL: no rule matches';
+COMMENT ON FUNCTION pay.set_rate_limit(text, numeric, integer) IS
+  'limits the merchant''s create_order to per_second with bursts of burst (a token bucket in shared memory; PY029 beyond); NULL per_second removes it (pay.default_rate_limit applies)';
+COMMENT ON FUNCTION pay.set_routing_rule_reroute(bigint, boolean) IS
+  'on: a pending order the rule routed moves once to the next available gateway when its create_payment request is refused (4xx), dead after its retries, or held by an open circuit before it was sent';
+COMMENT ON FUNCTION pay.create_order(text, text, bigint, text, text, interval, jsonb, text) IS
+  'creates a pending order; the same (merchant, idempotency_key) returns the same order, different parameters raise PY002; PY029 beyond the merchant''s rate limit';
+CREATE FUNCTION pay._reroute(p_outbox_id bigint) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  r pay.outbox;
+  o pay.orders;
+  v_rule bigint;
+  v_gateway text;
+  v_key text;
+BEGIN
+  SELECT * INTO r FROM pay.outbox WHERE id = p_outbox_id FOR UPDATE;
+  IF NOT FOUND OR r.kind <> 'psp_request' OR r.operation <> 'create_payment'
+     OR r.state NOT IN ('dead', 'pending') OR r.order_id IS NULL THEN
+    RETURN NULL;
+  END IF;
+  v_key := 'psp_' || r.order_id || '_create_payment_rerouted';
+  SELECT * INTO o FROM pay.orders WHERE id = r.order_id FOR UPDATE;
+  IF NOT FOUND OR o.status <> 'pending' OR r.destination <> 'gateway:' || o.gateway
+     OR NOT EXISTS (SELECT 1 FROM pay.routing_rules x WHERE x.id = o.routing_rule_id AND x.reroute)
+     OR EXISTS (SELECT 1 FROM pay.outbox x WHERE x.idempotency_key = v_key) THEN
+    RETURN NULL;
+  END IF;
+  SELECT x.id, g.name INTO v_rule, v_gateway
+    FROM pay.routing_rules x JOIN pay.gateways g ON g.id = x.gateway_id
+   WHERE g.enabled AND g.name <> o.gateway
+     AND (x.merchant_id IS NULL OR x.merchant_id = o.merchant_id)
+     AND (x.currency IS NULL OR x.currency = o.currency)
+     AND o.amount >= coalesce(x.min_amount, 0) AND o.amount <= coalesce(x.max_amount, o.amount)
+     AND pay.gateway_available(g.name)
+   ORDER BY x.priority, x.id
+   LIMIT 1;
+  IF NOT FOUND THEN
+    RETURN NULL;
+  END IF;
+  UPDATE pay.orders SET gateway = v_gateway, routing_rule_id = v_rule WHERE id = o.id;
+  UPDATE pay.outbox
+     SET state = 'dead', finished_at = coalesce(finished_at, now()),
+         last_error = left(coalesce(last_error || '; ', '') || 're-routed to gateway:' || v_gateway, 2000)
+   WHERE id = r.id;
+  RETURN pay._enqueue('psp_request', 'gateway:' || v_gateway, 'create_payment', o.id, r.params, v_key, false);
+END $$;
+
+CREATE FUNCTION pay._reroute_blocked(p_destinations text[]) RETURNS integer
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+  SELECT count(pay._reroute(s.id))::integer
+    FROM (SELECT x.id FROM pay.outbox x
+            JOIN pay.orders o ON o.id = x.order_id AND o.status = 'pending'
+            JOIN pay.routing_rules rr ON rr.id = o.routing_rule_id AND rr.reroute
+           WHERE x.state = 'pending' AND x.attempts = 0 AND x.kind = 'psp_request'
+             AND x.operation = 'create_payment' AND x.destination = ANY (p_destinations)
+           ORDER BY x.next_attempt_at LIMIT 100
+           FOR UPDATE OF x SKIP LOCKED) s
+$$;
+
+CREATE FUNCTION pay._rerouted_away(r pay.outbox) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT r.kind = 'psp_request' AND EXISTS (
+    SELECT 1 FROM pay.orders o WHERE o.id = r.order_id AND r.destination <> 'gateway:' || o.gateway)
+$$;
+
+CREATE OR REPLACE FUNCTION pay.redrive(outbox_id bigint) RETURNS pay.outbox
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  r pay.outbox;
+BEGIN
+  SELECT * INTO r FROM pay.outbox WHERE id = outbox_id FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'outbox_id: outbox row % does not exist', coalesce(outbox_id::text, 'null')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF r.state NOT IN ('dead', 'pending') THEN
+    RAISE EXCEPTION 'outbox row % is %; only a dead (or pending) row can be re-driven', r.id, r.state
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  IF pay._rerouted_away(r) THEN
+    RAISE EXCEPTION 'outbox row % went to %, and its order was re-routed to another gateway', r.id, r.destination
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  -- A fresh schedule from now; the attempts so far stay in pay.outbox_attempts.
+  UPDATE pay.outbox
+     SET state = 'pending', attempts = 0, attempts_max = pay._outbox_attempts_max(kind),
+         next_attempt_at = now(), finished_at = NULL
+   WHERE id = r.id
+  RETURNING * INTO r;
+  RETURN r;
+END $$;
+
+CREATE OR REPLACE FUNCTION pay.redrive_dead(destination text DEFAULT NULL, max_rows integer DEFAULT 1000) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  n integer;
+BEGIN
+  IF max_rows IS NULL OR max_rows < 1 THEN
+    RAISE EXCEPTION 'max_rows must be positive' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  UPDATE pay.outbox o
+     SET state = 'pending', attempts = 0, attempts_max = pay._outbox_attempts_max(o.kind),
+         next_attempt_at = now(), finished_at = NULL
+   WHERE o.id IN (SELECT d.id FROM pay.outbox d
+                   WHERE d.state = 'dead' AND (redrive_dead.destination IS NULL OR d.destination = redrive_dead.destination)
+                     AND NOT pay._rerouted_away(d)
+                   ORDER BY d.finished_at LIMIT max_rows FOR UPDATE);
+  GET DIAGNOSTICS n = ROW_COUNT;
+  RETURN n;
+END $$;
+
+COMMENT ON FUNCTION pay.redrive(bigint) IS
+  'queues a dead outbox row again with a fresh schedule (a pending one is made due now); returns the row';
+COMMENT ON FUNCTION pay.redrive_dead(text, integer) IS
+  're-drives up to max_rows dead rows (of one destination, or all); returns how many';
 -- Backups and the extension's lifecycle.
 --
 -- pg_dump keeps the rows of an extension's tables only when the install
@@ -2241,12 +2521,15 @@ GRANT EXECUTE ON FUNCTION
     pay.refund(bigint, bigint, text, text),
     pay.pay_with_balance(bigint, text),
     pay.open_account(text, text, boolean, integer), pay.balance(text),
-    pay.parse_amount(text, text), pay.format_amount(bigint, text)
+    pay.parse_amount(text, text), pay.format_amount(bigint, text),
+    pay.route(text, bigint, text)
   TO pay_app;
 GRANT SELECT ON pay.orders, pay.order_events, pay.refunds, pay.currencies TO pay_app;
 GRANT EXECUTE ON FUNCTION
     pay.create_merchant(text, text, text), pay.create_gateway(text, text, text, jsonb),
-    pay.add_routing_rule(text, text, text, integer),
+    pay.add_routing_rule(text, text, text, integer, bigint, bigint, integer),
+    pay.route(text, bigint, text), pay.set_rate_limit(text, numeric, integer),
+    pay.set_routing_rule_reroute(bigint, boolean),
     pay.bind_merchant_role(regrole, text), pay.unbind_merchant_role(regrole, text),
     pay.mark_paid(bigint, text, bigint, text),
     pay.open_account(text, text, boolean, integer), pay.post(text, jsonb), pay.balance(text),
@@ -2254,7 +2537,7 @@ GRANT EXECUTE ON FUNCTION
     pay.idempotency_retention(),
     pay.parse_amount(text, text), pay.format_amount(bigint, text), pay.parse_form(text)
   TO pay_admin;
-GRANT SELECT ON pay.currencies, pay.merchants, pay.gateways, pay.routing_rules,
+GRANT SELECT ON pay.currencies, pay.merchants, pay.gateways, pay.routing_rules, pay.rate_limits,
     pay.order_statuses, pay.order_transitions, pay.orders, pay.order_events, pay.refunds,
     pay.idempotency_keys, pay.accounts, pay.account_balances, pay.postings, pay.entries,
     pay.ledger_problems, pay.order_ledger_mismatches, pay.merchant_roles

@@ -39,7 +39,13 @@ SELECT pay.set_secret('merchant:shop', 'api_secret', 'merchant-secret-1');
 SELECT pay.create_gateway('stripe_u', 'stripe', 'https://api.stripe.example');
 SELECT pay.set_secret('gateway:stripe_u', 'webhook_secret', 'whsec_upgrade');
 SELECT pay.add_routing_rule('stripe_u', currency => 'USD');
-SELECT pay.create_order('shop', 'U-' || n, 1000 + n, 'USD', idempotency_key => 'key-' || n) FROM generate_series(1, 6) n;
+-- orders as 0.1's create_order wrote them (the C code installed now routes
+-- with 0.2's tables: a database takes traffic again after its upgrade)
+INSERT INTO pay.orders (merchant_id, merchant_order_no, amount, currency, gateway, expires_at)
+SELECT m.id, 'U-' || n, 1000 + n, 'USD', 'stripe_u', now() + interval '15 minutes'
+  FROM pay.merchants m, generate_series(1, 6) n WHERE m.code = 'shop';
+INSERT INTO pay.idempotency_keys (merchant_id, key, request, order_id)
+SELECT o.merchant_id, 'key-' || o.merchant_order_no, '{}', o.id FROM pay.orders o;
 SELECT pay.mark_paid(o.id, 'pi_' || o.id, o.amount, 'USD') FROM pay.orders o WHERE o.merchant_order_no IN ('U-2', 'U-3', 'U-4');
 SELECT pay.ship(id) FROM pay.orders WHERE merchant_order_no = 'U-3';
 SELECT pay.refund(id, 500, 'partly') FROM pay.orders WHERE merchant_order_no = 'U-4';
