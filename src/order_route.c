@@ -323,13 +323,16 @@ void
 RouteOrder(const char *asked, int64 merchant_id, const char *currency, int64 amount,
 		   const char *order_no, char **gateway, int64 *rule_id)
 {
-	MemoryContext caller = CurrentMemoryContext;
 	Route		route = {NULL, NULL};
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	/* SPI only to load the cache: connecting costs more than routing */
 	if (route_cache == NULL)
+	{
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
 		route_cache = LoadRouteCache();
+		SPI_finish();
+	}
 	if (asked != NULL)
 	{
 		const Gateway *g = FindGateway(route_cache, asked);
@@ -346,29 +349,58 @@ RouteOrder(const char *asked, int64 merchant_id, const char *currency, int64 amo
 	}
 	else if (currency != NULL)
 		route = RouteByRules(route_cache, merchant_id, currency, amount, order_no);
-	/* outlives SPI and the cache */
-	*gateway = route.gateway ? MemoryContextStrdup(caller, route.gateway) : NULL;
+	/* outlives the cache */
+	*gateway = route.gateway ? pstrdup(route.gateway) : NULL;
 	*rule_id = route.rule ? route.rule->id : 0;
-	SPI_finish();
 }
 
-/* The (gateway text, rule_id bigint) record of a route, its descriptor kept per call site. */
+/*
+ * The (gateway text, rule_id bigint) record of a route.  Its blessed
+ * descriptor is kept per function for the backend's life, not per call
+ * site: PL/pgSQL evaluates create_order's call afresh in every transaction,
+ * and looking the result type up and blessing it each time cost more than
+ * the route itself.
+ */
+#define ROUTE_RESULT_FUNCTIONS	4
+
 Datum
 RouteResult(FunctionCallInfo fcinfo, const char *gateway, int64 rule_id)
 {
-	TupleDesc	desc = (TupleDesc) fcinfo->flinfo->fn_extra;
+	static struct
+	{
+		Oid			fn;
+		TupleDesc	desc;
+	}			kept[ROUTE_RESULT_FUNCTIONS];
+	static int	nkept = 0;
+	static int	next_victim = 0;
+	Oid			fn = fcinfo->flinfo->fn_oid;
+	TupleDesc	desc = NULL;
 	Datum		values[2];
 	bool		nulls[2];
+	int			i;
 
+	for (i = 0; i < nkept && desc == NULL; i++)
+		if (kept[i].fn == fn)
+			desc = kept[i].desc;
 	if (desc == NULL)
 	{
-		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 
-		if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
-			elog(ERROR, "a route must be returned as a record");
+		if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE || desc->natts != 2)
+			elog(ERROR, "a route must be returned as a (gateway, rule_id) record");
 		desc = BlessTupleDesc(CreateTupleDescCopy(desc));
-		fcinfo->flinfo->fn_extra = desc;
 		MemoryContextSwitchTo(old);
+		/* functions re-created (a reinstall) take the oldest slots over */
+		if (nkept == ROUTE_RESULT_FUNCTIONS)
+		{
+			i = next_victim;
+			next_victim = (next_victim + 1) % ROUTE_RESULT_FUNCTIONS;
+			FreeTupleDesc(kept[i].desc);
+		}
+		else
+			i = nkept++;
+		kept[i].fn = fn;
+		kept[i].desc = desc;
 	}
 	values[0] = gateway ? CStringGetTextDatum(gateway) : (Datum) 0;
 	nulls[0] = gateway == NULL;

@@ -225,6 +225,7 @@ DECLARE
   v_request jsonb;
   v_key pay.idempotency_keys;
   o pay.orders;
+  v_admitted record;
 BEGIN
   v_merchant := pay._merchant_id(merchant);
   -- merchant binding (53_merchant_binding.sql)
@@ -261,13 +262,13 @@ BEGIN
   END IF;
 
   -- a token of the merchant's rate limit (a replay, returned above, costs
-  -- none) and the route, in the INSERT itself
+  -- none) and the route; an assignment, not a query (no FROM to plan)
+  v_admitted := pay._admit(v_merchant, create_order.merchant, create_order.gateway, create_order.currency,
+                           create_order.amount, create_order.merchant_order_no);
   INSERT INTO pay.orders (id, merchant_id, merchant_order_no, amount, currency, gateway, metadata, expires_at,
                           routing_rule_id)
-    SELECT v_id, v_merchant, create_order.merchant_order_no, create_order.amount, create_order.currency,
-           a.gateway, create_order.metadata, now() + create_order.expires_in, a.rule_id
-      FROM pay._admit(v_merchant, create_order.merchant, create_order.gateway, create_order.currency,
-                      create_order.amount, create_order.merchant_order_no) a
+    VALUES (v_id, v_merchant, create_order.merchant_order_no, create_order.amount, create_order.currency,
+            v_admitted.gateway, create_order.metadata, now() + create_order.expires_in, v_admitted.rule_id)
     RETURNING * INTO o;
   RETURN o;
 END $$;
