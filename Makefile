@@ -15,7 +15,7 @@ DATA_built  = $(EXTENSION)--$(EXTVERSION).sql
 DATA        = $(wildcard src/upgrade/$(EXTENSION)--*.sql)
 # -Bsymbolic: our calls bind to our own definitions even where the postgres
 # executable exports a function of the same name (it has hex_encode, for one).
-SHLIB_LINK  = -lssl -lcrypto -lcurl -Wl,-Bsymbolic
+SHLIB_LINK  = -lssl -lcrypto -lcurl -lz -Wl,-Bsymbolic
 PG_CPPFLAGS = -I$(srcdir)/src -I$(srcdir)/src/crypto -I$(srcdir)/src/proto
 # make ASSERTS=1 (or ASSERTS=1 in the environment): the Assert()s on the
 # money invariants are checked at run time (PostgreSQL's USE_ASSERT_CHECKING,

@@ -17,10 +17,11 @@ SELECT pay.run_job('expire_orders');
 SELECT status FROM pay.orders WHERE merchant_order_no = 'J-1';
 SELECT pay.run_job('expire_orders');
 SELECT pay.run_job(j.job) LIKE j.job || ': %' AS runs FROM pay._jobs() j WHERE j.job NOT LIKE 'fetch_statement:%';
--- a daily statement fetch for each enabled Stripe and WeChat Pay gateway, at pay.statement_fetch_hour
+-- a daily statement fetch for each enabled Stripe, WeChat Pay and Alipay gateway, at pay.statement_fetch_hour
 SELECT pay.create_gateway('jobs_stripe', 'stripe', 'https://psp.example') > 0 AS gateway;
 SELECT pay.create_gateway('jobs_wechat', 'wechatpay', 'https://psp.example') > 0 AS wechat;
-SELECT pay.create_gateway('jobs_alipay', 'alipay', 'https://psp.example') > 0 AS not_fetched;
+SELECT pay.create_gateway('jobs_alipay', 'alipay', 'https://psp.example') > 0 AS alipay;
+SELECT pay.create_gateway('jobs_generic', 'generic', 'https://psp.example') > 0 AS not_fetched;
 SET pay.statement_fetch_hour = '5';
 SELECT job, schedule FROM pay._jobs() WHERE job LIKE 'fetch_statement:jobs%';
 SET pay.statement_fetch_hour = 24;
@@ -28,4 +29,4 @@ RESET pay.statement_fetch_hour;
 SELECT regexp_replace(pay.run_job('fetch_statement:jobs_stripe'), '[0-9]+$', 'N') AS run;
 SELECT operation, params->>'day' = to_char((now() AT TIME ZONE 'UTC')::date - 1, 'YYYY-MM-DD') AS yesterday
   FROM pay.outbox WHERE destination = 'gateway:jobs_stripe';
-SELECT pay.run_job('fetch_statement:jobs_alipay');
+SELECT pay.run_job('fetch_statement:jobs_generic');

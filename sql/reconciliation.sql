@@ -38,6 +38,39 @@ SELECT pg_temp.err($$SELECT pay.set_fee('rc_stripe', settlement_days => -1)$$) A
 SELECT pg_temp.err($$SELECT pay.expected_fee('rc_stripe', -5, 'USD')$$) AS amount_negative;
 SELECT pg_temp.err($$UPDATE pay.fee_rules SET percent = 0$$) AS rules_are_history;
 
+-- minimum and maximum fee (minor units): the fee is clamped to them; a bad
+-- bound is refused naming the argument, and nothing is written
+SELECT pay.create_gateway('rc_fees', 'generic') > 0 AS fees_gateway;
+SELECT pg_temp.err($$SELECT pay.set_fee('rc_fees', percent => 1, minimum => -1)$$) AS minimum_negative;
+SELECT pg_temp.err($$SELECT pay.set_fee('rc_fees', percent => 1, maximum => -1)$$) AS maximum_negative;
+SELECT pg_temp.err($$SELECT pay.set_fee('rc_fees', percent => 1, minimum => 100, maximum => 99)$$) AS maximum_below_minimum;
+SELECT count(*) AS fees_rules_after_bad_input FROM pay.fee_rules WHERE gateway = 'rc_fees';
+SELECT pay.set_fee('rc_fees', 'USD', 1, 5, 1, minimum => 50, maximum => 500);
+SELECT pay.expected_fee('rc_fees', 1000, 'USD') AS clamped_up,        -- 10 + 5 -> 50
+       pay.expected_fee('rc_fees', 0, 'USD') AS zero_amount_minimum,  -- 0 + 5 -> 50
+       pay.expected_fee('rc_fees', 20000, 'USD') AS inside,           -- 200 + 5
+       pay.expected_fee('rc_fees', 49500, 'USD') AS at_maximum,       -- 495 + 5
+       pay.expected_fee('rc_fees', 100000, 'USD') AS clamped_down;    -- 1000 + 5 -> 500
+SELECT pay.set_fee('rc_fees', 'EUR', 1, minimum => 25, maximum => 25);
+SELECT pay.expected_fee('rc_fees', 1, 'EUR') AS flat_low, pay.expected_fee('rc_fees', 99999, 'EUR') AS flat_high;
+SELECT pay.set_fee('rc_fees', 'GBP', 1, maximum => 0);
+SELECT pay.expected_fee('rc_fees', 99999, 'GBP') AS capped_at_zero;
+SELECT minimum, maximum FROM pay.fee_rules WHERE gateway = 'rc_fees' ORDER BY id;
+-- half-up at exactly .5 of the minor unit, whatever the currency's exponent
+-- (JPY 0, USD 2, KWD 3): x.5 goes up, just below it goes down
+SELECT pay.set_fee('rc_fees', 'JPY', 0.5);
+SELECT pay.set_fee('rc_fees', 'KWD', 1.5);
+SELECT pay.set_fee('rc_fees', 'USD', 2.5);
+SELECT pay.expected_fee('rc_fees', 100, 'JPY') AS jpy_0_5,    -- 0.5 -> 1
+       pay.expected_fee('rc_fees', 300, 'JPY') AS jpy_1_5,    -- 1.5 -> 2
+       pay.expected_fee('rc_fees', 99, 'JPY') AS jpy_0_495,   -- 0.495 -> 0
+       pay.expected_fee('rc_fees', 20, 'USD') AS usd_0_5,     -- 0.5 -> 1
+       pay.expected_fee('rc_fees', 100, 'USD') AS usd_2_5,    -- 2.5 -> 3
+       pay.expected_fee('rc_fees', 19, 'USD') AS usd_0_475,   -- 0.475 -> 0
+       pay.expected_fee('rc_fees', 100, 'KWD') AS kwd_1_5,    -- 1.5 -> 2
+       pay.expected_fee('rc_fees', 3300, 'KWD') AS kwd_49_5,  -- 49.5 -> 50
+       pay.expected_fee('rc_fees', 33, 'KWD') AS kwd_0_495;   -- 0.495 -> 0
+
 -- The rules in force when the statements' payments were made (November
 -- 2026): set then, so written here with that date.  Statement lines are
 -- compared with the rule in force at the payment, not today's.

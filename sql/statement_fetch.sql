@@ -1,6 +1,7 @@
 -- Fetching a statement through the dispatcher: the requests each step
 -- sends and what each answer does (the dispatcher itself is tested end to
--- end by test/demo against the fake PSP's Stripe reporting API).
+-- end by test/demo against the fake PSP's Stripe reporting API, and by
+-- test/t/057_statement_fetch.pl against its Alipay and WeChat Pay bills).
 \getenv abs_srcdir PG_ABS_SRCDIR
 \set master_key :abs_srcdir '/test/keys/master-a.hex'
 SET pay.master_key_file = :'master_key';
@@ -13,8 +14,9 @@ SELECT pay.create_gateway('sf_stripe', 'stripe', 'https://psp.example') > 0 AS g
 SELECT pay.set_secret('gateway:sf_stripe', 'api_key', 'sk_test_statement_fetch');
 
 SELECT pg_temp.err($$SELECT pay.fetch_statement('sf_nowhere', '2026-12-01')$$) AS unknown_gateway;
-SELECT pay.create_gateway('sf_alipay', 'alipay', 'https://psp.example') > 0 AS alipay;
-SELECT pg_temp.err($$SELECT pay.fetch_statement('sf_alipay', '2026-12-01')$$) AS alipay_not_fetched;
+SELECT pay.create_gateway('sf_alipay', 'alipay', 'https://psp.example/gateway.do') > 0 AS alipay;
+SELECT pay.create_gateway('sf_generic', 'generic', 'https://psp.example') > 0 AS generic;
+SELECT pg_temp.err($$SELECT pay.fetch_statement('sf_generic', '2026-12-01')$$) AS generic_not_fetched;
 SELECT pg_temp.err($$SELECT pay.fetch_statement('sf_stripe', NULL)$$) AS no_day;
 
 -- one UTC day; asking again queues nothing new
@@ -76,3 +78,74 @@ SELECT pay._outbox_apply(:wx_file, 200, replace(pg_read_file(:'abs_srcdir' || '/
 SELECT count(*) AS statements FROM pay.statements WHERE gateway = 'sf_wechat';
 SELECT pay._outbox_apply(:wx_file, 200, pg_read_file(:'abs_srcdir' || '/test/vectors/statements/wechatpay.csv')) AS imported;
 SELECT format, line_count FROM pay.statements WHERE gateway = 'sf_wechat';
+
+-- Alipay's bill is a zip archive: the 业务明细 CSV and its 汇总 summary.  The
+-- reader on archives Python's zipfile made (test/vectors/statements/make_zips.py)
+\set zips :abs_srcdir '/test/vectors/statements/'
+SELECT pay._zip_member(pg_read_binary_file(:'zips' || 'alipay_stored.zip'), '业务明细', '汇总')
+         = pg_read_binary_file(:'zips' || 'alipay.csv') AS stored_gbk_names,
+       pay._zip_member(pg_read_binary_file(:'zips' || 'alipay_deflated.zip'), '业务明细', '汇总')
+         = pg_read_binary_file(:'zips' || 'alipay.csv') AS deflated_gbk_names,
+       pay._zip_member(pg_read_binary_file(:'zips' || 'alipay_utf8.zip'), '业务明细', '汇总')
+         = pg_read_binary_file(:'zips' || 'alipay.csv') AS deflated_utf8_names,
+       convert_from(pay._zip_member(pg_read_binary_file(:'zips' || 'alipay_deflated.zip'), '汇总'), 'GBK')
+         LIKE '#支付宝业务汇总查询%' AS the_summary;
+SELECT f, pg_temp.err(format($$SELECT pay._zip_member(pg_read_binary_file(%L), %L, %L)$$,
+                             :'zips' || f, part, avoid)) AS refused
+  FROM (VALUES ('alipay_bad_crc.zip', '业务明细', '汇总'), ('alipay_truncated.zip', '业务明细', '汇总'),
+               ('alipay_cut_member.zip', '业务明细', '汇总'), ('bomb.zip', '业务明细', '汇总'),
+               ('many.zip', '业务明细', '汇总'), ('two_details.zip', '业务明细', '汇总'),
+               ('alipay_deflated.zip', '业务明细', NULL), ('alipay_deflated.zip', '对账单', NULL),
+               ('alipay.csv', '业务明细', '汇总')) v(f, part, avoid);
+SELECT pg_temp.err($$SELECT pay._zip_member('\x504b0506'::bytea, 'x')$$) AS too_short,
+       pay._zip_member(NULL, 'x') IS NULL AS null_content;
+
+-- the request: alipay.data.dataservice.bill.downloadurl.query of the bill
+-- date, RSA2-signed with the app key (checked with the app's public key)
+UPDATE pay.gateways SET options = '{"app_id": "2021000000000001"}' WHERE name = 'sf_alipay';
+SELECT pay.set_secret('gateway:sf_alipay', 'private_key',
+                      pg_read_file(:'abs_srcdir' || '/test/fake_psp/keys/alipay_app_private.pem'));
+SELECT pay.set_secret('gateway:sf_alipay', 'public_key',
+                      pg_read_file(:'abs_srcdir' || '/test/fake_psp/keys/alipay_platform_public.pem'));
+SELECT pay.fetch_statement('sf_alipay', '2026-11-30') AS ali_row \gset
+SELECT operation, params, idempotency_key FROM pay.outbox WHERE id = :ali_row;
+SELECT q.method, q.url, q.headers, f->>'method' AS api, f->>'biz_content' AS biz_content, f->>'app_id' AS app_id,
+       f->>'sign_type' AS sign_type, f->>'charset' AS charset,
+       pay.alipay_signature_valid(f, pg_read_file(:'abs_srcdir' || '/test/fake_psp/keys/alipay_app_public.pem'),
+                                  '{sign}') AS signed
+  FROM pay._outbox_request((SELECT o FROM pay.outbox o WHERE id = :ali_row)) q, pay.parse_form(q.body) f;
+-- the answer: signed by Alipay over its *_response member
+CREATE FUNCTION pg_temp.ali_answer(member text) RETURNS text LANGUAGE sql AS $$
+  SELECT '{"alipay_data_dataservice_bill_downloadurl_query_response":' || member || ',"sign":"'
+         || pay.rsa_sha256_sign(member, pg_read_file(current_setting('pay_test.abs_srcdir')
+                                                      || '/test/fake_psp/keys/alipay_platform_private.pem')) || '"}'
+$$;
+SELECT set_config('pay_test.abs_srcdir', :'abs_srcdir', false) IS NOT NULL AS ready;
+SELECT pay._outbox_apply(:ali_row, 200, pg_temp.ali_answer(
+  '{"code":"40004","msg":"Business Failed","sub_code":"isp.bill_not_exist","sub_msg":"账单不存在"}')) AS no_bill;
+SELECT pay._outbox_apply(:ali_row, 200, replace(pg_temp.ali_answer(
+  '{"code":"10000","msg":"Success","bill_download_url":"https://psp.example/bill?t=1"}'), 't=1', 't=2')) AS not_signed;
+SELECT pay._outbox_apply(:ali_row, 200, pg_temp.ali_answer(
+  '{"code":"10000","msg":"Success","bill_download_url":"https://evil.example/bill?t=1"}')) AS other_host;
+SELECT pay._outbox_apply(:ali_row, 200, pg_temp.ali_answer(
+  '{"code":"10000","msg":"Success","bill_download_url":"https://psp.example.evil/bill?t=1"}')) AS lookalike_host;
+SELECT count(*) AS file_rows FROM pay.outbox WHERE operation = 'fetch_statement_file' AND destination = 'gateway:sf_alipay';
+SELECT pay._outbox_apply(:ali_row, 200, pg_temp.ali_answer(
+  '{"code":"10000","msg":"Success","bill_download_url":"https://psp.example/downloadBillFile.resource?fileId=f1"}')) AS named;
+SELECT id AS ali_file FROM pay.outbox WHERE operation = 'fetch_statement_file' AND destination = 'gateway:sf_alipay' \gset
+SELECT params, idempotency_key FROM pay.outbox WHERE id = :ali_file;
+SELECT method, url, headers, body FROM pay._outbox_request((SELECT o FROM pay.outbox o WHERE id = :ali_file));
+-- Alipay's own bill host is trusted too; nothing else
+SELECT pay._statement_url_trusted('https://dwbillcenter.alipay.com/downloadBillFile.resource?x=1', g) AS bill_host,
+       pay._statement_url_trusted('http://dwbillcenter.alipay.com/downloadBillFile.resource?x=1', g) AS plain_http,
+       pay._statement_url_trusted('https://psp.example@evil.example/x', g) AS userinfo
+  FROM pay.gateways g WHERE name = 'sf_alipay';
+-- the file (bytes, as the dispatcher hands over an answer that is not
+-- text): a corrupt zip is refused and nothing imported; the detail is imported
+SELECT pay._outbox_apply_bytes(:ali_file, 200, pg_read_binary_file(:'zips' || 'alipay_bad_crc.zip')) AS bad_crc;
+SELECT pay._outbox_apply_bytes(:ali_file, 200, pg_read_binary_file(:'zips' || 'bomb.zip')) AS bomb;
+SELECT count(*) AS statements FROM pay.statements WHERE gateway = 'sf_alipay';
+SELECT pay._outbox_apply_bytes(:ali_file, 200, pg_read_binary_file(:'zips' || 'alipay_deflated.zip')) AS imported;
+SELECT format, line_count, period_start, period_end FROM pay.statements WHERE gateway = 'sf_alipay';
+-- bytes anywhere else are refused as before
+SELECT pay._outbox_apply_bytes(:ali_row, 200, '\x00ff'::bytea) AS bytes_for_json;

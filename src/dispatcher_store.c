@@ -44,6 +44,7 @@ static SPIPlanPtr claim_mark_plan = NULL;
 static SPIPlanPtr claim_build_plan = NULL;
 static SPIPlanPtr record_plan = NULL;
 static SPIPlanPtr apply_plan = NULL;
+static SPIPlanPtr apply_bytes_plan = NULL;
 static SPIPlanPtr next_due_plan = NULL;
 static SPIPlanPtr reroute_plan = NULL;
 static SPIPlanPtr reroute_blocked_plan = NULL;
@@ -351,22 +352,41 @@ StoreNextDue(int per_destination)
 	return isnull ? 0 : DatumGetTimestampTz(d);
 }
 
-/* Apply a PSP's 2xx answer; NULL or why it could not be applied (palloc'd). */
+/*
+ * Apply a PSP's 2xx answer; NULL or why it could not be applied (palloc'd).
+ * An answer that is not text (a zipped statement file: NUL bytes, or not
+ * valid in the database encoding) goes to pay._outbox_apply_bytes as
+ * bytea, which takes it only where a file is expected.
+ */
 static char *
 ApplyAnswer(HttpResult *r)
 {
 	Oid			types[3] = {INT8OID, INT4OID, TEXTOID};
 	Datum		values[3];
 	char		nulls[3] = {' ', ' ', ' '};
+	bool		is_text = strlen(r->body) == r->body_len &&
+		pg_verifymbstr(r->body, (int) r->body_len, true);
 	int			rc;
 
-	if (pg_verifymbstr(r->body, (int) r->body_len, true) == false)
-		return pstrdup("the answer is not valid text in the database encoding");
 	values[0] = Int64GetDatum(r->outbox_id);
 	values[1] = Int32GetDatum(r->http_status);
-	values[2] = CStringGetTextDatum(r->body);
-	rc = SPI_execute_plan(KeptPlan(&apply_plan, "SELECT pay._outbox_apply($1, $2, $3)", 3, types),
-						  values, nulls, false, 1);
+	if (is_text)
+	{
+		values[2] = CStringGetTextDatum(r->body);
+		rc = SPI_execute_plan(KeptPlan(&apply_plan, "SELECT pay._outbox_apply($1, $2, $3)", 3, types),
+							  values, nulls, false, 1);
+	}
+	else
+	{
+		bytea	   *bytes = palloc(VARHDRSZ + r->body_len);
+
+		SET_VARSIZE(bytes, VARHDRSZ + r->body_len);
+		memcpy(VARDATA(bytes), r->body, r->body_len);
+		values[2] = PointerGetDatum(bytes);
+		types[2] = BYTEAOID;
+		rc = SPI_execute_plan(KeptPlan(&apply_bytes_plan, "SELECT pay._outbox_apply_bytes($1, $2, $3)", 3, types),
+							  values, nulls, false, 1);
+	}
 	if (rc != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not apply a PSP answer: %s", SPI_result_code_string(rc));
 	return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);

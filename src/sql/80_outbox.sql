@@ -585,7 +585,29 @@ BEGIN
              CASE WHEN v_method = 'POST' THEN pay.form_urlencode(coalesce(v_form, '{}')) END)::pay.http_request;
 END $$;
 
--- Alipay (openapi gateway): common parameters, biz_content as JSON, RSA2 sign.
+-- Alipay (openapi gateway): common parameters, biz_content as JSON, RSA2
+-- sign; the request of one API method (also the statement fetch's).
+CREATE FUNCTION pay._alipay_request(g pay.gateways, p_method text, p_biz jsonb, p_idempotency_key text,
+                                    p_extra jsonb DEFAULT '{}') RETURNS pay.http_request
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_params jsonb;
+BEGIN
+  v_params := jsonb_build_object(
+      'app_id', pay._gateway_option(g, 'app_id'), 'method', p_method, 'format', 'JSON',
+      'charset', 'utf-8', 'sign_type', 'RSA2', 'version', '1.0',
+      'timestamp', to_char(clock_timestamp() AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD HH24:MI:SS'),
+      'biz_content', p_biz::text) || p_extra;
+  v_params := v_params || jsonb_build_object(
+      'sign', pay.alipay_sign(v_params, pay._credential('gateway:' || g.name, 'private_key')));
+  RETURN ROW('POST', CASE WHEN g.base_url IS NULL THEN 'https://openapi.alipay.com/gateway.do'
+                          WHEN g.base_url ~ '\.do$' THEN g.base_url
+                          ELSE rtrim(g.base_url, '/') || '/gateway.do' END,
+             ARRAY['Content-Type: application/x-www-form-urlencoded;charset=utf-8',
+                   'Idempotency-Key: ' || p_idempotency_key],
+             pay.form_urlencode(v_params))::pay.http_request;
+END $$;
+
 -- Idempotency: out_trade_no is the order id, out_request_no the refund id.
 CREATE FUNCTION pay._build_alipay(r pay.outbox, g pay.gateways) RETURNS pay.http_request
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -593,7 +615,6 @@ DECLARE
   o pay.orders := pay._request_order(r);
   v_biz jsonb := jsonb_build_object('out_trade_no', o.id::text);
   v_method text;
-  v_params jsonb;
   f pay.refunds;
 BEGIN
   CASE r.operation
@@ -612,22 +633,9 @@ BEGIN
       v_method := 'alipay.trade.close';
   END CASE;
   v_biz := v_biz || coalesce(r.params->'extra', '{}');
-  v_params := jsonb_build_object(
-      'app_id', pay._gateway_option(g, 'app_id'), 'method', v_method, 'format', 'JSON',
-      'charset', 'utf-8', 'sign_type', 'RSA2', 'version', '1.0',
-      'timestamp', to_char(clock_timestamp() AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD HH24:MI:SS'),
-      'biz_content', v_biz::text);
-  IF r.operation = 'create_payment' AND g.options ? 'notify_url' THEN
-    v_params := v_params || jsonb_build_object('notify_url', g.options->>'notify_url');
-  END IF;
-  v_params := v_params || jsonb_build_object(
-      'sign', pay.alipay_sign(v_params, pay._credential('gateway:' || g.name, 'private_key')));
-  RETURN ROW('POST', CASE WHEN g.base_url IS NULL THEN 'https://openapi.alipay.com/gateway.do'
-                          WHEN g.base_url ~ '\.do$' THEN g.base_url
-                          ELSE rtrim(g.base_url, '/') || '/gateway.do' END,
-             ARRAY['Content-Type: application/x-www-form-urlencoded;charset=utf-8',
-                   'Idempotency-Key: ' || r.idempotency_key],
-             pay.form_urlencode(v_params))::pay.http_request;
+  RETURN pay._alipay_request(g, v_method, v_biz, r.idempotency_key,
+    CASE WHEN r.operation = 'create_payment' AND g.options ? 'notify_url'
+         THEN jsonb_build_object('notify_url', g.options->>'notify_url') ELSE '{}' END);
 END $$;
 
 -- WeChat Pay API v3: JSON bodies, WECHATPAY2-SHA256-RSA2048 Authorization.

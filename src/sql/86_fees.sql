@@ -2,8 +2,8 @@
 --
 -- Each gateway has a fee rule, optionally per currency (a rule for the
 -- currency wins over the gateway's rule for every currency): a percentage of
--- the amount plus a fixed amount in minor units, and the settlement delay in
--- days.  set_fee never overwrites a rule: it adds a version valid from now,
+-- the amount plus a fixed amount in minor units, optionally clamped to a
+-- minimum and a maximum fee (minor units), and the settlement delay in days.  set_fee never overwrites a rule: it adds a version valid from now,
 -- so the fee a payment was expected to cost is always the one of the rule in
 -- force when it was paid (pay._fee_at).
 --
@@ -14,8 +14,11 @@
 -- the line (pay.statement_lines.expected_fee).  The rules are append-only
 -- history, so that computation gives the same answer whenever it is made.
 --
--- Rounding: half-up to the minor unit (what Stripe, Alipay and WeChat Pay
--- document for their fees); computed in numeric, never floating point.
+-- Rounding: the percentage is rounded half-up to the minor unit (what Stripe,
+-- Alipay and WeChat Pay document for their fees), then the fixed amount is
+-- added, then the sum is clamped to [minimum, maximum]; computed in numeric,
+-- never floating point.  The minimum applies to every payment the rule
+-- covers, however small.
 
 CREATE TABLE pay.fee_rules (
     id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -25,11 +28,14 @@ CREATE TABLE pay.fee_rules (
     fixed            bigint NOT NULL CHECK (fixed >= 0),
     settlement_days  integer NOT NULL CHECK (settlement_days BETWEEN 0 AND 365),
     valid_from       timestamptz NOT NULL DEFAULT clock_timestamp(),
-    created_by       name NOT NULL DEFAULT session_user
+    created_by       name NOT NULL DEFAULT session_user,
+    minimum          bigint CHECK (minimum >= 0),   -- NULL: no minimum fee
+    maximum          bigint CHECK (maximum >= 0),   -- NULL: no maximum fee
+    CONSTRAINT fee_rules_minimum_maximum CHECK (maximum >= minimum)
 );
 CREATE INDEX fee_rules_lookup ON pay.fee_rules (gateway, currency, valid_from);
 COMMENT ON TABLE pay.fee_rules IS
-  'fee rules per gateway (and currency; NULL = any): percent of the amount (half-up to the minor unit) + fixed minor units, settlement delay; each set_fee adds a version valid from then';
+  'fee rules per gateway (and currency; NULL = any): percent of the amount (half-up to the minor unit) + fixed minor units, clamped to minimum/maximum (minor units; NULL: none), settlement delay; each set_fee adds a version valid from then';
 
 CREATE TRIGGER fee_rules_gateway BEFORE INSERT OR UPDATE OF gateway ON pay.fee_rules
     FOR EACH ROW EXECUTE FUNCTION pay._reference_exists('gateway', 'pay.gateways', 'name');
@@ -50,18 +56,23 @@ RETURN (SELECT r FROM pay.fee_rules r
            AND r.valid_from <= p_at
          ORDER BY r.currency IS NULL, r.valid_from DESC, r.id DESC LIMIT 1);
 
--- The fee of an amount under a rule: percent half-up, plus fixed; 0 without a rule.
+-- The fee of an amount under a rule: percent half-up (round() on numeric
+-- rounds half away from zero, and the amount is a magnitude), plus fixed,
+-- clamped to the rule's minimum and maximum (greatest/least skip a NULL
+-- bound); 0 without a rule.
 CREATE FUNCTION pay._fee_of(r pay.fee_rules, p_amount bigint) RETURNS bigint
 LANGUAGE sql IMMUTABLE
 RETURN CASE WHEN r.id IS NULL OR p_amount IS NULL THEN 0
-            ELSE (round(abs(p_amount)::numeric * r.percent / 100, 0) + r.fixed)::bigint END;
+            ELSE greatest(r.minimum, least(r.maximum,
+                   (round(abs(p_amount)::numeric * r.percent / 100, 0) + r.fixed)::bigint)) END;
 
 CREATE FUNCTION pay._fee_at(p_gateway text, p_amount bigint, p_currency text, p_at timestamptz) RETURNS bigint
 LANGUAGE sql STABLE
 RETURN pay._fee_of(pay._fee_rule_at(p_gateway, p_currency, p_at), p_amount);
 
 CREATE FUNCTION pay.set_fee(gateway text, currency text DEFAULT NULL, percent numeric DEFAULT 0,
-                            fixed bigint DEFAULT 0, settlement_days integer DEFAULT 1) RETURNS void
+                            fixed bigint DEFAULT 0, settlement_days integer DEFAULT 1,
+                            minimum bigint DEFAULT NULL, maximum bigint DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM pay.gateways g WHERE g.name = set_fee.gateway) THEN
@@ -82,11 +93,24 @@ BEGIN
     RAISE EXCEPTION 'settlement_days must be 0 to 365, not %', coalesce(settlement_days::text, 'null')
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  INSERT INTO pay.fee_rules (gateway, currency, percent, fixed, settlement_days)
-    VALUES (set_fee.gateway, set_fee.currency, set_fee.percent, set_fee.fixed, set_fee.settlement_days);
+  IF minimum < 0 THEN
+    RAISE EXCEPTION 'minimum must be a non-negative number of minor units or null, not %', minimum
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF maximum < 0 THEN
+    RAISE EXCEPTION 'maximum must be a non-negative number of minor units or null, not %', maximum
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF maximum < minimum THEN
+    RAISE EXCEPTION 'maximum (%) must not be below minimum (%)', maximum, minimum
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  INSERT INTO pay.fee_rules (gateway, currency, percent, fixed, settlement_days, minimum, maximum)
+    VALUES (set_fee.gateway, set_fee.currency, set_fee.percent, set_fee.fixed, set_fee.settlement_days,
+            set_fee.minimum, set_fee.maximum);
 END $$;
-COMMENT ON FUNCTION pay.set_fee(text, text, numeric, bigint, integer) IS
-  'sets the fee rule of a gateway (for one currency, or NULL: any): percent (half-up to the minor unit) + fixed minor units, settlement delay in days; valid from now, earlier payments keep the rule they were paid under';
+COMMENT ON FUNCTION pay.set_fee(text, text, numeric, bigint, integer, bigint, bigint) IS
+  'sets the fee rule of a gateway (for one currency, or NULL: any): percent (half-up to the minor unit) + fixed minor units, clamped to minimum/maximum minor units (NULL: none), settlement delay in days; valid from now, earlier payments keep the rule they were paid under';
 
 CREATE FUNCTION pay.expected_fee(gateway text, amount bigint, currency text) RETURNS bigint
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -99,7 +123,7 @@ BEGIN
   RETURN pay._fee_at(gateway, amount, currency, clock_timestamp());
 END $$;
 COMMENT ON FUNCTION pay.expected_fee(text, bigint, text) IS
-  'the fee the gateway''s rule in force now charges on an amount (minor units, half-up); 0 without a rule';
+  'the fee the gateway''s rule in force now charges on an amount (minor units, half-up, clamped to the rule''s minimum/maximum); 0 without a rule';
 
-GRANT EXECUTE ON FUNCTION pay.set_fee(text, text, numeric, bigint, integer),
+GRANT EXECUTE ON FUNCTION pay.set_fee(text, text, numeric, bigint, integer, bigint, bigint),
     pay.expected_fee(text, bigint, text) TO pay_admin;

@@ -1,6 +1,6 @@
 -- Statements fetched from the PSP through the dispatcher (the outbox), then
 -- imported like a downloaded file (pay.import_statement).  The day is a UTC
--- day for Stripe, the bill date (China time) for WeChat Pay.
+-- day for Stripe, the bill date (China time) for WeChat Pay and Alipay.
 --
 -- Stripe: a report run of balance_change_from_activity.itemized.3 for one
 -- UTC day (POST /v1/reporting/report_runs), polled while Stripe prepares
@@ -24,10 +24,17 @@
 -- WeChat Pay's response signature headers to SQL: the digest ties the file
 -- to the API answer, TLS to WeChat Pay.)
 --
--- Alipay's bill (alipay.data.dataservice.bill.downloadurl.query) is served
--- as a zip archive, which pay does not open: pay.fetch_statement refuses
--- Alipay gateways (0A000); import the downloaded bill (the CSV inside the
--- zip) with pay.import_statement.
+-- Alipay: alipay.data.dataservice.bill.downloadurl.query (bill_type trade,
+-- bill_date), signed RSA2 like every Alipay call; its answer must carry
+-- code 10000 and verify against the gateway's Alipay public key, and names
+-- bill_download_url, which is fetched only from the gateway's origin or
+-- dwbillcenter.alipay.com (Alipay's bill host; the URL carries its own
+-- short-lived token, no credential of ours).  The file is a zip archive:
+-- the 业务明细 CSV (the one imported, alipay_trade_bill) and its 汇总
+-- summary; pay._zip_member (src/statement_zip.c, src/proto/zip_read.c)
+-- takes the detail out, with the archive's sizes, ratio, member count and
+-- CRC-32 checked.  The dispatcher hands an answer that is not text (the
+-- zip) to pay._outbox_apply_bytes.
 
 CREATE FUNCTION pay._sha1_hex(p_data bytea) RETURNS text
     AS 'MODULE_PATHNAME', 'pay_sha1_hex' LANGUAGE C IMMUTABLE STRICT;
@@ -43,7 +50,7 @@ BEGIN
   IF NOT FOUND THEN
     RAISE EXCEPTION 'gateway: unknown gateway "%"', gateway USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  IF g.kind NOT IN ('stripe', 'wechatpay') THEN
+  IF g.kind NOT IN ('stripe', 'wechatpay', 'alipay') THEN
     RAISE EXCEPTION 'gateway: fetching statements from % gateways is not supported; import their bills with pay.import_statement', g.kind
       USING ERRCODE = 'feature_not_supported';
   END IF;
@@ -56,7 +63,7 @@ BEGIN
     'fetch_statement:' || g.name || ':' || to_char(day, 'YYYY-MM-DD'), false);
 END $$;
 COMMENT ON FUNCTION pay.fetch_statement(text, date) IS
-  'queues the fetch of a gateway''s statement of one day (default yesterday, UTC) through the dispatcher; it is imported (pay.import_statement) when it arrives; Stripe (report run) and WeChat Pay (trade bill, SHA-1 checked) gateways; returns the outbox id';
+  'queues the fetch of a gateway''s statement of one day (default yesterday, UTC) through the dispatcher; it is imported (pay.import_statement) when it arrives; Stripe (report run), WeChat Pay (trade bill, SHA-1 checked) and Alipay (trade bill, signed answer, zip) gateways; returns the outbox id';
 
 -- The columns pay reads, plus the order reference pay puts in the metadata.
 CREATE FUNCTION pay._stripe_report_columns() RETURNS text[]
@@ -72,6 +79,7 @@ BEGIN
   CASE g.kind
     WHEN 'stripe' THEN RETURN pay._build_stripe_statement(r, g);
     WHEN 'wechatpay' THEN RETURN pay._build_wechatpay_statement(r, g);
+    WHEN 'alipay' THEN RETURN pay._build_alipay_statement(r, g);
     ELSE
       RAISE EXCEPTION 'fetching statements from % gateways is not supported', g.kind USING ERRCODE = 'feature_not_supported';
   END CASE;
@@ -129,14 +137,75 @@ BEGIN
              NULL)::pay.http_request;
 END $$;
 
+-- Alipay: the bill's download URL is a plain GET (its token is in the URL).
+CREATE FUNCTION pay._build_alipay_statement(r pay.outbox, g pay.gateways) RETURNS pay.http_request
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  CASE r.operation
+    WHEN 'fetch_statement' THEN
+      RETURN pay._alipay_request(g, 'alipay.data.dataservice.bill.downloadurl.query',
+                                 jsonb_build_object('bill_type', 'trade', 'bill_date', r.params->>'day'),
+                                 r.idempotency_key);
+    WHEN 'fetch_statement_file' THEN
+      RETURN ROW('GET', r.params->>'url', '{}'::text[], NULL)::pay.http_request;
+  END CASE;
+END $$;
+
 -- Is this URL one the gateway's credentials may be used for: its own
--- origin, or the provider's file host?
+-- origin, or the provider's file host?  (An Alipay gateway's base_url may
+-- name its gateway.do: its origin is scheme, host and port.)
 CREATE FUNCTION pay._statement_url_trusted(p_url text, g pay.gateways) RETURNS boolean
 LANGUAGE sql STABLE
 RETURN coalesce(p_url !~ '[\s\\@]'
    AND (coalesce(left(p_url, length(rtrim(g.base_url, '/')) + 1) = rtrim(g.base_url, '/') || '/', false)
+        OR (g.kind = 'alipay'
+            AND left(p_url, length(substring(g.base_url FROM '^https?://[^/]+')) + 1)
+                = substring(g.base_url FROM '^https?://[^/]+') || '/')
         OR (g.kind = 'stripe' AND p_url LIKE 'https://files.stripe.com/%')
-        OR (g.kind = 'wechatpay' AND p_url LIKE 'https://api.mch.weixin.qq.com/%')), false);
+        OR (g.kind = 'wechatpay' AND p_url LIKE 'https://api.mch.weixin.qq.com/%')
+        OR (g.kind = 'alipay' AND p_url LIKE 'https://dwbillcenter.alipay.com/%')), false);
+
+-- A statement file as downloaded, imported (the SHA-1 checked, the zip
+-- opened, as the provider needs).  Returns NULL, or why it cannot be used.
+CREATE FUNCTION pay._apply_statement_file(r pay.outbox, g pay.gateways, p_file bytea) RETURNS text
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF g.kind = 'wechatpay' AND pay._sha1_hex(p_file) IS DISTINCT FROM lower(r.params->>'hash_value') THEN
+    RETURN format('the bill''s SHA-1 %s is not the %s WeChat Pay named', pay._sha1_hex(p_file), r.params->>'hash_value');
+  END IF;
+  IF g.kind = 'alipay' THEN
+    -- the detail, not its 汇总 summary (whose name also says 业务明细)
+    p_file := pay._zip_member(p_file, '业务明细', '汇总');
+  END IF;
+  PERFORM pay.import_statement(g.name, p_file,
+                               CASE g.kind WHEN 'wechatpay' THEN 'wechatpay_trade_bill'
+                                           WHEN 'alipay' THEN 'alipay_trade_bill'
+                                           ELSE 'stripe_itemized_csv' END);
+  RETURN NULL;
+END $$;
+
+-- Alipay's answer naming the bill's URL: a success, signed by Alipay.
+CREATE FUNCTION pay._apply_alipay_bill_answer(r pay.outbox, g pay.gateways, p_body text, v jsonb) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_resp jsonb := v->'alipay_data_dataservice_bill_downloadurl_query_response';
+BEGIN
+  IF v_resp IS NULL OR v_resp->>'code' IS DISTINCT FROM '10000' THEN
+    RETURN format('alipay answered %s %s', coalesce(v_resp->>'code', '(no code)'),
+                  coalesce(v_resp->>'sub_code', v_resp->>'msg', ''));
+  END IF;
+  IF NOT pay.alipay_response_valid(p_body, pay._credential(r.destination, 'public_key')) THEN
+    RETURN 'the signature of alipay''s answer does not verify';
+  END IF;
+  IF NOT pay._statement_url_trusted(v_resp->>'bill_download_url', g) THEN
+    RETURN format('the bill''s URL %s is not on %s nor dwbillcenter.alipay.com', v_resp->>'bill_download_url',
+                  coalesce(g.base_url, 'https://openapi.alipay.com'));
+  END IF;
+  PERFORM pay._enqueue('psp_request', r.destination, 'fetch_statement_file', NULL,
+    jsonb_build_object('day', r.params->>'day', 'url', v_resp->>'bill_download_url'),
+    'fetch_statement_file:' || g.name || ':' || (r.params->>'day'), false);
+  RETURN NULL;
+END $$;
 
 -- A 2xx answer to a fetch step: the next step queued, or the file imported.
 -- Returns NULL, or why the answer cannot be used (the row goes dead).
@@ -145,22 +214,18 @@ LANGUAGE plpgsql AS $$
 DECLARE
   v jsonb;
   v_id bigint;
-  v_file bytea;
 BEGIN
   IF r.operation = 'fetch_statement_file' THEN
-    v_file := convert_to(coalesce(p_body, ''), 'UTF8');
-    IF g.kind = 'wechatpay' AND pay._sha1_hex(v_file) IS DISTINCT FROM lower(r.params->>'hash_value') THEN
-      RETURN format('the bill''s SHA-1 %s is not the %s WeChat Pay named', pay._sha1_hex(v_file), r.params->>'hash_value');
-    END IF;
-    PERFORM pay.import_statement(g.name, v_file,
-                                 CASE g.kind WHEN 'wechatpay' THEN 'wechatpay_trade_bill' ELSE 'stripe_itemized_csv' END);
-    RETURN NULL;
+    RETURN pay._apply_statement_file(r, g, convert_to(coalesce(p_body, ''), 'UTF8'));
   END IF;
   BEGIN
     v := p_body::jsonb;
   EXCEPTION WHEN OTHERS THEN
     RETURN 'the answer is not JSON';
   END;
+  IF g.kind = 'alipay' THEN
+    RETURN pay._apply_alipay_bill_answer(r, g, p_body, v);
+  END IF;
   IF g.kind = 'wechatpay' THEN
     IF v->>'hash_type' IS DISTINCT FROM 'SHA1' OR coalesce(v->>'hash_value', '') !~ '^[0-9A-Fa-f]{40}$' THEN
       RETURN format('the bill''s digest is %s %s, not a SHA1', v->>'hash_type', v->>'hash_value');
@@ -194,5 +259,35 @@ BEGIN
   END CASE;
   RETURN NULL;
 END $$;
+
+-- For the dispatcher: a 2xx answer that is not text (Alipay's zipped bill).
+-- Only a statement file step takes bytes; anything else is refused as the
+-- text path refuses it.  Returns NULL, or why (the row goes dead).
+CREATE FUNCTION pay._outbox_apply_bytes(p_id bigint, p_status integer, p_body bytea) RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  r pay.outbox;
+  g pay.gateways;
+BEGIN
+  SELECT * INTO r FROM pay.outbox WHERE id = p_id;
+  IF NOT FOUND OR r.kind <> 'psp_request' THEN
+    RETURN NULL;
+  END IF;
+  IF r.operation <> 'fetch_statement_file' THEN
+    RETURN 'the answer is not valid text in the database encoding';
+  END IF;
+  SELECT * INTO g FROM pay.gateways WHERE name = substr(r.destination, length('gateway:') + 1);
+  RETURN pay._apply_statement_file(r, g, coalesce(p_body, ''));
+EXCEPTION WHEN OTHERS THEN
+  RETURN 'applying the answer failed: ' || SQLSTATE || ': ' || SQLERRM;
+END $$;
+
+-- The one member of a zip archive whose name contains name_part and not
+-- name_not (either in GBK or UTF-8): Alipay's bill.  22P02 corrupt or
+-- truncated, CRC-32 wrong, no or several such members; 54000 above the
+-- limits (256 MB, a ratio of 200, 16 members); 0A000 encrypted or neither
+-- stored nor deflated.
+CREATE FUNCTION pay._zip_member(content bytea, name_part text, name_not text DEFAULT NULL) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'pay_zip_member' LANGUAGE C IMMUTABLE;
 
 GRANT EXECUTE ON FUNCTION pay.fetch_statement(text, date) TO pay_admin;

@@ -10,12 +10,15 @@ member.  Gateway-level errors (40001 missing / 40002 invalid arguments, bad
 signature, unknown method) are not signed; business answers (10000, 40004)
 are.  Methods: alipay.trade.precreate / query / refund / close;
 out_trade_no (precreate, close) and out_trade_no+out_request_no (refund) are
-idempotent: a repeat changes nothing and answers as the first time."""
+idempotent: a repeat changes nothing and answers as the first time.
+alipay.data.dataservice.bill.downloadurl.query and the bill's download:
+alipay_bills.py."""
 
 import json
 import time
 import urllib.parse
 
+import alipay_bills
 import ids
 import money
 import server
@@ -62,7 +65,13 @@ def _trade_no():
 
 
 def handle(app, req):
-    """Route POST /gateway.do; None if the path is not Alipay's."""
+    """Route POST /gateway.do and the bill download; None if the path is not Alipay's."""
+    if req.path == alipay_bills.DOWNLOAD and req.method == "GET":
+        with app.store.lock:
+            bill = alipay_bills.download(_state(app), req.query_params().get("fileId", ""))
+        if bill is None:
+            return "alipay.bill_download", server.Response(404, "文件不存在", "text/plain;charset=utf-8"), "ok"
+        return "alipay.bill_download", server.Response(200, bill, "application/octet-stream"), "ok"
     if req.path != GATEWAY:
         return None
     cfg = app.cfg
@@ -259,8 +268,14 @@ def _close(app, biz, params):
                 "trade_no": trade["trade_no"]}
 
 
+def _bill_downloadurl(app, biz, params):
+    """alipay.data.dataservice.bill.downloadurl.query: where the day's zipped bill is."""
+    return alipay_bills.downloadurl_query(app, _state(app), biz)
+
+
 METHODS = {"alipay.trade.precreate": _precreate, "alipay.trade.query": _query,
-           "alipay.trade.refund": _refund, "alipay.trade.close": _close}
+           "alipay.trade.refund": _refund, "alipay.trade.close": _close,
+           alipay_bills.METHOD: _bill_downloadurl}
 
 
 # --- asynchronous notifies sent to pay ---------------------------------------

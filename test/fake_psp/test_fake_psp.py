@@ -27,6 +27,7 @@ import time
 import unittest
 import urllib.parse
 import warnings
+import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from cryptography import x509
@@ -436,6 +437,58 @@ class AlipayApiTest(ServerCase):
         eff = self.effects()
         self.assertEqual(eff["keys"]["alipay:refund:A4:R1"]["effects"], 1)
         self.assertEqual(eff["orders"]["alipay:A4"]["refunded_amount"], 400)
+
+
+    def test_bill_downloadurl_and_zip(self):
+        """A day's trade bill of the fake's records: a signed answer naming the zip, whose
+        GBK-named 业务明细 member is the GBK bill with tab-padded values, and its 汇总 summary."""
+        control(self.base, "POST", "pay", {"provider": "alipay", "order_id": "A5", "amount": 1250})
+        alipay_call(self, "alipay.trade.refund", {"out_trade_no": "A5", "refund_amount": "2.00", "out_request_no": "R9"})
+        trade = self.srv.app.store.state["alipay"]["trades"]["A5"]
+        day = time.strftime("%Y-%m-%d", time.gmtime(trade["paid_at"] + 8 * 3600))
+        name, member, raw, sign = alipay_member(alipay_call(
+            self, "alipay.data.dataservice.bill.downloadurl.query", {"bill_type": "trade", "bill_date": day}))
+        self.assertEqual((name, member["code"]), ("alipay_data_dataservice_bill_downloadurl_query_response", "10000"))
+        self.assertTrue(rsa_ok(pub("alipay_platform_public.pem"), raw.encode(), sign))
+        url = urllib.parse.urlsplit(member["bill_download_url"])
+        self.assertEqual(f"{url.scheme}://{url.netloc}", self.base)
+        status, _, data = self.call("GET", url.path + "?" + url.query)
+        self.assertEqual(status, 200)
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            infos = z.infolist()
+            # names stored in GBK, without the UTF-8 flag: zipfile reads them as cp437
+            names = [i.filename.encode("cp437").decode("gbk") for i in infos]
+            self.assertEqual([i.flag_bits & 0x800 for i in infos], [0, 0])
+            self.assertEqual([i.compress_type for i in infos], [zipfile.ZIP_DEFLATED] * 2)
+            self.assertTrue(names[0].endswith(f"_{day.replace('-', '')}_业务明细.csv"), names)
+            self.assertTrue(names[1].endswith("_业务明细(汇总).csv"), names)
+            bill = z.read(infos[0]).decode("gbk")
+            self.assertIn("#支付宝业务汇总查询", z.read(infos[1]).decode("gbk"))
+        lines = bill.split("\n")
+        self.assertEqual(lines[0], "#支付宝业务明细查询")
+        self.assertRegex(lines[2], r"^#起始日期：\[\d{4}年\d\d月\d\d日 00:00:00\]   终止日期：")
+        rows = list(csv.reader(io.StringIO("\n".join(l for l in lines if not l.startswith("#")))))
+        self.assertEqual(rows[0][:3], ["支付宝交易号", "商户订单号", "业务类型"])
+        fields = [[v.rstrip("\t") for v in r] for r in rows[1:] if r]
+        self.assertTrue(all(v.endswith("\t") for v in rows[1]))
+        pick = [(r[1], r[2], r[11], r[21], r[22]) for r in fields]
+        # 0.6% of 12.50 = 0.075, half-up 0.08; the refund gives back 0.012 -> 0.01
+        self.assertEqual(pick, [("A5", "交易", "12.50", "", "0.08"), ("A5", "退款", "-2.00", "R9", "-0.01")])
+        self.assertIn("#交易合计：1笔，商家实收共12.50元，商家服务费共0.08元", lines)
+        # another day has no rows; a bad date or type is a signed business error; an unknown file 404
+        other = alipay_member(alipay_call(self, "alipay.data.dataservice.bill.downloadurl.query",
+                                          {"bill_type": "trade", "bill_date": "2001-01-01"}))[1]
+        status, _, data = self.call("GET", urllib.parse.urlsplit(other["bill_download_url"]).path + "?"
+                                    + urllib.parse.urlsplit(other["bill_download_url"]).query)
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            self.assertNotIn("A5", z.read(z.infolist()[0]).decode("gbk"))
+        for biz, sub in (({"bill_type": "trade", "bill_date": "yesterday"}, "isv.invalid-parameter"),
+                         ({"bill_type": "signcustomer", "bill_date": day}, "isp.bill_type_not_support")):
+            _, m, raw, sign = alipay_member(alipay_call(self, "alipay.data.dataservice.bill.downloadurl.query", biz))
+            self.assertEqual((m["code"], m["sub_code"]), ("40004", sub))
+            self.assertTrue(rsa_ok(pub("alipay_platform_public.pem"), raw.encode(), sign))
+        status, _, _ = self.call("GET", "/downloadBillFile.resource?fileId=nope")
+        self.assertEqual(status, 404)
 
 
 class WechatApiTest(ServerCase):
