@@ -1,7 +1,7 @@
 -- Fetching a statement through the dispatcher: the requests each step
 -- sends and what each answer does (the dispatcher itself is tested end to
 -- end by test/demo against the fake PSP's Stripe reporting API, and by
--- test/t/057_statement_fetch.pl against its Alipay and WeChat Pay bills).
+-- test/t/071_statement_fetch.pl against its Alipay and WeChat Pay bills).
 \getenv abs_srcdir PG_ABS_SRCDIR
 \set master_key :abs_srcdir '/test/keys/master-a.hex'
 SET pay.master_key_file = :'master_key';
