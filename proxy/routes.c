@@ -38,12 +38,15 @@ static void RunGetPayment(const RouteMatch *m, struct MHD_Connection *connection
 						  const char *body, int64_t deadline_ms, ProxyResponse *r);
 static void RunHealthz(const RouteMatch *m, struct MHD_Connection *connection,
 					   const char *body, int64_t deadline_ms, ProxyResponse *r);
+static void RunMetrics(const RouteMatch *m, struct MHD_Connection *connection,
+					   const char *body, int64_t deadline_ms, ProxyResponse *r);
 
 static const Route routes[] = {
 	{"callback", "/callbacks/", "gateway name", 64, "POST", "POST", true, RunCallback},
 	{"create_payment", "/api/v1/payments", NULL, 0, "POST", "POST", true, RunCreatePayment},
 	{"get_payment", "/api/v1/payments/", "payment id", ROUTE_SEGMENT_MAX, "GET", "GET, HEAD", false, RunGetPayment},
 	{"healthz", "/healthz", NULL, 0, "GET", "GET, HEAD", false, RunHealthz},
+	{"metrics", "/metrics", NULL, 0, "GET", "GET, HEAD", false, RunMetrics},
 };
 
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -310,6 +313,17 @@ RunHealthz(const RouteMatch *m, struct MHD_Connection *connection,
 	r->body_len = r->body ? strlen(text) : 0;
 	if (!ok)
 		r->retry_after_s = 1;
+}
+
+/* GET /metrics → pay.metrics(), the Prometheus text exposition format */
+static void
+RunMetrics(const RouteMatch *m, struct MHD_Connection *connection,
+		   const char *body, int64_t deadline_ms, ProxyResponse *r)
+{
+	(void) connection;
+	(void) body;
+	RunRouteSql(m, "SELECT 200, 'text/plain; version=0.0.4; charset=utf-8', pay.metrics()",
+				0, NULL, deadline_ms, r);
 }
 
 /* Lower-case hex of len bytes as a bytea literal ("\\x..."), malloc'd */

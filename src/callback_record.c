@@ -27,6 +27,7 @@
 
 #include "pay.h"
 #include "callback.h"
+#include "metrics.h"
 
 /* 64 kB: several times any PSP's real notification. */
 static int	unverified_body_max = 65536;
@@ -167,6 +168,7 @@ pay_record_unreadable_callback(PG_FUNCTION_ARGS)
 	if (provider == NULL || !CallbackFindGateway(provider, &g))
 	{
 		CallbackCountUnknown(provider, len);
+		MetricsCountAtCommit(METRIC_CALLBACKS + GATEWAY_SLOT_UNKNOWN * N_VERDICTS + VERDICT_REJECTED);
 		SPI_finish();
 		PG_RETURN_NULL();
 	}
@@ -186,6 +188,7 @@ pay_record_unreadable_callback(PG_FUNCTION_ARGS)
 						 values, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "could not record the callback");
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	MetricsCountAtCommit(METRIC_CALLBACKS + MetricGatewaySlot(g.name) * N_VERDICTS + VERDICT_REJECTED);
 	SPI_finish();
 	PG_RETURN_INT64(id);
 }

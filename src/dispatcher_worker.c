@@ -36,6 +36,7 @@
 #include "executor/spi.h"
 
 #include "dispatcher.h"
+#include "metrics.h"
 #include "pay.h"
 
 #define IDLE_WAIT_MS		60000	/* longest sleep: extension check and lease look */
@@ -403,9 +404,13 @@ RecordResults(void)
 		RunInTransaction(ReleaseTxn, &w, "releasing rows whose outcome was not recorded");
 	else if (dispatcher_shared != NULL)
 		for (i = 0; i < n; i++)
+		{
+			MetricsDelivery(results[i].notification, outcomes[i], results[i].destination,
+							!results[i].build_error, results[i].latency_ms);
 			pg_atomic_fetch_add_u64(outcomes[i] == OUTCOME_DONE ? &dispatcher_shared->delivered
 									: outcomes[i] == OUTCOME_RETRY ? &dispatcher_shared->retried
 									: &dispatcher_shared->dead, 1);
+		}
 	for (i = 0; i < n; i++)
 		HttpResultFree(&results[i]);
 	return ok;

@@ -25,6 +25,7 @@
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 
+#include "metrics.h"
 #include "pay.h"
 
 #define STATUS_LEN_MAX		16
@@ -240,6 +241,8 @@ GuardInsert(TriggerData *trig)
 		ereport(ERROR,
 				(errcode(ERRCODE_PAY_ILLEGAL_TRANSITION),
 				 errmsg("a new order must be pending, not \"%s\"", status)));
+	if (!RestoringRows())
+		MetricsCountAtCommit(METRIC_ORDERS_CREATED);
 }
 
 /* A status change must be an edge; record it as an event. */
@@ -273,6 +276,7 @@ GuardUpdate(TriggerData *trig)
 
 	cause = ColumnText(newtup, desc, SPI_fnumber(desc, "status_cause"));
 	RecordEvent(order_id, from, to, cause ? cause : "direct update");
+	MetricsCountAtCommit(MetricStatusIndex(to));
 }
 
 /* BEFORE INSERT OR UPDATE FOR EACH ROW on pay.orders. */

@@ -8,6 +8,7 @@
 
 #include "pay.h"
 #include "lookup_cache.h"
+#include "metrics.h"
 #include "secret_cache.h"
 
 PG_MODULE_MAGIC;
@@ -29,5 +30,6 @@ _PG_init(void)
 	DispatcherInit();
 	DropGuardInit();
 	MerchantBindingInit();
+	MetricsInit();
 	MarkGUCPrefixReserved("pay");
 }
