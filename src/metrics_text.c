@@ -184,6 +184,8 @@ Gauges(StringInfo out)
 		elog(ERROR, "SPI_connect failed");
 	Gauge(out, "pay_outbox_pending", "Undelivered outbox rows (pending or in flight).",
 		  "SELECT pg_catalog.sum(undelivered)::pg_catalog.numeric FROM pay.outbox_backlog");
+	Gauge(out, "pay_outbox_dead_letters", "Outbox rows that gave up (dead letters) and are not yet redriven or purged.",
+		  "SELECT pg_catalog.count(*)::pg_catalog.numeric FROM pay.outbox WHERE state = 'dead'");
 	Gauge(out, "pay_circuits_open", "Destinations whose circuit breaker is open.",
 		  "SELECT pg_catalog.count(*)::pg_catalog.numeric FROM pay.circuit_breakers WHERE state = 'open'");
 	Gauge(out, "pay_oldest_pending_order_age_seconds", "Age of the oldest pending order.",
