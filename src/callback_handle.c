@@ -33,6 +33,7 @@
 #include "pay.h"
 #include "callback.h"
 #include "metrics.h"
+#include "trace_context.h"
 
 extern Datum pay_lower_headers(PG_FUNCTION_ARGS);
 
@@ -311,8 +312,12 @@ pay_handle_callback(PG_FUNCTION_ARGS)
 	}
 	else
 	{
+		Jsonb	   *lower = DatumGetJsonbP(DirectFunctionCall1(pay_lower_headers, headers));
+
+		/* the callback row and what it causes store the trace it carried */
+		TraceAdoptHeader(lower);
 		id = CallbackRecord(provider, headers, body, &cut);
-		ProcessSafely(&g, DatumGetJsonbP(DirectFunctionCall1(pay_lower_headers, headers)), body, id, &v);
+		ProcessSafely(&g, lower, body, id, &v);
 	}
 
 	Answer(g.kind, &v, &status, &type, &answer);

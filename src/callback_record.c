@@ -96,7 +96,8 @@ CallbackRecordVerdict(int64 callback_id, const Verdict *v, int status, text *who
 	if (SPI_execute_plan(KeptPlan(&verdict_plan,
 								  "UPDATE pay.callbacks SET verdict = $2, reason_code = $3, reason = $4, "
 								  "event_id = $5, event_type = $6, order_id = $7, outcome = $8, http_status = $9, "
-								  "body = coalesce($10, body) "
+								  "body = coalesce($10, body), "
+								  "trace_id = coalesce(trace_id, (SELECT o.trace_id FROM pay.orders o WHERE o.id = $7)) "
 								  "WHERE id = $1",
 								  10, types),
 						 values, nulls, false, 0) != SPI_OK_UPDATE || SPI_processed != 1)

@@ -27,6 +27,7 @@
 
 #include "metrics.h"
 #include "pay.h"
+#include "trace_context.h"
 
 #define STATUS_LEN_MAX		16
 #define TRANSITIONS_MAX		64
@@ -295,7 +296,7 @@ pay_order_state_guard(PG_FUNCTION_ARGS)
 	{
 		GuardInsert(trig);
 		SPI_finish();
-		return PointerGetDatum(trig->tg_trigtuple);
+		return PointerGetDatum(TraceStamp(trig->tg_relation, trig->tg_trigtuple));
 	}
 	if (!TRIGGER_FIRED_BY_UPDATE(trig->tg_event))
 		elog(ERROR, "pay_order_state_guard fired for an unexpected event");

@@ -9,6 +9,7 @@
 #include "pay.h"
 #include "lookup_cache.h"
 #include "metrics.h"
+#include "trace_context.h"
 #include "secret_cache.h"
 
 PG_MODULE_MAGIC;
@@ -31,5 +32,6 @@ _PG_init(void)
 	DropGuardInit();
 	MerchantBindingInit();
 	MetricsInit();
+	TraceContextInit();
 	MarkGUCPrefixReserved("pay");
 }

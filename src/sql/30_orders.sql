@@ -51,6 +51,8 @@ CREATE TABLE pay.orders (
     created_at       timestamptz NOT NULL DEFAULT now(),
     updated_at       timestamptz NOT NULL DEFAULT now(),
     status_cause     text,
+    -- the W3C trace id of the request that created the order (pay.traceparent)
+    trace_id         text,
     UNIQUE (merchant_id, merchant_order_no)
 );
 COMMENT ON TABLE pay.orders IS 'payment orders; status moves only along pay.order_transitions';
