@@ -23,6 +23,7 @@ typedef struct ProxyConfig
 	long		max_connections_per_client; /* concurrent HTTP connections from one IP address */
 	const char *tls_cert;		/* PEM certificate chain file; TLS when set */
 	const char *tls_key;		/* PEM private key file */
+	const char *log_format;		/* text (logfmt) or json */
 } ProxyConfig;
 
 typedef enum ConfigResult

@@ -132,6 +132,12 @@ RouteName(const RouteMatch *m)
 	return m->route ? m->route->name : "none";
 }
 
+bool
+RouteStartsTrace(const RouteMatch *m)
+{
+	return m->route != NULL && m->route->handler != RunCallback;
+}
+
 /* Run the matched route's SQL call and fill r */
 void
 RouteRun(const RouteMatch *m, struct MHD_Connection *connection,
@@ -219,11 +225,12 @@ RunRouteSql(const RouteMatch *m, const char *sql, int nparams, const char *const
 	PQclear(res);
 }
 
-/* The request headers as JSON, or false with r filled (400) */
+/* The request headers as JSON (with the proxy's traceparent where the route starts traces), or false with r filled (400) */
 static bool
-HeadersParam(struct MHD_Connection *connection, JsonBuf *headers, ProxyResponse *r)
+HeadersParam(const RouteMatch *m, struct MHD_Connection *connection, JsonBuf *headers, ProxyResponse *r)
 {
-	if (HeadersToJson(connection, headers))
+	if (RouteStartsTrace(m) && m->traceparent[0] != '\0' ?
+		HeadersToJsonTraced(connection, headers, m->traceparent) : HeadersToJson(connection, headers))
 		return true;
 	ErrorResponse(r, 400, "invalid_request", "request headers are not valid UTF-8 text");
 	return false;
@@ -238,7 +245,7 @@ RunCallback(const RouteMatch *m, struct MHD_Connection *connection,
 	const char *values[3];
 
 	JsonBufInit(&headers);
-	if (HeadersParam(connection, &headers, r))
+	if (HeadersParam(m, connection, &headers, r))
 	{
 		values[0] = m->segment;
 		values[1] = headers.data;
@@ -259,7 +266,7 @@ RunCreatePayment(const RouteMatch *m, struct MHD_Connection *connection,
 	const char *values[2];
 
 	JsonBufInit(&headers);
-	if (HeadersParam(connection, &headers, r))
+	if (HeadersParam(m, connection, &headers, r))
 	{
 		values[0] = headers.data;
 		values[1] = body ? body : "";
@@ -280,7 +287,7 @@ RunGetPayment(const RouteMatch *m, struct MHD_Connection *connection,
 
 	(void) body;
 	JsonBufInit(&headers);
-	if (HeadersParam(connection, &headers, r))
+	if (HeadersParam(m, connection, &headers, r))
 	{
 		values[0] = headers.data;
 		values[1] = m->segment;
