@@ -35,6 +35,7 @@
 #include "utils/timestamp.h"
 #include "executor/spi.h"
 
+#include "attempt_log.h"
 #include "dispatcher.h"
 #include "metrics.h"
 #include "pay.h"
@@ -400,6 +401,7 @@ RecordResults(void)
 	w.outcomes = outcomes;
 	w.waits_ms = waits;
 	ok = RunInTransaction(RecordTxn, &w, "recording delivery outcomes");
+	AttemptLogWrite(results, outcomes, n, ok);
 	if (!ok)
 		RunInTransaction(ReleaseTxn, &w, "releasing rows whose outcome was not recorded");
 	else if (dispatcher_shared != NULL)
@@ -446,6 +448,7 @@ ClaimAndSend(TimestampTz *next_due, bool *failed)
 		char		error[256];
 
 		LimitRemember(c->id, c->attempts_max);
+		AttemptLogSending(c->id, c->headers, c->nheaders);
 		if (c->error != NULL)
 		{
 			HttpFail(c->id, c->attempt, c->destination, c->notification, true, c->error);

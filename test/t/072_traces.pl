@@ -3,7 +3,8 @@
 # no traceparent) and the merchant notification: one trace id in SQL on the
 # order, callback and outbox rows, and on every outbound request (each with
 # its own span id); a malformed traceparent starts a new trace; pay-proxy's
-# JSON access log names the trace and never the signature.
+# JSON access log and the dispatcher's attempt log (pay.attempt_log) name
+# the trace and never a signature.
 use strict;
 use warnings;
 use Cwd qw(abs_path);
@@ -26,7 +27,7 @@ my $json = JSON::PP->new->canonical;
 
 my $port = start_peer();
 my $url = "http://127.0.0.1:$port";
-my $node = pay_node('traces');
+my $node = pay_node('traces', "pay.attempt_log = 'attempts.log'\n");
 sub q1 { return $node->safe_psql('postgres', shift) }
 my $api_secret = 'api-secret-traces';
 my $cb_secret = 'generic-secret-traces';
@@ -124,6 +125,16 @@ my ($callback) = grep { ($_->{route} // '') eq 'callback' } @entries;
 ok($callback && !defined $callback->{trace_id}, 'a callback without a traceparent has no trace of its own in the log');
 my $log = slurp_file($proxy_log);
 unlike($log, qr/$cb{sign}|X-Pay-Signature|$api_secret/i, 'no signature or secret in the log');
+
+# the dispatcher's attempt log: one JSON object per attempt
+my @attempts = map { decode_json($_) } grep { length } split /\n/, slurp_file($node->data_dir . '/attempts.log');
+my @traced = grep { ($_->{trace_id} // '') eq $trace } @attempts;
+is(join(',', sort map { "$_->{kind}:$_->{destination}:$_->{outcome}:$_->{http_status}" } @traced),
+	'merchant_notification:merchant:shop:done:200,psp_request:gateway:gj:done:200',
+	'the attempt log has both attempts, with the trace id, destination, outcome and status');
+ok(!grep({ !defined $_->{time} || !defined $_->{duration_ms} || !exists $_->{sqlstate} } @attempts),
+	'each with time, duration and SQLSTATE');
+unlike(slurp_file($node->data_dir . '/attempts.log'), qr/$api_secret|signature/i, 'no secret or signature in it');
 
 $node->stop;
 done_testing();
