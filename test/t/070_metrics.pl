@@ -146,4 +146,19 @@ $prom->finish;
 $proxy->signal('TERM');
 $proxy->finish;
 $node->stop;
+
+# --- without shared_preload_libraries: pay.metrics() says so, the gauges still come --
+my $bare = PostgreSQL::Test::Cluster->new('metrics_bare');
+$bare->init;
+$bare->start;
+$bare->safe_psql('postgres', 'CREATE EXTENSION pay');
+$bare->safe_psql('postgres', "SELECT pay.create_merchant('shop', 'Shop'); SELECT pay.create_order('shop', 'B-1', 100, 'USD')");
+my $text = $bare->safe_psql('postgres', 'SELECT pay.metrics()') . "\n";
+like($text, qr/^pay_metrics_available 0$/m, 'not preloaded: pay_metrics_available 0');
+like($text, qr/^# pay is not in shared_preload_libraries: its counters do not exist/m, 'and a comment says why');
+unlike($text, qr/^pay_callbacks_total/m, 'no counters pretend to be zero');
+like($text, qr/^pay_outbox_pending 0$/m, 'the gauges are read all the same');
+IPC::Run::run([ $promtool, 'check', 'metrics' ], '<', \$text, '>', \$out, '2>', \$err);
+is($? >> 8, 0, 'and it passes promtool check metrics') or diag("$out$err");
+$bare->stop;
 done_testing();
