@@ -3,11 +3,10 @@
  * every delivery attempt whose outcome is stored, appended to the file the
  * setting pay.attempt_log names (off when empty; PostgreSQL's own log is
  * left as it is).  Fields: time, trace_id, outbox_id, attempt, kind,
- * destination, http_status, outcome, duration_ms, sqlstate, error.  Never
+ * destination, operation, http_status, outcome, duration_ms, sqlstate, error.  Never
  * the request or answer: no credential, signature or account data.
  *
- * The trace id of a row on the wire is remembered when it is sent (from
- * its traceparent header) and taken when its outcome is logged.
+ * The trace id of each attempt comes from delivery_context.c.
  */
 #include "postgres.h"
 
@@ -25,17 +24,6 @@
 
 static char *attempt_log_path = NULL;
 
-/* trace ids of the rows on the wire, by outbox id */
-typedef struct TraceOnWire
-{
-	int64		id;
-	char		trace_id[33];
-} TraceOnWire;
-
-static TraceOnWire *on_wire = NULL;
-static int	on_wire_count = 0;
-static int	on_wire_size = 0;
-
 void
 AttemptLogInit(void)
 {
@@ -49,50 +37,6 @@ static bool
 Enabled(void)
 {
 	return attempt_log_path != NULL && attempt_log_path[0] != '\0';
-}
-
-/* Remember the trace of a row being sent: its "traceparent: 00-<trace>-..." header. */
-void
-AttemptLogSending(int64 id, char **headers, int nheaders)
-{
-	int			i;
-
-	if (!Enabled())
-		return;
-	for (i = 0; i < nheaders; i++)
-	{
-		const char *h = headers[i];
-
-		if (pg_strncasecmp(h, "traceparent: ", 13) != 0 || strlen(h) < 13 + 55)
-			continue;
-		if (on_wire_count == on_wire_size)
-		{
-			on_wire_size = Max(64, on_wire_size * 2);
-			on_wire = on_wire ? repalloc(on_wire, sizeof(TraceOnWire) * on_wire_size) :
-				MemoryContextAlloc(TopMemoryContext, sizeof(TraceOnWire) * on_wire_size);
-		}
-		on_wire[on_wire_count].id = id;
-		memcpy(on_wire[on_wire_count].trace_id, h + 13 + 3, 32);
-		on_wire[on_wire_count].trace_id[32] = '\0';
-		on_wire_count++;
-		return;
-	}
-}
-
-/* Take the remembered trace of a finished row into out[33]; false if none. */
-static bool
-TakeTrace(int64 id, char *out)
-{
-	int			i;
-
-	for (i = 0; i < on_wire_count; i++)
-		if (on_wire[i].id == id)
-		{
-			strlcpy(out, on_wire[i].trace_id, 33);
-			on_wire[i] = on_wire[--on_wire_count];
-			return true;
-		}
-	return false;
 }
 
 /* ,"key":"value" or ,"key":null */
@@ -119,37 +63,31 @@ SqlState(const char *error, char *out)
 	return out;
 }
 
-/* Log the attempts whose outcomes were stored (outcomes[i] is OUTCOME_*); forget their traces either way. */
+/* Log the attempts whose outcomes were stored (outcomes[i] is OUTCOME_*; contexts[i] from delivery_context.c). */
 void
-AttemptLogWrite(const HttpResult *results, const int *outcomes, int n, bool stored)
+AttemptLogWrite(const HttpResult *results, const int *outcomes, const DeliveryContext *contexts, int n)
 {
 	static const char *const outcome_names[] = {"done", "retry", "dead"};
 	StringInfoData s;
 	int			fd;
 	int			i;
 
-	if (!stored || !Enabled())
-	{
-		char		trace[33];
-
-		for (i = 0; i < n; i++)
-			(void) TakeTrace(results[i].outbox_id, trace);
+	if (!Enabled())
 		return;
-	}
 	initStringInfo(&s);
 	for (i = 0; i < n; i++)
 	{
 		const HttpResult *r = &results[i];
-		char		trace[33];
+		const char *trace = contexts[i].trace_id;
 		char		state[6];
-		bool		traced = TakeTrace(r->outbox_id, trace);
 
 		appendStringInfo(&s, "{\"time\":");
 		escape_json(&s, timestamptz_to_str(GetCurrentTimestamp()));
-		Field(&s, "trace_id", traced ? trace : NULL);
+		Field(&s, "trace_id", trace[0] ? trace : NULL);
 		appendStringInfo(&s, ",\"outbox_id\":" INT64_FORMAT ",\"attempt\":%d", r->outbox_id, r->attempt);
 		Field(&s, "kind", r->notification ? "merchant_notification" : "psp_request");
 		Field(&s, "destination", r->destination);
+		Field(&s, "operation", contexts[i].operation);
 		if (r->http_status > 0)
 			appendStringInfo(&s, ",\"http_status\":%d", r->http_status);
 		else

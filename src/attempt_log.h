@@ -2,12 +2,12 @@
 #ifndef PAY_ATTEMPT_LOG_H
 #define PAY_ATTEMPT_LOG_H
 
+#include "delivery_context.h"
 #include "dispatcher.h"
 
 extern void AttemptLogInit(void);
-/* A row goes on the wire with these headers: remember its trace id. */
-extern void AttemptLogSending(int64 id, char **headers, int nheaders);
-/* The attempts whose outcomes were stored (or, stored false, were not: nothing logged). */
-extern void AttemptLogWrite(const HttpResult *results, const int *outcomes, int n, bool stored);
+/* The attempts whose outcomes were stored. */
+extern void AttemptLogWrite(const HttpResult *results, const int *outcomes,
+							const DeliveryContext *contexts, int n);
 
 #endif

@@ -38,6 +38,10 @@ const double metric_latency_bounds[N_LATENCY_BUCKETS] = {
 	0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30
 };
 
+const char *const metric_operation_names[N_OPERATIONS] = {
+	"create_payment", "query", "refund", "close", "other"
+};
+
 bool		metrics_enabled = true;
 
 static MetricsShared *metrics_shared = NULL;
@@ -283,31 +287,48 @@ MetricVerdictIndex(const char *verdict)
 		strcmp(verdict, "rejected") == 0 ? VERDICT_REJECTED : VERDICT_ERROR;
 }
 
+static int
+OperationIndex(const char *operation)
+{
+	int			i;
+
+	for (i = 0; i < OP_OTHER; i++)
+		if (operation != NULL && strcmp(operation, metric_operation_names[i]) == 0)
+			return i;
+	return OP_OTHER;
+}
+
 /*
  * A delivery attempt whose outcome is stored: counted by kind and outcome;
- * a PSP request's latency (destination is its gateway) in the histogram.
- * A merchant notification's destination is a merchant: never a label.
+ * a PSP request (destination gateway:<name>) also by gateway, operation and
+ * outcome, and its latency in the histogram.  A merchant notification's
+ * destination is a merchant and its operation a status: never labels.
  */
 void
 MetricsDelivery(bool notification, int outcome, const char *destination,
-				bool timed, double latency_ms)
+				const char *operation, bool timed, double latency_ms)
 {
 	int			slot;
+	int			series;
 	int			b;
 	double		seconds = latency_ms / 1000.0;
 
 	if (!MetricsActive() || outcome < 0 || outcome >= N_OUTCOMES)
 		return;
 	MetricsCount(METRIC_DELIVERIES + (notification ? 1 : 0) * N_OUTCOMES + outcome);
-	if (notification || !timed)
+	if (notification)
 		return;
 	/* a PSP request's destination is gateway:<name> (outbox_check.c) */
 	if (destination != NULL && strncmp(destination, "gateway:", 8) == 0)
 		destination += 8;
 	slot = MetricGatewaySlot(destination);
+	series = slot * N_OPERATIONS + OperationIndex(operation);
+	MetricsCount(METRIC_PSP_REQUESTS + series * N_OUTCOMES + outcome);
+	if (!timed)
+		return;
 	for (b = 0; b < N_LATENCY_BUCKETS && seconds > metric_latency_bounds[b]; b++)
 		;
 	/* bucket b only; pay.metrics() makes them cumulative */
-	MetricsCount(METRIC_PSP_BUCKETS + slot * (N_LATENCY_BUCKETS + 1) + b);
-	MetricsAdd(METRIC_PSP_SUM_US + slot, (uint64) (latency_ms * 1000.0 + 0.5));
+	MetricsCount(METRIC_PSP_BUCKETS + series * (N_LATENCY_BUCKETS + 1) + b);
+	MetricsAdd(METRIC_PSP_SUM_US + series, (uint64) (latency_ms * 1000.0 + 0.5));
 }

@@ -40,6 +40,14 @@ typedef enum MetricOutcome
 
 #define N_KINDS 2				/* psp_request, merchant_notification */
 
+/* A PSP request's operation (enqueue_psp_request's list), "other" for anything else. */
+typedef enum MetricOperation
+{
+	OP_CREATE_PAYMENT, OP_QUERY, OP_REFUND, OP_CLOSE, OP_OTHER, N_OPERATIONS
+} MetricOperation;
+
+extern const char *const metric_operation_names[N_OPERATIONS];
+
 /*
  * Gateways get a label slot each on first use, up to METRICS_GATEWAYS;
  * callbacks to names that are not gateways count under "(unknown)", and
@@ -61,9 +69,11 @@ extern const double metric_latency_bounds[N_LATENCY_BUCKETS];
 #define METRIC_DELIVERIES		(METRIC_TRANSITIONS + N_STATUSES)	/* + kind * N_OUTCOMES + outcome */
 #define METRIC_CALLBACKS		(METRIC_DELIVERIES + N_KINDS * N_OUTCOMES)	/* + slot * N_VERDICTS + verdict */
 #define METRIC_SIGNATURE_FAILURES (METRIC_CALLBACKS + N_GATEWAY_SLOTS * N_VERDICTS)	/* + slot */
-#define METRIC_PSP_BUCKETS		(METRIC_SIGNATURE_FAILURES + N_GATEWAY_SLOTS)	/* + slot * (N+1) + bucket */
-#define METRIC_PSP_SUM_US		(METRIC_PSP_BUCKETS + N_GATEWAY_SLOTS * (N_LATENCY_BUCKETS + 1))	/* + slot */
-#define N_METRICS				(METRIC_PSP_SUM_US + N_GATEWAY_SLOTS)
+#define METRIC_PSP_REQUESTS		(METRIC_SIGNATURE_FAILURES + N_GATEWAY_SLOTS)	/* + (slot * N_OPERATIONS + op) * N_OUTCOMES + outcome */
+#define N_SERIES				(N_GATEWAY_SLOTS * N_OPERATIONS)	/* (gateway, operation) pairs */
+#define METRIC_PSP_BUCKETS		(METRIC_PSP_REQUESTS + N_SERIES * N_OUTCOMES)	/* + (slot * N_OPERATIONS + op) * (N+1) + bucket */
+#define METRIC_PSP_SUM_US		(METRIC_PSP_BUCKETS + N_SERIES * (N_LATENCY_BUCKETS + 1))	/* + slot * N_OPERATIONS + op */
+#define N_METRICS				(METRIC_PSP_SUM_US + N_SERIES)
 
 extern bool metrics_enabled;
 
@@ -84,7 +94,7 @@ extern int	MetricVerdictIndex(const char *verdict);
 
 /* One PSP request or merchant notification attempt, once its outcome is stored. */
 extern void MetricsDelivery(bool notification, int outcome, const char *destination,
-							bool timed, double latency_ms);
+							const char *operation, bool timed, double latency_ms);
 
 /* For pay.metrics(): a counter's value, and a gateway slot's name (NULL when unused). */
 extern bool MetricsAvailable(void);

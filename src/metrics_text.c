@@ -125,40 +125,88 @@ Counters(StringInfo out)
 	Sample(out, "pay_rate_limited_total", MetricsRead(METRIC_RATE_LIMITED));
 }
 
-static void
-LatencyHistogram(StringInfo out)
+/* The (gateway, operation) series of PSP requests that have any count, as slot * N_OPERATIONS + op. */
+static int
+PspSeries(int *series)
 {
 	int			slots[N_GATEWAY_SLOTS];
-	int			nslots = GatewaySlots(slots, METRIC_PSP_BUCKETS, N_LATENCY_BUCKETS + 1);
+	int			nslots = GatewaySlots(slots, METRIC_PSP_REQUESTS, N_OPERATIONS * N_OUTCOMES);
+	int			n = 0;
 	int			i;
+	int			op;
+	int			k;
+
+	for (i = 0; i < nslots; i++)
+		for (op = 0; op < N_OPERATIONS; op++)
+		{
+			int			s = slots[i] * N_OPERATIONS + op;
+			uint64		total = 0;
+
+			for (k = 0; k < N_OUTCOMES; k++)
+				total += MetricsRead(METRIC_PSP_REQUESTS + s * N_OUTCOMES + k);
+			if (total > 0)
+				series[n++] = s;
+		}
+	return n;
+}
+
+/* gateway="...",operation="..." of a series into buf */
+static void
+SeriesLabels(StringInfo buf, int series)
+{
+	appendStringInfoString(buf, "gateway=\"");
+	LabelValue(buf, MetricGatewayName(series / N_OPERATIONS));
+	appendStringInfo(buf, "\",operation=\"%s\"", metric_operation_names[series % N_OPERATIONS]);
+}
+
+/* PSP requests by gateway, operation and outcome, and their latency histogram. */
+static void
+PspRequests(StringInfo out)
+{
+	int			series[N_SERIES];
+	int			n = PspSeries(series);
+	int			i;
+	int			k;
 	int			b;
 
-	Header(out, "pay_psp_request_duration_seconds", "histogram",
-		   "Time from sending a PSP request to its answer, by gateway.");
-	for (i = 0; i < nslots; i++)
+	Header(out, "pay_psp_requests_total", "counter",
+		   "PSP request attempts by gateway, operation and outcome.");
+	for (i = 0; i < n; i++)
 	{
-		int			base = METRIC_PSP_BUCKETS + slots[i] * (N_LATENCY_BUCKETS + 1);
-		uint64		cumulative = 0;
-		StringInfoData gw;
+		StringInfoData labels;
 
-		if (slots[i] == GATEWAY_SLOT_UNKNOWN)
-			continue;			/* a PSP request always has its gateway */
-		initStringInfo(&gw);
-		LabelValue(&gw, MetricGatewayName(slots[i]));
+		initStringInfo(&labels);
+		SeriesLabels(&labels, series[i]);
+		for (k = 0; k < N_OUTCOMES; k++)
+			appendStringInfo(out, "pay_psp_requests_total{%s,outcome=\"%s\"} " UINT64_FORMAT "\n",
+							 labels.data, outcome_names[k],
+							 MetricsRead(METRIC_PSP_REQUESTS + series[i] * N_OUTCOMES + k));
+	}
+
+	Header(out, "pay_psp_request_duration_seconds", "histogram",
+		   "Time from sending a PSP request to its answer, by gateway and operation.");
+	for (i = 0; i < n; i++)
+	{
+		int			base = METRIC_PSP_BUCKETS + series[i] * (N_LATENCY_BUCKETS + 1);
+		uint64		cumulative = 0;
+		StringInfoData labels;
+
+		initStringInfo(&labels);
+		SeriesLabels(&labels, series[i]);
 		for (b = 0; b <= N_LATENCY_BUCKETS; b++)
 		{
 			cumulative += MetricsRead(base + b);
 			if (b < N_LATENCY_BUCKETS)
-				appendStringInfo(out, "pay_psp_request_duration_seconds_bucket{gateway=\"%s\",le=\"%g\"} "
-								 UINT64_FORMAT "\n", gw.data, metric_latency_bounds[b], cumulative);
+				appendStringInfo(out, "pay_psp_request_duration_seconds_bucket{%s,le=\"%g\"} "
+								 UINT64_FORMAT "\n", labels.data, metric_latency_bounds[b], cumulative);
 			else
-				appendStringInfo(out, "pay_psp_request_duration_seconds_bucket{gateway=\"%s\",le=\"+Inf\"} "
-								 UINT64_FORMAT "\n", gw.data, cumulative);
+				appendStringInfo(out, "pay_psp_request_duration_seconds_bucket{%s,le=\"+Inf\"} "
+								 UINT64_FORMAT "\n", labels.data, cumulative);
 		}
-		appendStringInfo(out, "pay_psp_request_duration_seconds_sum{gateway=\"%s\"} %.6f\n",
-						 gw.data, (double) MetricsRead(METRIC_PSP_SUM_US + slots[i]) / 1e6);
-		appendStringInfo(out, "pay_psp_request_duration_seconds_count{gateway=\"%s\"} " UINT64_FORMAT "\n",
-						 gw.data, cumulative);
+		appendStringInfo(out, "pay_psp_request_duration_seconds_sum{%s} %.6f\n",
+						 labels.data, (double) MetricsRead(METRIC_PSP_SUM_US + series[i]) / 1e6);
+		appendStringInfo(out, "pay_psp_request_duration_seconds_count{%s} " UINT64_FORMAT "\n",
+						 labels.data, cumulative);
 	}
 }
 
@@ -207,7 +255,7 @@ pay_metrics(PG_FUNCTION_ARGS)
 	if (MetricsAvailable())
 	{
 		Counters(&out);
-		LatencyHistogram(&out);
+		PspRequests(&out);
 	}
 	else
 		appendStringInfoString(&out,

@@ -54,10 +54,19 @@ ok(wait_for_sql($node, q{SELECT pay.metrics() LIKE '%pay_outbox_deliveries_total
 my $text = q1($metrics_sql);
 like($text, qr/^pay_outbox_deliveries_total\{kind="psp_request",outcome="done"\} 1$/m, 'and the delivery');
 like($text, qr/^pay_outbox_dead_letters 1$/m, 'the dead-letter gauge');
-like($text, qr/^pay_psp_request_duration_seconds_count\{gateway="gj"\} 1$/m, 'the latency of gj\'s request');
-like($text, qr/^pay_psp_request_duration_seconds_bucket\{gateway="g404",le="\+Inf"\} 1$/m,
+like($text, qr/^pay_psp_requests_total\{gateway="gj",operation="create_payment",outcome="done"\} 1$/m,
+	'by gateway, operation and outcome: gj\'s');
+like($text, qr/^pay_psp_requests_total\{gateway="g404",operation="create_payment",outcome="dead"\} 1$/m,
+	'and g404\'s');
+like($text, qr/^pay_psp_request_duration_seconds_count\{gateway="gj",operation="create_payment"\} 1$/m,
+	'the latency of gj\'s request');
+like($text, qr/^pay_psp_request_duration_seconds_bucket\{gateway="g404",operation="create_payment",le="\+Inf"\} 1$/m,
 	'and of g404\'s (it answered)');
-like($text, qr/^pay_psp_request_duration_seconds_sum\{gateway="gj"\} 0\.\d+$/m, 'a sum in seconds');
+like($text, qr/^pay_psp_request_duration_seconds_sum\{gateway="gj",operation="create_payment"\} 0\.\d+$/m,
+	'a sum in seconds');
+my ($out, $err) = ('', '');
+IPC::Run::run([ '/usr/bin/promtool', 'check', 'metrics' ], '<', \"$text\n", '>', \$out, '2>', \$err);
+is($? >> 8, 0, 'promtool check metrics passes with PSP series too') or diag("$out$err");
 
 # --- pay-proxy, Alertmanager, Prometheus -------------------------------------------
 q1('CREATE ROLE proxy LOGIN IN ROLE pay_callback');

@@ -129,9 +129,9 @@ unlike($log, qr/$cb{sign}|X-Pay-Signature|$api_secret/i, 'no signature or secret
 # the dispatcher's attempt log: one JSON object per attempt
 my @attempts = map { decode_json($_) } grep { length } split /\n/, slurp_file($node->data_dir . '/attempts.log');
 my @traced = grep { ($_->{trace_id} // '') eq $trace } @attempts;
-is(join(',', sort map { "$_->{kind}:$_->{destination}:$_->{outcome}:$_->{http_status}" } @traced),
-	'merchant_notification:merchant:shop:done:200,psp_request:gateway:gj:done:200',
-	'the attempt log has both attempts, with the trace id, destination, outcome and status');
+is(join(',', sort map { "$_->{kind}:$_->{destination}:$_->{operation}:$_->{outcome}:$_->{http_status}" } @traced),
+	'merchant_notification:merchant:shop:paid:done:200,psp_request:gateway:gj:create_payment:done:200',
+	'the attempt log has both attempts, with the trace id, destination, operation, outcome and status');
 ok(!grep({ !defined $_->{time} || !defined $_->{duration_ms} || !exists $_->{sqlstate} } @attempts),
 	'each with time, duration and SQLSTATE');
 unlike(slurp_file($node->data_dir . '/attempts.log'), qr/$api_secret|signature/i, 'no secret or signature in it');
