@@ -1,4 +1,9 @@
-/* access_log.c — one line per request on stderr (logfmt), and the proxy's own messages */
+/*
+ * access_log.c — one line per request on stderr, and the proxy's own
+ * messages: logfmt (--log-format=text, the default) or one JSON object per
+ * line (--log-format=json).  Lines hold the path, never the query, headers
+ * or body: no secret, signature or account data reaches the log.
+ */
 #include "access_log.h"
 
 #include <errno.h>
@@ -10,6 +15,17 @@
 
 #define LOG_LINE_MAX 2048
 #define LOG_VALUE_MAX 512
+
+static bool log_json = false;
+
+bool
+AccessLogSetFormat(const char *format)
+{
+	if (strcmp(format, "text") != 0 && strcmp(format, "json") != 0)
+		return false;
+	log_json = strcmp(format, "json") == 0;
+	return true;
+}
 
 typedef struct LineBuf
 {
@@ -122,12 +138,105 @@ LineFlush(LineBuf *line)
 	while (n < 0 && errno == EINTR);
 }
 
+/* Append s as a JSON string; control and non-ASCII bytes as \u00XX, so that any bytes make valid JSON */
+static void
+LineAppendJsonString(LineBuf *line, const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *) s;
+
+	if (len > LOG_VALUE_MAX)
+		len = LOG_VALUE_MAX;
+	LineAppend(line, "\"", 1);
+	for (size_t i = 0; i < len; i++)
+	{
+		char		esc[8];
+
+		if (p[i] == '"' || p[i] == '\\')
+		{
+			esc[0] = '\\';
+			esc[1] = (char) p[i];
+			LineAppend(line, esc, 2);
+		}
+		else if (p[i] < 0x20 || p[i] >= 0x7F)
+		{
+			snprintf(esc, sizeof(esc), "\\u%04x", p[i]);
+			LineAppend(line, esc, 6);
+		}
+		else
+			LineAppend(line, (const char *) p + i, 1);
+	}
+	LineAppend(line, "\"", 1);
+}
+
+/* Append ,"key":"value" (null when value is NULL) */
+static void
+JsonField(LineBuf *line, const char *key, const char *value)
+{
+	LineAppend(line, ",\"", 2);
+	LineAppendStr(line, key);
+	LineAppend(line, "\":", 2);
+	if (value == NULL)
+		LineAppendStr(line, "null");
+	else
+		LineAppendJsonString(line, value, strlen(value));
+}
+
+/* Append ,"key":number */
+static void
+JsonNumber(LineBuf *line, const char *key, long long value)
+{
+	char		num[48];
+
+	snprintf(num, sizeof(num), ",\"%s\":%lld", key, value);
+	LineAppendStr(line, num);
+}
+
+/* {"time":"...","level":"...","msg":"..." — the start of every JSON line */
+static void
+JsonStart(LineBuf *line, const char *level, const char *msg, size_t msg_len)
+{
+	line->len = 0;
+	LineAppendStr(line, "{\"time\":\"");
+	LineAppendTime(line);
+	LineAppendStr(line, "\",\"level\":");
+	LineAppendJsonString(line, level, strlen(level));
+	LineAppendStr(line, ",\"msg\":");
+	LineAppendJsonString(line, msg, msg_len);
+}
+
+/* The access-log line as one JSON object */
+static void
+AccessLogWriteJson(const AccessLogEntry *entry)
+{
+	LineBuf		line;
+
+	JsonStart(&line, "info", "access", 6);
+	JsonField(&line, "trace_id", entry->trace_id);
+	JsonField(&line, "route", entry->route);
+	JsonField(&line, "method", entry->method);
+	JsonField(&line, "path", entry->path);
+	JsonNumber(&line, "status", entry->status);
+	JsonNumber(&line, "bytes", (long long) entry->bytes);
+	JsonNumber(&line, "duration_ms", entry->duration_ms);
+	JsonField(&line, "remote", entry->remote);
+	JsonField(&line, "code", entry->code);
+	JsonField(&line, "sqlstate", entry->sqlstate);
+	LineAppend(&line, "}", 1);
+	LineFlush(&line);
+}
+
 /* Write one access-log line: time, remote, method, path, status, bytes, duration */
 void
 AccessLogWrite(const AccessLogEntry *entry)
 {
 	LineBuf		line;
 	char		num[32];
+
+	if (log_json)
+	{
+		AccessLogWriteJson(entry);
+		return;
+	}
 
 	line.len = 0;
 	LineAppendTime(&line);
@@ -162,6 +271,13 @@ LogMessage(const char *level, const char *fmt,...)
 		return;
 	if ((size_t) n >= sizeof(msg))
 		n = sizeof(msg) - 1;
+	if (log_json)
+	{
+		JsonStart(&line, level, msg, (size_t) n);
+		LineAppend(&line, "}", 1);
+		LineFlush(&line);
+		return;
+	}
 
 	line.len = 0;
 	LineAppendTime(&line);

@@ -2,6 +2,7 @@
 #ifndef PAY_PROXY_ACCESS_LOG_H
 #define PAY_PROXY_ACCESS_LOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct AccessLogEntry
@@ -13,7 +14,13 @@ typedef struct AccessLogEntry
 	size_t		bytes;			/* response body bytes */
 	long		duration_ms;
 	const char *code;			/* the proxy's error code, or NULL */
+	const char *route;			/* the route's name, "none" when no route matched */
+	const char *sqlstate;		/* of a failed SQL call, or NULL */
+	const char *trace_id;		/* W3C trace id, or NULL */
 } AccessLogEntry;
+
+/* "text" (logfmt, the default) or "json" (one object per line); false for anything else */
+bool		AccessLogSetFormat(const char *format);
 
 /* Write one access-log line: time, remote, method, path, status, bytes, duration */
 void		AccessLogWrite(const AccessLogEntry *entry);

@@ -64,6 +64,8 @@ static const OptionSpec options[] = {
 	"PEM certificate (chain) file: serve HTTPS, TLS 1.2 minimum"},
 	{"tls-key", "PAY_PROXY_TLS_KEY", OPT_STRING, FIELD(tls_key), 0, 0,
 	"PEM private key file for --tls-cert"},
+	{"log-format", "PAY_PROXY_LOG_FORMAT", OPT_STRING, FIELD(log_format), 0, 0,
+	"text (logfmt, the default) or json (one object per line, with the trace id)"},
 	{"help", NULL, OPT_HELP, 0, 0, 0, "print this help and exit"},
 	{"version", NULL, OPT_VERSION, 0, 0, 0, "print the version and exit"},
 };
@@ -84,6 +86,7 @@ ConfigUsage(FILE *out)
 			"  POST /api/v1/payments          pay.api_create_payment(headers, body)\n"
 			"  GET  /api/v1/payments/{id}     pay.api_get_payment(headers, id)\n"
 			"  GET  /healthz                  SELECT 1\n"
+			"  GET  /metrics                  pay.metrics() (Prometheus text format)\n"
 			"\n"
 			"Flags, and the environment variable read for each (a flag wins):\n");
 	for (size_t i = 0; i < N_OPTIONS; i++)
@@ -158,6 +161,7 @@ ConfigLoad(ProxyConfig *cfg, int argc, char **argv)
 	cfg->max_connections_per_client = 64;
 	cfg->client_rate = 0;
 	cfg->client_burst = 50;
+	cfg->log_format = "text";
 
 	for (size_t i = 0; i < N_OPTIONS; i++)
 	{

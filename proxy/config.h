@@ -25,6 +25,7 @@ typedef struct ProxyConfig
 	long		client_burst;	/* bucket size of client_rate */
 	const char *tls_cert;		/* PEM certificate chain file; TLS when set */
 	const char *tls_key;		/* PEM private key file */
+	const char *log_format;		/* text (logfmt) or json */
 } ProxyConfig;
 
 typedef enum ConfigResult

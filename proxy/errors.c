@@ -9,6 +9,7 @@
 #include "errors.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -92,9 +93,9 @@ RetryAfterFromDetail(const char *detail)
 	return v > RETRY_AFTER_MAX_S ? RETRY_AFTER_MAX_S : v;
 }
 
-/* Fill r from a failed SQL call, mapped by SQLSTATE; internals go to the log, never to the client */
-void
-ErrorFromResult(ProxyResponse *r, const PGresult *res, const char *route)
+/* Fill r from a failed SQL call, mapped by SQLSTATE */
+static void
+MapResult(ProxyResponse *r, const PGresult *res, const char *route)
 {
 	const char *sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 	const char *message = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
@@ -124,6 +125,17 @@ ErrorFromResult(ProxyResponse *r, const PGresult *res, const char *route)
 	ErrorResponse(r, m->status, m->code, message);
 	if (m->status == 429)
 		r->retry_after_s = RetryAfterFromDetail(PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL));
+}
+
+/* Fill r from a failed SQL call, mapped by SQLSTATE; internals go to the log, never to the client */
+void
+ErrorFromResult(ProxyResponse *r, const PGresult *res, const char *route)
+{
+	const char *sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+	MapResult(r, res, route);
+	/* kept for the access log */
+	snprintf(r->sqlstate, sizeof(r->sqlstate), "%s", sqlstate && strlen(sqlstate) == 5 ? sqlstate : "XX000");
 }
 
 /* Fill r for a call that never produced a result (pool busy, database down, timeout) */

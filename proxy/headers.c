@@ -51,9 +51,16 @@ SameName(const Header *a, const Header *b)
 	return a->name_len == b->name_len && strncasecmp(a->name, b->name, a->name_len) == 0;
 }
 
-/* Append the request's headers to out as a JSON object (see headers.h) */
-bool
-HeadersToJson(struct MHD_Connection *connection, JsonBuf *out)
+/* True if the header is a traceparent (any case) */
+static bool
+IsTraceParent(const Header *h)
+{
+	return h->name_len == 11 && strncasecmp(h->name, "traceparent", 11) == 0;
+}
+
+/* The headers as a JSON object; traceparent, when not NULL, replaces the request's own */
+static bool
+ToJson(struct MHD_Connection *connection, JsonBuf *out, const char *traceparent)
 {
 	HeaderList *list = calloc(1, sizeof(HeaderList));
 	bool		first = true;
@@ -77,8 +84,8 @@ HeadersToJson(struct MHD_Connection *connection, JsonBuf *out)
 
 		for (int j = 0; j < i && !seen; j++)
 			seen = SameName(&list->items[j], h);
-		if (seen)
-			continue;			/* already emitted with the first spelling */
+		if (seen || (traceparent != NULL && IsTraceParent(h)))
+			continue;			/* already emitted with the first spelling, or replaced */
 
 		if (!first)
 			JsonBufAppend(out, ",", 1);
@@ -100,7 +107,29 @@ HeadersToJson(struct MHD_Connection *connection, JsonBuf *out)
 		}
 		JsonBufAppend(out, "\"", 1);
 	}
+	if (ok && traceparent != NULL)
+	{
+		if (!first)
+			JsonBufAppend(out, ",", 1);
+		JsonBufAppend(out, "\"traceparent\":\"", 15);
+		ok = JsonBufAppendEscaped(out, traceparent, strlen(traceparent));
+		JsonBufAppend(out, "\"", 1);
+	}
 	JsonBufAppend(out, "}", 1);
 	free(list);
 	return ok && !out->failed;
+}
+
+/* Append the request's headers to out as a JSON object (see headers.h) */
+bool
+HeadersToJson(struct MHD_Connection *connection, JsonBuf *out)
+{
+	return ToJson(connection, out, NULL);
+}
+
+/* The same, with the request's traceparent header replaced by traceparent */
+bool
+HeadersToJsonTraced(struct MHD_Connection *connection, JsonBuf *out, const char *traceparent)
+{
+	return ToJson(connection, out, traceparent);
 }

@@ -15,4 +15,7 @@
  */
 bool		HeadersToJson(struct MHD_Connection *connection, JsonBuf *out);
 
+/* The same, with the request's traceparent header (any case) replaced by traceparent */
+bool		HeadersToJsonTraced(struct MHD_Connection *connection, JsonBuf *out, const char *traceparent);
+
 #endif

@@ -104,6 +104,11 @@ main(int argc, char **argv)
 	}
 	if (!ConfigResolveListen(&cfg, &addr, &addr_len))
 		return 2;
+	if (!AccessLogSetFormat(cfg.log_format))
+	{
+		fprintf(stderr, "pay-proxy: invalid value for --log-format: \"%s\" (text or json)\n", cfg.log_format);
+		return 2;
+	}
 
 	/* Signals are taken synchronously by the main thread; every thread inherits the mask. */
 	signal(SIGPIPE, SIG_IGN);

@@ -47,6 +47,8 @@ typedef struct RequestCtx
 	unsigned	status;			/* sent status, 0 until a response is queued */
 	size_t		bytes;
 	const char *code;
+	char		sqlstate[6];
+	TraceContext trace;
 } RequestCtx;
 
 static size_t max_body_bytes;
@@ -155,6 +157,7 @@ Respond(struct MHD_Connection *connection, RequestCtx *ctx, ProxyResponse *r)
 	ctx->status = r->status;
 	ctx->bytes = strcmp(ctx->method, "HEAD") == 0 ? 0 : r->body_len;
 	ctx->code = r->code;
+	memcpy(ctx->sqlstate, r->sqlstate, sizeof(ctx->sqlstate));
 	ret = MHD_queue_response(connection, r->status, resp);
 	MHD_destroy_response(resp);
 	ResponseFree(r);
@@ -203,8 +206,10 @@ StartRequest(struct MHD_Connection *connection, const char *url, const char *met
 	}
 	if (!HttpChecksPass(connection, version, &r))
 		return Respond(connection, ctx, &r);
+	TraceFromRequest(connection, &ctx->trace);
 	if (!RouteMatchRequest(method, url, &ctx->match, &r))
 		return Respond(connection, ctx, &r);
+	TraceParentFormat(&ctx->trace, ctx->match.traceparent);
 
 	length = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	if (RouteTakesBody(&ctx->match) && length != NULL)
@@ -343,6 +348,10 @@ RequestCompleted(void *cls, struct MHD_Connection *connection,
 	e.bytes = ctx->bytes;
 	e.duration_ms = (long) (ClockNowMs() - ctx->start_ms);
 	e.code = ctx->code;
+	e.route = RouteName(&ctx->match);
+	e.sqlstate = ctx->sqlstate[0] ? ctx->sqlstate : NULL;
+	/* the trace SQL sees: a callback without a traceparent joins its order's trace there */
+	e.trace_id = ctx->trace.from_client || RouteStartsTrace(&ctx->match) ? ctx->trace.trace_id : NULL;
 	AccessLogWrite(&e);
 	free(ctx->body);
 	free(ctx);

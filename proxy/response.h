@@ -15,6 +15,7 @@ typedef struct ProxyResponse
 	const char *allow;			/* Allow header (405), static */
 	const char *code;			/* the proxy's error code for the access log, static */
 	bool		close;			/* send Connection: close and end the connection */
+	char		sqlstate[6];	/* of a failed SQL call, for the access log; "" otherwise */
 } ProxyResponse;
 
 /* An empty response (status 0 means "not produced yet") */

@@ -38,12 +38,15 @@ static void RunGetPayment(const RouteMatch *m, struct MHD_Connection *connection
 						  const char *body, int64_t deadline_ms, ProxyResponse *r);
 static void RunHealthz(const RouteMatch *m, struct MHD_Connection *connection,
 					   const char *body, int64_t deadline_ms, ProxyResponse *r);
+static void RunMetrics(const RouteMatch *m, struct MHD_Connection *connection,
+					   const char *body, int64_t deadline_ms, ProxyResponse *r);
 
 static const Route routes[] = {
 	{"callback", "/callbacks/", "gateway name", 64, "POST", "POST", true, RunCallback},
 	{"create_payment", "/api/v1/payments", NULL, 0, "POST", "POST", true, RunCreatePayment},
 	{"get_payment", "/api/v1/payments/", "payment id", ROUTE_SEGMENT_MAX, "GET", "GET, HEAD", false, RunGetPayment},
 	{"healthz", "/healthz", NULL, 0, "GET", "GET, HEAD", false, RunHealthz},
+	{"metrics", "/metrics", NULL, 0, "GET", "GET, HEAD", false, RunMetrics},
 };
 
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -127,6 +130,12 @@ const char *
 RouteName(const RouteMatch *m)
 {
 	return m->route ? m->route->name : "none";
+}
+
+bool
+RouteStartsTrace(const RouteMatch *m)
+{
+	return m->route != NULL && m->route->handler != RunCallback;
 }
 
 /* Run the matched route's SQL call and fill r */
@@ -216,11 +225,12 @@ RunRouteSql(const RouteMatch *m, const char *sql, int nparams, const char *const
 	PQclear(res);
 }
 
-/* The request headers as JSON, or false with r filled (400) */
+/* The request headers as JSON (with the proxy's traceparent where the route starts traces), or false with r filled (400) */
 static bool
-HeadersParam(struct MHD_Connection *connection, JsonBuf *headers, ProxyResponse *r)
+HeadersParam(const RouteMatch *m, struct MHD_Connection *connection, JsonBuf *headers, ProxyResponse *r)
 {
-	if (HeadersToJson(connection, headers))
+	if (RouteStartsTrace(m) && m->traceparent[0] != '\0' ?
+		HeadersToJsonTraced(connection, headers, m->traceparent) : HeadersToJson(connection, headers))
 		return true;
 	ErrorResponse(r, 400, "invalid_request", "request headers are not valid UTF-8 text");
 	return false;
@@ -235,7 +245,7 @@ RunCallback(const RouteMatch *m, struct MHD_Connection *connection,
 	const char *values[3];
 
 	JsonBufInit(&headers);
-	if (HeadersParam(connection, &headers, r))
+	if (HeadersParam(m, connection, &headers, r))
 	{
 		values[0] = m->segment;
 		values[1] = headers.data;
@@ -256,7 +266,7 @@ RunCreatePayment(const RouteMatch *m, struct MHD_Connection *connection,
 	const char *values[2];
 
 	JsonBufInit(&headers);
-	if (HeadersParam(connection, &headers, r))
+	if (HeadersParam(m, connection, &headers, r))
 	{
 		values[0] = headers.data;
 		values[1] = body ? body : "";
@@ -277,7 +287,7 @@ RunGetPayment(const RouteMatch *m, struct MHD_Connection *connection,
 
 	(void) body;
 	JsonBufInit(&headers);
-	if (HeadersParam(connection, &headers, r))
+	if (HeadersParam(m, connection, &headers, r))
 	{
 		values[0] = headers.data;
 		values[1] = m->segment;
@@ -310,6 +320,17 @@ RunHealthz(const RouteMatch *m, struct MHD_Connection *connection,
 	r->body_len = r->body ? strlen(text) : 0;
 	if (!ok)
 		r->retry_after_s = 1;
+}
+
+/* GET /metrics → pay.metrics(), the Prometheus text exposition format */
+static void
+RunMetrics(const RouteMatch *m, struct MHD_Connection *connection,
+		   const char *body, int64_t deadline_ms, ProxyResponse *r)
+{
+	(void) connection;
+	(void) body;
+	RunRouteSql(m, "SELECT 200, 'text/plain; version=0.0.4; charset=utf-8', pay.metrics()",
+				0, NULL, deadline_ms, r);
 }
 
 /* Lower-case hex of len bytes as a bytea literal ("\\x..."), malloc'd */

@@ -9,6 +9,7 @@
 #include <microhttpd.h>
 
 #include "response.h"
+#include "trace.h"
 
 #define ROUTE_SEGMENT_MAX 128
 
@@ -18,6 +19,7 @@ typedef struct RouteMatch
 {
 	const Route *route;			/* NULL unless the request matched a route */
 	char		segment[ROUTE_SEGMENT_MAX + 1]; /* the {gateway} or {id} path segment */
+	char		traceparent[TRACEPARENT_LEN + 1];	/* the proxy's span, passed to SQL ("" for none) */
 } RouteMatch;
 
 /*
@@ -32,6 +34,14 @@ bool		RouteTakesBody(const RouteMatch *m);
 
 /* The route's name for logs */
 const char *RouteName(const RouteMatch *m);
+
+/*
+ * Does the route pass the proxy's traceparent to SQL whatever the client
+ * sent?  The merchant API does (a new trace when the client sent none); a
+ * callback passes its headers as received, so one without a traceparent
+ * joins its order's trace in SQL.
+ */
+bool		RouteStartsTrace(const RouteMatch *m);
 
 /* Run the matched route's SQL call and fill r; body is NUL-terminated valid UTF-8 (or NULL) */
 void		RouteRun(const RouteMatch *m, struct MHD_Connection *connection,

@@ -27,7 +27,10 @@ SELECT status FROM pay.create_order('rl_shop', 'RL-1', 100, 'USD', idempotency_k
 SELECT status FROM pay.create_order('rl_shop', 'RL-2', 100, 'USD');
 SELECT count(*) AS orders_before FROM pay.orders \gset
 SELECT count(*) AS keys_before FROM pay.idempotency_keys \gset
+SELECT substring(pay.metrics() FROM '\npay_rate_limited_total (\d+)')::bigint AS limited_before \gset
 SELECT pg_temp.err($$SELECT pay.create_order('rl_shop', 'RL-3', 100, 'USD', idempotency_key => 'rl-k3')$$) AS over_limit;
+-- counted in pay.metrics(), although the refusal rolled back
+SELECT substring(pay.metrics() FROM '\npay_rate_limited_total (\d+)')::bigint - :limited_before AS counted_as_limited;
 SELECT count(*) - :orders_before AS orders_written FROM pay.orders;
 SELECT count(*) - :keys_before AS keys_written FROM pay.idempotency_keys;
 -- the arguments are checked first: a bad argument is its own error

@@ -192,7 +192,12 @@ SELECT r AS result, count(b.*) AS found
 -- repair: the payment WeChat Pay proves for order 920302, through the
 -- callbacks' path: paid, booked once, the merchant notified
 SELECT line_no AS wline FROM pay.statement_lines WHERE statement_id = :wechat_id AND order_id = 920302 \gset
+-- the open breaks as pay.metrics() reports them, before and after the repair
+SELECT substring(pay.metrics() FROM '\npay_reconciliation_breaks (\d+)')::bigint AS breaks_gauge_before \gset
+SELECT :breaks_gauge_before = count(*) AS gauge_counts_open_lines
+  FROM pay.statement_lines WHERE result <> 'matched' AND repaired_at IS NULL;
 SELECT pay.repair_break(:wechat_id, :wline) AS repaired;
+SELECT :breaks_gauge_before - substring(pay.metrics() FROM '\npay_reconciliation_breaks (\d+)')::bigint AS gauge_after_repair_drops_by;
 SELECT status, psp_txn_id FROM pay.orders WHERE id = 920302;
 SELECT to_status, cause FROM pay.order_events WHERE order_id = 920302 ORDER BY id;
 SELECT count(*) AS notifications FROM pay.outbox WHERE order_id = 920302 AND kind = 'merchant_notification';

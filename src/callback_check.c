@@ -14,6 +14,8 @@
 #include "fmgr.h"
 #include "utils/rel.h"
 
+#include "trace_context.h"
+
 PG_FUNCTION_INFO_V1(pay_callback_check);
 
 Datum
@@ -29,7 +31,8 @@ pay_callback_check(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(trig->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(trig->tg_event))
 		elog(ERROR, "pay_callback_check must be a BEFORE row trigger");
-	row = TRIGGER_FIRED_BY_UPDATE(trig->tg_event) ? trig->tg_newtuple : trig->tg_trigtuple;
+	row = TRIGGER_FIRED_BY_UPDATE(trig->tg_event) ? trig->tg_newtuple :
+		TraceStamp(trig->tg_relation, trig->tg_trigtuple);	/* a new callback stores its trace */
 	desc = RelationGetDescr(trig->tg_relation);
 	verdict = SPI_getvalue(row, desc, SPI_fnumber(desc, "verdict"));
 	if (verdict == NULL)

@@ -32,6 +32,8 @@
 
 #include "pay.h"
 #include "callback.h"
+#include "metrics.h"
+#include "trace_context.h"
 
 extern Datum pay_lower_headers(PG_FUNCTION_ARGS);
 
@@ -224,6 +226,20 @@ Verified(const Verdict *v)
 	return strcmp(v->verdict, "accepted") == 0 || strcmp(v->verdict, "duplicate") == 0;
 }
 
+/* Count the verdict (and a bad signature) by gateway; g.name is NULL for a name that is no gateway. */
+static void
+CountVerdict(const char *gateway, const Verdict *v)
+{
+	int			slot;
+
+	if (!MetricsActive())
+		return;
+	slot = MetricGatewaySlot(gateway);
+	MetricsCountAtCommit(METRIC_CALLBACKS + slot * N_VERDICTS + MetricVerdictIndex(v->verdict));
+	if (v->state != NULL && strcmp(v->state, "PY010") == 0)
+		MetricsCountAtCommit(METRIC_SIGNATURE_FAILURES + slot);
+}
+
 /* Step 6: the status, content type and body the provider expects. */
 static void
 Answer(const char *kind, const Verdict *v, int *status, const char **type, char **body)
@@ -296,11 +312,16 @@ pay_handle_callback(PG_FUNCTION_ARGS)
 	}
 	else
 	{
+		Jsonb	   *lower = DatumGetJsonbP(DirectFunctionCall1(pay_lower_headers, headers));
+
+		/* the callback row and what it causes store the trace it carried */
+		TraceAdoptHeader(lower);
 		id = CallbackRecord(provider, headers, body, &cut);
-		ProcessSafely(&g, DatumGetJsonbP(DirectFunctionCall1(pay_lower_headers, headers)), body, id, &v);
+		ProcessSafely(&g, lower, body, id, &v);
 	}
 
 	Answer(g.kind, &v, &status, &type, &answer);
+	CountVerdict(g.name, &v);
 	if (id != 0)
 		CallbackRecordVerdict(id, &v, status, cut && Verified(&v) ? body : NULL);
 	values[0] = Int32GetDatum(status);

@@ -27,6 +27,7 @@
 
 #include "pay.h"
 #include "callback.h"
+#include "metrics.h"
 
 /* 64 kB: several times any PSP's real notification. */
 static int	unverified_body_max = 65536;
@@ -95,7 +96,8 @@ CallbackRecordVerdict(int64 callback_id, const Verdict *v, int status, text *who
 	if (SPI_execute_plan(KeptPlan(&verdict_plan,
 								  "UPDATE pay.callbacks SET verdict = $2, reason_code = $3, reason = $4, "
 								  "event_id = $5, event_type = $6, order_id = $7, outcome = $8, http_status = $9, "
-								  "body = coalesce($10, body) "
+								  "body = coalesce($10, body), "
+								  "trace_id = coalesce(trace_id, (SELECT o.trace_id FROM pay.orders o WHERE o.id = $7)) "
 								  "WHERE id = $1",
 								  10, types),
 						 values, nulls, false, 0) != SPI_OK_UPDATE || SPI_processed != 1)
@@ -167,6 +169,7 @@ pay_record_unreadable_callback(PG_FUNCTION_ARGS)
 	if (provider == NULL || !CallbackFindGateway(provider, &g))
 	{
 		CallbackCountUnknown(provider, len);
+		MetricsCountAtCommit(METRIC_CALLBACKS + GATEWAY_SLOT_UNKNOWN * N_VERDICTS + VERDICT_REJECTED);
 		SPI_finish();
 		PG_RETURN_NULL();
 	}
@@ -186,6 +189,7 @@ pay_record_unreadable_callback(PG_FUNCTION_ARGS)
 						 values, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "could not record the callback");
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	MetricsCountAtCommit(METRIC_CALLBACKS + MetricGatewaySlot(g.name) * N_VERDICTS + VERDICT_REJECTED);
 	SPI_finish();
 	PG_RETURN_INT64(id);
 }

@@ -147,6 +147,7 @@ typedef struct ClaimedRequest
 	int			attempts_max;
 	bool		notification;
 	char	   *destination;
+	char	   *operation;
 	char	   *method;
 	char	   *url;
 	char	  **headers;

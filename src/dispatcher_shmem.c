@@ -17,6 +17,7 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
+#include "attempt_log.h"
 #include "dispatcher.h"
 #include "pay.h"
 
@@ -97,6 +98,7 @@ DispatcherInit(void)
 	OutboxCountInit();
 	OutboxWakeInit();
 	DestinationInit();
+	AttemptLogInit();
 	DispatcherShmemInit();
 }
 

@@ -252,7 +252,7 @@ StoreClaim(int max, int per_destination, ClaimedRequest **claimed, MemoryContext
 								  "UPDATE pay.outbox SET state = 'in_flight', claimed_at = pg_catalog.now(),"
 								  "       attempts = attempts OPERATOR(pg_catalog.+) 1"
 								  " WHERE id = ANY($1) AND state = 'pending'"
-								  " RETURNING id, attempts, attempts_max, kind = 'merchant_notification', destination",
+								  " RETURNING id, attempts, attempts_max, kind = 'merchant_notification', destination, operation",
 								  1, id_types),
 						  values, NULL, false, 0);
 	if (rc != SPI_OK_UPDATE_RETURNING)
@@ -270,6 +270,7 @@ StoreClaim(int max, int per_destination, ClaimedRequest **claimed, MemoryContext
 		out[i].attempts_max = DatumGetInt32(SPI_getbinval(row, desc, 3, &isnull));
 		out[i].notification = DatumGetBool(SPI_getbinval(row, desc, 4, &isnull));
 		out[i].destination = CopyText(row, desc, 5, cxt);
+		out[i].operation = CopyText(row, desc, 6, cxt);
 		out[i].error = MemoryContextStrdup(cxt, "the request was not built");
 	}
 

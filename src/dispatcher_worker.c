@@ -35,7 +35,10 @@
 #include "utils/timestamp.h"
 #include "executor/spi.h"
 
+#include "attempt_log.h"
+#include "delivery_context.h"
 #include "dispatcher.h"
+#include "metrics.h"
 #include "pay.h"
 
 #define IDLE_WAIT_MS		60000	/* longest sleep: extension check and lease look */
@@ -373,6 +376,7 @@ static bool
 RecordResults(void)
 {
 	static HttpResult results[RESULTS_BATCH];
+	static DeliveryContext contexts[RESULTS_BATCH];
 	int			outcomes[RESULTS_BATCH];
 	int64		waits[RESULTS_BATCH];
 	RecordWork	w;
@@ -399,13 +403,21 @@ RecordResults(void)
 	w.outcomes = outcomes;
 	w.waits_ms = waits;
 	ok = RunInTransaction(RecordTxn, &w, "recording delivery outcomes");
+	for (i = 0; i < n; i++)
+		DeliveryContextTake(results[i].outbox_id, &contexts[i]);
 	if (!ok)
 		RunInTransaction(ReleaseTxn, &w, "releasing rows whose outcome was not recorded");
-	else if (dispatcher_shared != NULL)
+	else
+		AttemptLogWrite(results, outcomes, contexts, n);
+	if (ok && dispatcher_shared != NULL)
 		for (i = 0; i < n; i++)
+		{
+			MetricsDelivery(results[i].notification, outcomes[i], results[i].destination,
+							contexts[i].operation, !results[i].build_error, results[i].latency_ms);
 			pg_atomic_fetch_add_u64(outcomes[i] == OUTCOME_DONE ? &dispatcher_shared->delivered
 									: outcomes[i] == OUTCOME_RETRY ? &dispatcher_shared->retried
 									: &dispatcher_shared->dead, 1);
+		}
 	for (i = 0; i < n; i++)
 		HttpResultFree(&results[i]);
 	return ok;
@@ -441,6 +453,7 @@ ClaimAndSend(TimestampTz *next_due, bool *failed)
 		char		error[256];
 
 		LimitRemember(c->id, c->attempts_max);
+		DeliveryContextSending(c->id, c->operation, c->headers, c->nheaders);
 		if (c->error != NULL)
 		{
 			HttpFail(c->id, c->attempt, c->destination, c->notification, true, c->error);

@@ -21,11 +21,12 @@
 
 #include "pay.h"
 #include "lookup_cache.h"
+#include "trace_context.h"
 
 /* The row pay.enqueue_merchant_notification(order, status) would queue. */
 static const char *const NotifySql =
 	"INSERT INTO pay.outbox (kind, destination, operation, order_id, params, "
-	"idempotency_key, attempts_max) "
+	"idempotency_key, attempts_max, trace_id) "
 	"VALUES ('merchant_notification', $1, $2, $3::pg_catalog.int8, "
 	"pg_catalog.jsonb_build_object('id', $3, 'merchant_order_no', $4, "
 	"'amount', $5, 'currency', $6, 'status', $2, "
@@ -33,7 +34,8 @@ static const char *const NotifySql =
 	"OPERATOR(pg_catalog.||) $2), "
 	"'evt_' OPERATOR(pg_catalog.||) $3 OPERATOR(pg_catalog.||) '_' "
 	"OPERATOR(pg_catalog.||) $2, "
-	"pay._outbox_attempts_max('merchant_notification')) "
+	"pay._outbox_attempts_max('merchant_notification'), "
+	"$7) "
 	"ON CONFLICT (idempotency_key) DO NOTHING";
 static SPIPlanPtr notify_plan = NULL;
 
@@ -56,10 +58,15 @@ NotifiedStatus(const char *status)
 static void
 QueueNotification(HeapTuple row, TupleDesc desc, int64 merchant_id, const char *status)
 {
-	Datum		values[6];
+	Datum		values[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	int			rc;
 	char	   *id = SPI_getvalue(row, desc, SPI_fnumber(desc, "id"));
-	Oid			types[6] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+	/* the transaction's trace, else the order's (a callback that carried none, the janitor) */
+	char		current[33];
+	char	   *trace_id = TraceCurrentId(current) ? current :
+		SPI_getvalue(row, desc, SPI_fnumber(desc, "trace_id"));
+	Oid			types[7] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
 
 	values[0] = CStringGetTextDatum(psprintf("merchant:%s", LookupMerchantCode(merchant_id)));
 	values[1] = CStringGetTextDatum(status);
@@ -67,8 +74,10 @@ QueueNotification(HeapTuple row, TupleDesc desc, int64 merchant_id, const char *
 	values[3] = CStringGetTextDatum(SPI_getvalue(row, desc, SPI_fnumber(desc, "merchant_order_no")));
 	values[4] = CStringGetTextDatum(SPI_getvalue(row, desc, SPI_fnumber(desc, "amount")));
 	values[5] = CStringGetTextDatum(SPI_getvalue(row, desc, SPI_fnumber(desc, "currency")));
-	rc = SPI_execute_plan(KeptPlan(&notify_plan, NotifySql, 6, types),
-						  values, NULL, false, 0);
+	values[6] = trace_id ? CStringGetTextDatum(trace_id) : (Datum) 0;
+	nulls[6] = trace_id ? ' ' : 'n';
+	rc = SPI_execute_plan(KeptPlan(&notify_plan, NotifySql, 7, types),
+						  values, nulls, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "could not queue the merchant notification: %s", SPI_result_code_string(rc));
 }

@@ -25,7 +25,9 @@
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 
+#include "metrics.h"
 #include "pay.h"
+#include "trace_context.h"
 
 #define STATUS_LEN_MAX		16
 #define TRANSITIONS_MAX		64
@@ -240,6 +242,8 @@ GuardInsert(TriggerData *trig)
 		ereport(ERROR,
 				(errcode(ERRCODE_PAY_ILLEGAL_TRANSITION),
 				 errmsg("a new order must be pending, not \"%s\"", status)));
+	if (!RestoringRows())
+		MetricsCountAtCommit(METRIC_ORDERS_CREATED);
 }
 
 /* A status change must be an edge; record it as an event. */
@@ -273,6 +277,7 @@ GuardUpdate(TriggerData *trig)
 
 	cause = ColumnText(newtup, desc, SPI_fnumber(desc, "status_cause"));
 	RecordEvent(order_id, from, to, cause ? cause : "direct update");
+	MetricsCountAtCommit(MetricStatusIndex(to));
 }
 
 /* BEFORE INSERT OR UPDATE FOR EACH ROW on pay.orders. */
@@ -291,7 +296,7 @@ pay_order_state_guard(PG_FUNCTION_ARGS)
 	{
 		GuardInsert(trig);
 		SPI_finish();
-		return PointerGetDatum(trig->tg_trigtuple);
+		return PointerGetDatum(TraceStamp(trig->tg_relation, trig->tg_trigtuple));
 	}
 	if (!TRIGGER_FIRED_BY_UPDATE(trig->tg_event))
 		elog(ERROR, "pay_order_state_guard fired for an unexpected event");

@@ -8,6 +8,8 @@
 
 #include "pay.h"
 #include "lookup_cache.h"
+#include "metrics.h"
+#include "trace_context.h"
 #include "secret_cache.h"
 
 PG_MODULE_MAGIC;
@@ -31,5 +33,7 @@ _PG_init(void)
 	DispatcherInit();
 	DropGuardInit();
 	MerchantBindingInit();
+	MetricsInit();
+	TraceContextInit();
 	MarkGUCPrefixReserved("pay");
 }

@@ -42,6 +42,7 @@
 #include "utils/timestamp.h"
 
 #include "pay.h"
+#include "metrics.h"
 
 typedef struct Bucket
 {
@@ -284,12 +285,16 @@ RateLimitTake(int64 merchant_id, const char *code)
 	}
 	wait = TakeToken(b, per_second, burst, now);
 	if (wait > 0)
+	{
+		/* now, not at commit: the error rolls the transaction back */
+		MetricsCount(METRIC_RATE_LIMITED);
 		ereport(ERROR,
 				(errcode(ERRCODE_PAY_RATE_LIMITED),
 				 errmsg("merchant \"%s\" is over its rate limit of %g orders per second (burst %d)",
 						code, per_second, burst),
 				 errdetail_internal("%d", (int) Max(1, ceil(wait))),
 				 errhint("DETAIL is the number of seconds until the next order is accepted.")));
+	}
 }
 
 /* pay._rate_limits_active() -> boolean: are there buckets (preloaded)? */

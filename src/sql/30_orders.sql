@@ -52,6 +52,8 @@ CREATE TABLE pay.orders (
     updated_at       timestamptz NOT NULL DEFAULT now(),
     status_cause     text,
     routing_rule_id  bigint,
+    -- the W3C trace id of the request that created the order (pay.traceparent)
+    trace_id         text,
     UNIQUE (merchant_id, merchant_order_no)
 );
 COMMENT ON TABLE pay.orders IS 'payment orders; status moves only along pay.order_transitions';

@@ -30,7 +30,10 @@ CREATE TABLE pay.outbox (
     last_status      integer,
     last_error       text,
     created_at       timestamptz NOT NULL DEFAULT now(),
-    finished_at      timestamptz
+    finished_at      timestamptz,
+    -- the W3C trace id of the request that queued the row, else its order's;
+    -- sent, with a new span id, as the traceparent of every attempt
+    trace_id         text
 );
 CREATE FUNCTION pay._outbox_check() RETURNS trigger
     AS 'MODULE_PATHNAME', 'pay_outbox_check' LANGUAGE C;
@@ -174,8 +177,9 @@ DECLARE
   v_id bigint;
   v_params jsonb;
 BEGIN
-  INSERT INTO pay.outbox (kind, destination, operation, order_id, params, idempotency_key, attempts_max)
-    VALUES (p_kind, p_destination, p_operation, p_order_id, p_params, p_key, pay._outbox_attempts_max(p_kind))
+  INSERT INTO pay.outbox (kind, destination, operation, order_id, params, idempotency_key, attempts_max, trace_id)
+    VALUES (p_kind, p_destination, p_operation, p_order_id, p_params, p_key, pay._outbox_attempts_max(p_kind),
+            coalesce(pay._trace_id(), (SELECT o.trace_id FROM pay.orders o WHERE o.id = p_order_id)))
     ON CONFLICT (idempotency_key) DO NOTHING
     RETURNING id INTO v_id;
   IF v_id IS NULL THEN
@@ -761,6 +765,10 @@ BEGIN
       END IF;
       q := pay._outbox_request(r, CASE WHEN r.kind = 'merchant_notification' THEN v_secret END);
       method := q.method; url := q.url; headers := q.headers; body := q.body; error := NULL;
+      -- the row's trace, with a new span id for this attempt
+      IF r.trace_id IS NOT NULL THEN
+        headers := coalesce(headers, '{}') || ('traceparent: ' || pay._traceparent(r.trace_id));
+      END IF;
     EXCEPTION WHEN OTHERS THEN
       method := NULL; url := NULL; headers := NULL; body := NULL;
       error := 'building the request failed: ' || SQLSTATE || ': ' || SQLERRM;

@@ -52,7 +52,9 @@ CREATE TABLE pay.callbacks (
     order_id      bigint,
     outcome       text,
     http_status   integer,
-    body_length   integer              -- added in 0.2: new columns go last
+    body_length   integer,             -- added in 0.2: new columns go last
+    -- the W3C trace id the callback carried, else its order's
+    trace_id      text
 );
 CREATE FUNCTION pay._callback_check() RETURNS trigger
     AS 'MODULE_PATHNAME', 'pay_callback_check' LANGUAGE C;

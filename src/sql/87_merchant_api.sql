@@ -80,6 +80,10 @@ DECLARE
   v_merchant bigint;
   o pay.orders;
 BEGIN
+  -- the request's trace (pay-proxy passes its traceparent header) unless the caller set one
+  IF h ? 'traceparent' AND coalesce(current_setting('pay.traceparent', true), '') = '' THEN
+    PERFORM set_config('pay.traceparent', h->>'traceparent', true);
+  END IF;
   BEGIN
     p := body::jsonb;
   EXCEPTION WHEN OTHERS THEN

@@ -57,6 +57,9 @@ CREATE TABLE pay.statement_lines (
 CREATE INDEX statement_lines_txn ON pay.statement_lines (psp_txn_id, kind);
 CREATE INDEX statement_lines_order ON pay.statement_lines (order_id) WHERE order_id IS NOT NULL;
 CREATE INDEX statement_lines_refund ON pay.statement_lines (refund_id) WHERE refund_id IS NOT NULL;
+-- the open breaks: few, read by every scrape of pay.metrics()
+CREATE INDEX statement_lines_open ON pay.statement_lines (statement_id)
+    WHERE result <> 'matched' AND repaired_at IS NULL;
 COMMENT ON TABLE pay.statement_lines IS
   'every data line of every imported statement, classified against the books when it was imported (result); pay.reconciliation_breaks lists what is unexplained';
 COMMENT ON COLUMN pay.statement_lines.line_no IS 'the data line''s number in its statement, from 1 (source_line: the line of the file, headers and comments counted)';

@@ -827,6 +827,9 @@ CREATE TABLE pay.statement_lines (
 CREATE INDEX statement_lines_txn ON pay.statement_lines (psp_txn_id, kind);
 CREATE INDEX statement_lines_order ON pay.statement_lines (order_id) WHERE order_id IS NOT NULL;
 CREATE INDEX statement_lines_refund ON pay.statement_lines (refund_id) WHERE refund_id IS NOT NULL;
+-- the open breaks: few, read by every scrape of pay.metrics()
+CREATE INDEX statement_lines_open ON pay.statement_lines (statement_id)
+    WHERE result <> 'matched' AND repaired_at IS NULL;
 COMMENT ON TABLE pay.statement_lines IS
   'every data line of every imported statement, classified against the books when it was imported (result); pay.reconciliation_breaks lists what is unexplained';
 COMMENT ON COLUMN pay.statement_lines.line_no IS 'the data line''s number in its statement, from 1 (source_line: the line of the file, headers and comments counted)';
@@ -2327,6 +2330,141 @@ COMMENT ON FUNCTION pay.redrive(bigint) IS
   'queues a dead outbox row again with a fresh schedule (a pending one is made due now); returns the row';
 COMMENT ON FUNCTION pay.redrive_dead(text, integer) IS
   're-drives up to max_rows dead rows (of one destination, or all); returns how many';
+-- Observability: trace context stored with orders, callbacks and outbox rows; pay.metrics().
+-- W3C trace context (src/trace_context.c).  The transaction-local setting
+-- pay.traceparent names the trace of the request a transaction serves;
+-- pay-proxy passes the request's traceparent header to the route functions,
+-- which adopt it.  Rows created store the trace id (pay.orders,
+-- pay.callbacks and pay.outbox: trace_id, 32 hex digits); every outbound
+-- request carries the same trace id with a new span id.
+CREATE FUNCTION pay._trace_id() RETURNS text
+    AS 'MODULE_PATHNAME', 'pay_trace_id' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION pay._trace_id() IS
+  'the trace id (32 hex digits) of the setting pay.traceparent, NULL when it is unset or malformed';
+CREATE FUNCTION pay._traceparent(trace_id text) RETURNS text
+    AS 'MODULE_PATHNAME', 'pay_traceparent' LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION pay._traceparent(text) IS
+  'a traceparent header value for an outbound request: 00-<trace_id>-<new random span id>-01 (NULL unless trace_id is 32 hex digits)';
+
+ALTER TABLE pay.orders ADD COLUMN trace_id text;
+ALTER TABLE pay.callbacks ADD COLUMN trace_id text;
+ALTER TABLE pay.outbox ADD COLUMN trace_id text;
+-- Observability: pay.metrics(), the Prometheus text that pay-proxy serves
+-- at GET /metrics.  Counters live in shared memory (src/metrics.c) and exist
+-- only when pay is in shared_preload_libraries; the gauges are read from
+-- the tables at each call, hence SECURITY DEFINER: the scraper needs no
+-- grant on the tables, and sees only counts.
+CREATE FUNCTION pay.metrics() RETURNS text
+    AS 'MODULE_PATHNAME', 'pay_metrics'
+    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION pay.metrics() IS
+  'counters, histograms and gauges in the Prometheus text exposition format (names pay_*); the counters need pay in shared_preload_libraries';
+GRANT EXECUTE ON FUNCTION pay.metrics() TO pay_callback, pay_admin, pay_readonly;
+
+CREATE OR REPLACE FUNCTION pay._enqueue(p_kind text, p_destination text, p_operation text, p_order_id bigint,
+                             p_params jsonb, p_key text, p_strict boolean) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_id bigint;
+  v_params jsonb;
+BEGIN
+  INSERT INTO pay.outbox (kind, destination, operation, order_id, params, idempotency_key, attempts_max, trace_id)
+    VALUES (p_kind, p_destination, p_operation, p_order_id, p_params, p_key, pay._outbox_attempts_max(p_kind),
+            coalesce(pay._trace_id(), (SELECT o.trace_id FROM pay.orders o WHERE o.id = p_order_id)))
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id INTO v_id;
+  IF v_id IS NULL THEN
+    SELECT id, params INTO v_id, v_params FROM pay.outbox WHERE idempotency_key = p_key;
+    IF NOT FOUND THEN
+      RAISE EXCEPTION 'outbox key "%" is in use by a transaction this snapshot cannot see', p_key
+        USING ERRCODE = 'serialization_failure', HINT = 'Retry the call.';
+    END IF;
+    IF p_strict AND v_params <> p_params THEN
+      RAISE EXCEPTION 'a request with key "%" was already queued with different parameters', p_key
+        USING ERRCODE = 'PY002', DETAIL = format('First parameters: %s', v_params);
+    END IF;
+  END IF;
+  RETURN v_id;
+END $$;
+
+CREATE OR REPLACE FUNCTION pay._outbox_requests(p_ids bigint[])
+RETURNS TABLE (id bigint, method text, url text, headers text[], body text, error text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  r pay.outbox;
+  q pay.http_request;
+  v_owner text;
+  v_secret text;
+BEGIN
+  FOR r IN SELECT * FROM pay.outbox o WHERE o.id = ANY(p_ids) ORDER BY o.destination LOOP
+    id := r.id;
+    BEGIN
+      IF r.kind = 'merchant_notification' AND r.destination IS DISTINCT FROM v_owner THEN
+        v_owner := NULL;
+        v_secret := pay._credential(r.destination, 'api_secret');
+        v_owner := r.destination;
+      END IF;
+      q := pay._outbox_request(r, CASE WHEN r.kind = 'merchant_notification' THEN v_secret END);
+      method := q.method; url := q.url; headers := q.headers; body := q.body; error := NULL;
+      -- the row's trace, with a new span id for this attempt
+      IF r.trace_id IS NOT NULL THEN
+        headers := coalesce(headers, '{}') || ('traceparent: ' || pay._traceparent(r.trace_id));
+      END IF;
+    EXCEPTION WHEN OTHERS THEN
+      method := NULL; url := NULL; headers := NULL; body := NULL;
+      error := 'building the request failed: ' || SQLSTATE || ': ' || SQLERRM;
+    END;
+    RETURN NEXT;
+  END LOOP;
+END $$;
+
+CREATE OR REPLACE FUNCTION pay.api_create_payment(headers jsonb, body text) RETURNS SETOF pay.http_response
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  h jsonb := pay._lower_headers(headers);
+  p jsonb;
+  v_merchant bigint;
+  o pay.orders;
+BEGIN
+  -- the request's trace (pay-proxy passes its traceparent header) unless the caller set one
+  IF h ? 'traceparent' AND coalesce(current_setting('pay.traceparent', true), '') = '' THEN
+    PERFORM set_config('pay.traceparent', h->>'traceparent', true);
+  END IF;
+  BEGIN
+    p := body::jsonb;
+  EXCEPTION WHEN OTHERS THEN
+    RAISE EXCEPTION 'body is not valid JSON' USING ERRCODE = 'invalid_text_representation';
+  END;
+  IF jsonb_typeof(p) IS DISTINCT FROM 'object' THEN
+    RAISE EXCEPTION 'body must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  v_merchant := pay._api_authenticate(h, p);
+  IF jsonb_typeof(p->'merchant_order_no') IS DISTINCT FROM 'string' THEN
+    RAISE EXCEPTION 'merchant_order_no must be a string' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF jsonb_typeof(p->'amount') IS DISTINCT FROM 'number' OR (p->>'amount') !~ '^[0-9]{1,18}$' THEN
+    RAISE EXCEPTION 'amount must be a whole number of minor units' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF jsonb_typeof(p->'currency') IS DISTINCT FROM 'string' THEN
+    RAISE EXCEPTION 'currency must be a string' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF p ? 'expires_in_s' AND (p->>'expires_in_s') !~ '^[0-9]{1,9}$' THEN
+    RAISE EXCEPTION 'expires_in_s must be a whole number of seconds' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF p - '{merchant_order_no,amount,currency,metadata,expires_in_s,gateway}'::text[] <> '{}' THEN
+    RAISE EXCEPTION 'unknown field "%"',
+      (SELECT min(k) FROM jsonb_object_keys(p - '{merchant_order_no,amount,currency,metadata,expires_in_s,gateway}'::text[]) k)
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  o := pay.create_order((SELECT code FROM pay.merchants WHERE id = v_merchant),
+                        p->>'merchant_order_no', (p->>'amount')::bigint, p->>'currency',
+                        idempotency_key => h->>'idempotency-key',
+                        expires_in => coalesce((p->>'expires_in_s')::integer * interval '1 second', interval '15 minutes'),
+                        metadata => coalesce(p->'metadata', '{}'),
+                        gateway => p->>'gateway');
+  RETURN NEXT ROW(201, 'application/json', pay._order_json(o)::text)::pay.http_response;
+END $$;
+
 -- Backups and the extension's lifecycle.
 --
 -- pg_dump keeps the rows of an extension's tables only when the install
@@ -2676,6 +2814,7 @@ GRANT EXECUTE ON FUNCTION pay.set_fee(text, text, numeric, bigint, integer, bigi
     pay.expected_fee(text, bigint, text) TO pay_admin;
 GRANT EXECUTE ON FUNCTION pay.api_create_payment(jsonb, text), pay.api_get_payment(jsonb, text) TO pay_app;
 GRANT EXECUTE ON FUNCTION pay.purge_api_nonces() TO pay_admin;
+GRANT EXECUTE ON FUNCTION pay.metrics() TO pay_callback, pay_admin, pay_readonly;
 GRANT EXECUTE ON FUNCTION pay.run_job(text), pay.schedule_jobs(), pay.unschedule_jobs() TO pay_admin;
 GRANT EXECUTE ON FUNCTION pay.import_statement(text, bytea, text), pay.repair_break(bigint, integer) TO pay_admin;
 GRANT SELECT ON pay.fee_rules, pay.statements, pay.statement_lines, pay.reconciliation_breaks,

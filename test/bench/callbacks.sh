@@ -34,7 +34,9 @@
 # BENCH_PROFILE=1 then runs pay Stripe and pay Alipay once more with
 # pg_stat_statements (track = all) and track_functions = all, and prints
 # where the time goes inside handle_callback (per function: self time;
-# per statement: time including what it calls).  BENCH_KEEP=1 leaves the
+# per statement: time including what it calls).  BENCH_CONF='setting = value'
+# adds settings to the server's (BENCH_CONF="shared_preload_libraries = 'pay'
+# pay.metrics_enabled = off" measures the metrics).  BENCH_KEEP=1 leaves the
 # cluster, pay-proxy and the work folder in place and says how to connect.
 #
 # It builds pay and pay-proxy, installs pay into a throwaway copy of
@@ -56,7 +58,7 @@ if [ "$(id -u)" = 0 ]; then
   chown -R postgres: "$work"
   runuser -u postgres -- env BENCH_WORK="$work" BENCH_SECONDS="${BENCH_SECONDS:-10}" \
     BENCH_ROUNDS="${BENCH_ROUNDS:-3}" BENCH_CLIENTS="${BENCH_CLIENTS:-8}" \
-    BENCH_PROFILE="${BENCH_PROFILE:-0}" BENCH_KEEP="${BENCH_KEEP:-0}" \
+    BENCH_PROFILE="${BENCH_PROFILE:-0}" BENCH_KEEP="${BENCH_KEEP:-0}" BENCH_CONF="${BENCH_CONF:-}" \
     BENCH_WRK_THREADS="${BENCH_WRK_THREADS:-1}" "$work/tree/test/bench/callbacks.sh"
   exit $?
 fi
@@ -98,6 +100,7 @@ CONF
 if [ "$profile" = 1 ]; then
   echo "shared_preload_libraries = 'pg_stat_statements'" >>"$data/postgresql.conf"
 fi
+[ -z "${BENCH_CONF:-}" ] || printf '%s\n' "$BENCH_CONF" >>"$data/postgresql.conf"
 pg_ctl -D "$data" -l "$work/server.log" -w start >/dev/null
 proxy_pid=
 stop() {

@@ -21,7 +21,7 @@ Every request is recorded with its time and idempotency key (the
 Idempotency-Key header, else the event_id form field).  Effects are counted
 per key: a key is applied once, its re-sends are counted as duplicates.
 GET /_stats answers {"requests", "applied", "duplicates", "keys": {key: n}};
-GET /_log answers every request as [time, path, key, method, body].
+GET /_log answers every request as [time, path, key, method, body, traceparent].
 
 Usage: http_peer.py --port-file F [--port N] [--cert C --key K]
 """
@@ -36,7 +36,7 @@ import sys
 import time
 import urllib.parse
 
-requests_log = []          # [time, path, key, method, body]
+requests_log = []          # [time, path, key, method, body, traceparent]
 received = {}              # key -> requests received
 flaky_seen = {}            # key -> requests seen by /flaky
 modes = {}                 # switch name -> mode path, e.g. "status/500"
@@ -140,7 +140,8 @@ async def handle(reader, writer):
                 await writer.drain()
                 continue
             key = key_of(headers, body)
-            requests_log.append([time.time(), path, key, method, body.decode('utf-8', 'replace')])
+            requests_log.append([time.time(), path, key, method, body.decode('utf-8', 'replace'),
+                                 headers.get('traceparent')])
             if key is not None:
                 received[key] = received.get(key, 0) + 1
             answer = await act([s for s in path.split('/') if s], key, writer)
