@@ -1,8 +1,11 @@
 # Spans exported over OTLP/HTTP (JSON) to a collector on loopback
 # (test/lib/otlp_receiver.py): pay-proxy's server span of a merchant's create
-# has the client's span as parent and the client's trace id; the bodies have
-# the OTLP shape and no secret or signature.  A dead or hanging collector
-# delays no request, and the proxy still stops promptly.
+# has the client's span as parent and the client's trace id; the
+# dispatcher's client span of the PSP request it causes has the same trace
+# id and exactly the span id of the traceparent the PSP received; the bodies
+# have the OTLP shape and no secret or signature.  A dead or hanging
+# collector delays no request and no delivery, and the proxy still stops
+# promptly.
 use strict;
 use warnings;
 use Cwd qw(abs_path);
@@ -34,7 +37,7 @@ my $endpoint = "http://127.0.0.1:$collector_port/v1/traces";
 
 my $port = start_peer();
 my $url = "http://127.0.0.1:$port";
-my $node = pay_node('otlp');
+my $node = pay_node('otlp', "pay.otlp_endpoint = '$endpoint'\n");
 sub q1 { return $node->safe_psql('postgres', shift) }
 my $api_secret = 'api-secret-otlp';
 notify_merchant($node, 'shop', "$url/ok/notify", $api_secret);
@@ -136,6 +139,23 @@ ok($server->{startTimeUnixNano} =~ /^\d{19}$/ && $server->{endTimeUnixNano} =~ /
 	&& abs($server->{endTimeUnixNano} / 1e9 - time) < 60,
 	'start and end times are nanosecond strings, in order, now');
 
+# the dispatcher's client span of the PSP request
+q1("SELECT pay.enqueue_psp_request($id, 'create_payment')");
+ok(wait_for_sql($node, "SELECT state = 'done' FROM pay.outbox WHERE order_id = $id AND kind = 'psp_request'"),
+	'the PSP request is delivered');
+my ($sent) = grep { $_->[1] =~ m{^/json/gj} } @{ peer_get($port, '/_log') };
+my ($sent_span) = ($sent->[5] // '') =~ /^00-$trace-([0-9a-f]{16})-01$/;
+ok($sent_span, 'the PSP received a traceparent with the trace id');
+my $client = wait_span(sub { $_[0]{service} eq 'pay-dispatcher' && $_[0]{spanId} eq ($sent_span // '') });
+ok($client, 'the collector receives the dispatcher\'s span with the span id of that traceparent');
+is($client->{traceId}, $trace, 'in the same trace');
+is($client->{kind}, 3, 'kind CLIENT');
+is_deeply(attrs($client), { 'http.request.method' => 'POST', 'server.address' => '127.0.0.1',
+		'http.response.status_code' => '200' }, 'method, host and status attributes, no path');
+is($client->{status}{code}, 1, 'status OK');
+ok($client->{startTimeUnixNano} =~ /^\d{19}$/ && $client->{startTimeUnixNano} le $client->{endTimeUnixNano}
+	&& abs($client->{endTimeUnixNano} / 1e9 - time) < 60, 'start and end times, in order, now');
+
 # a request the proxy answers with an error: an error span, the path without its query
 my $res = $http->get("$proxy_url/api/v1/payments/999999?sign=secret-query");
 my $lookup = wait_span(sub { $_[0]{service} eq 'pay-proxy' && (attrs($_[0])->{'url.path'} // '') =~ m{^/api/v1/payments/999999} });
@@ -178,6 +198,26 @@ for my $case (["dead", "http://127.0.0.1:$closed/v1/traces"], ["hanging", "$url/
 	ok(time - $t < 5, "$name collector: the proxy stops promptly");
 	like(slurp_file($log), qr/warning otlp: \d+ spans not delivered/, "$name collector: the failure is logged");
 }
+
+# The dispatcher with a dead, then a hanging collector: deliveries go on as usual.
+for my $case (["dead", "http://127.0.0.1:$closed/v1/traces"], ["hanging", "$url/hang/v1/traces"])
+{
+	my ($name, $otlp) = @$case;
+	q1("ALTER SYSTEM SET pay.otlp_endpoint = '$otlp'; SELECT pg_reload_conf()");
+	sleep 0.5;
+	my $start = time;
+	for my $i (1 .. 3)
+	{
+		my $oid = q1(qq{BEGIN; SET LOCAL pay.traceparent = '00-$trace-$client_span-01';
+			SELECT id FROM pay.create_order('shop', 'OTD-$name-$i', 1000, 'USD', gateway => 'gj'); COMMIT;});
+		q1("SELECT pay.enqueue_psp_request($oid, 'create_payment')");
+		ok(wait_for_sql($node, "SELECT state = 'done' FROM pay.outbox WHERE order_id = $oid AND kind = 'psp_request'", 10),
+			"$name collector: PSP request $i is delivered");
+		sleep 1.2;				# a batch is posted (and fails) in between
+	}
+	ok(time - $start < 15, "$name collector: deliveries take no longer than usual");
+}
+like(slurp_file($node->logfile), qr/span posts to pay\.otlp_endpoint failed/, 'the dispatcher logs the failed posts');
 
 $collector->kill_kill;
 $node->stop;
