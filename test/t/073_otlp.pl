@@ -163,6 +163,13 @@ ok($lookup, 'the span of a request without a traceparent arrives too');
 is(attrs($lookup)->{'url.path'}, '/api/v1/payments/999999', 'the path without the query string');
 ok(!exists $lookup->{parentSpanId}, 'a root span: no parent');
 
+# JSON escaping: a quote, a backslash and non-ASCII bytes in the path
+my $odd_trace = '0af7651916cd43dd8448eb211c80319c';
+$http->get("$proxy_url/api/v1/payments/a%22b%5Cc%C3%A9", { headers => { traceparent => "00-$odd_trace-$client_span-01" } });
+my $odd = wait_span(sub { $_[0]{traceId} eq $odd_trace });
+is(attrs($odd // {})->{'url.path'}, "/api/v1/payments/a\"b\\c\x{fffd}\x{fffd}",
+	'a quote and a backslash are escaped, bytes outside ASCII become U+FFFD');
+
 my $bodies = decode_json($http->get("http://127.0.0.1:$collector_port/_bodies")->{content});
 ok(!grep({ $_->{path} ne '/v1/traces' || ($_->{content_type} // '') ne 'application/json' } @$bodies),
 	'every post goes to the endpoint\'s path as application/json');
