@@ -64,7 +64,8 @@ SpanExportRecord(const HttpResult *r, const DeliveryContext *dc)
 {
 	OtlpSpan   *s;
 
-	if (!Enabled() || dc->span_id[0] == '\0' || dc->trace_id[0] == '\0')
+	/* a request that could not be built never went out: no span */
+	if (!Enabled() || r->build_error || dc->span_id[0] == '\0' || dc->trace_id[0] == '\0')
 		return;
 	if (queue == NULL)
 		queue = MemoryContextAllocZero(TopMemoryContext, sizeof(OtlpSpan) * SPAN_QUEUE);
