@@ -66,6 +66,9 @@ static const OptionSpec options[] = {
 	"PEM private key file for --tls-cert"},
 	{"log-format", "PAY_PROXY_LOG_FORMAT", OPT_STRING, FIELD(log_format), 0, 0,
 	"text (logfmt, the default) or json (one object per line, with the trace id)"},
+	{"otlp-endpoint", "PAY_PROXY_OTLP_ENDPOINT", OPT_STRING, FIELD(otlp_endpoint), 0, 0,
+	"post each request's span to this OTLP/HTTP JSON traces URL, e.g. http://127.0.0.1:4318/v1/traces "
+	"(batched; a slow or dead collector never delays a request; default: no export)"},
 	{"help", NULL, OPT_HELP, 0, 0, 0, "print this help and exit"},
 	{"version", NULL, OPT_VERSION, 0, 0, 0, "print the version and exit"},
 };
@@ -228,6 +231,14 @@ ConfigLoad(ProxyConfig *cfg, int argc, char **argv)
 	}
 	if (cfg->tls_cert && *cfg->tls_cert == '\0')
 		cfg->tls_cert = cfg->tls_key = NULL;
+	if (cfg->otlp_endpoint && *cfg->otlp_endpoint == '\0')
+		cfg->otlp_endpoint = NULL;
+	if (cfg->otlp_endpoint && strncmp(cfg->otlp_endpoint, "http://", 7) != 0 &&
+		strncmp(cfg->otlp_endpoint, "https://", 8) != 0)
+	{
+		fprintf(stderr, "pay-proxy: --otlp-endpoint must be an http:// or https:// URL\n");
+		return CONFIG_ERROR;
+	}
 	return CONFIG_OK;
 }
 

@@ -26,6 +26,7 @@ typedef struct ProxyConfig
 	const char *tls_cert;		/* PEM certificate chain file; TLS when set */
 	const char *tls_key;		/* PEM private key file */
 	const char *log_format;		/* text (logfmt) or json */
+	const char *otlp_endpoint;	/* OTLP/HTTP traces URL; NULL: no span export */
 } ProxyConfig;
 
 typedef enum ConfigResult

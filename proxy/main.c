@@ -26,6 +26,7 @@
 #include "clock.h"
 #include "config.h"
 #include "header_deadline.h"
+#include "otlp_export.h"
 #include "pool.h"
 #include "request.h"
 #include "tls.h"
@@ -131,6 +132,8 @@ main(int argc, char **argv)
 	ClientLimitSetup(cfg.client_rate, cfg.client_burst);
 	if (!HeaderDeadlineStart(cfg.header_timeout_ms))
 		return 1;
+	if (cfg.otlp_endpoint != NULL && !OtlpExportStart(cfg.otlp_endpoint))
+		return 1;
 
 	memset(tls_options, 0, sizeof(tls_options));
 	tls_options[0].option = MHD_OPTION_END;
@@ -173,6 +176,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "pay-proxy: cannot start the HTTP server on %s%s\n", cfg.listen,
 				cfg.tls_cert ? " (check the TLS certificate and key)" : "");
 		HeaderDeadlineStop();
+		OtlpExportStop();
 		TlsFreePem(cert);
 		TlsFreePem(key);
 		return 1;
@@ -202,6 +206,7 @@ main(int argc, char **argv)
 	drained = Drain(&signals, cfg.shutdown_timeout_ms);
 	MHD_stop_daemon(daemon);
 	HeaderDeadlineStop();
+	OtlpExportStop();
 	if (listen_socket != MHD_INVALID_SOCKET)
 		close(listen_socket);
 	PoolClose();

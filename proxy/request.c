@@ -24,6 +24,7 @@
 #include "errors.h"
 #include "header_deadline.h"
 #include "http_checks.h"
+#include "otlp_export.h"
 #include "peer.h"
 #include "response.h"
 #include "routes.h"
@@ -324,6 +325,34 @@ RequestHandle(void *cls, struct MHD_Connection *connection,
 	return FinishRequest(connection, ctx);
 }
 
+/*
+ * The request's server span to the OTLP exporter (a no-op unless
+ * --otlp-endpoint is set): the proxy's span id, the client's span as parent,
+ * the route's name, the method, the decoded path (never the query) and the
+ * status.  Wall-clock times: the end is now, the start the duration before.
+ */
+static void
+ExportSpan(const RequestCtx *ctx, unsigned status, long duration_ms)
+{
+	OtlpSpan	span;
+	struct timespec now;
+
+	memset(&span, 0, sizeof(span));
+	clock_gettime(CLOCK_REALTIME, &now);
+	span.end_unix_nano = (uint64_t) now.tv_sec * 1000000000u + (uint64_t) now.tv_nsec;
+	span.start_unix_nano = span.end_unix_nano - (uint64_t) duration_ms * 1000000u;
+	OtlpCopy(span.trace_id, sizeof(span.trace_id), ctx->trace.trace_id);
+	OtlpCopy(span.span_id, sizeof(span.span_id), ctx->trace.span_id);
+	OtlpCopy(span.parent_span_id, sizeof(span.parent_span_id), ctx->trace.parent_id);
+	snprintf(span.name, sizeof(span.name), "%s %s", ctx->method, RouteName(&ctx->match));
+	span.kind = OTLP_SPAN_KIND_SERVER;
+	OtlpCopy(span.method, sizeof(span.method), ctx->method);
+	OtlpCopy(span.url_path, sizeof(span.url_path), ctx->path);
+	span.http_status = (int) status;
+	span.status_code = status == 0 || status >= 500 ? OTLP_STATUS_ERROR : OTLP_STATUS_OK;
+	OtlpExportSpan(&span);
+}
+
 /* MHD_RequestCompletedCallback: write the access-log line and free the request */
 void
 RequestCompleted(void *cls, struct MHD_Connection *connection,
@@ -353,6 +382,8 @@ RequestCompleted(void *cls, struct MHD_Connection *connection,
 	/* the trace SQL sees: a callback without a traceparent joins its order's trace there */
 	e.trace_id = ctx->trace.from_client || RouteStartsTrace(&ctx->match) ? ctx->trace.trace_id : NULL;
 	AccessLogWrite(&e);
+	if (e.trace_id != NULL)
+		ExportSpan(ctx, e.status, e.duration_ms);
 	free(ctx->body);
 	free(ctx);
 	*con_cls = NULL;

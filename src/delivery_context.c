@@ -1,8 +1,8 @@
 /*
  * delivery_context.c — what the dispatcher remembers of each request on the
  * wire, for the metrics and the attempt log of its outcome: the row's
- * operation (a label of the PSP request metrics) and its trace id (from the
- * traceparent header it was sent with).  An array of the rows in flight,
+ * operation (a label of the PSP request metrics), its method and host, and
+ * its trace and span ids (from the traceparent header it was sent with).  An array of the rows in flight,
  * bounded by pay.dispatcher_concurrency; an entry is taken when the outcome
  * is recorded.
  */
@@ -22,8 +22,36 @@ static OnWire *on_wire = NULL;
 static int	on_wire_count = 0;
 static int	on_wire_size = 0;
 
+/* The host of url ("" if it has none): after "scheme://" and any userinfo, up to the port, path, query or fragment */
+static void
+UrlHost(const char *url, char *out, size_t size)
+{
+	const char *p = url ? strstr(url, "://") : NULL;
+	const char *end;
+	const char *at;
+
+	out[0] = '\0';
+	if (p == NULL)
+		return;
+	p += 3;
+	end = p + strcspn(p, "/?#");
+	at = memchr(p, '@', end - p);
+	if (at != NULL)
+		p = at + 1;
+	if (*p == '[')
+		end = p + strcspn(p, "]/?#") + (p[strcspn(p, "]/?#")] == ']' ? 1 : 0);
+	else
+		end = p + strcspn(p, ":/?#");
+	if ((size_t) (end - p) < size)
+	{
+		memcpy(out, p, end - p);
+		out[end - p] = '\0';
+	}
+}
+
 void
-DeliveryContextSending(int64 id, const char *operation, char **headers, int nheaders)
+DeliveryContextSending(int64 id, const char *operation, const char *method, const char *url,
+					   char **headers, int nheaders)
 {
 	OnWire	   *w;
 	int			i;
@@ -38,10 +66,13 @@ DeliveryContextSending(int64 id, const char *operation, char **headers, int nhea
 	memset(w, 0, sizeof(*w));
 	w->id = id;
 	strlcpy(w->dc.operation, operation ? operation : "", sizeof(w->dc.operation));
+	strlcpy(w->dc.method, method ? method : "", sizeof(w->dc.method));
+	UrlHost(url, w->dc.host, sizeof(w->dc.host));
 	for (i = 0; i < nheaders; i++)
 		if (pg_strncasecmp(headers[i], "traceparent: ", 13) == 0 && strlen(headers[i]) >= 13 + 55)
 		{
 			memcpy(w->dc.trace_id, headers[i] + 13 + 3, 32);
+			memcpy(w->dc.span_id, headers[i] + 13 + 36, 16);
 			break;
 		}
 }

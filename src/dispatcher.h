@@ -138,6 +138,10 @@ extern int	HttpSaturated(int per_destination, char ***destinations);
 extern int	HttpTakeResults(HttpResult *results, int max);
 extern int	HttpResultsWaiting(void);
 extern void HttpResultFree(HttpResult *result);
+/* Post body (malloc'd; taken over) to an OTLP collector on the multi handle; false with error set if it cannot start. */
+extern bool HttpExportPost(const char *url, char *body, size_t len, char *error, size_t errlen);
+/* A span post is on the wire. */
+extern bool HttpExportBusy(void);
 
 /* dispatcher_store.c */
 typedef struct ClaimedRequest

@@ -30,6 +30,7 @@
 
 #include "dispatcher.h"
 #include "pay.h"
+#include "span_export.h"
 
 struct HttpTransfer
 {
@@ -58,6 +59,14 @@ static int	transfers_count = 0;
 static HttpResult *finished = NULL;
 static int	finished_count = 0;
 static int	finished_capacity = 0;
+
+/* The one span post to the OTLP collector that may be on the wire (span_export.c) */
+static CURL *export_easy = NULL;
+static struct curl_slist *export_headers = NULL;
+static char *export_body = NULL;
+static char export_errbuf[CURL_ERROR_SIZE];
+
+#define EXPORT_TIMEOUT_MS 5000
 
 /* Module set-up, from _PG_init. */
 void
@@ -150,6 +159,13 @@ WriteBody(char *data, size_t size, size_t nmemb, void *userdata)
 	r->body_len += n;
 	r->body[r->body_len] = '\0';
 	return n;
+}
+
+/* CURLOPT_WRITEFUNCTION of the span post: the collector's answer is not needed */
+static size_t
+DiscardBody(char *data, size_t size, size_t nmemb, void *userdata)
+{
+	return size * nmemb;
 }
 
 /* Start the multi handle and the epoll set (worker start). */
@@ -390,6 +406,95 @@ HttpAdd(int64 outbox_id, int attempt, const char *destination, bool notification
 	return true;
 }
 
+/* Drop the span post's handle and what it held */
+static void
+ExportFree(void)
+{
+	curl_multi_remove_handle(multi, export_easy);
+	curl_easy_cleanup(export_easy);
+	curl_slist_free_all(export_headers);
+	free(export_body);
+	export_easy = NULL;
+	export_headers = NULL;
+	export_body = NULL;
+}
+
+/* The span post ended: tell span_export.c how */
+static void
+ExportFinished(CURLcode code)
+{
+	long		status = 0;
+	char		error[CURL_ERROR_SIZE + 64];
+
+	curl_easy_getinfo(export_easy, CURLINFO_RESPONSE_CODE, &status);
+	if (code != CURLE_OK)
+		snprintf(error, sizeof(error), "%s%s%s", curl_easy_strerror(code),
+				 export_errbuf[0] ? ": " : "", export_errbuf);
+	else
+		snprintf(error, sizeof(error), "HTTP status %ld", status);
+	ExportFree();
+	SpanExportPosted(code == CURLE_OK && status >= 200 && status <= 299, error);
+}
+
+bool
+HttpExportBusy(void)
+{
+	return export_easy != NULL;
+}
+
+/*
+ * Start the span post.  Not a delivery: no destination check (the operator
+ * chose the endpoint), not counted in flight, a short timeout, the answer
+ * discarded.
+ */
+bool
+HttpExportPost(const char *url, char *body, size_t len, char *error, size_t errlen)
+{
+	CURLcode	rc = CURLE_OK;
+	CURL	   *e;
+
+	if (multi == NULL || export_easy != NULL || (e = curl_easy_init()) == NULL)
+	{
+		free(body);
+		snprintf(error, errlen, "cannot start a span post");
+		return false;
+	}
+	export_easy = e;
+	export_body = body;
+	export_errbuf[0] = '\0';
+	export_headers = curl_slist_append(NULL, "Content-Type: application/json");
+	export_headers = curl_slist_append(export_headers, "Expect:");
+#define SET(opt, val) do { if (rc == CURLE_OK) rc = curl_easy_setopt(e, opt, val); } while (0)
+	SET(CURLOPT_URL, url);
+	SET(CURLOPT_PROTOCOLS_STR, "http,https");
+	SET(CURLOPT_FOLLOWLOCATION, 0L);
+	SET(CURLOPT_NOSIGNAL, 1L);
+	SET(CURLOPT_SSLVERSION, (long) CURL_SSLVERSION_TLSv1_2);
+	if (http_ca_file != NULL && http_ca_file[0] != '\0')
+		SET(CURLOPT_CAINFO, http_ca_file);
+	SET(CURLOPT_CONNECTTIMEOUT_MS, (long) Min(http_connect_timeout_ms, EXPORT_TIMEOUT_MS));
+	SET(CURLOPT_TIMEOUT_MS, (long) EXPORT_TIMEOUT_MS);
+	SET(CURLOPT_USERAGENT, "pay-dispatcher/0.1");
+	SET(CURLOPT_HTTPHEADER, export_headers);
+	SET(CURLOPT_WRITEFUNCTION, DiscardBody);
+	SET(CURLOPT_ERRORBUFFER, export_errbuf);
+	SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) len);
+	SET(CURLOPT_POSTFIELDS, export_body);
+#undef SET
+	if (rc != CURLE_OK || curl_multi_add_handle(multi, e) != CURLM_OK)
+	{
+		snprintf(error, errlen, "the span post was refused by libcurl: %s", curl_easy_strerror(rc));
+		curl_easy_cleanup(e);
+		curl_slist_free_all(export_headers);
+		free(export_body);
+		export_easy = NULL;
+		export_headers = NULL;
+		export_body = NULL;
+		return false;
+	}
+	return true;
+}
+
 /* Move finished transfers to the results. */
 static void
 CollectFinished(void)
@@ -408,6 +513,11 @@ CollectFinished(void)
 		if (msg->msg != CURLMSG_DONE)
 			continue;
 		code = msg->data.result;
+		if (msg->easy_handle == export_easy)
+		{
+			ExportFinished(code);
+			continue;
+		}
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &t);
 		r = &t->result;
 		curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);

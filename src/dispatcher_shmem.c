@@ -20,6 +20,7 @@
 #include "attempt_log.h"
 #include "dispatcher.h"
 #include "pay.h"
+#include "span_export.h"
 
 DispatcherShared *dispatcher_shared = NULL;
 bool		dispatcher_am_worker = false;
@@ -99,6 +100,7 @@ DispatcherInit(void)
 	OutboxWakeInit();
 	DestinationInit();
 	AttemptLogInit();
+	SpanExportInit();
 	DispatcherShmemInit();
 }
 

@@ -40,6 +40,7 @@
 #include "dispatcher.h"
 #include "metrics.h"
 #include "pay.h"
+#include "span_export.h"
 
 #define IDLE_WAIT_MS		60000	/* longest sleep: extension check and lease look */
 #define ERROR_BACKOFF_MS	1000
@@ -409,6 +410,8 @@ RecordResults(void)
 		RunInTransaction(ReleaseTxn, &w, "releasing rows whose outcome was not recorded");
 	else
 		AttemptLogWrite(results, outcomes, contexts, n);
+	for (i = 0; i < n; i++)
+		SpanExportRecord(&results[i], &contexts[i]);
 	if (ok && dispatcher_shared != NULL)
 		for (i = 0; i < n; i++)
 		{
@@ -453,7 +456,7 @@ ClaimAndSend(TimestampTz *next_due, bool *failed)
 		char		error[256];
 
 		LimitRemember(c->id, c->attempts_max);
-		DeliveryContextSending(c->id, c->operation, c->headers, c->nheaders);
+		DeliveryContextSending(c->id, c->operation, c->method, c->url, c->headers, c->nheaders);
 		if (c->error != NULL)
 		{
 			HttpFail(c->id, c->attempt, c->destination, c->notification, true, c->error);
@@ -560,6 +563,7 @@ pay_dispatcher_main(Datum arg)
 		TimestampTz now;
 		long		timeout;
 		long		curl_ms;
+		long		span_ms;
 		TimestampTz breaker_next;
 		int			n;
 		int			i;
@@ -637,9 +641,11 @@ pay_dispatcher_main(Datum arg)
 				HttpDrive();
 			}
 		}
+		/* 4. spans to the collector, when a batch is due */
+		SpanExportFlush(GetCurrentTimestamp());
 		Publish(true);
 
-		/* 4. sleep until something happens */
+		/* 5. sleep until something happens */
 		now = GetCurrentTimestamp();
 		timeout = IDLE_WAIT_MS;
 		curl_ms = HttpTimeoutMs();
@@ -658,6 +664,9 @@ pay_dispatcher_main(Datum arg)
 			timeout = Min(timeout, MsUntil(breaker_next, now, IDLE_WAIT_MS));
 		}
 		timeout = Min(timeout, MsUntil(next_lease_look, now, IDLE_WAIT_MS));
+		span_ms = SpanExportWaitMs(now);
+		if (span_ms >= 0)
+			timeout = Min(timeout, span_ms);
 
 		n = WaitEventSetWait(events, timeout, occurred, lengthof(occurred), PG_WAIT_EXTENSION);
 		for (i = 0; i < n; i++)
