@@ -6,7 +6,7 @@
 
 #include <microhttpd.h>
 
-#define TRACEPARENT_LEN 55		/* "00-" 32 hex "-" 16 hex "-" 2 hex */
+#include "../src/proto/traceparent.h"
 
 typedef struct TraceContext
 {
@@ -18,8 +18,6 @@ typedef struct TraceContext
 } TraceContext;
 
 /* True if s is a traceparent the proxy accepts (version 00, or a later version's first four fields) */
-bool		TraceParentValid(const char *s);
-
 /*
  * The request's trace: the client's trace id and flags when its traceparent
  * is valid (a malformed one is ignored), else a new random trace id; always

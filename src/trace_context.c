@@ -29,6 +29,7 @@
 
 #include "pay.h"
 #include "trace_context.h"
+#include "traceparent.h"
 
 static char *trace_parent = NULL;
 
@@ -42,44 +43,6 @@ TraceContextInit(void)
 							   "W3C traceparent of the request this transaction serves (SET LOCAL).",
 							   "Rows created store its trace id; outbound requests they cause carry it. A malformed value is ignored.",
 							   &trace_parent, "", PGC_USERSET, 0, NULL, NULL, NULL);
-}
-
-/* n lower-case hex digits? */
-static bool
-IsLowerHex(const char *s, int n)
-{
-	int			i;
-
-	for (i = 0; i < n; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-	return true;
-}
-
-/* n lower-case hex digits, not all zero (an id)? */
-static bool
-IsHexId(const char *s, int n)
-{
-	return IsLowerHex(s, n) && strspn(s, "0") < (size_t) n;
-}
-
-/*
- * Is s a traceparent pay accepts?  W3C Trace Context: version 00 is exactly
- * 55 characters; a later version may append "-..." fields; version ff and
- * all-zero trace or span ids are invalid.
- */
-bool
-TraceParentValid(const char *s)
-{
-	size_t		len = s ? strlen(s) : 0;
-
-	if (len < 55 || s[2] != '-' || s[35] != '-' || s[52] != '-')
-		return false;
-	if (!IsLowerHex(s, 2) || strncmp(s, "ff", 2) == 0)
-		return false;
-	if (strncmp(s, "00", 2) == 0 ? len != 55 : (len > 55 && s[55] != '-'))
-		return false;
-	return IsHexId(s + 3, 32) && IsHexId(s + 36, 16) && IsLowerHex(s + 53, 2);
 }
 
 /* The trace id of pay.traceparent into out[33]; false when unset or malformed. */
@@ -164,7 +127,7 @@ pay_traceparent(PG_FUNCTION_ARGS)
 	char		out[56];
 	int			i;
 
-	if (VARSIZE_ANY_EXHDR(t) != 32 || !IsHexId(VARDATA_ANY(t), 32))
+	if (VARSIZE_ANY_EXHDR(t) != 32 || !TraceHexId(VARDATA_ANY(t), 32))
 		PG_RETURN_NULL();
 	if (!pg_strong_random(span, sizeof(span)))
 		elog(ERROR, "could not generate a span id");

@@ -7,7 +7,6 @@
 #include "utils/relcache.h"
 
 extern void TraceContextInit(void);
-extern bool TraceParentValid(const char *s);
 /* The trace id of pay.traceparent into out[33]; false when unset or malformed. */
 extern bool TraceCurrentId(char *out);
 /* A traceparent among a route function's lower-cased headers becomes pay.traceparent (SET LOCAL). */
