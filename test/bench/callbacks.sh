@@ -96,6 +96,8 @@ unix_socket_directories = '$work'
 max_connections = 50
 jit = off
 pay.master_key_file = '$top/test/keys/master-a.hex'
+# the fake PSP listens on loopback
+pay.allow_private_destinations = on
 CONF
 if [ "$profile" = 1 ]; then
   echo "shared_preload_libraries = 'pg_stat_statements'" >>"$data/postgresql.conf"
