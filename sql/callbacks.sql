@@ -110,7 +110,7 @@ SELECT pg_temp.send('cb_wechat', 'wechat_wrong_apiv3') AS answer, pg_temp.last()
 SELECT pg_temp.send('cb_wechat', 'wechat_unknown_serial') AS answer, pg_temp.last() AS record;
 SELECT pg_temp.send('cb_wechat', 'wechat_refund') AS answer, pg_temp.last() AS record;
 
--- the seed's generic scheme (JSON and form bodies)
+-- the generic scheme (JSON and form bodies)
 SELECT pg_temp.send('cb_generic', 'generic_paid') AS answer, pg_temp.last() AS record;
 SELECT pg_temp.send('cb_generic', 'generic_bad_sign') AS answer, pg_temp.last() AS record;
 SELECT pg_temp.send('cb_generic', 'generic_failed_form') AS answer, pg_temp.last() AS record;

@@ -27,7 +27,7 @@ SELECT count(*) - :rules_before AS rules_written FROM pay.routing_rules;
 SELECT pay.add_routing_rule('rr_stripe', 'rr_other', 'EUR', 5) > 0 AS positional_four;
 SELECT min_amount, max_amount, weight, priority FROM pay.routing_rules ORDER BY id DESC LIMIT 1;
 
--- 2. the seed's rule: over 1000.00 CNY to Stripe, up to 1000.00 to Alipay
+-- 2. an amount split: over 1000.00 CNY to Stripe, up to 1000.00 to Alipay
 --    (priority 50: ahead of the catch-all rules other tests leave at 100)
 SELECT pay.add_routing_rule('rr_stripe', 'rr_shop', 'CNY', 50, min_amount => 100001) AS stripe_rule \gset
 SELECT pay.add_routing_rule('rr_alipay', 'rr_shop', 'CNY', 50, max_amount => 100000) AS alipay_rule \gset

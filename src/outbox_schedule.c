@@ -1,7 +1,7 @@
 /*
  * outbox_schedule.c — when a failed delivery is tried again, and how often.
  *
- * PSP calls follow the seed's schedule: retry n waits (n - 1)^2 times
+ * PSP calls follow a quadratic schedule: retry n waits (n - 1)^2 times
  * pay.psp_retry_base (0, 1, 4, 9 ... seconds), up to pay.psp_attempts_max
  * attempts.  Merchant notifications follow pay.notify_schedule, by default
  * Alipay's published one (4m, 10m, 10m, 1h, 2h, 6h, 15h: eight attempts).

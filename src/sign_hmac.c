@@ -1,6 +1,6 @@
 /*
  * sign_hmac.c — SQL glue for the HMAC family of signatures: HMAC-SHA256 of a
- * message or of a canonical parameter string, the seed's SHA-256 variant,
+ * message or of a canonical parameter string, the SHA-256-with-secret variant,
  * Stripe webhook signatures and Adyen notification HMACs (crypto/hmac.c,
  * crypto/stripe.c, crypto/adyen.c).  Secrets never appear in messages.
  */

@@ -1,6 +1,6 @@
 /*
  * canonical.h — the canonical parameter string that request and notification
- * signatures are computed over (the seed's generateSign): keys in byte order,
+ * signatures are computed over (the common "generateSign" of PSP SDKs): keys in byte order,
  * "k=v" joined by "&", excluded keys and empty values left out, values NOT
  * URL-escaped.  Plain C.
  */

@@ -19,7 +19,7 @@ CREATE FUNCTION pay.sign_params_sha256(params jsonb, secret text) RETURNS text
     AS 'MODULE_PATHNAME', 'pay_sign_params_sha256'
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION pay.sign_params_sha256(jsonb, text) IS
-    'the seed''s second scheme: lower-case hex SHA-256 of pay.canonical_query(params) with secret appended';
+    'the SHA-256-with-secret scheme: lower-case hex SHA-256 of pay.canonical_query(params) with secret appended';
 
 CREATE FUNCTION pay.stripe_signature_header(payload text, secret text, at timestamptz DEFAULT now())
     RETURNS text

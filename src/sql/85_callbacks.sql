@@ -210,7 +210,7 @@ BEGIN
     'refund_amount', v_tx->'amount'->>'refund');
 END $$;
 
--- The seed's scheme: a JSON object or form body whose sign is the hex
+-- pay's own generic scheme: a JSON object or form body whose sign is the hex
 -- HMAC-SHA256 of the canonical string of the other fields: event_id,
 -- out_trade_no (our order id), trade_no, status (paid, failed, refunded,
 -- closed), amount (minor units), currency, refund_id, refund_amount,

@@ -1,6 +1,6 @@
 -- The merchant REST API behind pay-proxy: POST /api/v1/payments and
 -- GET /api/v1/payments/{id}.  Requests are authenticated here, in SQL, as
--- the seed describes: X-Pay-Signature is the hex HMAC-SHA256 (pay.sign_params)
+-- follows: X-Pay-Signature is the hex HMAC-SHA256 (pay.sign_params)
 -- of the request's parameters plus merchant, timestamp and nonce, under the
 -- merchant's api_secret; the timestamp must be within the window and the
 -- nonce unused.  Errors are raised with their SQLSTATE; pay-proxy maps them

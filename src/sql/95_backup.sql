@@ -38,7 +38,7 @@ COMMENT ON FUNCTION pay._restoring() IS
   'true while a superuser''s COPY FROM writes rows: a restore (src/restore.c)';
 
 -- A restored row of a seeded table whose key CREATE EXTENSION already
--- seeded replaces the seed's values instead of failing on the key.
+-- seeded replaces the seeded row's values instead of failing on the key.
 CREATE FUNCTION pay._restore_seeded_row() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN

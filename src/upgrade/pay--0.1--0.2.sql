@@ -2465,6 +2465,10 @@ BEGIN
   RETURN NEXT ROW(201, 'application/json', pay._order_json(o)::text)::pay.http_response;
 END $$;
 
+-- Comments reworded in 0.2.
+COMMENT ON FUNCTION pay.sign_params_sha256(jsonb, text) IS
+    'the SHA-256-with-secret scheme: lower-case hex SHA-256 of pay.canonical_query(params) with secret appended';
+
 -- Backups and the extension's lifecycle.
 --
 -- pg_dump keeps the rows of an extension's tables only when the install
@@ -2691,7 +2695,7 @@ COMMENT ON FUNCTION pay._restoring() IS
   'true while a superuser''s COPY FROM writes rows: a restore (src/restore.c)';
 
 -- A restored row of a seeded table whose key CREATE EXTENSION already
--- seeded replaces the seed's values instead of failing on the key.
+-- seeded replaces the seeded row's values instead of failing on the key.
 CREATE FUNCTION pay._restore_seeded_row() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN

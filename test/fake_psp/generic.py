@@ -1,4 +1,4 @@
-"""The seed's generic callback scheme (pay's `generic` gateway kind):
+"""pay's generic callback scheme (pay's `generic` gateway kind):
 form-encoded fields event_id, out_trade_no, trade_no, amount (minor units),
 currency, status (paid / failed / refunded / closed), refund_amount for
 refunds, timestamp (unix seconds), nonce, and `sign` = hex HMAC-SHA256 over

@@ -2,7 +2,7 @@
 """Signed PSP callbacks for sql/callbacks.sql, made at test time.
 
 An independent implementation: Python's hmac/hashlib and python3-cryptography
-sign and encrypt exactly as Stripe, Alipay, WeChat Pay and the seed's generic
+sign and encrypt exactly as Stripe, Alipay, WeChat Pay and pay's generic
 scheme do, so the test checks pay.handle_callback against them, never against
 our own C code.  Timestamps are "now" (or deliberately stale), hence made at
 test time.
