@@ -78,19 +78,6 @@ CREATE TRIGGER merchant_roles_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
     FOR EACH STATEMENT EXECUTE FUNCTION pay._cache_invalidate();
 ALTER TABLE pay.merchant_roles ENABLE ALWAYS TRIGGER merchant_roles_cache;
 
-CREATE FUNCTION pay._merchant_code_id(p_merchant text) RETURNS bigint
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  v_id bigint;
-BEGIN
-  SELECT m.id INTO v_id FROM pay.merchants m WHERE m.code = p_merchant;
-  IF NOT FOUND THEN
-    RAISE EXCEPTION 'merchant: unknown merchant "%"', coalesce(p_merchant, 'null')
-      USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  RETURN v_id;
-END $$;
-
 CREATE FUNCTION pay.bind_merchant_role(role regrole, merchant text) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -99,7 +86,7 @@ BEGIN
   IF role IS NULL THEN
     RAISE EXCEPTION 'role must not be null' USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  v_merchant := pay._merchant_code_id(merchant);
+  v_merchant := pay._merchant_id(merchant);
   INSERT INTO pay.merchant_roles (role, merchant_id) VALUES (role, v_merchant)
     ON CONFLICT DO NOTHING;
   RETURN FOUND;
@@ -112,7 +99,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   v_merchant bigint;
 BEGIN
-  v_merchant := pay._merchant_code_id(merchant);
+  v_merchant := pay._merchant_id(merchant);
   DELETE FROM pay.merchant_roles b WHERE b.role = unbind_merchant_role.role AND b.merchant_id = v_merchant;
   RETURN FOUND;
 END $$;
