@@ -406,17 +406,24 @@ HttpAdd(int64 outbox_id, int attempt, const char *destination, bool notification
 	return true;
 }
 
-/* Drop the span post's handle and what it held */
+/* Drop the span post's handle (not in the multi handle) and what it held */
 static void
-ExportFree(void)
+ExportRelease(void)
 {
-	curl_multi_remove_handle(multi, export_easy);
 	curl_easy_cleanup(export_easy);
 	curl_slist_free_all(export_headers);
 	free(export_body);
 	export_easy = NULL;
 	export_headers = NULL;
 	export_body = NULL;
+}
+
+/* Take the span post's handle out of the multi handle and drop it */
+static void
+ExportFree(void)
+{
+	curl_multi_remove_handle(multi, export_easy);
+	ExportRelease();
 }
 
 /* The span post ended: tell span_export.c how */
@@ -484,12 +491,7 @@ HttpExportPost(const char *url, char *body, size_t len, char *error, size_t errl
 	if (rc != CURLE_OK || curl_multi_add_handle(multi, e) != CURLM_OK)
 	{
 		snprintf(error, errlen, "the span post was refused by libcurl: %s", curl_easy_strerror(rc));
-		curl_easy_cleanup(e);
-		curl_slist_free_all(export_headers);
-		free(export_body);
-		export_easy = NULL;
-		export_headers = NULL;
-		export_body = NULL;
+		ExportRelease();
 		return false;
 	}
 	return true;
