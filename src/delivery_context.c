@@ -11,6 +11,7 @@
 #include "utils/memutils.h"
 
 #include "delivery_context.h"
+#include "destination.h"
 
 typedef struct OnWire
 {
@@ -21,33 +22,6 @@ typedef struct OnWire
 static OnWire *on_wire = NULL;
 static int	on_wire_count = 0;
 static int	on_wire_size = 0;
-
-/* The host of url ("" if it has none): after "scheme://" and any userinfo, up to the port, path, query or fragment */
-static void
-UrlHost(const char *url, char *out, size_t size)
-{
-	const char *p = url ? strstr(url, "://") : NULL;
-	const char *end;
-	const char *at;
-
-	out[0] = '\0';
-	if (p == NULL)
-		return;
-	p += 3;
-	end = p + strcspn(p, "/?#");
-	at = memchr(p, '@', end - p);
-	if (at != NULL)
-		p = at + 1;
-	if (*p == '[')
-		end = p + strcspn(p, "]/?#") + (p[strcspn(p, "]/?#")] == ']' ? 1 : 0);
-	else
-		end = p + strcspn(p, ":/?#");
-	if ((size_t) (end - p) < size)
-	{
-		memcpy(out, p, end - p);
-		out[end - p] = '\0';
-	}
-}
 
 void
 DeliveryContextSending(int64 id, const char *operation, const char *method, const char *url,
@@ -67,7 +41,10 @@ DeliveryContextSending(int64 id, const char *operation, const char *method, cons
 	w->id = id;
 	strlcpy(w->dc.operation, operation ? operation : "", sizeof(w->dc.operation));
 	strlcpy(w->dc.method, method ? method : "", sizeof(w->dc.method));
-	UrlHost(url, w->dc.host, sizeof(w->dc.host));
+	/* the host as the destination check reads it ("" when it cannot) */
+	w->dc.host[0] = '\0';
+	if (url != NULL)
+		(void) destination_check_url(url, w->dc.host, sizeof(w->dc.host));
 	for (i = 0; i < nheaders; i++)
 		if (pg_strncasecmp(headers[i], "traceparent: ", 13) == 0 && strlen(headers[i]) >= 13 + 55)
 		{
