@@ -99,6 +99,9 @@ extern TimestampTz BreakerNextChange(TimestampTz now);
 typedef struct HttpTransfer HttpTransfer;
 
 /* What became of a transfer. */
+/* The most of an answer's header lines kept (bytes, with the NUL). */
+#define HTTP_HEADERS_MAX 16384
+
 typedef struct HttpResult
 {
 	int64		outbox_id;
@@ -110,6 +113,8 @@ typedef struct HttpResult
 	bool		refused;		/* every address it resolved to is refused (destination_check.c) */
 	char	   *body;			/* response body, NUL-terminated (malloc'd) */
 	size_t		body_len;
+	char	   *headers;		/* response header lines of the final answer, "Name: value\r\n" each (malloc'd) */
+	size_t		headers_len;
 	double		latency_ms;
 	TimestampTz started_at;
 	char		error[256];

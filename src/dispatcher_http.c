@@ -161,6 +161,34 @@ WriteBody(char *data, size_t size, size_t nmemb, void *userdata)
 	return n;
 }
 
+/*
+ * CURLOPT_HEADERFUNCTION: keep the answer's header lines (WeChat Pay signs
+ * its answers in headers; Retry-After says when to come back).  A status
+ * line starts a new answer (after a 100 Continue, the final one's lines
+ * replace the interim one's).  Lines beyond the cap are dropped, not the
+ * transfer: what matters sits in the first few kilobytes.
+ */
+static size_t
+WriteHeader(char *data, size_t size, size_t nmemb, void *userdata)
+{
+	HttpTransfer *t = (HttpTransfer *) userdata;
+	size_t		n = size * nmemb;
+	HttpResult *r = &t->result;
+
+	if (n >= 5 && strncmp(data, "HTTP/", 5) == 0)
+		r->headers_len = 0;
+	else if (r->headers_len + n + 1 <= HTTP_HEADERS_MAX)
+	{
+		if (r->headers == NULL && (r->headers = malloc(HTTP_HEADERS_MAX)) == NULL)
+			return n;
+		memcpy(r->headers + r->headers_len, data, n);
+		r->headers_len += n;
+	}
+	if (r->headers != NULL)
+		r->headers[r->headers_len] = '\0';
+	return n;
+}
+
 /* CURLOPT_WRITEFUNCTION of the span post: the collector's answer is not needed */
 static size_t
 DiscardBody(char *data, size_t size, size_t nmemb, void *userdata)
@@ -358,6 +386,8 @@ HttpAdd(int64 outbox_id, int attempt, const char *destination, bool notification
 	SET(CURLOPT_HTTPHEADER, t->headers);
 	SET(CURLOPT_WRITEFUNCTION, WriteBody);
 	SET(CURLOPT_WRITEDATA, t);
+	SET(CURLOPT_HEADERFUNCTION, WriteHeader);
+	SET(CURLOPT_HEADERDATA, t);
 	SET(CURLOPT_PRIVATE, t);
 	SET(CURLOPT_ERRORBUFFER, t->errbuf);
 	SET(CURLOPT_OPENSOCKETFUNCTION, OpenSocket);
@@ -550,6 +580,8 @@ CollectFinished(void)
 		}
 		if (r->body == NULL)
 			r->body = strdup("");
+		if (r->headers == NULL)
+			r->headers = strdup("");
 		Finish(r);
 		TransferFree(t);
 	}
@@ -665,7 +697,9 @@ void
 HttpResultFree(HttpResult *r)
 {
 	free(r->body);
+	free(r->headers);
 	free(r->destination);
 	r->body = NULL;
+	r->headers = NULL;
 	r->destination = NULL;
 }

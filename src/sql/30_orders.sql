@@ -54,10 +54,17 @@ CREATE TABLE pay.orders (
     routing_rule_id  bigint,
     -- the W3C trace id of the request that created the order (pay.traceparent)
     trace_id         text,
+    -- the buyer's next step as the PSP's answer to the create request gave it
+    -- (src/sql/81_psp_answers.sql), e.g. {"type": "qr_code", "qr_code": "..."}
+    next_action      jsonb,
+    -- why the PSP refused the payment, as it said (status failed)
+    failure_reason   text,
     UNIQUE (merchant_id, merchant_order_no)
 );
 COMMENT ON TABLE pay.orders IS 'payment orders; status moves only along pay.order_transitions';
 COMMENT ON COLUMN pay.orders.amount IS 'integer minor units of currency';
+COMMENT ON COLUMN pay.orders.next_action IS 'the buyer''s next step from the PSP''s answer (type qr_code, code_url, client_secret or redirect); NULL until the PSP answered';
+COMMENT ON COLUMN pay.orders.failure_reason IS 'the PSP''s reason when it refused the payment';
 COMMENT ON COLUMN pay.orders.paid_account_id IS 'the ledger account the payment came from; refunds go back to it';
 COMMENT ON COLUMN pay.orders.routing_rule_id IS 'the routing rule that chose the gateway (NULL: asked for, or no rule matched); a record, not a reference: the rule may since be gone';
 COMMENT ON COLUMN pay.orders.status_cause IS 'write-only: an UPDATE that changes status may set it to say why; the trigger copies it to pay.order_events and stores NULL';
