@@ -1,6 +1,6 @@
-# Upgrades and the extension's lifecycle.  Version 0.1, installed from its
-# released script and holding data, is upgraded with ALTER EXTENSION pay
-# UPDATE: the catalog is then exactly a fresh install's (every function
+# Upgrades and the extension's lifecycle.  Versions 0.1 and 0.2, installed
+# from their released scripts and holding data, are upgraded with ALTER
+# EXTENSION pay UPDATE (0.1 through every step, 0.2 in one): the catalog is then exactly a fresh install's (every function
 # with its signature, body, volatility, security and settings; tables,
 # columns, constraints, indexes, triggers, policies, grants, comments: see
 # test/lib/catalog.sql), the data is intact and the upgraded ledger works.
@@ -89,15 +89,21 @@ is($ret, 0, 'ALTER EXTENSION pay UPDATE') or diag($err);
 is($node->safe_psql('upgraded', "SELECT extversion FROM pg_extension WHERE extname = 'pay'"), $released,
 	"the upgraded install is version $released");
 
-my @fresh = split /\n/, $node->safe_psql('fresh', $catalog_sql);
-my @upgraded = split /\n/, $node->safe_psql('upgraded', $catalog_sql);
-my %in_fresh = map { $_ => 1 } @fresh;
-my %in_upgraded = map { $_ => 1 } @upgraded;
-my @missing = grep { !$in_upgraded{$_} } @fresh;
-my @extra = grep { !$in_fresh{$_} } @upgraded;
-ok(@fresh > 500, scalar(@fresh) . ' catalog lines in a fresh install');
-is(scalar(@missing) + scalar(@extra), 0, 'the upgraded catalog is exactly the fresh one')
-  or diag(join("\n", (map { "only fresh:    $_" } @missing), (map { "only upgraded: $_" } @extra)));
+# The catalog of database $db is exactly a fresh install's.
+sub same_catalog
+{
+	my ($db, $what) = @_;
+	my @fresh = split /\n/, $node->safe_psql('fresh', $catalog_sql);
+	my @upgraded = split /\n/, $node->safe_psql($db, $catalog_sql);
+	my %in_fresh = map { $_ => 1 } @fresh;
+	my %in_upgraded = map { $_ => 1 } @upgraded;
+	my @missing = grep { !$in_upgraded{$_} } @fresh;
+	my @extra = grep { !$in_fresh{$_} } @upgraded;
+	ok(@fresh > 500, scalar(@fresh) . ' catalog lines in a fresh install');
+	is(scalar(@missing) + scalar(@extra), 0, "the catalog upgraded $what is exactly the fresh one")
+	  or diag(join("\n", (map { "only fresh:    $_" } @missing), (map { "only upgraded: $_" } @extra)));
+}
+same_catalog('upgraded', 'from 0.1');
 
 my $after = rows();
 for my $t (@tables) {
@@ -114,6 +120,32 @@ cmp_ok($node->safe_psql('upgraded', "SELECT id FROM pay.create_order('shop', 'U-
 is($node->safe_psql('upgraded', "SELECT status FROM pay.mark_paid((SELECT id FROM pay.orders WHERE merchant_order_no = 'U-new'), 'pi_new', 900, 'USD')"),
 	'paid', 'and it is paid and booked');
 is($node->safe_psql('upgraded', 'SELECT count(*) FROM pay.ledger_problems'), 0, 'the books are sound');
+
+# --- 0.2 with data, upgraded in one step -----------------------------------------
+# (0.2's SQL with the C code installed now: only calls whose C side 0.2
+# already had, so 0.2's tables can hold the data)
+$node->safe_psql('postgres', 'CREATE DATABASE from02');
+$node->safe_psql('from02', "CREATE EXTENSION pay VERSION '0.2'");
+$node->safe_psql('from02', q{
+SELECT pay.create_merchant('shop', 'Shop');
+SELECT pay.create_gateway('stripe_u', 'stripe', 'https://api.stripe.example');
+SELECT pay.add_routing_rule('stripe_u', currency => 'USD');
+SELECT pay.create_order('shop', 'V-' || n, 2000 + n, 'USD', idempotency_key => 'v-' || n) FROM generate_series(1, 4) n;
+SELECT pay.mark_paid(o.id, 'pi_v' || o.id, o.amount, 'USD') FROM pay.orders o WHERE o.merchant_order_no IN ('V-2', 'V-3');
+SELECT pay.refund(id, 700, 'partly') FROM pay.orders WHERE merchant_order_no = 'V-3';
+SELECT pay.cancel(id) FROM pay.orders WHERE merchant_order_no = 'V-4';
+});
+my $orders02 = q{SELECT string_agg(concat_ws(' ', id, merchant_order_no, amount, status, refunded_amount, psp_txn_id), ',' ORDER BY id) FROM pay.orders};
+my $orders02_before = $node->safe_psql('from02', $orders02);
+($ret, $out, $err) = $node->psql('from02', 'ALTER EXTENSION pay UPDATE');
+is($ret, 0, 'ALTER EXTENSION pay UPDATE from 0.2') or diag($err);
+is($node->safe_psql('from02', "SELECT extversion FROM pg_extension WHERE extname = 'pay'"), $released,
+	"0.2 upgraded is version $released");
+same_catalog('from02', 'from 0.2');
+is($node->safe_psql('from02', $orders02), $orders02_before, '0.2 orders intact');
+is($node->safe_psql('from02', "SELECT status FROM pay.mark_paid((SELECT id FROM pay.create_order('shop', 'V-new', 900, 'USD')), 'pi_vnew', 900, 'USD')"),
+	'paid', 'a new order after the upgrade from 0.2 is paid and booked');
+is($node->safe_psql('from02', 'SELECT count(*) FROM pay.ledger_problems'), 0, 'the books upgraded from 0.2 are sound');
 
 # --- DROP EXTENSION ------------------------------------------------------------------
 sub psql_err
