@@ -51,6 +51,28 @@ class Config:
 
         self.generic_webhook_secret = (data.get("generic") or {}).get("webhook_secret")
 
+        pp = data.get("paypal") or {}
+        self.paypal_client_id = pp.get("client_id")
+        self.paypal_client_secret = pp.get("client_secret")
+        self.paypal_webhook_id = pp.get("webhook_id")
+        self.paypal_signing_private_key = self._private(pp.get("signing_private_key"))
+        self.paypal_signing_cert_pem = self._text(pp.get("signing_cert"))
+        self.paypal_ca_cert_pem = self._text(pp.get("ca_cert"))
+        self.paypal_cert_id = None
+        if self.paypal_signing_cert_pem:
+            self.paypal_cert_id = signing.paypal_cert_id(self.paypal_signing_cert_pem)
+        self.paypal_token_ttl_s = int(pp.get("token_ttl_s", 32400))
+
+        ad = data.get("adyen") or {}
+        self.adyen_api_key = ad.get("api_key")
+        self.adyen_hmac_key = ad.get("hmac_key")
+        if self.adyen_hmac_key is not None:
+            try:
+                bytes.fromhex(self.adyen_hmac_key)
+            except ValueError:
+                raise ConfigError("adyen.hmac_key must be hexadecimal") from None
+        self.adyen_merchant_account = ad.get("merchant_account")
+
         self.merchants = {}
         for code, m in (data.get("merchants") or {}).items():
             if not isinstance(m, dict) or not m.get("api_secret"):

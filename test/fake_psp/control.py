@@ -12,11 +12,19 @@
   POST   /control/pay               mark an order paid at the PSP without sending anything:
                                     {"provider", "order_id", "amount", "currency", "txn_id"}
   POST   /control/merchants         add or replace a merchant of the notify sink: {"code", "api_secret"}
-  GET    /control/state             the fake PSP's objects (payment intents, trades, refunds)"""
+  GET    /control/state             the fake PSP's objects (payment intents, trades, refunds)
+  GET    /control/outbox            notifications queued and delivered (PayPal, Adyen: see outbox.py)
+  POST   /control/outbox            delivery settings of a provider: {"provider", "target", "gateway", ...}
+  POST   /control/outbox/flush      attempt every queued notification now: {"provider"} optional
+  GET    /control/outbox/wait       wait until nothing is queued or in flight (?timeout_s=)
+  POST   /control/paypal/approve    the buyer approves an order: {"id", "capture": completed|pending|denied}
+  POST   /control/paypal/expire_tokens   every issued OAuth token expires"""
 
 import json
 
 import faults as faults_mod
+import outbox as outbox_mod
+import paypal
 import sender
 import server
 
@@ -102,8 +110,32 @@ def handle(app, req):
             return _bad("code and api_secret (strings) are required")
         app.merchants[body["code"]] = {"api_secret": body["api_secret"]}
         return server.json_response(200, {"merchants": sorted(app.merchants)})
+    if path.startswith("/control/outbox"):
+        return _outbox(app, path, method, body, q)
+    if path.startswith("/control/paypal/") and method == "POST":
+        status, out = paypal.control(app, path.rsplit("/", 1)[1], body)
+        return server.json_response(status, out)
     if path == "/control/state" and method == "GET":
         with app.store.lock:
             text = json.dumps(app.store.state, default=_jsonable, ensure_ascii=False)
         return server.Response(200, text, "application/json")
     return server.json_response(404, {"error": f"no control route {method} {req.path}"})
+
+
+def _outbox(app, path, method, body, q):
+    """/control/outbox: GET the queue and deliveries, POST settings for a provider;
+    POST /control/outbox/flush {"provider"?} attempts everything queued now;
+    GET /control/outbox/wait?timeout_s= waits until nothing is queued or in flight."""
+    try:
+        if path == "/control/outbox" and method == "GET":
+            return server.json_response(200, app.outbox.snapshot())
+        if path == "/control/outbox" and method == "POST":
+            return server.json_response(200, {"settings": app.outbox.configure(body)})
+        if path == "/control/outbox/flush" and method == "POST":
+            return server.json_response(200, {"deliveries": app.outbox.flush((body or {}).get("provider"))})
+        if path == "/control/outbox/wait" and method == "GET":
+            idle = app.outbox.wait_idle(float(q.get("timeout_s", "10")))
+            return server.json_response(200 if idle else 504, {"idle": idle})
+    except (outbox_mod.OutboxError, ValueError) as e:
+        return _bad(str(e))
+    return server.json_response(404, {"error": f"no control route {method} {path}"})

@@ -41,16 +41,21 @@ import threading
 import time
 import urllib.parse
 
+import adyen
 import alipay
 import generic
 import ids
+import paypal
 import stripe
 import wechatpay
 
 PROVIDERS = {"stripe": stripe.Callbacks(), "alipay": alipay.Callbacks(),
              "wechatpay": wechatpay.Callbacks(), "generic": generic.Callbacks()}
+PROVIDERS.update(paypal=paypal.Callbacks(), adyen=adyen.Callbacks())
 VARIANTS = ("none", "duplicate", "redeliver", "out_of_order", "tampered", "wrong_key", "stale",
             "replayed_nonce", "unsigned", "wrong_serial", "wrong_apiv3_key")
+OWN_VARIANTS = ("wrong_cert_url", "bad_item", "duplicate_item")  # a provider's Callbacks.OWN_VARIANTS
+VARIANTS += OWN_VARIANTS
 MAX_COUNT = 10000
 MAX_CONCURRENCY = 256
 MAX_RESPONSE_BYTES = 1 << 20
@@ -94,6 +99,8 @@ def normalize(params):
     if p["variant"] in ("wrong_serial", "wrong_apiv3_key") and p["provider"] != "wechatpay":
         raise SendError(f"variant {p['variant']} is for wechatpay only")
     cb = PROVIDERS[p["provider"]]
+    if p["variant"] in OWN_VARIANTS and p["variant"] not in getattr(cb, "OWN_VARIANTS", ()):
+        raise SendError(f"variant {p['variant']} is not one of {p['provider']}'s")
     try:
         p["event"] = cb.event_name(p.get("event") or "paid")
     except ValueError as e:
@@ -146,6 +153,8 @@ def plan(app, p):
         r = render(build(event, update=False))
         r["body"] = cb.tamper(r["body"])
         return [[r]]
+    if variant in OWN_VARIANTS:
+        return [[render(build(event, mode=variant, update=False), mode=variant)]]
     if variant in ("wrong_key", "unsigned", "wrong_serial"):
         return [[render(build(event, update=False), mode=variant)]]
     if variant == "wrong_apiv3_key":

@@ -14,10 +14,13 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import adyen
 import alipay
 import control
 import faults as faults_mod
 import merchant
+import outbox as outbox_mod
+import paypal
 import store as store_mod
 import stripe
 import wechatpay
@@ -89,10 +92,12 @@ class App:
         self.stopping = threading.Event()
         self.base_url = None
         self.merchants = {code: dict(m) for code, m in cfg.merchants.items()}
+        self.outbox = outbox_mod.Outbox(self, {"paypal": paypal, "adyen": adyen})
 
     def route(self, req):
         """(route name, Response, verdict) for a provider request."""
-        for module in (stripe, alipay, wechatpay, merchant):
+        # paypal before stripe: both live under /v1/ (PayPal only /v1/oauth2/ and /v1/notifications/)
+        for module in (paypal, adyen, stripe, alipay, wechatpay, merchant):
             out = module.handle(self, req)
             if out is not None:
                 return out

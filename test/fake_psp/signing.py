@@ -7,6 +7,7 @@ import binascii
 import hashlib
 import hmac
 import time
+import zlib
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, InvalidTag
@@ -165,3 +166,42 @@ def aes_gcm_decrypt(key, nonce, associated_data, ciphertext_b64):
                                              to_bytes(associated_data))
     except (InvalidTag, binascii.Error, ValueError):
         return None
+
+
+# --- PayPal -----------------------------------------------------------------
+
+def paypal_cert_id(pem):
+    """The id PayPal puts in PAYPAL-CERT-URL for a certificate: CERT-<serial in
+    lower-case hex, a dash every 8 digits> (CERT-360caa42-fca2a594-1d93a270)."""
+    hexs = format(x509.load_pem_x509_certificate(to_bytes(pem)).serial_number, "x")
+    hexs = hexs.rjust((len(hexs) + 7) // 8 * 8, "0")
+    return "CERT-" + "-".join(hexs[i:i + 8] for i in range(0, len(hexs), 8))
+
+
+def paypal_signed_message(transmission_id, transmission_time, webhook_id, body):
+    """What PAYPAL-TRANSMISSION-SIG covers: "<id>|<time>|<webhook id>|<CRC32 of the raw
+    body as an unsigned decimal>"."""
+    return f"{transmission_id}|{transmission_time}|{webhook_id}|{zlib.crc32(to_bytes(body))}".encode("utf-8")
+
+
+# --- Adyen ------------------------------------------------------------------
+
+ADYEN_HMAC_FIELDS = ("pspReference", "originalReference", "merchantAccountCode", "merchantReference",
+                     "value", "currency", "eventCode", "success")
+
+
+def adyen_hmac_data(item):
+    """The string an Adyen standard notification item's hmacSignature covers: the eight
+    values joined by ':' as they appear in the item (value and currency from amount,
+    empty for a missing field).  No escaping: Adyen's own libraries join the raw
+    values for notifications (the backslash/colon escaping is the rule of Adyen's
+    hosted-page signing strings, not of notifications)."""
+    amount = item.get("amount") or {}
+    values = dict(item, value=amount.get("value", ""), currency=amount.get("currency", ""))
+    return ":".join("" if values.get(f) is None else str(values.get(f)) for f in ADYEN_HMAC_FIELDS)
+
+
+def adyen_hmac_b64(hex_key, item):
+    """Base64 HMAC-SHA256 of adyen_hmac_data(item), the key given in hex."""
+    mac = hmac.new(bytes.fromhex(hex_key), adyen_hmac_data(item).encode("utf-8"), hashlib.sha256).digest()
+    return base64.b64encode(mac).decode("ascii")
