@@ -1142,5 +1142,636 @@ class ProcessTest(unittest.TestCase):
         self.assertIn("cannot read config", run.stderr)
 
 
+
+# --- PayPal and Adyen ----------------------------------------------------------------
+
+PAYPAL = CONF["paypal"]
+ADYEN = CONF["adyen"]
+
+
+def paypal_token(case, client_id=PAYPAL["client_id"], secret=PAYPAL["client_secret"], form="grant_type=client_credentials"):
+    basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    status, _, body = case.call("POST", "/v1/oauth2/token", form,
+                                {"Authorization": "Basic " + basic, "Content-Type": "application/x-www-form-urlencoded"})
+    return status, json.loads(body)
+
+
+def pp(case, method, path, obj=None, token=None, rid=None, prefer=None):
+    """A PayPal REST call: (status, headers, JSON or None)."""
+    if token is None:
+        token = case.token
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = "Bearer " + token
+    if rid:
+        headers["PayPal-Request-Id"] = rid
+    if prefer:
+        headers["Prefer"] = prefer
+    status, h, body = case.call(method, path, json.dumps(obj) if obj is not None else "", headers)
+    return status, h, json.loads(body) if body else None
+
+
+def pp_order(case, ref="42", value="12.34", currency="USD", intent="CAPTURE", **kw):
+    return pp(case, "POST", "/v2/checkout/orders",
+              {"intent": intent, "purchase_units": [{"custom_id": ref, "amount": {"currency_code": currency, "value": value}}]},
+              **kw)
+
+
+@functools.lru_cache(maxsize=None)
+def paypal_leaf():
+    return x509.load_pem_x509_certificate(read(os.path.join(KEYS, "paypal_signing_cert.pem")))
+
+
+def paypal_ok(headers, body, webhook_id=PAYPAL["webhook_id"]):
+    """PayPal's rule, with this test's own crc32 (binascii) and RSA check."""
+    import binascii
+    h = {k.lower(): v for k, v in headers.items()}
+    if "paypal-transmission-sig" not in h or h.get("paypal-auth-algo") != "SHA256withRSA":
+        return False
+    msg = f"{h['paypal-transmission-id']}|{h['paypal-transmission-time']}|{webhook_id}|{binascii.crc32(body) & 0xffffffff}"
+    return rsa_ok(paypal_leaf().public_key(), msg, h["paypal-transmission-sig"])
+
+
+def adyen_sig(item, key=ADYEN["hmac_key"]):
+    """This test's own Adyen item signature."""
+    fields = [item.get("pspReference", ""), item.get("originalReference", ""), item.get("merchantAccountCode", ""),
+              item.get("merchantReference", ""), str(item["amount"]["value"]), item["amount"]["currency"],
+              item.get("eventCode", ""), item.get("success", "")]
+    return base64.b64encode(hmac.new(bytes.fromhex(key), ":".join(fields).encode(), hashlib.sha256).digest()).decode()
+
+
+def adyen_items(body):
+    note = json.loads(body)
+    assert note["live"] == "false"
+    return [i["NotificationRequestItem"] for i in note["notificationItems"]]
+
+
+def adyen_item_ok(item):
+    sig = (item.get("additionalData") or {}).get("hmacSignature")
+    return bool(sig) and hmac.compare_digest(sig, adyen_sig(item))
+
+
+def ad(case, path, obj, key=ADYEN["api_key"], idem=None):
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["X-API-Key"] = key
+    if idem:
+        headers["Idempotency-Key"] = idem
+    status, h, body = case.call("POST", path, json.dumps(obj) if not isinstance(obj, (bytes, str)) else obj, headers)
+    return status, h, json.loads(body)
+
+
+def ad_payment(ref="42", value=1234, currency="EUR", manual=False, holder=None):
+    pm = {"type": "scheme", "encryptedCardNumber": "test_4111111111111111", "encryptedExpiryMonth": "test_03",
+          "encryptedExpiryYear": "test_2030", "encryptedSecurityCode": "test_737"}
+    if holder:
+        pm["holderName"] = holder
+    body = {"amount": {"value": value, "currency": currency}, "reference": ref,
+            "merchantAccount": ADYEN["merchant_account"], "paymentMethod": pm,
+            "returnUrl": "https://pay.example/return"}
+    if manual:
+        body["additionalData"] = {"manualCapture": "true"}
+    return body
+
+
+class OutboxCase(ServerCase):
+    """A sink standing in for pay-proxy, registered as the outbox target."""
+
+    sink_body = b"[accepted]"
+
+    def setUp(self):
+        super().setUp()
+        self.sink = Sink(body=self.sink_body)
+        for provider in ("paypal", "adyen"):
+            status, out = control(self.base, "POST", "outbox", {"provider": provider, "target": self.sink.url,
+                                                                "gateway": provider + "_main", "delay_ms": 0,
+                                                                "retry_ms": [50, 50], "paused": False})
+            self.assertEqual(status, 200, out)
+
+    def tearDown(self):
+        self.sink.close()
+
+    def wait(self):
+        status, _, _ = request(self.base, "GET", "/control/outbox/wait?timeout_s=10")
+        self.assertEqual(status, 200)
+        return control(self.base, "GET", "outbox")[1]
+
+    def hooks(self, gateway):
+        return [(h, b) for p, h, b in self.sink.requests if p == f"/callbacks/{gateway}"]
+
+
+class PaypalApiTest(OutboxCase):
+
+    def setUp(self):
+        super().setUp()
+        status, tok = paypal_token(self)
+        self.assertEqual(status, 200, tok)
+        self.token = tok["access_token"]
+
+    def test_oauth_token(self):
+        status, tok = paypal_token(self)
+        self.assertEqual((tok["token_type"], tok["expires_in"]), ("Bearer", PAYPAL["token_ttl_s"]))
+        self.assertEqual(paypal_token(self, secret="nope"), (401, {"error": "invalid_client",
+                                                                   "error_description": "Client Authentication failed"}))
+        self.assertEqual(paypal_token(self, form="")[0], 400)
+        self.assertEqual(pp(self, "GET", "/v2/checkout/orders/NOSUCHORDER", token=tok["access_token"])[0], 404)
+        status, _, body = pp(self, "GET", "/v2/checkout/orders/NOSUCHORDER", token="")
+        self.assertEqual((status, body["name"]), (401, "AUTHENTICATION_FAILURE"))
+        status, _, body = pp(self, "GET", "/v2/checkout/orders/NOSUCHORDER", token="A21AAwrong")
+        self.assertEqual((status, body["error"]), (401, "invalid_token"))
+        self.assertEqual(control(self.base, "POST", "paypal/expire_tokens", {})[0], 200)
+        status, _, body = pp(self, "GET", "/v2/checkout/orders/NOSUCHORDER", token=tok["access_token"])
+        self.assertEqual((status, body["error"]), (401, "invalid_token"))
+        # a token lives token_ttl_s
+        cfg = self.srv.app.cfg
+        cfg.paypal_token_ttl_s = 1
+        try:
+            tok = paypal_token(self)[1]
+        finally:
+            cfg.paypal_token_ttl_s = PAYPAL["token_ttl_s"]
+        self.assertEqual(tok["expires_in"], 1)
+        self.assertEqual(pp(self, "GET", "/v2/checkout/orders/X", token=tok["access_token"])[0], 404)
+        time.sleep(1.1)
+        self.assertEqual(pp(self, "GET", "/v2/checkout/orders/X", token=tok["access_token"])[0], 401)
+
+    def test_create_order_amounts_and_request_id(self):
+        status, _, order = pp_order(self, rid="ord-42")
+        self.assertEqual((status, order["status"], set(order)), (201, "CREATED", {"id", "status", "links"}))
+        approve = [l["href"] for l in order["links"] if l["rel"] == "approve"]
+        self.assertEqual(approve, ["https://www.sandbox.paypal.com/checkoutnow?token=" + order["id"]])
+        self.assertEqual(pp_order(self, rid="ord-42")[2]["id"], order["id"])
+        self.assertNotEqual(pp_order(self, rid="ord-43")[2]["id"], order["id"])
+        self.assertEqual(self.effects()["keys"]["paypal:ord-42"], dict(self.effects()["keys"]["paypal:ord-42"],
+                                                                      requests=2, effects=1))
+        status, _, full = pp(self, "GET", f"/v2/checkout/orders/{order['id']}")
+        pu = full["purchase_units"][0]
+        self.assertEqual((status, full["intent"], pu["custom_id"], pu["amount"]),
+                         (200, "CAPTURE", "42", {"currency_code": "USD", "value": "12.34"}))
+        status, _, rep = pp_order(self, ref="43", value="100", currency="JPY", prefer="return=representation")
+        self.assertEqual((status, rep["purchase_units"][0]["amount"]["value"]), (201, "100"))
+        for value, currency in (("12.345", "USD"), ("12.3", "USD"), ("100.00", "JPY"), ("1.23", "KWD")):
+            status, _, err = pp_order(self, value=value, currency=currency, rid="bad-" + value + currency)
+            self.assertEqual((status, err["name"], err["details"][0]["issue"]),
+                             (422, "UNPROCESSABLE_ENTITY", "DECIMAL_PRECISION"), value)
+        self.assertEqual(pp_order(self, value="1.234", currency="KWD")[0], 201)
+        self.assertEqual(pp_order(self, value="abc")[2]["name"], "INVALID_REQUEST")
+        self.assertEqual(pp_order(self, intent="SALE")[0], 400)
+        status, _, err = pp(self, "GET", "/v2/checkout/orders/NOSUCHORDER")
+        self.assertEqual((status, err["name"], err["details"][0]["issue"]), (404, "RESOURCE_NOT_FOUND", "INVALID_RESOURCE_ID"))
+        self.assertEqual([k for k in self.effects()["totals"]["keys_with_more_than_one_effect"]
+                          if k != "paypal:(no request id)"], [])
+
+    def test_capture_refund_and_webhooks(self):
+        oid = pp_order(self, ref="44", value="20.00")[2]["id"]
+        status, _, err = pp(self, "POST", f"/v2/checkout/orders/{oid}/capture", {})
+        self.assertEqual((status, err["details"][0]["issue"]), (422, "ORDER_NOT_APPROVED"))
+        self.assertEqual(control(self.base, "POST", "paypal/approve", {"id": oid})[0], 200)
+        self.assertEqual(control(self.base, "POST", "paypal/approve", {"id": oid})[0], 409)
+        self.assertEqual(pp(self, "GET", f"/v2/checkout/orders/{oid}")[2]["status"], "APPROVED")
+        status, _, err = pp(self, "POST", f"/v2/checkout/orders/{oid}/authorize", {})
+        self.assertEqual((status, err["details"][0]["issue"]), (422, "ACTION_DOES_NOT_MATCH_INTENT"))
+        status, _, order = pp(self, "POST", f"/v2/checkout/orders/{oid}/capture", {}, rid="cap-44",
+                              prefer="return=representation")
+        cap = order["purchase_units"][0]["payments"]["captures"][0]
+        self.assertEqual((status, order["status"], cap["status"], cap["amount"]["value"], cap["custom_id"]),
+                         (201, "COMPLETED", "COMPLETED", "20.00", "44"))
+        self.assertEqual(pp(self, "POST", f"/v2/checkout/orders/{oid}/capture", {}, rid="cap-44")[0], 201)
+        status, _, err = pp(self, "POST", f"/v2/checkout/orders/{oid}/capture", {}, rid="cap-44b")
+        self.assertEqual((status, err["details"][0]["issue"]), (422, "ORDER_ALREADY_CAPTURED"))
+        body = {"amount": {"currency_code": "USD", "value": "5.00"}}
+        status, _, r1 = pp(self, "POST", f"/v2/payments/captures/{cap['id']}/refund", body, rid="rf-44-1")
+        self.assertEqual((status, r1["status"]), (201, "COMPLETED"))
+        self.assertEqual(pp(self, "POST", f"/v2/payments/captures/{cap['id']}/refund", body, rid="rf-44-1")[2]["id"], r1["id"])
+        self.assertEqual(pp(self, "GET", f"/v2/payments/captures/{cap['id']}")[2]["status"], "PARTIALLY_REFUNDED")
+        status, _, err = pp(self, "POST", f"/v2/payments/captures/{cap['id']}/refund",
+                            {"amount": {"currency_code": "USD", "value": "15.01"}})
+        self.assertEqual((status, err["details"][0]["issue"]), (422, "REFUND_AMOUNT_EXCEEDED"))
+        status, _, r2 = pp(self, "POST", f"/v2/payments/captures/{cap['id']}/refund", {}, rid="rf-44-2",
+                           prefer="return=representation")
+        self.assertEqual((status, r2["amount"]["value"]), (201, "15.00"))
+        self.assertEqual(pp(self, "GET", f"/v2/payments/refunds/{r2['id']}")[2]["amount"]["value"], "15.00")
+        self.assertEqual(pp(self, "GET", f"/v2/payments/captures/{cap['id']}")[2]["status"], "REFUNDED")
+        status, _, err = pp(self, "POST", f"/v2/payments/captures/{cap['id']}/refund", {})
+        self.assertEqual((status, err["details"][0]["issue"]), (422, "CAPTURE_FULLY_REFUNDED"))
+        self.assertEqual(self.effects()["orders"]["paypal:44"], {"orders": 1, "captures": 1, "refunds": 2,
+                                                                  "refunded_amount": 2000})
+        box = self.wait()
+        hooks = self.hooks("paypal_main")
+        events = [json.loads(b) for _, b in hooks]
+        self.assertEqual([e["event_type"] for e in events],
+                         ["CHECKOUT.ORDER.APPROVED", "PAYMENT.CAPTURE.COMPLETED", "PAYMENT.CAPTURE.REFUNDED",
+                          "PAYMENT.CAPTURE.REFUNDED"])
+        self.assertTrue(all(paypal_ok(h, b) for h, b in hooks))
+        self.assertFalse(paypal_ok(hooks[0][0], hooks[0][1], webhook_id="OTHERWEBHOOKID"))
+        self.assertEqual(events[0]["resource"]["id"], oid)
+        self.assertEqual((events[1]["resource"]["id"], events[1]["resource"]["custom_id"]), (cap["id"], "44"))
+        self.assertEqual([e["resource"]["amount"]["value"] for e in events[2:]], ["5.00", "15.00"])
+        self.assertEqual(events[3]["resource"]["id"], r2["id"])
+        for h, _ in hooks:
+            self.assertEqual(h["paypal-cert-url"], self.base + "/v1/notifications/certs/" + fp_signing.paypal_cert_id(
+                read(os.path.join(KEYS, "paypal_signing_cert.pem"))))
+            age = time.time() - datetime.datetime.strptime(h["paypal-transmission-time"], "%Y-%m-%dT%H:%M:%SZ") \
+                .replace(tzinfo=datetime.timezone.utc).timestamp()
+            self.assertLess(abs(age), 10)
+        self.assertEqual(len({h["paypal-transmission-id"] for h, _ in hooks}), 4)
+        self.assertTrue(all(d["accepted"] and len(d["attempts"]) == 1 for d in box["deliveries"]))
+
+    def test_authorize_capture_void(self):
+        oid = pp_order(self, ref="45", value="12.34", intent="AUTHORIZE")[2]["id"]
+        control(self.base, "POST", "paypal/approve", {"id": oid})
+        status, _, order = pp(self, "POST", f"/v2/checkout/orders/{oid}/authorize", {}, prefer="return=representation")
+        auth = order["purchase_units"][0]["payments"]["authorizations"][0]
+        self.assertEqual((status, auth["status"], auth["custom_id"]), (201, "CREATED", "45"))
+        part = {"amount": {"currency_code": "USD", "value": "4.00"}, "final_capture": False}
+        status, _, cap = pp(self, "POST", f"/v2/payments/authorizations/{auth['id']}/capture", part,
+                            prefer="return=representation")
+        self.assertEqual((status, cap["status"], cap["amount"]["value"], cap["final_capture"]), (201, "COMPLETED", "4.00", False))
+        self.assertEqual(pp(self, "GET", f"/v2/payments/authorizations/{auth['id']}")[2]["status"], "PARTIALLY_CAPTURED")
+        status, _, err = pp(self, "POST", f"/v2/payments/authorizations/{auth['id']}/capture",
+                            {"amount": {"currency_code": "USD", "value": "8.35"}})
+        self.assertEqual((status, err["details"][0]["issue"]), (422, "MAX_CAPTURE_AMOUNT_EXCEEDED"))
+        status, _, err = pp(self, "POST", f"/v2/payments/authorizations/{auth['id']}/capture",
+                            {"amount": {"currency_code": "EUR", "value": "1.00"}})
+        self.assertEqual((status, err["details"][0]["issue"]), (422, "CURRENCY_MISMATCH"))
+        status, _, body = pp(self, "POST", f"/v2/payments/authorizations/{auth['id']}/void", {})
+        self.assertEqual((status, body), (204, None))
+        self.assertEqual(pp(self, "GET", f"/v2/payments/authorizations/{auth['id']}")[2]["status"], "VOIDED")
+        self.assertEqual(pp(self, "POST", f"/v2/payments/authorizations/{auth['id']}/capture", {})[2]["details"][0]["issue"],
+                         "AUTHORIZATION_VOIDED")
+        self.assertEqual(pp(self, "POST", f"/v2/payments/authorizations/{auth['id']}/void", {})[2]["details"][0]["issue"],
+                         "PREVIOUSLY_VOIDED")
+        # a final partial capture ends the authorization
+        oid2 = pp_order(self, ref="46", value="10.00", intent="AUTHORIZE")[2]["id"]
+        control(self.base, "POST", "paypal/approve", {"id": oid2})
+        auth2 = pp(self, "POST", f"/v2/checkout/orders/{oid2}/authorize", {}, prefer="return=representation")[2][
+            "purchase_units"][0]["payments"]["authorizations"][0]
+        pp(self, "POST", f"/v2/payments/authorizations/{auth2['id']}/capture",
+           {"amount": {"currency_code": "USD", "value": "3.00"}, "final_capture": True})
+        self.assertEqual(pp(self, "GET", f"/v2/payments/authorizations/{auth2['id']}")[2]["status"], "CAPTURED")
+        self.wait()
+        hooks = self.hooks("paypal_main")
+        self.assertEqual([json.loads(b)["event_type"] for _, b in hooks],
+                         ["CHECKOUT.ORDER.APPROVED", "PAYMENT.AUTHORIZATION.CREATED", "PAYMENT.CAPTURE.COMPLETED",
+                          "PAYMENT.AUTHORIZATION.VOIDED", "CHECKOUT.ORDER.APPROVED", "PAYMENT.AUTHORIZATION.CREATED",
+                          "PAYMENT.CAPTURE.COMPLETED"])
+        self.assertTrue(all(paypal_ok(h, b) for h, b in hooks))
+        voided = json.loads(hooks[3][1])["resource"]
+        self.assertEqual((voided["id"], voided["status"]), (auth["id"], "VOIDED"))
+
+    def test_pending_then_denied_capture(self):
+        oid = pp_order(self, ref="47", value="9.99")[2]["id"]
+        control(self.base, "POST", "paypal/approve", {"id": oid, "capture": "denied"})
+        self.assertEqual(control(self.base, "POST", "paypal/approve", {"id": oid, "capture": "maybe"})[0], 400)
+        order = pp(self, "POST", f"/v2/checkout/orders/{oid}/capture", {}, prefer="return=representation")[2]
+        cap = order["purchase_units"][0]["payments"]["captures"][0]
+        self.assertEqual((cap["status"], cap["status_details"]["reason"]), ("PENDING", "PENDING_REVIEW"))
+        self.wait()
+        denied = json.loads(self.hooks("paypal_main")[-1][1])
+        self.assertEqual((denied["event_type"], denied["resource"]["id"], denied["resource"]["status"]),
+                         ("PAYMENT.CAPTURE.DENIED", cap["id"], "DECLINED"))
+        self.assertEqual(pp(self, "GET", f"/v2/payments/captures/{cap['id']}")[2]["status"], "DECLINED")
+        self.assertEqual(pp(self, "POST", f"/v2/payments/captures/{cap['id']}/refund", {})[0], 422)
+
+    def test_cert_chain_served(self):
+        cert_id = fp_signing.paypal_cert_id(read(os.path.join(KEYS, "paypal_signing_cert.pem")))
+        self.assertRegex(cert_id, r"^CERT-[0-9a-f]{8}(-[0-9a-f]{8})+$")
+        status, h, pem = self.call("GET", "/v1/notifications/certs/" + cert_id)
+        self.assertEqual(status, 200)
+        end = b"-----END CERTIFICATE-----"
+        certs = [x509.load_pem_x509_certificate(part + end) for part in pem.split(end) if part.strip()]
+        self.assertEqual(len(certs), 2)
+        leaf, ca = certs
+        self.assertEqual(leaf.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value,
+                         "messageverificationcerts.paypal.com")
+        self.assertEqual(leaf.public_key().public_numbers(), paypal_leaf().public_key().public_numbers())
+        with tempfile.TemporaryDirectory() as tmp:
+            with open(os.path.join(tmp, "leaf.pem"), "wb") as f:
+                f.write(leaf.public_bytes(serialization.Encoding.PEM))
+            with open(os.path.join(tmp, "other.pem"), "wb") as f:
+                f.write(read(os.path.join(KEYS, "tls_ca.pem")))
+            out = openssl("verify", "-CAfile", os.path.join(KEYS, "paypal_ca.pem"), os.path.join(tmp, "leaf.pem"))
+            self.assertTrue(out.strip().endswith(b"OK"))
+            with self.assertRaises(subprocess.CalledProcessError):
+                openssl("verify", "-CAfile", os.path.join(tmp, "other.pem"), os.path.join(tmp, "leaf.pem"))
+        self.assertEqual(ca.public_bytes(serialization.Encoding.PEM), read(os.path.join(KEYS, "paypal_ca.pem")))
+        self.assertEqual(self.call("GET", "/v1/notifications/certs/CERT-00000000")[0], 404)
+
+    def test_webhook_retried_until_2xx(self):
+        self.sink.status, self.sink.body = 500, b"down"
+        oid = pp_order(self, ref="48")[2]["id"]
+        control(self.base, "POST", "paypal/approve", {"id": oid})
+        box = self.wait()
+        (d,) = box["deliveries"]
+        self.assertEqual((d["state"], [a["status"] for a in d["attempts"]]), ("failed", [500, 500, 500]))
+        ids_ = {a["request"]["headers"]["PAYPAL-TRANSMISSION-ID"] for a in d["attempts"]}
+        self.assertEqual(len(ids_), 3)  # each attempt a fresh transmission, the same event
+        self.assertEqual(len({a["request"]["body"] for a in d["attempts"]}), 1)
+        self.sink.status, self.sink.body = 200, b""
+        control(self.base, "POST", "outbox", {"provider": "paypal", "paused": True})
+        oid = pp_order(self, ref="49")[2]["id"]
+        control(self.base, "POST", "paypal/approve", {"id": oid})
+        time.sleep(0.2)
+        box = control(self.base, "GET", "outbox")[1]
+        self.assertEqual(len(box["pending"]), 1)
+        out = control(self.base, "POST", "outbox/flush", {"provider": "paypal"})[1]
+        self.assertEqual([(x["state"], x["refs"]) for x in out["deliveries"]], [("accepted", ["49"])])
+
+
+class AdyenApiTest(OutboxCase):
+
+    def test_auth_and_validation(self):
+        status, _, err = ad(self, "/v71/payments", ad_payment(), key=None)
+        self.assertEqual((status, err["errorType"]), (401, "security"))
+        self.assertEqual(ad(self, "/v71/payments", ad_payment(), key="AQEwrong")[0], 401)
+        self.assertEqual(ad(self, "/v71/payments", dict(ad_payment(), merchantAccount="Other"))[2]["errorCode"], "901")
+        status, _, err = ad(self, "/v71/payments", {k: v for k, v in ad_payment().items() if k != "reference"})
+        self.assertEqual((status, err["errorCode"]), (422, "130"))
+        self.assertEqual(ad(self, "/v71/payments", dict(ad_payment(), amount={"value": "12.34", "currency": "EUR"}))[0], 422)
+        self.assertEqual(ad(self, "/v71/payments", b"{not json")[0], 400)
+        status, h, pay = ad(self, "/v71/payments", ad_payment(ref="50"))
+        self.assertEqual((status, pay["resultCode"], pay["merchantReference"], pay["amount"]),
+                         (200, "Authorised", "50", {"currency": "EUR", "value": 1234}))
+        self.assertRegex(pay["pspReference"], r"^[A-Z0-9]{16}$")
+        status, _, ref = ad(self, "/v71/payments", ad_payment(ref="51", holder="NOT_ENOUGH_BALANCE"))
+        self.assertEqual((ref["resultCode"], ref["refusalReasonCode"]), ("Refused", "12"))
+        self.assertEqual(ad(self, "/v71/payments", ad_payment(ref="51", holder="REFUSED"))[2]["refusalReason"], "Refused")
+
+    def test_idempotency_key(self):
+        status, h, first = ad(self, "/v71/payments", ad_payment(ref="52"), idem="pay-52")
+        status2, _, again = ad(self, "/v71/payments", ad_payment(ref="52"), idem="pay-52")
+        self.assertEqual((status2, again["pspReference"]), (200, first["pspReference"]))
+        status, _, err = ad(self, "/v71/payments", ad_payment(ref="52", value=999), idem="pay-52")
+        self.assertEqual((status, err["errorCode"], err["errorType"]), (422, "704", "validation"))
+        # a validation error is not saved: the key still works
+        self.assertEqual(ad(self, "/v71/payments", dict(ad_payment(ref="53"), reference=""), idem="pay-53")[0], 422)
+        self.assertEqual(ad(self, "/v71/payments", ad_payment(ref="53"), idem="pay-53")[0], 200)
+        eff = self.effects()
+        self.assertEqual((eff["keys"]["adyen:pay-52"]["effects"], eff["keys"]["adyen:pay-52"]["conflicts"]), (1, 1))
+        self.assertEqual(eff["orders"]["adyen:52"], {"payments": 1})
+
+    def test_modifications_and_batched_notifications(self):
+        control(self.base, "POST", "outbox", {"provider": "adyen", "paused": True})
+        psp = ad(self, "/v71/payments", ad_payment(ref="54", value=1000, manual=True))[2]["pspReference"]
+        status, _, cap = ad(self, f"/v71/payments/{psp}/captures",
+                            {"merchantAccount": ADYEN["merchant_account"], "amount": {"value": 600, "currency": "EUR"},
+                             "reference": "cap-54"})
+        self.assertEqual((status, cap["status"], cap["paymentPspReference"], cap["reference"]),
+                         (201, "received", psp, "cap-54"))
+        self.assertNotEqual(cap["pspReference"], psp)
+        status, _, rf = ad(self, f"/v71/payments/{psp}/refunds",
+                           {"merchantAccount": ADYEN["merchant_account"], "amount": {"value": 200, "currency": "EUR"}})
+        too_much = ad(self, f"/v71/payments/{psp}/refunds",
+                      {"merchantAccount": ADYEN["merchant_account"], "amount": {"value": 500, "currency": "EUR"}})[2]
+        cancel = ad(self, f"/v71/payments/{psp}/cancels", {"merchantAccount": ADYEN["merchant_account"]})[2]
+        self.assertEqual((status, rf["status"], cancel["status"]), (201, "received", "received"))
+        self.assertEqual(ad(self, "/v71/payments/ABCDEFGHIJKLMNOP/captures",
+                            {"merchantAccount": ADYEN["merchant_account"], "amount": {"value": 1, "currency": "EUR"}})[0], 422)
+        psp2 = ad(self, "/v71/payments", ad_payment(ref="55", value=300, manual=True))[2]["pspReference"]
+        cancel2 = ad(self, f"/v71/payments/{psp2}/cancels", {"merchantAccount": ADYEN["merchant_account"]})[2]
+        self.assertEqual(self.hooks("adyen_main"), [])
+        out = control(self.base, "POST", "outbox/flush", {"provider": "adyen"})[1]
+        self.assertEqual([d["state"] for d in out["deliveries"]], ["accepted"])
+        (h, body), = self.hooks("adyen_main")
+        items = adyen_items(body)
+        got = [(i["eventCode"], i["success"], i["pspReference"], i.get("originalReference"), i["amount"]["value"])
+               for i in items]
+        self.assertEqual(got, [("AUTHORISATION", "true", psp, None, 1000),
+                               ("CAPTURE", "true", cap["pspReference"], psp, 600),
+                               ("REFUND", "true", rf["pspReference"], psp, 200),
+                               ("REFUND", "false", too_much["pspReference"], psp, 500),
+                               ("CANCELLATION", "false", cancel["pspReference"], psp, 1000),
+                               ("AUTHORISATION", "true", psp2, None, 300),
+                               ("CANCELLATION", "true", cancel2["pspReference"], psp2, 300)])
+        self.assertTrue(all(adyen_item_ok(i) for i in items))
+        self.assertEqual({i["merchantAccountCode"] for i in items}, {ADYEN["merchant_account"]})
+        self.assertEqual([i["merchantReference"] for i in items], ["54"] * 5 + ["55"] * 2)
+        self.assertIn("Insufficient", items[3]["reason"])
+        # batch_max splits a queue into several requests
+        control(self.base, "POST", "outbox", {"provider": "adyen", "batch_max": 2})
+        for ref in ("56", "57", "58"):
+            ad(self, "/v71/payments", ad_payment(ref=ref))
+        out = control(self.base, "POST", "outbox/flush", {})[1]
+        self.assertEqual([len(d["refs"]) for d in out["deliveries"]], [2, 1])
+
+    def test_automatic_capture_and_refused(self):
+        psp = ad(self, "/v71/payments", ad_payment(ref="59", value=700))[2]["pspReference"]
+        # captured at once: a capture fails, a refund works
+        ad(self, f"/v71/payments/{psp}/captures", {"merchantAccount": ADYEN["merchant_account"],
+                                                   "amount": {"value": 700, "currency": "EUR"}})
+        ad(self, f"/v71/payments/{psp}/refunds", {"merchantAccount": ADYEN["merchant_account"]})
+        ad(self, "/v71/payments", ad_payment(ref="60", holder="REFUSED"))
+        self.wait()
+        items = [i for _, b in self.hooks("adyen_main") for i in adyen_items(b)]
+        self.assertEqual([(i["merchantReference"], i["eventCode"], i["success"]) for i in items],
+                         [("59", "AUTHORISATION", "true"), ("59", "CAPTURE", "false"), ("59", "REFUND", "true"),
+                          ("60", "AUTHORISATION", "false")])
+        self.assertEqual(items[0]["operations"], ["REFUND"])
+        self.assertTrue(all(adyen_item_ok(i) for i in items))
+
+    def test_retried_until_accepted(self):
+        self.sink.body = b"ok"  # 200 without [accepted]: Adyen retries
+        ad(self, "/v71/payments", ad_payment(ref="61"))
+        box = self.wait()
+        (d,) = box["deliveries"]
+        self.assertEqual((d["state"], len(d["attempts"]), d["accepted"]), ("failed", 3, False))
+        self.assertEqual(len({a["request"]["body"] for a in d["attempts"]}), 1)  # the same notification again
+        self.assertEqual([(a["status"], a["body"]) for a in d["attempts"]], [(200, "ok")] * 3)
+        self.sink.body = b"[accepted]"
+        ad(self, "/v71/payments", ad_payment(ref="62"))
+        box = self.wait()
+        self.assertEqual([(x["state"], len(x["attempts"])) for x in box["deliveries"]], [("failed", 3), ("accepted", 1)])
+
+
+class PaypalAdyenCallbackTest(ServerCase):
+    """Webhooks built on demand by /control/send, with the attack variants."""
+
+    def setUp(self):
+        super().setUp()
+        self.sink = Sink()
+
+    def tearDown(self):
+        self.sink.close()
+
+    def send(self, **p):
+        p.setdefault("target", self.sink.url)
+        status, out = control(self.base, "POST", "send", p)
+        self.assertEqual(status, 200, out)
+        return out
+
+    def test_paypal_events(self):
+        for event in ("CHECKOUT.ORDER.APPROVED", "PAYMENT.CAPTURE.COMPLETED", "PAYMENT.CAPTURE.REFUNDED",
+                      "PAYMENT.AUTHORIZATION.CREATED", "PAYMENT.AUTHORIZATION.VOIDED", "PAYMENT.CAPTURE.DENIED"):
+            out = self.send(provider="paypal", gateway="paypal_main", order_id=70 if "AUTH" not in event else 71,
+                            amount=1234, currency="USD", event=event, refund_amount=234)
+            self.assertEqual(out["results"][0]["status"], 200)
+            path, h, body = self.sink.requests[-1]
+            self.assertEqual(path, "/callbacks/paypal_main")
+            self.assertTrue(paypal_ok(h, body), event)
+            evt = json.loads(body)
+            self.assertEqual(evt["event_type"], event)
+            res = evt["resource"]
+            if event == "PAYMENT.CAPTURE.REFUNDED":
+                self.assertEqual((res["amount"]["value"], res["custom_id"]), ("2.34", "70"))
+            elif event != "CHECKOUT.ORDER.APPROVED":
+                self.assertEqual((res["custom_id"], res["amount"]), ("70" if "AUTH" not in event else "71",
+                                                                     {"currency_code": "USD", "value": "12.34"}))
+        self.assertEqual(json.loads(self.sink.requests[-1][2])["resource"]["status"], "DECLINED")
+
+    def test_paypal_variants(self):
+        checks = {}
+        for variant in ("tampered", "wrong_key", "unsigned", "wrong_cert_url", "stale", "redeliver", "replayed_nonce"):
+            self.sink.requests.clear()
+            self.send(provider="paypal", order_id=72, amount=500, variant=variant)
+            checks[variant] = [(h, b) for _, h, b in self.sink.requests]
+        for variant in ("tampered", "wrong_key", "unsigned"):
+            (h, b), = checks[variant]
+            self.assertFalse(paypal_ok(h, b), variant)
+        (h, b), = checks["wrong_cert_url"]
+        self.assertTrue(paypal_ok(h, b))  # correctly signed: only the certificate's URL gives it away
+        self.assertNotEqual(urllib.parse.urlsplit(h["paypal-cert-url"]).hostname, "127.0.0.1")
+        (h, b), = checks["stale"]
+        self.assertTrue(paypal_ok(h, b))
+        sent = datetime.datetime.strptime(h["paypal-transmission-time"], "%Y-%m-%dT%H:%M:%SZ").replace(
+            tzinfo=datetime.timezone.utc).timestamp()
+        self.assertGreater(time.time() - sent, 3590)
+        (h1, b1), (h2, b2) = checks["redeliver"]
+        self.assertEqual(b1, b2)
+        self.assertNotEqual(h1["paypal-transmission-id"], h2["paypal-transmission-id"])
+        self.assertTrue(paypal_ok(h1, b1) and paypal_ok(h2, b2))
+        (h1, b1), (h2, b2) = checks["replayed_nonce"]
+        self.assertEqual(h1["paypal-transmission-id"], h2["paypal-transmission-id"])
+        self.assertNotEqual(b1, b2)
+        self.assertEqual(control(self.base, "POST", "send", {"provider": "stripe", "target": self.sink.url,
+                                                             "order_id": 1, "amount": 1, "variant": "wrong_cert_url"})[0], 400)
+
+    def test_adyen_events_batches_and_variants(self):
+        self.sink.body = b"[accepted]"
+        for event, code, success in (("paid", "AUTHORISATION", "true"), ("failed", "AUTHORISATION", "false"),
+                                     ("CAPTURE", "CAPTURE", "true"), ("refunded", "REFUND", "true"),
+                                     ("CANCELLATION", "CANCELLATION", "true")):
+            out = self.send(provider="adyen", gateway="adyen_main", order_id=80, amount=1234, currency="EUR",
+                            event=event, refund_amount=234)
+            self.assertEqual((out["results"][0]["status"], out["results"][0]["body"]), (200, "[accepted]"))
+            (item,) = adyen_items(self.sink.requests[-1][2])
+            self.assertEqual((item["eventCode"], item["success"], item["merchantReference"]), (code, success, "80"))
+            self.assertTrue(adyen_item_ok(item), event)
+        self.assertEqual(item["amount"]["value"], 1234)
+        self.sink.requests.clear()
+        self.send(provider="adyen", order_id=81, amount=100, event="paid",
+                  batch=[{"order_id": 82, "amount": 200}, {"order_id": 81, "amount": 40, "event": "refunded"}])
+        items = adyen_items(self.sink.requests[0][2])
+        self.assertEqual([(i["merchantReference"], i["eventCode"], i["amount"]["value"]) for i in items],
+                         [("81", "AUTHORISATION", 100), ("82", "AUTHORISATION", 200), ("81", "REFUND", 40)])
+        self.assertTrue(all(adyen_item_ok(i) for i in items))
+        self.assertEqual(items[2]["originalReference"], items[0]["pspReference"])
+        results = {}
+        for variant in ("bad_item", "duplicate_item", "tampered", "wrong_key", "unsigned", "stale"):
+            self.sink.requests.clear()
+            self.send(provider="adyen", order_id=83, amount=100, variant=variant)
+            results[variant] = adyen_items(self.sink.requests[0][2])
+        good, forged = results["bad_item"]
+        self.assertTrue(adyen_item_ok(good))
+        self.assertFalse(adyen_item_ok(forged))
+        self.assertEqual((forged["eventCode"], forged["originalReference"]), ("REFUND", good["pspReference"]))
+        a, b = results["duplicate_item"]
+        self.assertEqual(a, b)
+        self.assertTrue(adyen_item_ok(a))
+        for variant in ("tampered", "wrong_key", "unsigned"):
+            (item,) = results[variant]
+            self.assertFalse(adyen_item_ok(item), variant)
+        self.assertNotIn("hmacSignature", results["unsigned"][0]["additionalData"])
+        (item,) = results["stale"]
+        self.assertTrue(adyen_item_ok(item))
+        when = datetime.datetime.fromisoformat(item["eventDate"]).timestamp()
+        self.assertGreater(time.time() - when, 3590)
+        self.assertEqual(control(self.base, "POST", "send", {"provider": "paypal", "target": self.sink.url,
+                                                             "order_id": 1, "amount": 1, "variant": "bad_item"})[0], 400)
+
+
+class PaypalAdyenFaultTest(ServerCase):
+    """The fault rules match PayPal's and Adyen's paths like any other."""
+
+    def test_faults_on_new_routes(self):
+        self.token = paypal_token(self)[1]["access_token"]
+        control(self.base, "POST", "faults", {"rules": [
+            {"path": "/v2/checkout/orders", "mode": "status", "status": 503, "count": 1},
+            {"path": "/v71/payments", "mode": "reset", "count": 1},
+            {"path": "/v1/oauth2/", "mode": "malformed", "kind": "truncated", "count": 1},
+            {"path": "/v2/payments/", "mode": "slow", "delay_ms": 300, "count": 1}]})
+        self.assertEqual(pp_order(self, ref="90")[0], 503)
+        with self.assertRaises(ConnectionResetError):
+            ad(self, "/v71/payments", ad_payment(ref="90"))
+        with self.assertRaises(http.client.IncompleteRead):
+            paypal_token(self)
+        t0 = time.monotonic()
+        self.assertEqual(pp(self, "GET", "/v2/payments/captures/NOSUCH")[0], 404)
+        self.assertGreaterEqual(time.monotonic() - t0, 0.3)
+        # applied, then the answer lost: the retry under the same request id gets the same order
+        control(self.base, "POST", "faults", {"path": "/v2/checkout/orders", "mode": "status", "status": 500,
+                                              "after": True, "count": 1})
+        self.assertEqual(pp_order(self, ref="91", rid="ord-91")[0], 500)
+        status, h, order = pp_order(self, ref="91", rid="ord-91")
+        self.assertEqual(status, 201)
+        self.assertEqual(self.effects()["orders"]["paypal:91"], {"orders": 1})
+        control(self.base, "POST", "faults", {"path": "/v71/", "mode": "hang", "max_ms": 300, "count": 1})
+        with self.assertRaises((socket.timeout, TimeoutError, http.client.RemoteDisconnected)):
+            request(self.base, "POST", "/v71/payments", json.dumps(ad_payment()), {"X-API-Key": ADYEN["api_key"]},
+                    timeout=0.2)
+        self.assertEqual(ad(self, "/v71/payments", ad_payment(ref="92"))[0], 200)
+
+
+class PaypalAdyenKnownAnswerTest(unittest.TestCase):
+    """PayPal's and Adyen's signatures equal the openssl command's."""
+
+    def vec(self, name):
+        return read(os.path.join(HERE, "vectors", name + ".msg")), read(os.path.join(HERE, "vectors", name + ".sig")).decode()
+
+    def test_committed_vectors(self):
+        cfg = fp_config.load()
+        msg, sig = self.vec("paypal_webhook")
+        body = read(os.path.join(HERE, "vectors", "paypal_webhook.body"))
+        tid, when, webhook_id, _ = msg.decode().split("|")
+        self.assertEqual(fp_signing.paypal_signed_message(tid, when, webhook_id, body), msg)
+        self.assertEqual(fp_signing.rsa_sign_b64(cfg.paypal_signing_private_key, msg), sig)
+        msg, sig = self.vec("adyen_published")
+        self.assertEqual(sig, "Ny9gS2veKo5E4w8/OL6xz1/wvT/hYkAXy1xNc/QvO4I=")  # Adyen's own example
+        item = {"pspReference": "7914073381342284", "merchantAccountCode": "TestMerchant",
+                "merchantReference": "TestPayment-1407325143704", "amount": {"value": 1130, "currency": "EUR"},
+                "eventCode": "AUTHORISATION", "success": "true"}
+        self.assertEqual(fp_signing.adyen_hmac_data(item).encode(), msg)
+        key = read(os.path.join(HERE, "vectors", "adyen_published.key")).decode()
+        self.assertEqual(fp_signing.adyen_hmac_b64(key, item), sig)
+        msg, sig = self.vec("adyen_notification")
+        item = {"pspReference": "8816178952380553", "originalReference": "7914073381342284",
+                "merchantAccountCode": "PayTestMerchantECOM", "merchantReference": "order:42\\x",
+                "amount": {"value": 250, "currency": "EUR"}, "eventCode": "REFUND", "success": "false"}
+        self.assertEqual(fp_signing.adyen_hmac_data(item).encode(), msg)
+        key = read(os.path.join(HERE, "vectors", "adyen_notification.key")).decode()
+        self.assertEqual(fp_signing.adyen_hmac_b64(key, item), sig)
+
+    def test_live_webhooks_match_openssl(self):
+        srv, _ = fp_server.start(fp_config.load(), "127.0.0.1", 0)
+        try:
+            _, out = control(srv.app.base_url, "POST", "send",
+                             {"provider": "paypal", "order_id": 7, "amount": 700, "dry_run": True})
+            req = out["requests"][0]
+            h, body = req["headers"], req["body"].encode()
+            crc = subprocess.run("gzip -c | tail -c8 | od -An -tu4 -N4", shell=True, input=body,
+                                 capture_output=True, check=True).stdout.decode().strip()
+            msg = f"{h['PAYPAL-TRANSMISSION-ID']}|{h['PAYPAL-TRANSMISSION-TIME']}|{PAYPAL['webhook_id']}|{crc}"
+            sig = openssl("dgst", "-sha256", "-sign", os.path.join(KEYS, "paypal_signing_private.pem"), stdin=msg.encode())
+            self.assertEqual(base64.b64encode(sig).decode(), h["PAYPAL-TRANSMISSION-SIG"])
+            _, out = control(srv.app.base_url, "POST", "send",
+                             {"provider": "adyen", "order_id": 8, "amount": 800, "currency": "EUR", "dry_run": True})
+            (item,) = adyen_items(out["requests"][0]["body"])
+            data = ":".join([item["pspReference"], "", item["merchantAccountCode"], "8", "800", "EUR",
+                             "AUTHORISATION", "true"])
+            mac = openssl("dgst", "-sha256", "-mac", "HMAC", "-macopt", "hexkey:" + ADYEN["hmac_key"], "-binary",
+                          stdin=data.encode())
+            self.assertEqual(base64.b64encode(mac).decode(), item["additionalData"]["hmacSignature"])
+        finally:
+            fp_server.stop(srv)
+
+
 if __name__ == "__main__":
     unittest.main()

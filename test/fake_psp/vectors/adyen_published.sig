@@ -1,0 +1,1 @@
+Ny9gS2veKo5E4w8/OL6xz1/wvT/hYkAXy1xNc/QvO4I=
