@@ -1,6 +1,7 @@
 #!/usr/bin/python3
-"""fake_psp.py — a small, independent server that plays Stripe, Alipay and
-WeChat Pay (and a merchant's notify endpoint) closely enough to exercise pay.
+"""fake_psp.py — a small, independent server that plays Stripe, Alipay, WeChat
+Pay, PayPal and Adyen (and a merchant's notify endpoint) closely enough to
+exercise pay.
 Its crypto is Python's hmac/hashlib and the cryptography package, never pay's.
 
   fake_psp.py [serve] [--port 0] [--host 127.0.0.1] [--config config.json]

@@ -33,7 +33,13 @@ Variants:
                   reusing its nonce; Stripe and Alipay have no nonce besides the
                   event id (evt_... / notify_id), so there the second callback
                   reuses the first one's event id
-  unsigned        no signature at all"""
+  unsigned        no signature at all
+  wrong_cert_url  (paypal) correctly signed, PAYPAL-CERT-URL on another host
+  bad_item        (adyen) a second, forged item in the batch signed with another key
+  duplicate_item  (adyen) the event's item twice in one batch
+
+PayPal and Adyen (provider paypal | adyen) also send on their own after an API
+call: see outbox.py.  Adyen takes `success` and `batch` (more items), see adyen.py."""
 
 import http.client
 import ssl
