@@ -34,7 +34,6 @@ import re
 import secrets
 import time
 
-import ids
 import server
 import signing
 
@@ -158,11 +157,9 @@ def _check_merchant(app, body):
         raise Invalid(403, "901", "Invalid Merchant Account", "security")
 
 
-def _amount(body, required=True):
-    """(value, currency) of the amount object, or None when absent and optional."""
+def _amount(body):
+    """(value, currency) of the (required) amount object."""
     amount = body.get("amount")
-    if amount is None and not required:
-        return None
     if not isinstance(amount, dict):
         raise Invalid(422, "100", "Required field 'amount' is not provided.")
     value, currency = amount.get("value"), amount.get("currency")
@@ -217,14 +214,12 @@ def _modification(app, psp, kind, body):
     """POST /v71/payments/{pspReference}/captures | cancels | refunds: 201 received; the
     outcome goes out in a notification."""
     _check_merchant(app, body)
-    amount = None if kind == "cancels" else _amount(body, required=(kind == "captures"))
+    amount = None if kind == "cancels" else _amount(body)
     st = _state(app)
     with app.store.lock:
         pay = st["payments"].get(psp)
         if pay is None:
             raise Invalid(422, "167", "Original pspReference required for this operation")
-        if amount is None and kind == "refunds":
-            amount = (pay["amount"]["value"], pay["amount"]["currency"])
         if amount is not None and amount[1] != pay["amount"]["currency"]:
             raise Invalid(422, "138", "Currency mismatch: the currency is not the currency of the payment")
         mod_psp = psp_reference()

@@ -252,14 +252,14 @@ def _post(app, req, route, fn):
     ekey = f"paypal:{rid}"
     st = _state(app)
     with app.store.key_lock(ekey):
-        saved = st["idem"].get((req.path, rid))
+        saved = st["idem"].get(f"{req.path} {rid}")
         if saved is not None:
             app.store.effect(ekey, False)
             return route, server.Response(saved["status"], saved["body"], "application/json",
                                           _headers() + saved["headers"]), "replayed"
         resp, applied = _run(fn, body, representation)
         if applied is not None:
-            st["idem"][(req.path, rid)] = {"status": resp.status, "body": resp.body,
+            st["idem"][f"{req.path} {rid}"] = {"status": resp.status, "body": resp.body,
                                            "headers": [h for h in resp.headers if h[0] == "Location"]}
         app.store.effect(ekey, bool(applied))
         return route, resp, "ok"

@@ -1355,6 +1355,8 @@ class PaypalApiTest(OutboxCase):
         self.assertEqual((status, err["details"][0]["issue"]), (422, "CAPTURE_FULLY_REFUNDED"))
         self.assertEqual(self.effects()["orders"]["paypal:44"], {"orders": 1, "captures": 1, "refunds": 2,
                                                                   "refunded_amount": 2000})
+        state = control(self.base, "GET", "state")[1]
+        self.assertEqual(state["paypal"]["captures"][cap["id"]]["status"], "REFUNDED")
         box = self.wait()
         hooks = self.hooks("paypal_main")
         events = [json.loads(b) for _, b in hooks]
@@ -1558,7 +1560,10 @@ class AdyenApiTest(OutboxCase):
         # captured at once: a capture fails, a refund works
         ad(self, f"/v71/payments/{psp}/captures", {"merchantAccount": ADYEN["merchant_account"],
                                                    "amount": {"value": 700, "currency": "EUR"}})
-        ad(self, f"/v71/payments/{psp}/refunds", {"merchantAccount": ADYEN["merchant_account"]})
+        self.assertEqual(ad(self, f"/v71/payments/{psp}/refunds", {"merchantAccount": ADYEN["merchant_account"]})[0],
+                         422)  # the amount is required
+        ad(self, f"/v71/payments/{psp}/refunds", {"merchantAccount": ADYEN["merchant_account"],
+                                                  "amount": {"value": 700, "currency": "EUR"}})
         ad(self, "/v71/payments", ad_payment(ref="60", holder="REFUSED"))
         self.wait()
         items = [i for _, b in self.hooks("adyen_main") for i in adyen_items(b)]
