@@ -1565,11 +1565,16 @@ class AdyenApiTest(OutboxCase):
         ad(self, f"/v71/payments/{psp}/refunds", {"merchantAccount": ADYEN["merchant_account"],
                                                   "amount": {"value": 700, "currency": "EUR"}})
         ad(self, "/v71/payments", ad_payment(ref="60", holder="REFUSED"))
+        # a delayed automatic capture (captureDelayHours > 0) waits for /captures like a manual one
+        psp = ad(self, "/v71/payments", dict(ad_payment(ref="63", value=900), captureDelayHours=24))[2]["pspReference"]
+        ad(self, f"/v71/payments/{psp}/captures", {"merchantAccount": ADYEN["merchant_account"],
+                                                   "amount": {"value": 900, "currency": "EUR"}})
         self.wait()
         items = [i for _, b in self.hooks("adyen_main") for i in adyen_items(b)]
         self.assertEqual([(i["merchantReference"], i["eventCode"], i["success"]) for i in items],
                          [("59", "AUTHORISATION", "true"), ("59", "CAPTURE", "false"), ("59", "REFUND", "true"),
-                          ("60", "AUTHORISATION", "false")])
+                          ("60", "AUTHORISATION", "false"), ("63", "AUTHORISATION", "true"),
+                          ("63", "CAPTURE", "true")])
         self.assertEqual(items[0]["operations"], ["REFUND"])
         self.assertTrue(all(adyen_item_ok(i) for i in items))
 
