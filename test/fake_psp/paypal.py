@@ -330,6 +330,11 @@ def _create_order(app, req, body):
     pu = units[0]
     ref_id = pu.get("reference_id") or "default"
     cur, minor = _amount(pu.get("amount"), f"/purchase_units/@reference_id=='{ref_id}'/amount")
+    custom = pu.get("custom_id")
+    if custom is not None and not (isinstance(custom, str) and 1 <= len(custom) <= 127):
+        raise _invalid("INVALID_STRING_LENGTH" if isinstance(custom, str) else "INVALID_PARAMETER_SYNTAX",
+                       "The value of a field is either too short or too long.",
+                       f"/purchase_units/@reference_id=='{ref_id}'/custom_id", custom)
     order = _new_order(app, intent, cur, minor, pu.get("custom_id"), ref_id, pu.get("invoice_id"),
                        pu.get("description"))
     st = _state(app)
@@ -394,20 +399,21 @@ def _order(st, oid):
 
 
 def approve(app, oid, outcome="completed"):
-    """The buyer approves order oid at PayPal; queues CHECKOUT.ORDER.APPROVED.  None or an error text."""
+    """The buyer approves order oid at PayPal; queues CHECKOUT.ORDER.APPROVED.
+    (status, error text or None) for the control API."""
     if outcome not in CAPTURE_OUTCOMES:
-        return f"capture must be one of {', '.join(CAPTURE_OUTCOMES)}"
+        return 400, f"capture must be one of {', '.join(CAPTURE_OUTCOMES)}"
     st = _state(app)
     with app.store.lock:
         order = st["orders"].get(oid)
         if order is None:
-            return f"no such order {oid}"
+            return 404, f"no such order {oid}"
         if order["status"] not in ("CREATED", "PAYER_ACTION_REQUIRED"):
-            return f"order {oid} is {order['status']}, not CREATED"
+            return 409, f"order {oid} is {order['status']}, not CREATED"
         _approve(order, outcome)
         event = _event(app, "CHECKOUT.ORDER.APPROVED", "checkout-order", order)
     app.outbox.enqueue(PROVIDER, event, _ref(order))
-    return None
+    return 200, None
 
 
 def _approve(order, outcome="completed"):
@@ -744,9 +750,9 @@ def control(app, action, body):
     """POST /control/paypal/<action>: (status, JSON)."""
     body = body or {}
     if action == "approve":
-        problem = approve(app, str(body.get("id", "")), body.get("capture", "completed"))
+        status, problem = approve(app, str(body.get("id", "")), body.get("capture", "completed"))
         if problem:
-            return 400 if "must be" in problem else 409, {"error": problem}
+            return status, {"error": problem}
         return 200, {"approved": body["id"]}
     if action == "expire_tokens":
         with app.store.lock:

@@ -1316,6 +1316,7 @@ class PaypalApiTest(OutboxCase):
         self.assertEqual(pp_order(self, value="1.234", currency="KWD")[0], 201)
         self.assertEqual(pp_order(self, value="abc")[2]["name"], "INVALID_REQUEST")
         self.assertEqual(pp_order(self, intent="SALE")[0], 400)
+        self.assertEqual(pp_order(self, ref=42)[0], 400)  # custom_id is a string
         status, _, err = pp(self, "GET", "/v2/checkout/orders/NOSUCHORDER")
         self.assertEqual((status, err["name"], err["details"][0]["issue"]), (404, "RESOURCE_NOT_FOUND", "INVALID_RESOURCE_ID"))
         self.assertEqual([k for k in self.effects()["totals"]["keys_with_more_than_one_effect"]
@@ -1327,6 +1328,7 @@ class PaypalApiTest(OutboxCase):
         self.assertEqual((status, err["details"][0]["issue"]), (422, "ORDER_NOT_APPROVED"))
         self.assertEqual(control(self.base, "POST", "paypal/approve", {"id": oid})[0], 200)
         self.assertEqual(control(self.base, "POST", "paypal/approve", {"id": oid})[0], 409)
+        self.assertEqual(control(self.base, "POST", "paypal/approve", {"id": "NOSUCHORDER"})[0], 404)
         self.assertEqual(pp(self, "GET", f"/v2/checkout/orders/{oid}")[2]["status"], "APPROVED")
         status, _, err = pp(self, "POST", f"/v2/checkout/orders/{oid}/authorize", {})
         self.assertEqual((status, err["details"][0]["issue"]), (422, "ACTION_DOES_NOT_MATCH_INTENT"))
