@@ -124,7 +124,9 @@ BEGIN
     'event', CASE WHEN r.operation = 'query' AND v_kind IS NOT NULL THEN jsonb_build_object(
                'event_id', 'query:' || r.id, 'type', 'payment_intent.' || (v->>'status'), 'kind', v_kind,
                'order_ref', v->'metadata'->>'order_id', 'psp_txn_id', v->>'id',
-               'amount', coalesce(v->>'amount_received', v->>'amount'),
+               -- what was received, of a payment; a canceled one received nothing
+               'amount', CASE WHEN v->>'status' = 'succeeded' THEN coalesce(v->>'amount_received', v->>'amount')
+                              ELSE v->>'amount' END,
                'currency', pay._stripe_currency(v->>'currency')) END);
 END $$;
 

@@ -112,7 +112,7 @@ def cases(wechat_refund_id):
     yield "wx_refused", wechat(400, {"code": "PARAM_ERROR", "message": "description 长度不能超过127"})
     yield "wx_close_paid", wechat(400, {"code": "ORDERPAID", "message": "订单已支付"})
     yield "wx_refund", wechat(200, {"refund_id": "50300000000000000001", "out_refund_no": str(wechat_refund_id),
-                                    "transaction_id": "4200000000920013", "out_trade_no": "920013",
+                                    "transaction_id": "4200000000920016", "out_trade_no": "920016",
                                     "status": "SUCCESS", "amount": {"total": 888, "refund": 100, "currency": "CNY"}})
 
     yield "st_create", stripe(200, pi(21, 920021, 2100))
