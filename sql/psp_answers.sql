@@ -28,7 +28,7 @@ SELECT v.id, m.id, 'AN-' || v.id, v.amount, v.currency, v.gateway, now() + inter
     (920021, 2100, 'USD', 'an_stripe'), (920022, 2200, 'USD', 'an_stripe'),
     (920023, 2300, 'USD', 'an_stripe'), (920024, 2400, 'USD', 'an_stripe'),
     (920025, 2500, 'USD', 'an_stripe'), (920031, 3100, 'USD', 'an_generic'),
-    (920032, 3200, 'USD', 'an_generic')) v(id, amount, currency, gateway)
+    (920032, 3200, 'USD', 'an_generic'), (920033, 3300, 'USD', 'an_generic')) v(id, amount, currency, gateway)
  WHERE m.code = 'an_shop';
 
 -- the WeChat Pay refund (of an order paid by hand) the refund answer names
@@ -110,6 +110,11 @@ INSERT INTO ans VALUES ('gen_create', 200, '{}',
 SELECT pg_temp.answer(920031, 'create_payment', 'gen_create');
 SELECT pg_temp.ord(920031);
 
+-- a refusal whose body is no JSON (an error page) still refuses
+INSERT INTO ans VALUES ('gen_refused_text', 402, '{}', 'Payment Required');
+SELECT pg_temp.answer(920033, 'create_payment', 'gen_refused_text');
+SELECT pg_temp.ord(920033);
+
 -- next_action is set only while the order is pending
 SELECT status FROM pay.cancel(920032);
 INSERT INTO ans VALUES ('gen_create_late', 200, '{}',
@@ -158,8 +163,12 @@ SELECT psp_status, psp_refund_id FROM pay.refunds WHERE id = :wx_refund2;
 -- Close answers "already paid": a query is queued so that the payment is booked
 SELECT pg_temp.answer(920006, 'close', 'ali_close_paid');
 SELECT pg_temp.answer(920016, 'close', 'wx_close_paid');
+-- a create refused because the buyer has paid: not a failure, a query too
+SELECT pg_temp.answer(920014, 'create_payment', 'wx_close_paid');
+SELECT pg_temp.ord(920014);
 SELECT order_id, operation, state FROM pay.outbox
- WHERE kind = 'psp_request' AND operation = 'query' AND order_id IN (920006, 920016) ORDER BY order_id;
+ WHERE kind = 'psp_request' AND operation = 'query' AND state = 'pending' AND order_id IN (920006, 920014, 920016)
+ ORDER BY order_id;
 
 -- query_refund requests need the refund, and are built at send time
 SELECT pay.enqueue_psp_request(920016, 'query_refund', '{}');

@@ -106,6 +106,8 @@ my $ar = $node->safe_psql('postgres', "SELECT pay.refund($ao, 2500)");
 like(send_and_wait($ao, 'refund', qq({"refund_id": $ar})), qr/^done:\d:200:$/, 'Alipay refund: reset after the effect, sent again, done');
 my $k = effects("alipay:refund:$ao:$ar")->{"alipay:refund:$ao:$ar"};
 is("$k->{requests}:$k->{effects}", '2:1', 'two requests under one out_request_no (libcurl or our retry sent it again), one refund');
+is(send_and_wait($ao, 'query_refund', qq({"refund_id": $ar})), 'done:1:200:', 'Alipay refund query (fastpay.refund.query): done');
+is($node->safe_psql('postgres', "SELECT psp_status FROM pay.refunds WHERE id = $ar"), 'succeeded', 'Alipay confirmed the refund');
 my $ac = order('A-2', 500, 'CNY', 'ali');
 is(send_and_wait($ac, 'create_payment'), 'done:1:200:', 'Alipay precreate of a second order');
 is(send_and_wait($ac, 'close'), 'done:1:200:', 'Alipay close: done');
@@ -137,7 +139,9 @@ like($node->safe_psql('postgres', "SELECT psp_status || ' ' || psp_refund_id FRO
 # A refusal of a create (a 4xx): the order fails with the PSP's reason.
 my $sd = order('S-3', 500, 'USD', 'st');
 like(send_and_wait($sd, 'create_payment', '{"extra": {"payment_method": "pm_card_chargeDeclined", "confirm": "true"}}'),
-	qr/^dead:1:402:HTTP 402 \(permanent\): refused by the PSP: .+; order failed$/, 'a declined card: 402, dead');
+	'dead:1:402:HTTP 402 (permanent)', 'a declined card: 402, dead');
+like($node->safe_psql('postgres', "SELECT verdict || ' ' || reason FROM pay.psp_answers WHERE order_id = $sd"),
+	qr/^refused refused by the PSP: .+; order failed$/, 'the refusal is kept');
 like($node->safe_psql('postgres', "SELECT status || ' ' || failure_reason FROM pay.orders WHERE id = $sd"), qr/^failed \S/,
 	'the order failed, with Stripe\'s reason');
 is($node->safe_psql('postgres', q{SELECT string_agg(DISTINCT verdict, ',' ORDER BY verdict) FROM pay.psp_answers}), 'applied,refused',
