@@ -138,7 +138,7 @@ like($node->safe_psql('postgres', "SELECT psp_status || ' ' || psp_refund_id FRO
 
 # A refusal of a create (a 4xx): the order fails with the PSP's reason.
 my $sd = order('S-3', 500, 'USD', 'st');
-like(send_and_wait($sd, 'create_payment', '{"extra": {"payment_method": "pm_card_chargeDeclined", "confirm": "true"}}'),
+is(send_and_wait($sd, 'create_payment', '{"extra": {"payment_method": "pm_card_chargeDeclined", "confirm": "true"}}'),
 	'dead:1:402:HTTP 402 (permanent)', 'a declined card: 402, dead');
 like($node->safe_psql('postgres', "SELECT verdict || ' ' || reason FROM pay.psp_answers WHERE order_id = $sd"),
 	qr/^refused refused by the PSP: .+; order failed$/, 'the refusal is kept');
