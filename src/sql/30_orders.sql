@@ -95,10 +95,17 @@ CREATE TABLE pay.refunds (
     reason           text,
     idempotency_key  text,
     created_at       timestamptz NOT NULL DEFAULT now(),
+    -- what the PSP said (81_psp_answers.sql): its id of the refund, and
+    -- requested (sent), succeeded or failed; NULL: never sent to a PSP
+    psp_refund_id    text,
+    psp_status       text CHECK (psp_status IN ('requested', 'succeeded', 'failed')),
     UNIQUE (order_id, idempotency_key)
 );
 CREATE INDEX refunds_order ON pay.refunds (order_id);
 COMMENT ON TABLE pay.refunds IS 'partial or full refunds; their sum never exceeds the order amount';
+COMMENT ON COLUMN pay.refunds.psp_refund_id IS 'the PSP''s id of the refund, from its answer';
+COMMENT ON COLUMN pay.refunds.psp_status IS
+  'requested when the refund is sent to the PSP, then succeeded or failed as the PSP''s answer says; NULL: never sent';
 
 CREATE TABLE pay.idempotency_keys (
     merchant_id  bigint NOT NULL,
