@@ -70,10 +70,12 @@ sub send_and_wait
 sub effects { control('GET', "/control/effects?prefix=$_[0]")->{keys} }
 
 # Stripe: a payment intent, its id stored; a refund whose first answer is lost.
+# (create_order queued the create request; enqueuing it again is that row.
+# The buyer pays at Stripe: the fake's /control/pay.)
 my $so = order('S-1', 1234, 'USD', 'st');
-is(send_and_wait($so, 'create_payment', '{"extra": {"payment_method": "pm_card_visa", "confirm": "true"}}'), 'done:1:200:',
-	'Stripe create_payment: done');
+is(send_and_wait($so, 'create_payment'), 'done:1:200:', 'Stripe create_payment: done');
 like($node->safe_psql('postgres', "SELECT psp_txn_id FROM pay.orders WHERE id = $so"), qr/^pi_/, 'the payment intent id is stored on the order');
+control('POST', '/control/pay', { provider => 'stripe', order_id => "$so", amount => 1234, currency => 'USD' });
 is(send_and_wait($so, 'query'), 'done:1:200:', 'Stripe query: done');
 $node->safe_psql('postgres', "SELECT pay.mark_paid($so, (SELECT psp_txn_id FROM pay.orders WHERE id = $so), 1234, 'USD')");
 control('POST', '/control/faults', { path => '/v1/refunds', method => 'POST', mode => 'status', status => 500, count => 1, after => JSON::PP::true });
