@@ -1,5 +1,5 @@
 /*
- * routes.c — the route table (interfaces-4-5.md).  No business logic: each
+ * routes.c — the route table.  No business logic: each
  * route is one parameterized SQL call, and the proxy answers with exactly the
  * status, content type and body the SQL function returns.
  */
