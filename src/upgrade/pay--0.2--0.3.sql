@@ -1,7 +1,1336 @@
 -- pay 0.2 -> 0.3 (ALTER EXTENSION pay UPDATE TO '0.3').
 \echo Use "ALTER EXTENSION pay UPDATE TO '0.3'" to load this file. \quit
 
+-- pay 0.3 takes shared memory for its checkout waits (pay.wait_next_action):
+-- with shared_preload_libraries = 'pay', restart the server after installing
+-- the new library and before this update.
+
 -- Orders: the buyer's next step and the PSP's reason for a refusal.
 ALTER TABLE pay.orders ADD COLUMN next_action jsonb, ADD COLUMN failure_reason text;
 COMMENT ON COLUMN pay.orders.next_action IS 'the buyer''s next step from the PSP''s answer (type qr_code, code_url, client_secret or redirect); NULL until the PSP answered';
 COMMENT ON COLUMN pay.orders.failure_reason IS 'the PSP''s reason when it refused the payment';
+
+-- Refunds: what the PSP said of them.
+ALTER TABLE pay.refunds ADD COLUMN psp_refund_id text,
+    ADD COLUMN psp_status text CHECK (psp_status IN ('requested', 'succeeded', 'failed'));
+COMMENT ON COLUMN pay.refunds.psp_refund_id IS 'the PSP''s id of the refund, from its answer';
+COMMENT ON COLUMN pay.refunds.psp_status IS
+  'requested when the refund is sent to the PSP, then succeeded or failed as the PSP''s answer says; NULL: never sent';
+
+-- PSP answers, kept with their verdict (81_psp_answers.sql).
+CREATE TABLE pay.psp_answers (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    outbox_id    bigint NOT NULL,
+    order_id     bigint NOT NULL,
+    refund_id    bigint,
+    gateway      text NOT NULL,
+    operation    text NOT NULL,
+    http_status  integer NOT NULL,
+    headers      jsonb NOT NULL DEFAULT '{}',
+    body         text,
+    verdict      text NOT NULL CHECK (verdict IN ('applied', 'refused', 'rejected')),
+    reason       text,
+    received_at  timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+-- an order's conversation with its PSP, in order; an outbox row's answers;
+-- and the rejected ones, which someone should look at
+CREATE INDEX psp_answers_order ON pay.psp_answers (order_id, received_at);
+CREATE INDEX psp_answers_outbox ON pay.psp_answers (outbox_id);
+CREATE INDEX psp_answers_rejected ON pay.psp_answers (received_at) WHERE verdict = 'rejected';
+COMMENT ON TABLE pay.psp_answers IS
+  'every PSP answer the dispatcher applied or refused (statement files excepted): status, headers (lower-case names), body, and the verdict: applied, refused (the PSP said no), rejected (unsigned, wrongly signed, malformed or not about our order: moved nothing)';
+COMMENT ON COLUMN pay.psp_answers.reason IS
+  'applied: what it changed; refused: the PSP''s reason; rejected: why the answer was not trusted';
+
+-- The merchant API's keyset pages of a merchant's payments.
+CREATE INDEX orders_merchant_newest ON pay.orders (merchant_id, id);
+
+-- The dispatcher's entry point for answers takes their headers.
+DROP FUNCTION pay._outbox_apply(bigint, integer, text);
+
+-- Functions new or changed in 0.3 (their definitions as a fresh install has them).
+CREATE FUNCTION pay._answer_alipay(r pay.outbox, g pay.gateways, o pay.orders, p_status integer, p_body text)
+RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_member text := CASE r.operation WHEN 'create_payment' THEN 'alipay_trade_precreate_response'
+                                    WHEN 'query' THEN 'alipay_trade_query_response'
+                                    WHEN 'refund' THEN 'alipay_trade_refund_response'
+                                    WHEN 'query_refund' THEN 'alipay_trade_fastpay_refund_query_response'
+                                    ELSE 'alipay_trade_close_response' END;
+  v jsonb := pay._answer_json(p_body)->v_member;
+  v_currency text;
+  v_kind text;
+BEGIN
+  IF jsonb_typeof(v) IS DISTINCT FROM 'object' THEN
+    RAISE EXCEPTION 'alipay''s answer (HTTP %) has no % object', p_status, v_member USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF NOT pay.alipay_response_valid(p_body, pay._credential('gateway:' || g.name, 'public_key')) THEN
+    RAISE EXCEPTION 'the signature of alipay''s answer does not verify (code %, %)',
+      coalesce(v->>'code', '(none)'), coalesce(v->>'sub_code', v->>'msg', '')
+      USING ERRCODE = 'PY010';
+  END IF;
+  PERFORM pay._answer_expect('out_trade_no', v->>'out_trade_no', o.id::text, v->>'code' = '10000' AND r.operation <> 'query_refund');
+  IF v->>'code' IS DISTINCT FROM '10000' THEN
+    RETURN jsonb_build_object('verdict', 'refused', 'final', v->>'code' = '40004',
+      'reason', coalesce(v->>'sub_msg', v->>'msg', 'code ' || coalesce(v->>'code', '(none)')),
+      'code', coalesce(v->>'sub_code', v->>'code'),
+      'already_paid', (r.operation = 'close' AND v->>'sub_code' = 'ACQ.TRADE_STATUS_ERROR')
+                      OR v->>'sub_code' = 'ACQ.TRADE_HAS_SUCCESS');
+  END IF;
+  CASE r.operation
+  WHEN 'create_payment' THEN
+    RETURN jsonb_build_object('verdict', 'applied',
+      'next_action', CASE WHEN v->>'qr_code' IS NOT NULL
+                          THEN jsonb_build_object('type', 'qr_code', 'qr_code', v->>'qr_code') END);
+  WHEN 'query' THEN
+    -- the currency total_amount is in, as the notify parser reads it
+    v_currency := coalesce(v->>'trans_currency', v->>'currency', 'CNY');
+    PERFORM pay._answer_expect('currency', v_currency, o.currency::text);
+    PERFORM pay._answer_expect('total_amount', pay.parse_amount(v->>'total_amount', o.currency)::text, o.amount::text);
+    v_kind := CASE WHEN v->>'trade_status' IN ('TRADE_SUCCESS', 'TRADE_FINISHED') THEN 'payment_succeeded'
+                   WHEN v->>'trade_status' = 'TRADE_CLOSED' THEN 'closed' END;
+    RETURN jsonb_build_object('verdict', 'applied', 'psp_txn_id', v->>'trade_no',
+      'event', CASE WHEN v_kind IS NOT NULL THEN jsonb_build_object(
+                 'event_id', 'query:' || r.id, 'type', v->>'trade_status', 'kind', v_kind,
+                 'order_ref', v->>'out_trade_no', 'psp_txn_id', v->>'trade_no',
+                 'amount_major', v->>'total_amount', 'currency', v_currency) END);
+  WHEN 'refund' THEN
+    -- code 10000: the refund is done (fund_change N: an earlier request did it)
+    RETURN jsonb_build_object('verdict', 'applied', 'psp_txn_id', v->>'trade_no',
+      'refund', jsonb_build_object('status', 'succeeded'));
+  WHEN 'query_refund' THEN
+    PERFORM pay._answer_expect('out_request_no', v->>'out_request_no', r.params->>'refund_id', false);
+    -- no refund_status: Alipay has not (yet) refunded
+    RETURN jsonb_build_object('verdict', 'applied',
+      'refund', jsonb_build_object('status', CASE WHEN v->>'refund_status' = 'REFUND_SUCCESS' THEN 'succeeded' END));
+  ELSE
+    RETURN jsonb_build_object('verdict', 'applied');
+  END CASE;
+END $$;
+
+CREATE FUNCTION pay._answer_expect(p_what text, p_theirs text, p_ours text, p_required boolean DEFAULT true)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF p_theirs IS NULL AND NOT p_required THEN
+    RETURN;
+  END IF;
+  IF p_theirs IS DISTINCT FROM p_ours THEN
+    RAISE EXCEPTION 'the answer''s % is "%", not ours ("%")', p_what, coalesce(p_theirs, '(none)'), p_ours
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+END $$;
+
+CREATE FUNCTION pay._answer_generic(r pay.outbox, o pay.orders, p_status integer, p_body text) RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v jsonb;
+  v_kind text;
+BEGIN
+  IF p_status >= 400 THEN
+    v := pay._answer_refusal_json(p_status, p_body);
+    RETURN jsonb_build_object('verdict', 'refused', 'final', true,
+      'reason', coalesce(v->>'message', v->>'error', 'HTTP ' || p_status), 'code', v->>'code',
+      'already_paid', r.operation = 'close' AND v->>'code' = 'already_paid');
+  END IF;
+  v := pay._answer_json(p_body);
+  PERFORM pay._answer_expect('order_id', v->>'order_id', o.id::text, false);
+  IF r.operation IN ('refund', 'query_refund') THEN
+    PERFORM pay._answer_expect('refund_id', v->>'refund_id', r.params->>'refund_id', false);
+    RETURN jsonb_build_object('verdict', 'applied', 'refund', jsonb_build_object(
+      'psp_refund_id', v->>'psp_refund_id',
+      'status', CASE WHEN v->>'status' IN ('succeeded', 'refunded') THEN 'succeeded'
+                     WHEN v->>'status' = 'failed' THEN 'failed' END));
+  END IF;
+  PERFORM pay._answer_expect('amount', v->>'amount', o.amount::text, false);
+  v_kind := CASE WHEN v->>'status' IN ('paid', 'success') THEN 'payment_succeeded'
+                 WHEN v->>'status' = 'failed' THEN 'payment_failed'
+                 WHEN v->>'status' = 'closed' THEN 'closed' END;
+  RETURN jsonb_build_object('verdict', 'applied', 'psp_txn_id', v->>'psp_txn_id',
+    'next_action', CASE WHEN jsonb_typeof(v->'next_action') = 'object' THEN v->'next_action' END,
+    'event', CASE WHEN r.operation = 'query' AND v_kind IS NOT NULL THEN jsonb_build_object(
+               'event_id', 'query:' || r.id, 'type', v->>'status', 'kind', v_kind,
+               'order_ref', o.id::text, 'psp_txn_id', v->>'psp_txn_id',
+               'amount', coalesce(v->>'amount', o.amount::text), 'currency', v->>'currency') END);
+END $$;
+
+CREATE FUNCTION pay._answer_json(p_body text) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  RETURN CASE WHEN coalesce(p_body, '') = '' THEN '{}'::jsonb ELSE pay._json_body(p_body) END;
+END $$;
+
+CREATE FUNCTION pay._answer_refusal_json(p_status integer, p_body text) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  RETURN pay._answer_json(p_body);
+EXCEPTION WHEN invalid_text_representation OR program_limit_exceeded THEN
+  RETURN jsonb_build_object('message', 'HTTP ' || p_status || ': ' || left(p_body, 200));
+END $$;
+
+CREATE FUNCTION pay._answer_stripe(r pay.outbox, o pay.orders, p_status integer, p_body text) RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v jsonb;
+  v_kind text;
+BEGIN
+  IF p_status >= 400 THEN
+    v := pay._answer_refusal_json(p_status, p_body);
+    RETURN jsonb_build_object('verdict', 'refused', 'final', true,
+      'reason', coalesce(v->'error'->>'message', v->>'message', 'HTTP ' || p_status), 'code', v->'error'->>'code',
+      'already_paid', r.operation = 'close' AND v->'error'->>'code' = 'payment_intent_unexpected_state');
+  END IF;
+  v := pay._answer_json(p_body);
+  IF r.operation IN ('refund', 'query_refund') THEN
+    PERFORM pay._answer_expect('object', v->>'object', 'refund');
+    PERFORM pay._answer_expect('metadata.refund_id', v->'metadata'->>'refund_id', r.params->>'refund_id');
+    RETURN jsonb_build_object('verdict', 'applied', 'refund', jsonb_build_object(
+      'psp_refund_id', v->>'id',
+      'status', CASE WHEN v->>'status' = 'succeeded' THEN 'succeeded'
+                     WHEN v->>'status' IN ('failed', 'canceled') THEN 'failed' END));
+  END IF;
+  IF v->>'object' = 'search_result' THEN
+    IF jsonb_array_length(coalesce(v->'data', '[]')) = 0 THEN
+      RETURN jsonb_build_object('verdict', 'applied');     -- Stripe has no payment for the order yet
+    END IF;
+    v := v->'data'->0;
+  END IF;
+  PERFORM pay._answer_expect('object', v->>'object', 'payment_intent');
+  PERFORM pay._answer_expect('metadata.order_id', v->'metadata'->>'order_id', o.id::text);
+  PERFORM pay._answer_expect('amount', v->>'amount', o.amount::text);
+  PERFORM pay._answer_expect('currency', pay._stripe_currency(v->>'currency'), o.currency::text);
+  v_kind := CASE v->>'status' WHEN 'succeeded' THEN 'payment_succeeded' WHEN 'canceled' THEN 'closed' END;
+  RETURN jsonb_build_object('verdict', 'applied', 'psp_txn_id', v->>'id',
+    'next_action', CASE WHEN v->>'client_secret' IS NOT NULL
+                        THEN jsonb_build_object('type', 'client_secret', 'client_secret', v->>'client_secret') END,
+    'event', CASE WHEN r.operation = 'query' AND v_kind IS NOT NULL THEN jsonb_build_object(
+               'event_id', 'query:' || r.id, 'type', 'payment_intent.' || (v->>'status'), 'kind', v_kind,
+               'order_ref', v->'metadata'->>'order_id', 'psp_txn_id', v->>'id',
+               -- what was received, of a payment; a canceled one received nothing
+               'amount', CASE WHEN v->>'status' = 'succeeded' THEN coalesce(v->>'amount_received', v->>'amount')
+                              ELSE v->>'amount' END,
+               'currency', pay._stripe_currency(v->>'currency')) END);
+END $$;
+
+CREATE FUNCTION pay._answer_wechatpay(r pay.outbox, g pay.gateways, o pay.orders, p_status integer, h jsonb,
+                                      p_body text)
+RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v jsonb;
+  v_kind text;
+BEGIN
+  PERFORM pay._wechatpay_verify(g, h, coalesce(p_body, ''));
+  v := pay._answer_json(p_body);
+  IF p_status >= 400 THEN
+    RETURN jsonb_build_object('verdict', 'refused', 'final', true,
+      'reason', coalesce(v->>'message', 'HTTP ' || p_status), 'code', v->>'code',
+      'already_paid', v->>'code' = 'ORDERPAID');
+  END IF;
+  PERFORM pay._answer_expect('out_trade_no', v->>'out_trade_no', pay._wechatpay_trade_no(o.id),
+                             r.operation = 'query');
+  CASE r.operation
+  WHEN 'create_payment' THEN
+    RETURN jsonb_build_object('verdict', 'applied',
+      'next_action', CASE WHEN v->>'code_url' IS NOT NULL
+                          THEN jsonb_build_object('type', 'code_url', 'code_url', v->>'code_url') END);
+  WHEN 'query' THEN
+    PERFORM pay._answer_expect('amount.total', v->'amount'->>'total', o.amount::text);
+    PERFORM pay._answer_expect('amount.currency', coalesce(v->'amount'->>'currency', 'CNY'), o.currency::text);
+    v_kind := CASE WHEN v->>'trade_state' = 'SUCCESS' THEN 'payment_succeeded'
+                   WHEN v->>'trade_state' IN ('CLOSED', 'REVOKED') THEN 'closed'
+                   WHEN v->>'trade_state' = 'PAYERROR' THEN 'payment_failed' END;
+    RETURN jsonb_build_object('verdict', 'applied', 'psp_txn_id', v->>'transaction_id',
+      'event', CASE WHEN v_kind IS NOT NULL THEN jsonb_build_object(
+                 'event_id', 'query:' || r.id, 'type', v->>'trade_state', 'kind', v_kind,
+                 'order_ref', v->>'out_trade_no', 'psp_txn_id', v->>'transaction_id',
+                 'amount', v->'amount'->>'total', 'currency', coalesce(v->'amount'->>'currency', 'CNY')) END);
+  WHEN 'refund', 'query_refund' THEN
+    PERFORM pay._answer_expect('out_refund_no', v->>'out_refund_no', r.params->>'refund_id');
+    RETURN jsonb_build_object('verdict', 'applied', 'refund', jsonb_build_object(
+      'psp_refund_id', v->>'refund_id',
+      'status', CASE WHEN v->>'status' = 'SUCCESS' THEN 'succeeded'
+                     WHEN v->>'status' IN ('CLOSED', 'ABNORMAL') THEN 'failed' END));
+  ELSE
+    RETURN jsonb_build_object('verdict', 'applied');
+  END CASE;
+END $$;
+
+CREATE OR REPLACE FUNCTION pay._api_authenticate(h jsonb, p_params jsonb) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_merchant bigint := pay._api_verify(h, p_params);
+BEGIN
+  INSERT INTO pay.api_nonces (merchant_id, nonce) VALUES (v_merchant, h->>'x-pay-nonce') ON CONFLICT DO NOTHING;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'X-Pay-Nonce was already used' USING ERRCODE = 'PY012';
+  END IF;
+  RETURN v_merchant;
+END $$;
+
+CREATE FUNCTION pay._api_authenticate_again(h jsonb, p_params jsonb) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_merchant bigint := pay._api_verify(h, p_params);
+BEGIN
+  PERFORM 1 FROM pay.api_nonces n WHERE n.merchant_id = v_merchant AND n.nonce = h->>'x-pay-nonce';
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'X-Pay-Nonce was not used by a request yet' USING ERRCODE = 'PY012';
+  END IF;
+  RETURN v_merchant;
+END $$;
+
+CREATE FUNCTION pay._api_body(body text) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  p jsonb;
+BEGIN
+  IF coalesce(btrim(body), '') = '' THEN
+    RETURN '{}';
+  END IF;
+  BEGIN
+    p := body::jsonb;
+  EXCEPTION WHEN OTHERS THEN
+    RAISE EXCEPTION 'body is not valid JSON' USING ERRCODE = 'invalid_text_representation';
+  END;
+  IF jsonb_typeof(p) IS DISTINCT FROM 'object' THEN
+    RAISE EXCEPTION 'body must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  RETURN p;
+END $$;
+
+CREATE FUNCTION pay._api_error(p_status integer, p_code text, p_field text, p_message text)
+RETURNS pay.http_response
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+RETURN ROW(p_status, 'application/json',
+           jsonb_build_object('error', jsonb_build_object('code', p_code, 'sqlstate', NULL, 'field', p_field,
+                                                          'message', p_message))::text)::pay.http_response;
+
+CREATE FUNCTION pay._api_known_fields(p jsonb, p_known text[]) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF p - p_known <> '{}' THEN
+    RAISE EXCEPTION '%: unknown field', (SELECT min(k) FROM jsonb_object_keys(p - p_known) k)
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+END $$;
+
+CREATE FUNCTION pay._api_order(p_merchant bigint, p_id text) RETURNS pay.orders
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  o pay.orders;
+BEGIN
+  IF p_id IS NULL OR p_id !~ '^[0-9]{1,18}$' THEN
+    RAISE EXCEPTION 'id must be a payment id' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT * INTO o FROM pay.orders x WHERE x.id = p_id::bigint AND x.merchant_id = p_merchant;
+  IF NOT FOUND OR NOT pay._acts_for(o.merchant_id) THEN
+    RETURN NULL;
+  END IF;
+  RETURN o;
+END $$;
+
+CREATE FUNCTION pay._api_time(q jsonb, p_name text) RETURNS timestamptz
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF NOT q ? p_name THEN
+    RETURN NULL;
+  END IF;
+  IF q->>p_name !~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?([Zz]|[+-][0-9]{2}:[0-9]{2})$' THEN
+    RAISE EXCEPTION '% must be an RFC 3339 time such as 2026-12-01T00:00:00Z, not "%"', p_name, q->>p_name
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  BEGIN
+    RETURN (q->>p_name)::timestamptz;
+  EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format THEN
+    RAISE EXCEPTION '% is not a valid time: "%"', p_name, q->>p_name USING ERRCODE = 'invalid_parameter_value';
+  END;
+END $$;
+
+CREATE FUNCTION pay._api_verify(h jsonb, p_params jsonb) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_code text := h->>'x-pay-merchant';
+  v_ts text := h->>'x-pay-timestamp';
+  v_nonce text := h->>'x-pay-nonce';
+  v_sig text := h->>'x-pay-signature';
+  v_merchant bigint;
+  v_secret text;
+BEGIN
+  IF v_code IS NULL OR v_ts IS NULL OR v_nonce IS NULL OR v_sig IS NULL THEN
+    RAISE EXCEPTION 'X-Pay-Merchant, X-Pay-Timestamp, X-Pay-Nonce and X-Pay-Signature headers are required'
+      USING ERRCODE = 'PY010';
+  END IF;
+  SELECT id INTO v_merchant FROM pay.merchants WHERE code = v_code;
+  IF FOUND THEN
+    BEGIN
+      v_secret := pay.reveal_secret('merchant:' || v_code, 'api_secret');
+    EXCEPTION WHEN undefined_object THEN
+      v_secret := NULL;
+    END;
+  END IF;
+  IF v_secret IS NULL OR NOT pay.constant_time_equal(
+       pay.sign_params(p_params || jsonb_build_object('merchant', v_code, 'timestamp', v_ts, 'nonce', v_nonce),
+                       v_secret),
+       lower(v_sig)) THEN
+    RAISE EXCEPTION 'X-Pay-Signature does not verify' USING ERRCODE = 'PY010';
+  END IF;
+  IF v_ts !~ '^[0-9]{1,12}$' OR abs(extract(epoch FROM now()) - v_ts::bigint) > pay._api_window_s() THEN
+    RAISE EXCEPTION 'X-Pay-Timestamp is outside the % s window', pay._api_window_s() USING ERRCODE = 'PY011';
+  END IF;
+  IF length(v_nonce) NOT BETWEEN 8 AND 64 THEN
+    RAISE EXCEPTION 'X-Pay-Nonce must be 8 to 64 characters' USING ERRCODE = 'PY012';
+  END IF;
+  RETURN v_merchant;
+END $$;
+
+CREATE FUNCTION pay._apply_answer(r pay.outbox, g pay.gateways, a jsonb) RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  o pay.orders;
+  v_spared text;
+  v_outcome text;
+BEGIN
+  SELECT * INTO o FROM pay.orders WHERE id = r.order_id FOR UPDATE;
+  IF a->>'verdict' = 'refused' THEN
+    IF r.operation IN ('create_payment', 'close') AND (a->>'already_paid')::boolean THEN
+      -- the buyer paid before the close (or the create was sent again after
+      -- the payment): a query gets the payment booked (and refunded, when
+      -- the order is cancelled: pay._book_and_return)
+      RETURN 'refused by the PSP: ' || (a->>'reason') || '; already paid, query '
+             || pay.enqueue_psp_request(o.id, 'query') || ' queued';
+    ELSIF r.operation = 'create_payment' AND (a->>'final')::boolean THEN
+      v_spared := pay._refusal_spares(r, o);
+      IF v_spared IS NOT NULL THEN
+        RETURN 'refused by the PSP: ' || (a->>'reason') || ' (the order stays: ' || v_spared || ')';
+      END IF;
+      UPDATE pay.orders SET status = 'failed', failure_reason = left(a->>'reason', 1000),
+                            status_cause = 'psp answer ' || r.id
+       WHERE id = o.id;
+      RETURN 'refused by the PSP: ' || (a->>'reason') || '; order failed';
+    ELSIF r.operation = 'refund' AND (a->>'final')::boolean THEN
+      RETURN 'refused by the PSP: ' || (a->>'reason') || '; '
+             || pay._apply_refund_answer(r, g, o, 'failed', NULL, a->>'reason');
+    END IF;
+    RETURN 'refused by the PSP: ' || coalesce(a->>'reason', '(no reason)');
+  END IF;
+
+  PERFORM pay._store_psp_txn_id(o.id, a->>'psp_txn_id');
+  CASE r.operation
+  WHEN 'create_payment' THEN
+    IF a->'next_action' IS NULL OR jsonb_typeof(a->'next_action') = 'null' THEN
+      RETURN 'no next action';
+    END IF;
+    UPDATE pay.orders SET next_action = a->'next_action' WHERE id = o.id AND status = 'pending';
+    RETURN CASE WHEN FOUND THEN 'next action ' || (a->'next_action'->>'type')
+                ELSE 'next action not kept: order is ' || o.status END;
+  WHEN 'query' THEN
+    IF a->'event' IS NULL OR jsonb_typeof(a->'event') = 'null' THEN
+      RETURN 'nothing to apply';
+    END IF;
+    RETURN pay._apply_answer_event(g.name, a->'event' || jsonb_build_object('cause', 'query ' || r.id),
+                                   'query ' || r.id);
+  WHEN 'refund', 'query_refund' THEN
+    RETURN pay._apply_refund_answer(r, g, o, a->'refund'->>'status', a->'refund'->>'psp_refund_id', NULL);
+  ELSE
+    v_outcome := r.operation || ' confirmed';
+  END CASE;
+  RETURN v_outcome;
+END $$;
+
+CREATE FUNCTION pay._apply_answer_event(gateway text, event jsonb, cause text) RETURNS text
+    AS 'MODULE_PATHNAME', 'pay_apply_answer_event' LANGUAGE C VOLATILE STRICT;
+
+CREATE OR REPLACE FUNCTION pay._apply_event(g pay.gateways, e jsonb, p_callback bigint, OUT order_id bigint, OUT outcome text)
+LANGUAGE plpgsql AS $$
+DECLARE
+  o pay.orders;
+  v_amount bigint;
+  v_currency text := e->>'currency';
+BEGIN
+  IF e->>'kind' = 'ignored' THEN
+    outcome := 'ignored event type ' || coalesce(e->>'type', '(none)');
+    RETURN;
+  END IF;
+  o := pay._callback_order(g, e);
+  order_id := o.id;
+  IF v_currency IS NULL THEN
+    outcome := pay._anomaly(o, g, p_callback, 'currency_missing',
+      format('callback names no currency, order %s is in %s', o.id, o.currency));
+    RETURN;
+  ELSIF v_currency <> o.currency::text THEN
+    outcome := pay._anomaly(o, g, p_callback, 'currency_mismatch',
+      format('callback says %s, order %s is in %s', v_currency, o.id, o.currency));
+    RETURN;
+  END IF;
+
+  IF e->>'kind' = 'refunded' THEN
+    IF o.paid_at IS NULL THEN
+      INSERT INTO pay.deferred_events (gateway, order_id, callback_id, event) VALUES (g.name, o.id, p_callback, e);
+      outcome := 'refund deferred until the payment arrives';
+    ELSE
+      outcome := pay._apply_psp_refund(o, g, e, p_callback);
+    END IF;
+    RETURN;
+  END IF;
+
+  -- a payment must match exactly; a failure or close is checked when it names an amount
+  v_amount := pay._event_amount(e->>'amount', e->>'amount_major', v_currency);
+  IF v_amount <> o.amount OR (v_amount IS NULL AND e->>'kind' = 'payment_succeeded') THEN
+    outcome := pay._anomaly(o, g, p_callback, 'amount_mismatch',
+      format('callback says %s %s, order %s is %s %s', coalesce(v_amount::text, '(none)'), v_currency,
+             o.id, o.amount, o.currency));
+    RETURN;
+  END IF;
+
+  CASE e->>'kind'
+  WHEN 'payment_succeeded' THEN
+    IF o.status IN ('pending', 'failed') THEN
+      o := pay._settle(o, e->>'psp_txn_id', coalesce('callback ' || p_callback, e->>'cause'));
+      outcome := 'paid' || pay._apply_deferred(g, o.id);
+    ELSIF o.paid_at IS NOT NULL AND o.psp_txn_id IS NOT DISTINCT FROM e->>'psp_txn_id' THEN
+      outcome := 'already paid by this transaction';
+    ELSIF o.paid_at IS NOT NULL THEN
+      outcome := pay._book_and_return(o, g, e, p_callback, v_amount, 'double_payment');
+    ELSE
+      outcome := pay._book_and_return(o, g, e, p_callback, v_amount, 'payment_after_' || o.status);
+    END IF;
+  WHEN 'payment_failed' THEN
+    IF o.status = 'pending' THEN
+      UPDATE pay.orders SET status = 'failed', status_cause = coalesce('callback ' || p_callback, e->>'cause')
+       WHERE id = o.id RETURNING * INTO o;
+      outcome := 'failed';
+    ELSE
+      outcome := 'failure ignored: order is ' || o.status;
+    END IF;
+  WHEN 'closed' THEN
+    IF o.status = 'pending' THEN
+      UPDATE pay.orders SET status = 'cancelled', status_cause = coalesce('callback ' || p_callback, e->>'cause')
+       WHERE id = o.id RETURNING * INTO o;
+      outcome := 'cancelled';
+    ELSE
+      outcome := 'close ignored: order is ' || o.status;
+    END IF;
+  END CASE;
+END $$;
+
+CREATE FUNCTION pay._apply_refund_answer(r pay.outbox, g pay.gateways, o pay.orders, p_status text,
+                                         p_psp_refund_id text, p_reason text)
+RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  f pay.refunds;
+  v_was text;
+BEGIN
+  SELECT x.psp_status INTO v_was FROM pay.refunds x
+   WHERE x.id = (r.params->>'refund_id')::bigint AND x.order_id = o.id FOR UPDATE;
+  UPDATE pay.refunds x
+     SET psp_refund_id = coalesce(x.psp_refund_id, p_psp_refund_id),
+         psp_status = CASE WHEN x.psp_status IN ('succeeded', 'failed') THEN x.psp_status
+                           ELSE coalesce(p_status, x.psp_status) END
+   WHERE x.id = (r.params->>'refund_id')::bigint AND x.order_id = o.id
+  RETURNING * INTO f;
+  IF NOT FOUND THEN
+    RETURN 'refund ' || coalesce(r.params->>'refund_id', '(none)') || ' is not a refund of order ' || o.id;
+  END IF;
+  IF f.psp_status = 'failed' AND v_was IS DISTINCT FROM 'failed' THEN
+    PERFORM pay._anomaly(o, g, NULL, 'refund_failed',
+      format('the PSP did not refund %s %s (refund %s): %s', pay.format_amount(f.amount, o.currency), o.currency,
+             f.id, coalesce(p_reason, 'refund failed')));
+  END IF;
+  RETURN format('refund %s %s', f.id, coalesce(f.psp_status, 'requested'));
+END $$;
+
+CREATE FUNCTION pay._await_checkout(order_id bigint, timeout interval) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'pay_await_checkout' LANGUAGE C VOLATILE;
+
+CREATE OR REPLACE FUNCTION pay._build_alipay(r pay.outbox, g pay.gateways) RETURNS pay.http_request
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  o pay.orders := pay._request_order(r);
+  v_biz jsonb := jsonb_build_object('out_trade_no', o.id::text);
+  v_method text;
+  f pay.refunds;
+BEGIN
+  CASE r.operation
+    WHEN 'create_payment' THEN
+      v_method := 'alipay.trade.precreate';
+      v_biz := v_biz || jsonb_build_object('total_amount', pay.format_amount(o.amount, o.currency),
+                                           'subject', 'order ' || o.id);
+    WHEN 'query' THEN
+      v_method := 'alipay.trade.query';
+    WHEN 'refund' THEN
+      v_method := 'alipay.trade.refund';
+      f := pay._request_refund(r);
+      v_biz := v_biz || jsonb_build_object('refund_amount', pay.format_amount(f.amount, o.currency),
+                                           'out_request_no', f.id::text);
+    WHEN 'query_refund' THEN
+      v_method := 'alipay.trade.fastpay.refund.query';
+      v_biz := v_biz || jsonb_build_object('out_request_no', (pay._request_refund(r)).id::text);
+    WHEN 'close' THEN
+      v_method := 'alipay.trade.close';
+  END CASE;
+  v_biz := v_biz || coalesce(r.params->'extra', '{}');
+  RETURN pay._alipay_request(g, v_method, v_biz, r.idempotency_key,
+    CASE WHEN r.operation = 'create_payment' AND g.options ? 'notify_url'
+         THEN jsonb_build_object('notify_url', g.options->>'notify_url') ELSE '{}' END);
+END $$;
+
+CREATE OR REPLACE FUNCTION pay._build_stripe(r pay.outbox, g pay.gateways) RETURNS pay.http_request
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  o pay.orders := pay._request_order(r);
+  v_base text := rtrim(coalesce(g.base_url, 'https://api.stripe.com'), '/');
+  v_method text := 'POST';
+  v_path text;
+  v_form jsonb;
+  v_extra jsonb := coalesce(r.params->'extra', '{}');
+  v_txn text := coalesce(r.params->>'psp_txn_id', o.psp_txn_id);
+  v_refund pay.refunds;
+BEGIN
+  CASE r.operation
+    WHEN 'create_payment' THEN
+      v_path := '/v1/payment_intents';
+      v_form := jsonb_build_object('amount', o.amount::text, 'currency', lower(o.currency),
+                                   'metadata[order_id]', o.id::text) || v_extra;
+    WHEN 'query' THEN
+      v_method := 'GET';
+      IF v_txn IS NOT NULL THEN
+        v_path := '/v1/payment_intents/' || v_txn;
+      ELSE
+        v_path := '/v1/payment_intents/search?query=' ||
+                  pay.form_urlencode(jsonb_build_object('q', format('metadata[''order_id'']:''%s''', o.id)));
+        v_path := replace(v_path, 'query=q=', 'query=');
+      END IF;
+    WHEN 'refund' THEN
+      IF v_txn IS NULL THEN
+        RAISE EXCEPTION 'order % has no Stripe payment intent to refund', o.id USING ERRCODE = 'invalid_parameter_value';
+      END IF;
+      v_path := '/v1/refunds';
+      v_form := jsonb_build_object('payment_intent', v_txn,
+                                   'amount', (pay._request_refund(r)).amount::text,
+                                   'metadata[refund_id]', r.params->>'refund_id') || v_extra;
+    WHEN 'close' THEN
+      IF v_txn IS NULL THEN
+        RAISE EXCEPTION 'order % has no Stripe payment intent to cancel', o.id USING ERRCODE = 'invalid_parameter_value';
+      END IF;
+      v_path := '/v1/payment_intents/' || v_txn || '/cancel';
+      v_form := v_extra;
+    WHEN 'query_refund' THEN
+      v_method := 'GET';
+      v_refund := pay._request_refund(r);
+      IF v_refund.psp_refund_id IS NULL THEN
+        RAISE EXCEPTION 'refund % has no Stripe refund id to query', v_refund.id USING ERRCODE = 'invalid_parameter_value';
+      END IF;
+      v_path := '/v1/refunds/' || v_refund.psp_refund_id;
+  END CASE;
+  RETURN ROW(v_method, v_base || v_path,
+             ARRAY['Authorization: Bearer ' || pay._credential('gateway:' || g.name, 'api_key'),
+                   'Idempotency-Key: ' || r.idempotency_key]
+             || CASE WHEN v_method = 'POST' THEN ARRAY['Content-Type: application/x-www-form-urlencoded'] ELSE '{}' END,
+             CASE WHEN v_method = 'POST' THEN pay.form_urlencode(coalesce(v_form, '{}')) END)::pay.http_request;
+END $$;
+
+CREATE OR REPLACE FUNCTION pay._build_wechatpay(r pay.outbox, g pay.gateways) RETURNS pay.http_request
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  o pay.orders := pay._request_order(r);
+  v_mchid text := pay._gateway_option(g, 'mchid');
+  v_method text := 'POST';
+  v_path text;
+  v_body text := '';
+  v_nonce text := upper(replace(gen_random_uuid()::text, '-', ''));
+  v_ts bigint := floor(extract(epoch FROM clock_timestamp()))::bigint;
+  f pay.refunds;
+BEGIN
+  CASE r.operation
+    WHEN 'create_payment' THEN
+      v_path := '/v3/pay/transactions/native';
+      v_body := (jsonb_build_object('appid', pay._gateway_option(g, 'appid'), 'mchid', v_mchid,
+                                    'description', 'order ' || o.id, 'out_trade_no', pay._wechatpay_trade_no(o.id),
+                                    'notify_url', pay._gateway_option(g, 'notify_url'),
+                                    'amount', jsonb_build_object('total', o.amount, 'currency', o.currency::text))
+                 || coalesce(r.params->'extra', '{}'))::text;
+    WHEN 'query' THEN
+      v_method := 'GET';
+      v_path := '/v3/pay/transactions/out-trade-no/' || pay._wechatpay_trade_no(o.id) || '?mchid=' || v_mchid;
+    WHEN 'refund' THEN
+      f := pay._request_refund(r);
+      v_path := '/v3/refund/domestic/refunds';
+      v_body := (jsonb_build_object('out_trade_no', pay._wechatpay_trade_no(o.id), 'out_refund_no', f.id::text,
+                                    'amount', jsonb_build_object('refund', f.amount, 'total', o.amount,
+                                                                 'currency', o.currency::text))
+                 || coalesce(r.params->'extra', '{}'))::text;
+    WHEN 'query_refund' THEN
+      v_method := 'GET';
+      v_path := '/v3/refund/domestic/refunds/' || (pay._request_refund(r)).id;
+    WHEN 'close' THEN
+      v_path := '/v3/pay/transactions/out-trade-no/' || pay._wechatpay_trade_no(o.id) || '/close';
+      v_body := jsonb_build_object('mchid', v_mchid)::text;
+  END CASE;
+  RETURN ROW(v_method, rtrim(coalesce(g.base_url, 'https://api.mch.weixin.qq.com'), '/') || v_path,
+             ARRAY['Authorization: ' || pay.wechatpay_authorization(
+                       v_method, v_path, v_body, v_mchid, pay._gateway_option(g, 'serial_no'),
+                       pay._credential('gateway:' || g.name, 'private_key'), v_ts, v_nonce),
+                   'Accept: application/json',
+                   'Idempotency-Key: ' || r.idempotency_key]
+             || CASE WHEN v_method = 'POST' THEN ARRAY['Content-Type: application/json'] ELSE '{}' END,
+             CASE WHEN v_method = 'POST' THEN v_body END)::pay.http_request;
+END $$;
+
+CREATE OR REPLACE FUNCTION pay._callback_wechatpay(g pay.gateways, h jsonb, p_body text) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_nonce text := h->>'wechatpay-nonce';
+  v_msg jsonb;
+  v_res jsonb;
+  v_tx jsonb;
+  v_type text;
+BEGIN
+  IF h->>'wechatpay-timestamp' IS NULL OR v_nonce IS NULL OR h->>'wechatpay-signature' IS NULL
+     OR h->>'wechatpay-serial' IS NULL THEN
+    RAISE EXCEPTION 'Wechatpay-Timestamp, -Nonce, -Signature and -Serial headers are required'
+      USING ERRCODE = 'PY010';
+  END IF;
+  PERFORM pay._require_content_type(h, 'application/json');
+  PERFORM pay._wechatpay_verify(g, h, p_body);
+  v_msg := pay._json_body(p_body);
+  v_res := v_msg->'resource';
+  IF jsonb_typeof(v_res) IS DISTINCT FROM 'object' OR v_res->>'algorithm' IS DISTINCT FROM 'AEAD_AES_256_GCM' THEN
+    RAISE EXCEPTION 'WeChat Pay notification has no AEAD_AES_256_GCM resource' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  v_tx := pay._json_body(pay.wechatpay_decrypt(pay._gateway_secret(g, 'apiv3_key'), v_res->>'nonce',
+                                               coalesce(v_res->>'associated_data', ''), v_res->>'ciphertext'));
+  v_type := v_msg->>'event_type';
+  RETURN jsonb_build_object(
+    'event_id', v_msg->>'id',
+    'nonce', v_nonce,
+    'type', v_type,
+    'kind', CASE
+              WHEN v_type LIKE 'REFUND.%' THEN CASE WHEN v_tx->>'refund_status' = 'SUCCESS' THEN 'refunded' ELSE 'ignored' END
+              WHEN v_tx->>'trade_state' = 'SUCCESS' THEN 'payment_succeeded'
+              WHEN v_tx->>'trade_state' = 'PAYERROR' THEN 'payment_failed'
+              WHEN v_tx->>'trade_state' = 'CLOSED' THEN 'closed'
+              ELSE 'ignored' END,
+    'order_ref', v_tx->>'out_trade_no',
+    'psp_txn_id', v_tx->>'transaction_id',
+    'amount', v_tx->'amount'->>'total',
+    'currency', coalesce(v_tx->'amount'->>'currency', 'CNY'),
+    'refund_id', v_tx->>'refund_id',
+    'refund_amount', v_tx->'amount'->>'refund');
+END $$;
+
+CREATE FUNCTION pay._creates_at_psp(p_gateway text) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT coalesce((SELECT g.kind IN ('stripe', 'alipay', 'wechatpay')
+                          OR (g.kind = 'generic' AND g.base_url IS NOT NULL)
+                     FROM pay.gateways g WHERE g.name = p_gateway), false)
+$$;
+
+CREATE FUNCTION pay._next_action_wake() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'pay_next_action_wake' LANGUAGE C;
+
+CREATE OR REPLACE FUNCTION pay._order_json(o pay.orders) RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+RETURN jsonb_build_object(
+  'id', o.id, 'merchant_order_no', o.merchant_order_no, 'amount', o.amount, 'currency', o.currency,
+  'status', o.status, 'refunded_amount', o.refunded_amount, 'gateway', o.gateway,
+  'psp_txn_id', o.psp_txn_id, 'metadata', o.metadata, 'expires_at', o.expires_at,
+  'paid_at', o.paid_at, 'created_at', o.created_at, 'updated_at', o.updated_at,
+  'next_action', o.next_action, 'failure_reason', o.failure_reason);
+
+CREATE FUNCTION pay._outbox_apply(p_id bigint, p_status integer, p_body text, p_headers jsonb DEFAULT '{}')
+RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  r pay.outbox;
+  g pay.gateways;
+  o pay.orders;
+  h jsonb := pay._lower_headers(p_headers);
+  a jsonb;
+  v_verdict text;
+  v_reason text;
+BEGIN
+  SELECT * INTO r FROM pay.outbox WHERE id = p_id;
+  IF NOT FOUND OR r.kind <> 'psp_request' THEN
+    RETURN NULL;
+  END IF;
+  SELECT * INTO g FROM pay.gateways WHERE name = substr(r.destination, length('gateway:') + 1);
+  IF r.operation LIKE 'fetch\_statement%' THEN
+    RETURN CASE WHEN p_status BETWEEN 200 AND 299 THEN pay._apply_statement_answer(r, g, p_body) END;
+  END IF;
+  SELECT * INTO o FROM pay.orders WHERE id = r.order_id;
+  IF NOT FOUND THEN
+    RETURN 'the order of the request does not exist';
+  END IF;
+  BEGIN
+    a := CASE g.kind
+           WHEN 'stripe' THEN pay._answer_stripe(r, o, p_status, p_body)
+           WHEN 'alipay' THEN pay._answer_alipay(r, g, o, p_status, p_body)
+           WHEN 'wechatpay' THEN pay._answer_wechatpay(r, g, o, p_status, h, p_body)
+           WHEN 'generic' THEN pay._answer_generic(r, o, p_status, p_body)
+         END;
+    IF a IS NULL THEN
+      RAISE EXCEPTION 'answers of % gateways are not read', g.kind USING ERRCODE = 'feature_not_supported';
+    END IF;
+    v_verdict := a->>'verdict';
+    v_reason := pay._apply_answer(r, g, a);
+  EXCEPTION WHEN OTHERS THEN
+    -- nothing it did stays; the answer is kept as rejected
+    v_verdict := 'rejected';
+    v_reason := SQLSTATE || ': ' || SQLERRM;
+  END;
+  INSERT INTO pay.psp_answers (outbox_id, order_id, refund_id, gateway, operation, http_status, headers, body,
+                               verdict, reason)
+    VALUES (r.id, o.id,
+            CASE WHEN r.params->>'refund_id' ~ '^[0-9]{1,18}$' THEN (r.params->>'refund_id')::bigint END,
+            g.name, r.operation, p_status, h, p_body, v_verdict, v_reason);
+  RETURN CASE v_verdict WHEN 'applied' THEN NULL
+                        WHEN 'refused' THEN v_reason
+                        ELSE 'the answer was rejected: ' || v_reason END;
+EXCEPTION WHEN OTHERS THEN
+  RETURN 'applying the answer failed: ' || SQLSTATE || ': ' || SQLERRM;
+END $$;
+
+CREATE FUNCTION pay._refund_json(r pay.refunds, p_currency text) RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+RETURN jsonb_build_object('id', r.id, 'payment_id', r.order_id, 'amount', r.amount, 'currency', p_currency,
+                          'reason', r.reason, 'created_at', r.created_at);
+
+CREATE FUNCTION pay._refusal_spares(r pay.outbox, o pay.orders) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT CASE
+    WHEN o.status <> 'pending' THEN 'order is ' || o.status
+    WHEN r.destination <> 'gateway:' || o.gateway THEN 'order moved to gateway ' || o.gateway
+    WHEN EXISTS (SELECT 1 FROM pay.routing_rules x WHERE x.id = o.routing_rule_id AND x.reroute)
+         AND NOT EXISTS (SELECT 1 FROM pay.outbox x WHERE x.idempotency_key = 'psp_' || o.id || '_create_payment_rerouted')
+      THEN 'its routing rule re-routes it' END
+$$;
+
+CREATE FUNCTION pay._stripe_currency(p_code text) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+RETURN translate(p_code, 'abcdefghijklmnopqrstuvwxyz', 'ABCDEFGHIJKLMNOPQRSTUVWXYZ');
+
+CREATE FUNCTION pay._wechatpay_verify(g pay.gateways, h jsonb, p_body text) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_ts text := h->>'wechatpay-timestamp';
+  v_nonce text := h->>'wechatpay-nonce';
+  v_sig text := h->>'wechatpay-signature';
+  v_serial text := h->>'wechatpay-serial';
+  v_cert text;
+BEGIN
+  IF v_ts IS NULL OR v_nonce IS NULL OR v_sig IS NULL OR v_serial IS NULL THEN
+    RAISE EXCEPTION 'Wechatpay-Timestamp, -Nonce, -Signature and -Serial headers are required'
+      USING ERRCODE = 'PY010';
+  END IF;
+  IF v_serial !~ '^[A-Za-z0-9]{1,64}$' THEN
+    RAISE EXCEPTION 'Wechatpay-Serial is malformed' USING ERRCODE = 'PY010';
+  END IF;
+  BEGIN
+    v_cert := pay._gateway_secret(g, 'platform_cert:' || v_serial);
+  EXCEPTION WHEN undefined_object THEN
+    RAISE EXCEPTION 'no platform certificate with serial %', v_serial USING ERRCODE = 'PY010';
+  END;
+  IF NOT pay.wechatpay_signature_valid(v_ts, v_nonce, p_body, v_sig, v_cert) THEN
+    RAISE EXCEPTION 'Wechatpay-Signature does not verify' USING ERRCODE = 'PY010';
+  END IF;
+  PERFORM pay._check_window(g, pay._unix_time(v_ts));
+END $$;
+
+CREATE FUNCTION pay.api_await_payment(headers jsonb, body text)
+RETURNS TABLE (http_status integer, content_type text, response_body text, location text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  h jsonb := pay._lower_headers(headers);
+  p jsonb := pay._api_body(api_await_payment.body);
+  v_merchant bigint;
+  o pay.orders;
+  v_answered boolean;
+BEGIN
+  v_merchant := pay._api_authenticate_again(h, p);
+  SELECT * INTO o FROM pay.orders x WHERE x.merchant_id = v_merchant AND x.merchant_order_no = p->>'merchant_order_no';
+  IF NOT FOUND OR NOT pay._acts_for(o.merchant_id) THEN
+    RETURN QUERY SELECT e.*, NULL::text FROM pay._api_error(404, 'not_found', 'merchant_order_no', 'no such payment') e;
+    RETURN;
+  END IF;
+  v_answered := pay._await_checkout(o.id, coalesce(current_setting('pay.checkout_wait', true), '2s')::interval);
+  SELECT * INTO o FROM pay.orders x WHERE x.id = o.id;    -- a new snapshot: the answer, if any
+  IF NOT v_answered THEN
+    RETURN QUERY SELECT 202, 'application/json', pay._order_json(o)::text, '/api/v1/payments/' || o.id;
+    RETURN;
+  END IF;
+  RETURN QUERY SELECT 201, 'application/json', pay._order_json(o)::text, NULL::text;
+END $$;
+
+CREATE OR REPLACE FUNCTION pay.api_create_payment(headers jsonb, body text) RETURNS SETOF pay.http_response
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  h jsonb := pay._lower_headers(headers);
+  p jsonb;
+  v_merchant bigint;
+  o pay.orders;
+BEGIN
+  -- the request's trace (pay-proxy passes its traceparent header) unless the caller set one
+  IF h ? 'traceparent' AND coalesce(current_setting('pay.traceparent', true), '') = '' THEN
+    PERFORM set_config('pay.traceparent', h->>'traceparent', true);
+  END IF;
+  p := pay._api_body(body);
+  v_merchant := pay._api_authenticate(h, p);
+  IF jsonb_typeof(p->'merchant_order_no') IS DISTINCT FROM 'string' THEN
+    RAISE EXCEPTION 'merchant_order_no must be a string' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF jsonb_typeof(p->'amount') IS DISTINCT FROM 'number' OR (p->>'amount') !~ '^[0-9]{1,18}$' THEN
+    RAISE EXCEPTION 'amount must be a whole number of minor units' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF jsonb_typeof(p->'currency') IS DISTINCT FROM 'string' THEN
+    RAISE EXCEPTION 'currency must be a string' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF p ? 'expires_in_s' AND (p->>'expires_in_s') !~ '^[0-9]{1,9}$' THEN
+    RAISE EXCEPTION 'expires_in_s must be a whole number of seconds' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  PERFORM pay._api_known_fields(p, '{merchant_order_no,amount,currency,metadata,expires_in_s,gateway}');
+  o := pay.create_order((SELECT code FROM pay.merchants WHERE id = v_merchant),
+                        p->>'merchant_order_no', (p->>'amount')::bigint, p->>'currency',
+                        idempotency_key => h->>'idempotency-key',
+                        expires_in => coalesce((p->>'expires_in_s')::integer * interval '1 second', interval '15 minutes'),
+                        metadata => coalesce(p->'metadata', '{}'),
+                        gateway => p->>'gateway');
+  RETURN NEXT ROW(201, 'application/json', pay._order_json(o)::text)::pay.http_response;
+END $$;
+
+CREATE FUNCTION pay.api_create_refund(headers jsonb, id text, body text) RETURNS SETOF pay.http_response
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  h jsonb := pay._lower_headers(headers);
+  p jsonb := pay._api_body(api_create_refund.body);
+  v_merchant bigint;
+  o pay.orders;
+  r pay.refunds;
+  v_refund bigint;
+BEGIN
+  v_merchant := pay._api_authenticate(h, p || jsonb_build_object('id', id));
+  PERFORM pay._api_known_fields(p, '{amount,reason}');
+  IF NOT h ? 'idempotency-key' THEN
+    RAISE EXCEPTION 'idempotency_key: the Idempotency-Key header is required' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF jsonb_typeof(p->'amount') IS DISTINCT FROM 'number' OR (p->>'amount') !~ '^[0-9]{1,18}$' THEN
+    RAISE EXCEPTION 'amount must be a whole number of minor units' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF p ? 'reason' AND jsonb_typeof(p->'reason') <> 'string' THEN
+    RAISE EXCEPTION 'reason must be a string' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  o := pay._api_order(v_merchant, id);
+  IF o.id IS NULL THEN
+    RETURN NEXT pay._api_error(404, 'not_found', 'id', 'no such payment');
+    RETURN;
+  END IF;
+  v_refund := pay.refund(o.id, (p->>'amount')::bigint, p->>'reason', h->>'idempotency-key');
+  SELECT * INTO STRICT r FROM pay.refunds f WHERE f.id = v_refund;
+  RETURN NEXT ROW(201, 'application/json', pay._refund_json(r, o.currency)::text)::pay.http_response;
+END $$;
+
+CREATE OR REPLACE FUNCTION pay.api_get_payment(headers jsonb, id text) RETURNS SETOF pay.http_response
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  h jsonb := pay._lower_headers(headers);
+  v_merchant bigint;
+  o pay.orders;
+BEGIN
+  v_merchant := pay._api_authenticate(h, jsonb_build_object('id', id));
+  o := pay._api_order(v_merchant, id);
+  IF o.id IS NULL THEN
+    RETURN NEXT pay._api_error(404, 'not_found', 'id', 'no such payment');
+    RETURN;
+  END IF;
+  RETURN NEXT ROW(200, 'application/json', pay._order_json(o)::text)::pay.http_response;
+END $$;
+
+CREATE FUNCTION pay.api_get_refund(headers jsonb, id text) RETURNS SETOF pay.http_response
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  h jsonb := pay._lower_headers(headers);
+  v_merchant bigint;
+  r pay.refunds;
+  o pay.orders;
+BEGIN
+  v_merchant := pay._api_authenticate(h, jsonb_build_object('id', id));
+  IF id IS NULL OR id !~ '^[0-9]{1,18}$' THEN
+    RAISE EXCEPTION 'id must be a refund id' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT * INTO r FROM pay.refunds f WHERE f.id = api_get_refund.id::bigint;
+  IF FOUND THEN
+    o := pay._api_order(v_merchant, r.order_id::text);
+  END IF;
+  IF o.id IS NULL THEN
+    -- another merchant's refund is as absent as one that does not exist
+    RETURN NEXT pay._api_error(404, 'not_found', 'id', 'no such refund');
+    RETURN;
+  END IF;
+  RETURN NEXT ROW(200, 'application/json', pay._refund_json(r, o.currency)::text)::pay.http_response;
+END $$;
+
+CREATE FUNCTION pay.api_list_payments(headers jsonb, query jsonb) RETURNS SETOF pay.http_response
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  h jsonb := pay._lower_headers(headers);
+  q jsonb := coalesce(query, '{}');
+  v_merchant bigint;
+  v_limit integer := 20;
+  v_after bigint;
+  v_from timestamptz;
+  v_to timestamptz;
+  v_rows jsonb[];
+BEGIN
+  IF jsonb_typeof(q) IS DISTINCT FROM 'object'
+     OR EXISTS (SELECT 1 FROM jsonb_each(q) e WHERE jsonb_typeof(e.value) <> 'string') THEN
+    RAISE EXCEPTION 'query must be an object of strings' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  v_merchant := pay._api_authenticate(h, q);
+  PERFORM pay._api_known_fields(q, '{status,created_from,created_to,limit,after}');
+  IF q ? 'limit' THEN
+    IF q->>'limit' !~ '^[0-9]{1,3}$' OR (q->>'limit')::integer NOT BETWEEN 1 AND 100 THEN
+      RAISE EXCEPTION 'limit must be 1 to 100, not "%"', q->>'limit' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    v_limit := (q->>'limit')::integer;
+  END IF;
+  IF q ? 'after' THEN
+    IF q->>'after' !~ '^[0-9]{1,18}$' THEN
+      RAISE EXCEPTION 'after must be the "next" of a page, not "%"', q->>'after' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    v_after := (q->>'after')::bigint;
+  END IF;
+  IF q ? 'status' AND NOT EXISTS (SELECT 1 FROM pay.order_statuses s WHERE s.status = q->>'status') THEN
+    RAISE EXCEPTION 'status: unknown status "%"', q->>'status' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  v_from := pay._api_time(q, 'created_from');
+  v_to := pay._api_time(q, 'created_to');
+  SELECT array_agg(page.j ORDER BY page.id DESC) INTO v_rows
+    FROM (SELECT pay._order_json(x) AS j, x.id FROM pay.orders x
+           WHERE x.merchant_id = v_merchant AND pay._acts_for(x.merchant_id)
+             AND (v_after IS NULL OR x.id < v_after)
+             AND (NOT q ? 'status' OR x.status = q->>'status')
+             AND (v_from IS NULL OR x.created_at >= v_from)
+             AND (v_to IS NULL OR x.created_at < v_to)
+           ORDER BY x.id DESC
+           LIMIT v_limit + 1) page;
+  RETURN NEXT ROW(200, 'application/json', jsonb_build_object(
+      'data', to_jsonb(coalesce(v_rows[1:v_limit], '{}'::jsonb[])),
+      'next', CASE WHEN cardinality(v_rows) > v_limit THEN v_rows[v_limit]->>'id' END)::text)::pay.http_response;
+END $$;
+
+CREATE FUNCTION pay.api_move_payment(headers jsonb, id text, action text, body text)
+RETURNS SETOF pay.http_response
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  h jsonb := pay._lower_headers(headers);
+  p jsonb := pay._api_body(api_move_payment.body);
+  v_merchant bigint;
+  o pay.orders;
+BEGIN
+  IF action IS NULL OR action NOT IN ('cancel', 'ship', 'complete') THEN
+    RAISE EXCEPTION 'action must be cancel, ship or complete' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  v_merchant := pay._api_authenticate(h, p || jsonb_build_object('id', id));
+  PERFORM pay._api_known_fields(p, CASE WHEN action = 'cancel' THEN '{reason}'::text[] ELSE '{}' END);
+  IF p ? 'reason' AND jsonb_typeof(p->'reason') <> 'string' THEN
+    RAISE EXCEPTION 'reason must be a string' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  o := pay._api_order(v_merchant, id);
+  IF o.id IS NULL THEN
+    RETURN NEXT pay._api_error(404, 'not_found', 'id', 'no such payment');
+    RETURN;
+  END IF;
+  o := CASE action WHEN 'cancel' THEN pay.cancel(o.id, p->>'reason')
+                   WHEN 'ship' THEN pay.ship(o.id)
+                   ELSE pay.complete(o.id) END;
+  RETURN NEXT ROW(200, 'application/json', pay._order_json(o)::text)::pay.http_response;
+END $$;
+
+CREATE OR REPLACE FUNCTION pay.create_order(merchant text, merchant_order_no text, amount bigint, currency text,
+                                 idempotency_key text DEFAULT NULL,
+                                 expires_in interval DEFAULT '15 minutes',
+                                 metadata jsonb DEFAULT '{}', gateway text DEFAULT NULL)
+RETURNS pay.orders
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_merchant bigint;
+  v_id bigint;
+  v_request jsonb;
+  v_key pay.idempotency_keys;
+  o pay.orders;
+  v_admitted record;
+BEGIN
+  v_merchant := pay._merchant_id(merchant);
+  -- merchant binding (53_merchant_binding.sql)
+  IF NOT pay._acts_for(v_merchant) THEN
+    RAISE EXCEPTION 'merchant: role "%" is not bound to merchant "%"',
+      pay._outer_role()::regrole, merchant USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  PERFORM pay._check_order_args(merchant_order_no, amount, pay._exponent(currency),
+                                expires_in, metadata, idempotency_key);
+  v_id := nextval('pay.orders_id_seq');
+
+  IF idempotency_key IS NOT NULL THEN
+    v_request := jsonb_build_object('merchant_order_no', merchant_order_no, 'amount', amount,
+                                    'currency', currency, 'expires_in', expires_in,
+                                    'metadata', metadata, 'gateway', gateway);
+    -- A racing caller with the same key waits here until the first commits.
+    INSERT INTO pay.idempotency_keys (merchant_id, key, request, order_id)
+      VALUES (v_merchant, idempotency_key, v_request, v_id)
+      ON CONFLICT DO NOTHING;
+    IF NOT FOUND THEN
+      SELECT * INTO v_key FROM pay.idempotency_keys k
+       WHERE k.merchant_id = v_merchant AND k.key = idempotency_key;
+      IF NOT FOUND THEN
+        RAISE EXCEPTION 'idempotency key "%" is in use by a transaction this snapshot cannot see', idempotency_key
+          USING ERRCODE = 'serialization_failure', HINT = 'Retry the call.';
+      END IF;
+      IF v_key.request <> v_request THEN
+        RAISE EXCEPTION 'idempotency_key "%" was already used with different parameters', idempotency_key
+          USING ERRCODE = 'PY002', DETAIL = format('First request: %s', v_key.request);
+      END IF;
+      SELECT * INTO STRICT o FROM pay.orders WHERE id = v_key.order_id;
+      RETURN o;
+    END IF;
+  END IF;
+
+  -- a token of the merchant's rate limit (a replay, returned above, costs
+  -- none) and the route; an assignment, not a query (no FROM to plan)
+  v_admitted := pay._admit(v_merchant, create_order.merchant, create_order.gateway, create_order.currency,
+                           create_order.amount, create_order.merchant_order_no);
+  INSERT INTO pay.orders (id, merchant_id, merchant_order_no, amount, currency, gateway, metadata, expires_at,
+                          routing_rule_id)
+    VALUES (v_id, v_merchant, create_order.merchant_order_no, create_order.amount, create_order.currency,
+            v_admitted.gateway, create_order.metadata, now() + create_order.expires_in, v_admitted.rule_id)
+    RETURNING * INTO o;
+  -- The PSP's create request goes out with the order: queued in this
+  -- transaction, under enqueue_psp_request's key for it, so a later
+  -- enqueue_psp_request(id, 'create_payment') returns this row.
+  IF o.gateway IS NOT NULL AND pay._creates_at_psp(o.gateway) THEN
+    PERFORM pay._enqueue('psp_request', 'gateway:' || o.gateway, 'create_payment', o.id, '{}',
+                         'psp_' || o.id || '_create_payment', true);
+  END IF;
+  RETURN o;
+END $$;
+
+CREATE OR REPLACE FUNCTION pay.enqueue_psp_request(order_id bigint, operation text, params jsonb DEFAULT '{}')
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  o pay.orders;
+  v_key text;
+  v_refund bigint;
+BEGIN
+  IF operation IS NULL OR operation NOT IN ('create_payment', 'query', 'refund', 'query_refund', 'close') THEN
+    RAISE EXCEPTION 'operation must be one of create_payment, query, refund, query_refund, close; not "%"', coalesce(operation, 'null')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF params IS NULL OR jsonb_typeof(params) <> 'object' THEN
+    RAISE EXCEPTION 'params must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF octet_length(params::text) > 8192 THEN
+    RAISE EXCEPTION 'params is larger than 8192 bytes' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT * INTO o FROM pay.orders WHERE id = enqueue_psp_request.order_id;
+  -- to a caller bound to other merchants (53_merchant_binding.sql) it does not exist
+  IF NOT FOUND OR NOT pay._acts_for(o.merchant_id) THEN
+    RAISE EXCEPTION 'order_id: order % does not exist', coalesce(enqueue_psp_request.order_id::text, 'null')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF o.gateway IS NULL THEN
+    RAISE EXCEPTION 'order % has no gateway to send % to', o.id, operation USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  CASE operation
+    WHEN 'refund', 'query_refund' THEN
+      IF params->>'refund_id' IS NULL OR params->>'refund_id' !~ '^[0-9]{1,18}$' THEN
+        RAISE EXCEPTION 'params: a refund needs "refund_id", the id returned by pay.refund'
+          USING ERRCODE = 'invalid_parameter_value';
+      END IF;
+      v_refund := (params->>'refund_id')::bigint;
+      PERFORM 1 FROM pay.refunds r WHERE r.id = v_refund AND r.order_id = o.id;
+      IF NOT FOUND THEN
+        RAISE EXCEPTION 'params: refund % is not a refund of order %', v_refund, o.id
+          USING ERRCODE = 'invalid_parameter_value';
+      END IF;
+      IF operation = 'refund' THEN
+        v_key := 'psp_' || o.id || '_refund_' || v_refund;
+        -- until the PSP's answer says succeeded or failed (81_psp_answers.sql)
+        UPDATE pay.refunds r SET psp_status = 'requested' WHERE r.id = v_refund AND r.psp_status IS NULL;
+      ELSE
+        -- a query changes nothing: every one is sent
+        v_key := 'psp_' || o.id || '_query_refund_' || v_refund || '_' || nextval('pay.outbox_id_seq');
+      END IF;
+    WHEN 'query' THEN
+      -- a query changes nothing: every one is sent
+      v_key := 'psp_' || o.id || '_query_' || nextval('pay.outbox_id_seq');
+    ELSE
+      v_key := 'psp_' || o.id || '_' || operation;
+  END CASE;
+  RETURN pay._enqueue('psp_request', 'gateway:' || o.gateway, operation, o.id, params, v_key, true);
+END $$;
+
+CREATE FUNCTION pay.next_action(order_id bigint) RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_merchant bigint;
+  v_action jsonb;
+BEGIN
+  SELECT o.merchant_id, o.next_action INTO v_merchant, v_action FROM pay.orders o WHERE o.id = next_action.order_id;
+  -- to a caller bound to other merchants (53_merchant_binding.sql) it does not exist
+  IF NOT FOUND OR NOT pay._acts_for(v_merchant) THEN
+    RAISE EXCEPTION 'order_id: order % does not exist', coalesce(next_action.order_id::text, 'null')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  RETURN v_action;
+END $$;
+
+CREATE FUNCTION pay.wait_next_action(order_id bigint, timeout interval) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'pay_wait_next_action' LANGUAGE C VOLATILE
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+
+COMMENT ON FUNCTION pay.create_order(text, text, bigint, text, text, interval, jsonb, text) IS
+  'creates a pending order and, for a gateway pay sends requests to, queues its create_payment request in the same transaction; the same (merchant, idempotency_key) returns the same order, different parameters raise PY002; PY029 beyond the merchant''s rate limit';
+COMMENT ON FUNCTION pay.enqueue_psp_request(bigint, text, jsonb) IS
+  'queues a request (create_payment, query, refund or query_refund with params.refund_id, close) to the order''s gateway; params.extra goes into the request body; the same request twice is queued once (every query is sent)';
+COMMENT ON FUNCTION pay.next_action(bigint) IS
+  'the buyer''s next step from the PSP''s answer to the order''s create request (member type: qr_code, code_url, client_secret or redirect); NULL until the PSP answered';
+COMMENT ON FUNCTION pay.wait_next_action(bigint, interval) IS
+  'the order''s next_action, waiting up to timeout (0 to 10 minutes) for the PSP''s answer; at once for an order that has one or is no longer pending (its next_action as stored, possibly NULL); NULL on timeout. Woken at the commit that stores the answer (needs pay in shared_preload_libraries; without it, it sleeps the whole timeout). A REPEATABLE READ transaction does not see the answer.';
+COMMENT ON FUNCTION pay.api_create_payment(jsonb, text) IS
+  'POST /api/v1/payments, first call: a signed merchant request creating an order (Idempotency-Key honoured; the PSP''s create request is queued with it); 201 with the order';
+COMMENT ON FUNCTION pay.api_get_payment(jsonb, text) IS
+  'GET /api/v1/payments/{id}: a signed merchant request reading one of its orders (with next_action and failure_reason)';
+COMMENT ON FUNCTION pay.api_await_payment(jsonb, text) IS
+  'POST /api/v1/payments, second call (after the create committed): waits up to pay.checkout_wait for the PSP''s answer; 201 with the order and its next_action, else 202 with the order and its Location';
+COMMENT ON FUNCTION pay.api_list_payments(jsonb, jsonb) IS
+  'GET /api/v1/payments: a merchant''s payments, newest first; query status, created_from (inclusive), created_to (exclusive, RFC 3339), limit (1 to 100, default 20), after (the "next" of the page before); {"data": [...], "next": cursor or null}';
+COMMENT ON FUNCTION pay.api_move_payment(jsonb, text, text, text) IS
+  'POST /api/v1/payments/{id}/cancel (body member reason), /ship, /complete: a signed merchant request moving one of its orders; 200 with the order';
+COMMENT ON FUNCTION pay.api_create_refund(jsonb, text, text) IS
+  'POST /api/v1/payments/{id}/refunds (Idempotency-Key required; body amount, reason): a signed merchant request refunding one of its orders through pay.refund; 201 with the refund';
+COMMENT ON FUNCTION pay.api_get_refund(jsonb, text) IS
+  'GET /api/v1/refunds/{id}: a signed merchant request reading a refund of one of its orders';
+-- Waiters of pay.wait_next_action are woken at the commit that changed
+-- their order (src/next_action_wait.c).
+CREATE TRIGGER orders_next_action_wake AFTER UPDATE ON pay.orders
+    FOR EACH ROW
+    WHEN (OLD.next_action IS DISTINCT FROM NEW.next_action OR OLD.status IS DISTINCT FROM NEW.status)
+    EXECUTE FUNCTION pay._next_action_wake('id');
+ALTER TABLE pay.orders ENABLE ALWAYS TRIGGER orders_next_action_wake;
+CREATE TRIGGER outbox_create_answered_wake AFTER UPDATE ON pay.outbox
+    FOR EACH ROW
+    WHEN (NEW.operation = 'create_payment' AND NEW.order_id IS NOT NULL AND OLD.state IS DISTINCT FROM NEW.state)
+    EXECUTE FUNCTION pay._next_action_wake('order_id');
+ALTER TABLE pay.outbox ENABLE ALWAYS TRIGGER outbox_create_answered_wake;
+
+
+-- Privileges: the four roles lose everything and get again exactly what
+-- a fresh install grants (every GRANT and REVOKE of the install script, in
+-- its order).
+REVOKE ALL ON ALL TABLES IN SCHEMA pay FROM pay_app, pay_callback, pay_admin, pay_readonly;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA pay FROM pay_app, pay_callback, pay_admin, pay_readonly;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA pay FROM pay_app, pay_callback, pay_admin, pay_readonly;
+REVOKE ALL ON SCHEMA pay FROM PUBLIC;
+GRANT USAGE ON SCHEMA pay TO pay_app, pay_callback, pay_admin, pay_readonly;
+REVOKE ALL ON pay.master_keys, pay.secrets, pay.secret_list FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION
+    pay.set_secret(text, text, text), pay.reveal_secret(text, text),
+    pay.delete_secret(text, text), pay.rotate_master_key(text),
+    pay.secret_hmac_sha256_hex(text, text, text)
+  FROM PUBLIC;
+GRANT SELECT ON pay.secret_list TO pay_admin, pay_readonly;
+GRANT EXECUTE ON FUNCTION pay.set_secret(text, text, text), pay.delete_secret(text, text) TO pay_admin;
+GRANT EXECUTE ON FUNCTION pay.canonical_query(jsonb, text[]) TO pay_app, pay_admin;
+GRANT EXECUTE ON FUNCTION
+    pay.hmac_sha256_hex(text, text),
+    pay.sign_params(jsonb, text),
+    pay.sign_params_sha256(jsonb, text),
+    pay.stripe_signature_header(text, text, timestamptz),
+    pay.stripe_signature_valid(text, text, text, integer, timestamptz),
+    pay.adyen_hmac_signature(jsonb, text),
+    pay.adyen_hmac_valid(jsonb, text)
+    TO pay_app, pay_admin;
+GRANT EXECUTE ON FUNCTION
+    pay.rsa_sha256_sign(text, text),
+    pay.rsa_sha256_valid(text, text, text),
+    pay.alipay_sign(jsonb, text, text[]),
+    pay.alipay_signature_valid(jsonb, text, text[]),
+    pay.alipay_response_valid(text, text),
+    pay.wechatpay_authorization(text, text, text, text, text, text, bigint, text),
+    pay.wechatpay_signature_valid(text, text, text, text, text),
+    pay.wechatpay_decrypt(text, text, text, text),
+    pay.wechatpay_parse_authorization(text),
+    pay.paypal_signature_valid(jsonb, text, text, text)
+  TO pay_app, pay_admin;
+GRANT EXECUTE ON FUNCTION pay.enqueue_psp_request(bigint, text, jsonb), pay.gateway_available(text)
+  TO pay_app, pay_admin;
+GRANT EXECUTE ON FUNCTION pay.enqueue_merchant_notification(bigint, text) TO pay_admin;
+GRANT EXECUTE ON FUNCTION pay.redrive(bigint), pay.redrive_dead(text, integer),
+    pay.purge_outbox(interval, integer), pay.dispatcher_status(), pay.form_urlencode(jsonb)
+  TO pay_admin;
+GRANT SELECT ON pay.outbox, pay.outbox_attempts, pay.outbox_dead_letters, pay.circuit_breakers,
+    pay.circuits, pay.dispatcher
+  TO pay_admin;
+GRANT SELECT ON pay.psp_answers TO pay_admin;
+GRANT EXECUTE ON FUNCTION pay.next_action(bigint), pay.wait_next_action(bigint, interval) TO pay_app;
+GRANT EXECUTE ON FUNCTION pay.handle_callback(text, jsonb, text),
+    pay.record_unreadable_callback(text, jsonb, text, text, bytea, integer) TO pay_callback;
+GRANT EXECUTE ON FUNCTION pay.purge_callback_nonces(interval), pay.purge_callbacks(interval, integer) TO pay_admin;
+GRANT SELECT ON pay.callbacks, pay.callback_events, pay.anomalies, pay.deferred_events,
+    pay.unknown_gateway_callbacks TO pay_admin;
+GRANT EXECUTE ON FUNCTION pay.set_fee(text, text, numeric, bigint, integer, bigint, bigint),
+    pay.expected_fee(text, bigint, text) TO pay_admin;
+GRANT EXECUTE ON FUNCTION pay.api_create_payment(jsonb, text), pay.api_get_payment(jsonb, text),
+    pay.api_await_payment(jsonb, text), pay.api_list_payments(jsonb, jsonb),
+    pay.api_move_payment(jsonb, text, text, text), pay.api_create_refund(jsonb, text, text),
+    pay.api_get_refund(jsonb, text)
+  TO pay_app;
+GRANT EXECUTE ON FUNCTION pay.purge_api_nonces() TO pay_admin;
+GRANT EXECUTE ON FUNCTION pay.metrics() TO pay_callback, pay_admin, pay_readonly;
+GRANT EXECUTE ON FUNCTION pay.run_job(text), pay.schedule_jobs(), pay.unschedule_jobs() TO pay_admin;
+GRANT EXECUTE ON FUNCTION pay.import_statement(text, bytea, text), pay.repair_break(bigint, integer) TO pay_admin;
+GRANT SELECT ON pay.fee_rules, pay.statements, pay.statement_lines, pay.reconciliation_breaks,
+    pay.settlement_by_day TO pay_admin;
+GRANT EXECUTE ON FUNCTION pay.fetch_statement(text, date) TO pay_admin;
+REVOKE ALL ON ALL TABLES IN SCHEMA pay FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA pay FROM PUBLIC;
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA pay FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pay._caller_merchants() TO pay_app, pay_admin, pay_readonly;
+GRANT EXECUTE ON FUNCTION
+    pay.create_order(text, text, bigint, text, text, interval, jsonb, text),
+    pay.ship(bigint), pay.complete(bigint), pay.cancel(bigint, text),
+    pay.refund(bigint, bigint, text, text),
+    pay.pay_with_balance(bigint, text),
+    pay.open_account(text, text, boolean, integer), pay.balance(text),
+    pay.parse_amount(text, text), pay.format_amount(bigint, text),
+    pay.route(text, bigint, text)
+  TO pay_app;
+GRANT SELECT ON pay.orders, pay.order_events, pay.refunds, pay.currencies TO pay_app;
+GRANT EXECUTE ON FUNCTION
+    pay.create_merchant(text, text, text), pay.create_gateway(text, text, text, jsonb),
+    pay.add_routing_rule(text, text, text, integer, bigint, bigint, integer),
+    pay.route(text, bigint, text), pay.set_rate_limit(text, numeric, integer),
+    pay.set_routing_rule_reroute(bigint, boolean),
+    pay.bind_merchant_role(regrole, text), pay.unbind_merchant_role(regrole, text),
+    pay.mark_paid(bigint, text, bigint, text),
+    pay.open_account(text, text, boolean, integer), pay.post(text, jsonb), pay.balance(text),
+    pay.expire_orders(timestamptz, integer), pay.purge_idempotency_keys(interval, integer),
+    pay.idempotency_retention(),
+    pay.parse_amount(text, text), pay.format_amount(bigint, text), pay.parse_form(text)
+  TO pay_admin;
+GRANT SELECT ON pay.currencies, pay.merchants, pay.gateways, pay.routing_rules, pay.rate_limits,
+    pay.order_statuses, pay.order_transitions, pay.orders, pay.order_events, pay.refunds,
+    pay.idempotency_keys, pay.accounts, pay.account_balances, pay.postings, pay.entries,
+    pay.ledger_problems, pay.order_ledger_mismatches, pay.merchant_roles
+  TO pay_admin;
+REVOKE ALL ON pay.seed_rows FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION pay._restoring(), pay._restore_seeded_row(), pay._mark_dumped_tables(),
+    pay._drop_guard() FROM PUBLIC;
+GRANT SELECT ON ALL TABLES IN SCHEMA pay TO pay_readonly;
+REVOKE SELECT ON pay.secrets, pay.master_keys FROM pay_readonly;
+GRANT EXECUTE ON FUNCTION pay.dispatcher_status() TO pay_readonly;
+
+-- Every table and sequence (the new ones too) is in pg_dump's output.
+SELECT pay._mark_dumped_tables();
