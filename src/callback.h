@@ -97,9 +97,12 @@ extern Jsonb *CallbackAlipay(const CallbackGateway *g, Jsonb *headers, text *bod
 
 /*
  * callback_apply.c: apply a new event to its order.  Sets *order_id (0 for
- * none) and *outcome.  Connected to SPI.
+ * none) and *outcome.  cause is what the order's events record ("callback
+ * <id>"); an event that came with no callback (callback_id 0: a query's
+ * answer, answer_event.c) carries the same text as its "cause" member.
+ * Connected to SPI.
  */
-extern void CallbackApply(const CallbackGateway *g, Jsonb *event, int64 callback_id,
+extern void CallbackApply(const CallbackGateway *g, Jsonb *event, int64 callback_id, const char *cause,
 						  int64 *order_id, char **outcome);
 
 #endif							/* PAY_CALLBACK_H */

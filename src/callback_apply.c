@@ -82,7 +82,7 @@ ApplyDeferred(const CallbackGateway *g, int64 order_id)
  * its anomaly: SettleOrder would take the order's).
  */
 static bool
-ApplyPayment(const CallbackGateway *g, Jsonb *e, int64 callback_id, int64 *order_id, char **outcome)
+ApplyPayment(const CallbackGateway *g, Jsonb *e, const char *cause, int64 *order_id, char **outcome)
 {
 	char	   *kind = JsonbGetText(e, "kind");
 	char	   *ref = JsonbGetText(e, "order_ref");
@@ -101,7 +101,7 @@ ApplyPayment(const CallbackGateway *g, Jsonb *e, int64 callback_id, int64 *order
 	r.amount = minor ? pg_strtoint64(minor) : 0;
 	r.amount_major = minor ? NULL : JsonbGetText(e, "amount_major");
 	r.psp_txn_id = JsonbGetText(e, "psp_txn_id");
-	r.cause = psprintf("callback %lld", (long long) callback_id);
+	r.cause = cause;
 	if ((!r.has_amount && r.amount_major == NULL) || !SettleOrder(&r))
 		return false;
 	*order_id = r.order_id;
@@ -109,19 +109,23 @@ ApplyPayment(const CallbackGateway *g, Jsonb *e, int64 callback_id, int64 *order
 	return true;
 }
 
-/* pay._apply_event(g, e, callback_id) in PL/pgSQL. */
+/*
+ * pay._apply_event(g, e, callback_id) in PL/pgSQL; callback_id 0 is NULL
+ * there, and the event's own "cause" member says where it came from.
+ */
 static void
 ApplyInPlpgsql(const CallbackGateway *g, Jsonb *e, int64 callback_id, int64 *order_id, char **outcome)
 {
 	Oid			types[3] = {TEXTOID, JSONBOID, INT8OID};
 	Datum		values[3] = {CStringGetTextDatum(g->name), JsonbPGetDatum(e), Int64GetDatum(callback_id)};
+	char		nulls[3] = {' ', ' ', callback_id != 0 ? ' ' : 'n'};
 	bool		isnull;
 
 	if (SPI_execute_plan(KeptPlan(&apply_plan,
 								  "SELECT a.order_id, a.outcome FROM pay.gateways g, pay._apply_event(g, $2, $3) a "
 								  "WHERE g.name = $1",
 								  3, types),
-						 values, NULL, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
+						 values, nulls, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not apply the event to an order");
 	*order_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	if (isnull)
@@ -130,10 +134,11 @@ ApplyInPlpgsql(const CallbackGateway *g, Jsonb *e, int64 callback_id, int64 *ord
 }
 
 void
-CallbackApply(const CallbackGateway *g, Jsonb *e, int64 callback_id, int64 *order_id, char **outcome)
+CallbackApply(const CallbackGateway *g, Jsonb *e, int64 callback_id, const char *cause,
+			  int64 *order_id, char **outcome)
 {
 	*order_id = 0;
 	*outcome = NULL;
-	if (!ApplyPayment(g, e, callback_id, order_id, outcome))
+	if (!ApplyPayment(g, e, cause, order_id, outcome))
 		ApplyInPlpgsql(g, e, callback_id, order_id, outcome);
 }

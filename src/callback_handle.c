@@ -173,7 +173,8 @@ Process(const CallbackGateway *g, Jsonb *headers, text *body, int64 callback_id,
 		v->outcome = psprintf("duplicate of callback %lld", (long long) FirstCallback(g, event_id));
 		return;
 	}
-	CallbackApply(g, v->event, callback_id, &v->order_id, &v->outcome);
+	CallbackApply(g, v->event, callback_id, psprintf("callback %lld", (long long) callback_id),
+				  &v->order_id, &v->outcome);
 	v->verdict = "accepted";
 }
 

@@ -354,27 +354,37 @@ StoreNextDue(int per_destination)
 }
 
 /*
- * Apply a PSP's 2xx answer; NULL or why it could not be applied (palloc'd).
- * An answer that is not text (a zipped statement file: NUL bytes, or not
- * valid in the database encoding) goes to pay._outbox_apply_bytes as
- * bytea, which takes it only where a file is expected.
+ * Apply a PSP's answer, with its header lines as a jsonb object of
+ * lower-case names (WeChat Pay signs its answers in headers); NULL or why
+ * it could not be applied (palloc'd).  pay._outbox_apply
+ * (81_psp_answers.sql) keeps, verifies and applies it.  An answer that is
+ * not text (a zipped statement file: NUL bytes, or not valid in the
+ * database encoding) goes to pay._outbox_apply_bytes as bytea, which takes
+ * it only where a file is expected.
  */
 static char *
 ApplyAnswer(HttpResult *r)
 {
-	Oid			types[3] = {INT8OID, INT4OID, TEXTOID};
-	Datum		values[3];
-	char		nulls[3] = {' ', ' ', ' '};
-	bool		is_text = strlen(r->body) == r->body_len &&
+	Oid			types[4] = {INT8OID, INT4OID, TEXTOID, JSONBOID};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	bool		is_text = r->body != NULL && strlen(r->body) == r->body_len &&
 		pg_verifymbstr(r->body, (int) r->body_len, true);
 	int			rc;
 
 	values[0] = Int64GetDatum(r->outbox_id);
 	values[1] = Int32GetDatum(r->http_status);
+	if (r->body == NULL)
+	{
+		values[2] = CStringGetTextDatum("");
+		is_text = true;
+	}
 	if (is_text)
 	{
-		values[2] = CStringGetTextDatum(r->body);
-		rc = SPI_execute_plan(KeptPlan(&apply_plan, "SELECT pay._outbox_apply($1, $2, $3)", 3, types),
+		if (r->body != NULL)
+			values[2] = CStringGetTextDatum(r->body);
+		values[3] = HeaderLinesJsonb(r->headers);
+		rc = SPI_execute_plan(KeptPlan(&apply_plan, "SELECT pay._outbox_apply($1, $2, $3, $4)", 4, types),
 							  values, nulls, false, 1);
 	}
 	else
@@ -394,11 +404,28 @@ ApplyAnswer(HttpResult *r)
 }
 
 /*
+ * Is this a PSP's answer to read: a 2xx that is done, or a permanent
+ * refusal (a 4xx but 408 and 429, which are retried), complete?
+ */
+static bool
+AnswerToApply(const HttpResult *r, int outcome)
+{
+	int			s = r->http_status;
+
+	if (r->notification || r->transport_error || r->too_large || r->refused || r->build_error)
+		return false;
+	if (outcome == OUTCOME_DONE)
+		return true;
+	return outcome == OUTCOME_DEAD && s >= 400 && s < 500 && s != 408 && s != 429;
+}
+
+/*
  * Record the outcomes of n finished attempts (outcomes[i] is OUTCOME_*; a
- * retry waits waits_ms[i]).  A PSP answer that cannot be applied turns its
- * outcome to dead (outcomes[] is updated).  A row that is no longer in
- * flight under this attempt (re-driven, or taken back) keeps its state; the
- * attempt is recorded all the same.
+ * retry waits waits_ms[i]).  A PSP's answer is applied first: one that
+ * cannot be applied turns a done outcome to dead (outcomes[] is updated);
+ * a refusal (4xx) is dead anyway, and what the PSP said is added to its
+ * error.  A row that is no longer in flight under this attempt (re-driven,
+ * or taken back) keeps its state; the attempt is recorded all the same.
  */
 void
 StoreRecord(HttpResult *results, int n, int *outcomes, const int64 *waits_ms)
@@ -424,14 +451,20 @@ StoreRecord(HttpResult *results, int n, int *outcomes, const int64 *waits_ms)
 	{
 		HttpResult *r = &results[i];
 
-		if (outcomes[i] == OUTCOME_DONE && !r->notification)
+		if (AnswerToApply(r, outcomes[i]))
 		{
 			char	   *why = ApplyAnswer(r);
 
-			if (why != NULL)
+			if (why != NULL && outcomes[i] == OUTCOME_DONE)
 			{
 				outcomes[i] = OUTCOME_DEAD;
 				strlcpy(r->error, why, sizeof(r->error));
+			}
+			else if (why != NULL)
+			{
+				size_t		len = strlen(r->error);
+
+				snprintf(r->error + len, sizeof(r->error) - len, "%s%s", len > 0 ? ": " : "", why);
 			}
 		}
 		ids[i] = Int64GetDatum(r->outbox_id);

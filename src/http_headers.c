@@ -14,6 +14,7 @@
 
 #include "catalog/pg_collation.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/formatting.h"
 #include "utils/jsonb.h"
@@ -87,4 +88,57 @@ pay_lower_headers(PG_FUNCTION_ARGS)
 	}
 	out = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
 	PG_RETURN_JSONB_P(JsonbValueToJsonb(out));
+}
+
+/*
+ * An answer's header lines ("Name: value\r\n" each, as the dispatcher keeps
+ * them) as a jsonb object with lower-case names, the shape pay._lower_headers
+ * gives, as a Datum: {"wechatpay-serial": "5157..."}.  Blanks around a value are not
+ * part of it; a line without a colon, or not valid in the database
+ * encoding, is left out; of a repeated name the last line is kept.
+ */
+Datum
+HeaderLinesJsonb(const char *lines)
+{
+	JsonbParseState *state = NULL;
+	const char *line = lines ? lines : "";
+
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	while (*line)
+	{
+		const char *end = strchr(line, '\n');
+		const char *next = end ? end + 1 : line + strlen(line);
+		const char *colon = memchr(line, ':', (end ? end : next) - line);
+		const char *value;
+		int			name_len,
+					value_len;
+		JsonbValue	v;
+
+		if (end == NULL)
+			end = next;
+		if (end > line && end[-1] == '\r')
+			end--;
+		if (colon != NULL && colon > line)
+		{
+			name_len = colon - line;
+			value = colon + 1;
+			while (value < end && (*value == ' ' || *value == '\t'))
+				value++;
+			value_len = end - value;
+			while (value_len > 0 && (value[value_len - 1] == ' ' || value[value_len - 1] == '\t'))
+				value_len--;
+			if (pg_verifymbstr(line, name_len, true) && pg_verifymbstr(value, value_len, true))
+			{
+				v.type = jbvString;
+				v.val.string.val = asc_tolower(line, name_len);
+				v.val.string.len = strlen(v.val.string.val);
+				pushJsonbValue(&state, WJB_KEY, &v);
+				v.val.string.val = pnstrdup(value, value_len);
+				v.val.string.len = value_len;
+				pushJsonbValue(&state, WJB_VALUE, &v);
+			}
+		}
+		line = next;
+	}
+	return JsonbPGetDatum(JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL)));
 }

@@ -46,6 +46,8 @@ extern void CacheAbortGuardRegister(CacheAbortGuard *guard);
 /* http_headers.c: a jsonb value as the text ->> gives, in place (null stays null) */
 struct JsonbValue;
 extern void JsonbValueAsText(struct JsonbValue *v);
+/* http_headers.c: "Name: value\r\n" header lines as a jsonb object with lower-case names */
+extern Datum HeaderLinesJsonb(const char *lines);
 
 /* order_route.c: the gateway of a new order (see there) */
 struct FunctionCallInfoBaseData;

@@ -95,6 +95,10 @@ CREATE TABLE pay.refunds (
     reason           text,
     idempotency_key  text,
     created_at       timestamptz NOT NULL DEFAULT now(),
+    -- what the PSP said (81_psp_answers.sql): its id of the refund, and
+    -- requested (sent), succeeded or failed; NULL: never sent to a PSP
+    psp_refund_id    text,
+    psp_status       text CHECK (psp_status IN ('requested', 'succeeded', 'failed')),
     UNIQUE (order_id, idempotency_key)
 );
 CREATE INDEX refunds_order ON pay.refunds (order_id);

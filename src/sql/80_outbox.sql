@@ -237,8 +237,8 @@ DECLARE
   v_key text;
   v_refund bigint;
 BEGIN
-  IF operation IS NULL OR operation NOT IN ('create_payment', 'query', 'refund', 'close') THEN
-    RAISE EXCEPTION 'operation must be one of create_payment, query, refund, close; not "%"', coalesce(operation, 'null')
+  IF operation IS NULL OR operation NOT IN ('create_payment', 'query', 'refund', 'query_refund', 'close') THEN
+    RAISE EXCEPTION 'operation must be one of create_payment, query, refund, query_refund, close; not "%"', coalesce(operation, 'null')
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
   IF params IS NULL OR jsonb_typeof(params) <> 'object' THEN
@@ -257,7 +257,7 @@ BEGIN
     RAISE EXCEPTION 'order % has no gateway to send % to', o.id, operation USING ERRCODE = 'invalid_parameter_value';
   END IF;
   CASE operation
-    WHEN 'refund' THEN
+    WHEN 'refund', 'query_refund' THEN
       IF params->>'refund_id' IS NULL OR params->>'refund_id' !~ '^[0-9]{1,18}$' THEN
         RAISE EXCEPTION 'params: a refund needs "refund_id", the id returned by pay.refund'
           USING ERRCODE = 'invalid_parameter_value';
@@ -268,7 +268,14 @@ BEGIN
         RAISE EXCEPTION 'params: refund % is not a refund of order %', v_refund, o.id
           USING ERRCODE = 'invalid_parameter_value';
       END IF;
-      v_key := 'psp_' || o.id || '_refund_' || v_refund;
+      IF operation = 'refund' THEN
+        v_key := 'psp_' || o.id || '_refund_' || v_refund;
+        -- until the PSP's answer says succeeded or failed (81_psp_answers.sql)
+        UPDATE pay.refunds r SET psp_status = 'requested' WHERE r.id = v_refund AND r.psp_status IS NULL;
+      ELSE
+        -- a query changes nothing: every one is sent
+        v_key := 'psp_' || o.id || '_query_refund_' || v_refund || '_' || nextval('pay.outbox_id_seq');
+      END IF;
     WHEN 'query' THEN
       -- a query changes nothing: every one is sent
       v_key := 'psp_' || o.id || '_query_' || nextval('pay.outbox_id_seq');
@@ -278,7 +285,7 @@ BEGIN
   RETURN pay._enqueue('psp_request', 'gateway:' || o.gateway, operation, o.id, params, v_key, true);
 END $$;
 COMMENT ON FUNCTION pay.enqueue_psp_request(bigint, text, jsonb) IS
-  'queues a request (create_payment, query, refund with params.refund_id, close) to the order''s gateway; params.extra goes into the request body; the same request twice is queued once';
+  'queues a request (create_payment, query, refund or query_refund with params.refund_id, close) to the order''s gateway; params.extra goes into the request body; the same request twice is queued once (every query is sent)';
 
 -- Every transition of an order to paid, refunded or failed notifies its
 -- merchant (src/order_notify.c; it calls enqueue_merchant_notification).
@@ -552,6 +559,7 @@ DECLARE
   v_form jsonb;
   v_extra jsonb := coalesce(r.params->'extra', '{}');
   v_txn text := coalesce(r.params->>'psp_txn_id', o.psp_txn_id);
+  v_refund pay.refunds;
 BEGIN
   CASE r.operation
     WHEN 'create_payment' THEN
@@ -581,6 +589,13 @@ BEGIN
       END IF;
       v_path := '/v1/payment_intents/' || v_txn || '/cancel';
       v_form := v_extra;
+    WHEN 'query_refund' THEN
+      v_method := 'GET';
+      v_refund := pay._request_refund(r);
+      IF v_refund.psp_refund_id IS NULL THEN
+        RAISE EXCEPTION 'refund % has no Stripe refund id to query', v_refund.id USING ERRCODE = 'invalid_parameter_value';
+      END IF;
+      v_path := '/v1/refunds/' || v_refund.psp_refund_id;
   END CASE;
   RETURN ROW(v_method, v_base || v_path,
              ARRAY['Authorization: Bearer ' || pay._credential('gateway:' || g.name, 'api_key'),
@@ -633,6 +648,9 @@ BEGIN
       f := pay._request_refund(r);
       v_biz := v_biz || jsonb_build_object('refund_amount', pay.format_amount(f.amount, o.currency),
                                            'out_request_no', f.id::text);
+    WHEN 'query_refund' THEN
+      v_method := 'alipay.trade.fastpay.refund.query';
+      v_biz := v_biz || jsonb_build_object('out_request_no', (pay._request_refund(r)).id::text);
     WHEN 'close' THEN
       v_method := 'alipay.trade.close';
   END CASE;
@@ -681,6 +699,9 @@ BEGIN
                                     'amount', jsonb_build_object('refund', f.amount, 'total', o.amount,
                                                                  'currency', o.currency::text))
                  || coalesce(r.params->'extra', '{}'))::text;
+    WHEN 'query_refund' THEN
+      v_method := 'GET';
+      v_path := '/v3/refund/domestic/refunds/' || (pay._request_refund(r)).id;
     WHEN 'close' THEN
       v_path := '/v3/pay/transactions/out-trade-no/' || pay._wechatpay_trade_no(o.id) || '/close';
       v_body := jsonb_build_object('mchid', v_mchid)::text;
@@ -777,67 +798,7 @@ BEGIN
   END LOOP;
 END $$;
 
--- ---------------------------------------------------------------------------
--- Applying a PSP's answer (2xx) to the order.  Returns NULL, or why the answer
--- could not be applied (the row then goes dead for a person to look at).
-
-CREATE FUNCTION pay._store_psp_txn_id(p_order bigint, p_txn text) RETURNS void
-LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-  UPDATE pay.orders SET psp_txn_id = p_txn
-   WHERE id = p_order AND psp_txn_id IS NULL AND p_txn IS NOT NULL AND p_txn <> ''
-$$;
-
-CREATE FUNCTION pay._outbox_apply(p_id bigint, p_status integer, p_body text) RETURNS text
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  r pay.outbox;
-  g pay.gateways;
-  v jsonb;
-  v_resp jsonb;
-BEGIN
-  SELECT * INTO r FROM pay.outbox WHERE id = p_id;
-  IF NOT FOUND OR r.kind <> 'psp_request' THEN
-    RETURN NULL;
-  END IF;
-  SELECT * INTO g FROM pay.gateways WHERE name = substr(r.destination, length('gateway:') + 1);
-  IF r.operation LIKE 'fetch\_statement%' THEN
-    RETURN pay._apply_statement_answer(r, g, p_body);
-  END IF;
-  BEGIN
-    v := CASE WHEN coalesce(p_body, '') = '' THEN '{}'::jsonb ELSE p_body::jsonb END;
-  EXCEPTION WHEN OTHERS THEN
-    RETURN 'the answer is not JSON';
-  END;
-  CASE g.kind
-    WHEN 'stripe' THEN
-      IF r.operation IN ('create_payment', 'query') THEN
-        PERFORM pay._store_psp_txn_id(r.order_id,
-                  CASE WHEN v ? 'data' THEN v->'data'->0->>'id' ELSE v->>'id' END);
-      END IF;
-    WHEN 'alipay' THEN
-      v_resp := v->(replace(CASE r.operation WHEN 'create_payment' THEN 'alipay.trade.precreate'
-                                             WHEN 'query' THEN 'alipay.trade.query'
-                                             WHEN 'refund' THEN 'alipay.trade.refund'
-                                             ELSE 'alipay.trade.close' END, '.', '_') || '_response');
-      IF v_resp IS NULL OR v_resp->>'code' IS DISTINCT FROM '10000' THEN
-        RETURN format('alipay answered %s %s', coalesce(v_resp->>'code', '(no code)'),
-                      coalesce(v_resp->>'sub_code', v_resp->>'msg', ''));
-      END IF;
-      IF NOT pay.alipay_response_valid(p_body, pay._credential(r.destination, 'public_key')) THEN
-        RETURN 'the signature of alipay''s answer does not verify';
-      END IF;
-      PERFORM pay._store_psp_txn_id(r.order_id, v_resp->>'trade_no');
-    WHEN 'wechatpay' THEN
-      PERFORM pay._store_psp_txn_id(r.order_id, v->>'transaction_id');
-    WHEN 'generic' THEN
-      PERFORM pay._store_psp_txn_id(r.order_id, v->>'psp_txn_id');
-    ELSE
-      NULL;
-  END CASE;
-  RETURN NULL;
-EXCEPTION WHEN OTHERS THEN
-  RETURN 'applying the answer failed: ' || SQLSTATE || ': ' || SQLERRM;
-END $$;
+-- A PSP's answers are read and applied by pay._outbox_apply (81_psp_answers.sql).
 
 -- Privileges (90_privileges.sql revokes everything from PUBLIC afterwards).
 GRANT EXECUTE ON FUNCTION pay.enqueue_psp_request(bigint, text, jsonb), pay.gateway_available(text)

@@ -151,10 +151,11 @@ CREATE FUNCTION pay._json_body(p_body text) RETURNS jsonb
 CREATE FUNCTION pay._require_content_type(h jsonb, VARIADIC p_allowed text[]) RETURNS void
     AS 'MODULE_PATHNAME', 'pay_require_content_type' LANGUAGE C STABLE;
 
--- WeChat Pay v3: RSA over "timestamp\nnonce\nbody\n" with the platform
--- certificate named by Wechatpay-Serial; the resource is AES-256-GCM under
--- the APIv3 key.
-CREATE FUNCTION pay._callback_wechatpay(g pay.gateways, h jsonb, p_body text) RETURNS jsonb
+-- WeChat Pay v3 signs its callbacks and its answers alike: RSA over
+-- "timestamp\nnonce\nbody\n" with the platform certificate named by
+-- Wechatpay-Serial (secret platform_cert:<serial>), the timestamp within
+-- the gateway's window.  Raises PY010 / PY011; h has lower-case names.
+CREATE FUNCTION pay._wechatpay_verify(g pay.gateways, h jsonb, p_body text) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
   v_ts text := h->>'wechatpay-timestamp';
@@ -162,16 +163,11 @@ DECLARE
   v_sig text := h->>'wechatpay-signature';
   v_serial text := h->>'wechatpay-serial';
   v_cert text;
-  v_msg jsonb;
-  v_res jsonb;
-  v_tx jsonb;
-  v_type text;
 BEGIN
   IF v_ts IS NULL OR v_nonce IS NULL OR v_sig IS NULL OR v_serial IS NULL THEN
     RAISE EXCEPTION 'Wechatpay-Timestamp, -Nonce, -Signature and -Serial headers are required'
       USING ERRCODE = 'PY010';
   END IF;
-  PERFORM pay._require_content_type(h, 'application/json');
   IF v_serial !~ '^[A-Za-z0-9]{1,64}$' THEN
     RAISE EXCEPTION 'Wechatpay-Serial is malformed' USING ERRCODE = 'PY010';
   END IF;
@@ -184,6 +180,26 @@ BEGIN
     RAISE EXCEPTION 'Wechatpay-Signature does not verify' USING ERRCODE = 'PY010';
   END IF;
   PERFORM pay._check_window(g, pay._unix_time(v_ts));
+END $$;
+
+-- A WeChat Pay v3 notification: verified as above; the resource is
+-- AES-256-GCM under the APIv3 key.
+CREATE FUNCTION pay._callback_wechatpay(g pay.gateways, h jsonb, p_body text) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_nonce text := h->>'wechatpay-nonce';
+  v_msg jsonb;
+  v_res jsonb;
+  v_tx jsonb;
+  v_type text;
+BEGIN
+  IF h->>'wechatpay-timestamp' IS NULL OR v_nonce IS NULL OR h->>'wechatpay-signature' IS NULL
+     OR h->>'wechatpay-serial' IS NULL THEN
+    RAISE EXCEPTION 'Wechatpay-Timestamp, -Nonce, -Signature and -Serial headers are required'
+      USING ERRCODE = 'PY010';
+  END IF;
+  PERFORM pay._require_content_type(h, 'application/json');
+  PERFORM pay._wechatpay_verify(g, h, p_body);
   v_msg := pay._json_body(p_body);
   v_res := v_msg->'resource';
   IF jsonb_typeof(v_res) IS DISTINCT FROM 'object' OR v_res->>'algorithm' IS DISTINCT FROM 'AEAD_AES_256_GCM' THEN
@@ -380,7 +396,8 @@ END $$;
 -- amount mismatch it is acknowledged (2xx) and its event id used up: it is
 -- authentic and will never apply, so the PSP must not send it for days.
 -- p_callback is NULL for an event a PSP's statement proves
--- (pay.repair_break): its e->>'cause' then says where it came from.
+-- (pay.repair_break) or a query's answer (81_psp_answers.sql): its
+-- e->>'cause' then says where it came from.
 CREATE FUNCTION pay._apply_event(g pay.gateways, e jsonb, p_callback bigint, OUT order_id bigint, OUT outcome text)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -437,7 +454,7 @@ BEGIN
     END IF;
   WHEN 'payment_failed' THEN
     IF o.status = 'pending' THEN
-      UPDATE pay.orders SET status = 'failed', status_cause = 'callback ' || p_callback
+      UPDATE pay.orders SET status = 'failed', status_cause = coalesce('callback ' || p_callback, e->>'cause')
        WHERE id = o.id RETURNING * INTO o;
       outcome := 'failed';
     ELSE
@@ -445,7 +462,7 @@ BEGIN
     END IF;
   WHEN 'closed' THEN
     IF o.status = 'pending' THEN
-      UPDATE pay.orders SET status = 'cancelled', status_cause = 'callback ' || p_callback
+      UPDATE pay.orders SET status = 'cancelled', status_cause = coalesce('callback ' || p_callback, e->>'cause')
        WHERE id = o.id RETURNING * INTO o;
       outcome := 'cancelled';
     ELSE
