@@ -131,9 +131,10 @@ UPDATE pay.outbox x SET idempotency_key = idempotency_key || '_earlier' FROM pay
 SELECT pay.run_janitor() AS after_answers;
 SELECT order_no, count(*) AS queries FROM pg_temp.queries() WHERE order_no LIKE 'JN-c%' GROUP BY 1 ORDER BY 1;
 
--- 5. refunds whose request died without an answer: a query_refund naming
--- the refund; not a refund the PSP refused, not one whose request is
--- still open, and no more once a later query_refund was answered
+-- 5. refunds the PSP has not confirmed: their request died without an
+-- answer, or it answered "processing"; a query_refund naming the refund.
+-- Not a refund the PSP refused or confirmed, not one whose request is open
+-- or was sent just now; none once a query_refund's answer confirmed it
 CREATE FUNCTION pg_temp.refunded(p_no text) RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE v_id bigint := pg_temp.order_at(p_no, 'jn_wechat', '1 day');
 BEGIN
@@ -144,23 +145,37 @@ CREATE FUNCTION pg_temp.refund_request(p_refund bigint) RETURNS bigint LANGUAGE 
   SELECT id FROM pay.outbox WHERE operation = 'refund' AND params->>'refund_id' = p_refund::text $$;
 SELECT pg_temp.refunded('JN-refund-timeout') AS r_timeout \gset
 SELECT pg_temp.refunded('JN-refund-500') AS r_500 \gset
+SELECT pg_temp.refunded('JN-refund-processing') AS r_processing \gset
 SELECT pg_temp.refunded('JN-refund-refused') AS r_refused \gset
+SELECT pg_temp.refunded('JN-refund-confirmed') AS r_confirmed \gset
 SELECT pg_temp.refunded('JN-refund-open') AS r_open \gset
 SELECT pg_temp.refunded('JN-refund-recent') AS r_recent \gset
+SELECT psp_status, count(*) FROM pay.refunds f JOIN pay.orders o ON o.id = f.order_id
+ WHERE o.merchant_order_no LIKE 'JN-refund-%' GROUP BY 1;
 SELECT pg_temp.died(pg_temp.refund_request(:r_timeout), NULL, '10 minutes');
 SELECT pg_temp.died(pg_temp.refund_request(:r_500), 500, '10 minutes');
+SELECT pg_temp.sent(pg_temp.refund_request(:r_processing), '10 minutes');
 SELECT pg_temp.died(pg_temp.refund_request(:r_refused), 400, '10 minutes');
+UPDATE pay.refunds SET psp_status = 'failed' WHERE id = :r_refused;
+SELECT pg_temp.sent(pg_temp.refund_request(:r_confirmed), '10 minutes');
+UPDATE pay.refunds SET psp_status = 'succeeded' WHERE id = :r_confirmed;
 SELECT pg_temp.died(pg_temp.refund_request(:r_recent), NULL, '1 minute');
 SELECT pay.run_janitor() AS refunds;
 SELECT * FROM pg_temp.queries() WHERE order_no LIKE 'JN-refund%';
 SELECT (params->>'refund_id')::bigint = :r_timeout AS names_the_refund, destination
   FROM pay.outbox WHERE operation = 'query_refund' AND order_id = (SELECT order_id FROM pay.refunds WHERE id = :r_timeout);
 SELECT pay.run_janitor() AS refunds_again;
--- next period: the answered one is known, the one whose query died is asked again
+-- next period: the confirmed one is known, the one whose query died is asked again, and
+-- the processing one too once its query was sent older_than ago
 SELECT pg_temp.sent(id) FROM pay.outbox WHERE operation = 'query_refund' AND params->>'refund_id' = :'r_timeout';
+UPDATE pay.refunds SET psp_status = 'succeeded' WHERE id = :r_timeout;
 SELECT pg_temp.died(id, 502, '10 minutes') FROM pay.outbox WHERE operation = 'query_refund' AND params->>'refund_id' = :'r_500';
+SELECT pg_temp.sent(id) FROM pay.outbox WHERE operation = 'query_refund' AND params->>'refund_id' = :'r_processing';
 UPDATE pay.outbox SET idempotency_key = idempotency_key || '_earlier' WHERE operation = 'query_refund';
 SELECT pay.run_janitor() AS refunds_next_period;
+SELECT pg_temp.sent(id, '10 minutes') FROM pay.outbox
+ WHERE operation = 'query_refund' AND params->>'refund_id' = :'r_processing';
+SELECT pay.run_janitor() AS processing_asked_again;
 SELECT order_no, count(*) AS queries FROM pg_temp.queries() WHERE order_no LIKE 'JN-refund%' GROUP BY 1 ORDER BY 1;
 
 -- 6. who may run it

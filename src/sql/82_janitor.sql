@@ -15,15 +15,17 @@
 --     older_than ago: the PSP may have created or paid the trade, or not
 --     closed it.  Pending orders are the first case's; these are cancelled
 --     or failed ones;
---   a refund whose request (or whose last query) died without an answer
---     more than older_than ago: a query_refund naming it.
+--   a refund the PSP has neither confirmed nor refused (its request died
+--     without an answer, or the PSP said it is processing), last asked
+--     about more than older_than ago: a query_refund naming it.
 --
 -- Nothing is asked twice at once: a thing with a query pending or in flight
 -- is skipped.  A query's idempotency key names the period of older_than it
 -- was queued in (now() divided by older_than), so a run in the same period
 -- finds the key taken and queues nothing, and a run in a later period may
 -- ask again.  A dead request stops being asked about once a query sent
--- after its last attempt was answered (done): its outcome is known then.
+-- after its last attempt was answered (done): its outcome is known then;
+-- a refund, once the PSP said succeeded or failed (refunds.psp_status).
 -- The rows are locked FOR NO KEY UPDATE SKIP LOCKED: two janitors take
 -- different rows, and an order being paid right now is left to the next run.
 
@@ -93,25 +95,20 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
    FOR NO KEY UPDATE OF o SKIP LOCKED
 $$;
 
--- (b) Refunds sent to a PSP whose latest request about them (the refund
--- itself or a query_refund) went dead without an answer before p_before,
--- with no request about them open.
+-- (b) Refunds the PSP has not confirmed nor refused (psp_status still
+-- requested: the request died without an answer, or the PSP answered that
+-- it is processing), whose last request about them (the refund itself or a
+-- query_refund) was before p_before, with none open.
 CREATE FUNCTION pay._janitor_refunds(p_before timestamptz, p_period text, p_max integer)
 RETURNS TABLE (refund_id bigint, order_id bigint)
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
   SELECT f.id, f.order_id FROM pay.refunds f
-   WHERE EXISTS (SELECT 1 FROM pay.orders o WHERE o.id = f.order_id AND o.gateway IS NOT NULL)
-     AND f.id IN (
-       SELECT (x.params->>'refund_id')::bigint FROM pay.outbox x
-        WHERE x.state = 'dead' AND x.kind = 'psp_request'
-          AND x.operation IN ('refund', 'query_refund') AND x.params->>'refund_id' ~ '^[0-9]{1,18}$'
-          AND pay._outcome_unknown(x.last_status)
-          AND coalesce(x.last_attempt_at, x.created_at) < p_before
-          -- the latest request about this refund
-          AND NOT EXISTS (SELECT 1 FROM pay.outbox y
-                           WHERE y.order_id = x.order_id AND y.kind = 'psp_request'
-                             AND y.operation IN ('refund', 'query_refund')
-                             AND y.params->>'refund_id' = x.params->>'refund_id' AND y.id > x.id))
+   WHERE f.psp_status = 'requested'
+     AND EXISTS (SELECT 1 FROM pay.orders o WHERE o.id = f.order_id AND o.gateway IS NOT NULL)
+     AND (SELECT coalesce(max(coalesce(y.last_attempt_at, y.created_at)), f.created_at)
+            FROM pay.outbox y
+           WHERE y.order_id = f.order_id AND y.kind = 'psp_request' AND y.operation IN ('refund', 'query_refund')
+             AND y.params->>'refund_id' = f.id::text) < p_before
      AND NOT EXISTS (SELECT 1 FROM pay.outbox y
                       WHERE y.order_id = f.order_id AND y.kind = 'psp_request'
                         AND y.operation IN ('refund', 'query_refund')
@@ -122,6 +119,8 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
    LIMIT p_max
    FOR NO KEY UPDATE OF f SKIP LOCKED
 $$;
+-- the refunds still waiting for the PSP's word: few, whatever the table's size
+CREATE INDEX refunds_psp_requested ON pay.refunds (id) WHERE psp_status = 'requested';
 
 CREATE FUNCTION pay.run_janitor(older_than interval DEFAULT '5 minutes', max_orders integer DEFAULT 1000)
 RETURNS integer
@@ -164,6 +163,6 @@ BEGIN
   RETURN n;
 END $$;
 COMMENT ON FUNCTION pay.run_janitor(interval, integer) IS
-  'queues PSP queries (at most max_orders) about what pay cannot know: pending orders created more than older_than ago, orders whose create or close request and refunds whose request died without an answer more than older_than ago; once per period of older_than, never while one is open; returns how many it queued';
+  'queues PSP queries (at most max_orders) about what pay cannot know: pending orders created more than older_than ago, orders whose create or close request died without an answer, refunds the PSP has not confirmed, last asked about more than older_than ago; once per period of older_than, never while one is open; returns how many it queued';
 
 GRANT EXECUTE ON FUNCTION pay.run_janitor(interval, integer) TO pay_admin;
