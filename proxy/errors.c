@@ -1,13 +1,16 @@
 /*
  * errors.c — SQLSTATE to HTTP status mapping and JSON error bodies.
  *
- * The mapping (interfaces-4-5.md): class 22 → 400, PY002 → 422, 23505 → 409,
+ * The mapping: class 22 → 400, PY001 (illegal transition) → 409,
+ * PY002 → 422, PY003 and PY005 (not enough money) → 422, 23505 → 409,
  * PY029 → 429 with Retry-After, 42501 → 403, PY010/PY011/PY012 → 401,
- * anything else → 500.  The proxy adds 57014 (statement timeout, ours) →
- * 504.  4xx bodies carry the error's message; 5xx bodies are fixed text.
+ * 57014 (statement timeout, ours) → 504, anything else → 500.  4xx bodies
+ * carry the error's SQLSTATE, the field it is about and its message; 5xx
+ * bodies are fixed text.
  */
 #include "errors.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +31,10 @@ typedef struct SqlStateMapping
 
 /* Exact codes first, then classes; the first match wins */
 static const SqlStateMapping mappings[] = {
+	{"PY001", 409, "illegal_transition", 1},
 	{"PY002", 422, "idempotency_conflict", 1},
+	{"PY003", 422, "insufficient_funds", 1},
+	{"PY005", 422, "refund_exceeds_paid", 1},
 	{"23505", 409, "duplicate", 1},
 	{"PY029", 429, "rate_limited", 1},
 	{"42501", 403, "forbidden", 1},
@@ -39,15 +45,30 @@ static const SqlStateMapping mappings[] = {
 	{"22", 400, "invalid_request", 1},
 };
 
-/* Fill r with status and {"error":{"code":code,"message":message}} */
+/* Append a JSON string, or null for NULL */
+static void
+AppendStringOrNull(JsonBuf *buf, const char *s)
+{
+	if (s == NULL)
+		JsonBufAppendStr(buf, "null");
+	else
+		JsonBufAppendStringLossy(buf, s, strlen(s));
+}
+
+/* Fill r with status and {"error":{"code","sqlstate","field","message"}} (see errors.h) */
 void
-ErrorResponse(ProxyResponse *r, unsigned status, const char *code, const char *message)
+ErrorResponseFull(ProxyResponse *r, unsigned status, const char *code, const char *sqlstate,
+				  const char *field, const char *message)
 {
 	JsonBuf		buf;
 
 	JsonBufInit(&buf);
 	JsonBufAppendStr(&buf, "{\"error\":{\"code\":");
 	JsonBufAppendStringLossy(&buf, code, strlen(code));
+	JsonBufAppendStr(&buf, ",\"sqlstate\":");
+	AppendStringOrNull(&buf, sqlstate);
+	JsonBufAppendStr(&buf, ",\"field\":");
+	AppendStringOrNull(&buf, field);
 	JsonBufAppendStr(&buf, ",\"message\":");
 	JsonBufAppendStringLossy(&buf, message, strlen(message));
 	JsonBufAppendStr(&buf, "}}");
@@ -58,7 +79,8 @@ ErrorResponse(ProxyResponse *r, unsigned status, const char *code, const char *m
 	r->content_type = strdup("application/json");
 	if (buf.failed || r->content_type == NULL)
 	{
-		static const char fallback[] = "{\"error\":{\"code\":\"internal\",\"message\":\"internal error\"}}";
+		static const char fallback[] =
+			"{\"error\":{\"code\":\"internal\",\"sqlstate\":null,\"field\":null,\"message\":\"internal error\"}}";
 
 		JsonBufFree(&buf);
 		r->status = 500;
@@ -69,6 +91,43 @@ ErrorResponse(ProxyResponse *r, unsigned status, const char *code, const char *m
 	}
 	r->body = buf.data;
 	r->body_len = buf.len;
+}
+
+/* The same without SQLSTATE and field: the proxy's own refusals */
+void
+ErrorResponse(ProxyResponse *r, unsigned status, const char *code, const char *message)
+{
+	ErrorResponseFull(r, status, code, NULL, NULL, message);
+}
+
+/*
+ * The field a refused argument's error is about: the error's column name
+ * when SQL set one, else the identifier its message begins with when a
+ * ':', " must " or " is " follows it ("amount must be ...", "order_id:
+ * order 7 does not exist").  Written to field (at most size bytes); false
+ * when there is none.
+ */
+static bool
+FieldOf(const PGresult *res, const char *message, char *field, size_t size)
+{
+	const char *column = PQresultErrorField(res, PG_DIAG_COLUMN_NAME);
+	size_t		n = 0;
+
+	if (column != NULL && column[0] != '\0')
+	{
+		snprintf(field, size, "%s", column);
+		return true;
+	}
+	while (message[n] != '\0' && (islower((unsigned char) message[n]) || message[n] == '_' ||
+								  (n > 0 && isdigit((unsigned char) message[n]))))
+		n++;
+	if (n == 0 || n >= size)
+		return false;
+	if (message[n] != ':' && strncmp(message + n, " must ", 6) != 0 && strncmp(message + n, " is ", 4) != 0)
+		return false;
+	memcpy(field, message, n);
+	field[n] = '\0';
+	return true;
 }
 
 /* Seconds for Retry-After from an error's DETAIL: the integer it holds, else 1 */
@@ -122,7 +181,13 @@ MapResult(ProxyResponse *r, const PGresult *res, const char *route)
 		ErrorResponse(r, m->status, m->code, "the database did not answer in time");
 		return;
 	}
-	ErrorResponse(r, m->status, m->code, message);
+	{
+		char		field[64];
+		bool		argument = strncmp(sqlstate, "22", 2) == 0 || strcmp(sqlstate, "42501") == 0;
+
+		ErrorResponseFull(r, m->status, m->code, sqlstate,
+						  argument && FieldOf(res, message, field, sizeof(field)) ? field : NULL, message);
+	}
 	if (m->status == 429)
 		r->retry_after_s = RetryAfterFromDetail(PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL));
 }

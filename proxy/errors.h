@@ -7,7 +7,14 @@
 #include "pool.h"
 #include "response.h"
 
-/* Fill r with status and {"error":{"code":code,"message":message}} */
+/*
+ * Fill r with status and {"error":{"code":code,"sqlstate":sqlstate,
+ * "field":field,"message":message}}; a NULL sqlstate or field is JSON null.
+ */
+void		ErrorResponseFull(ProxyResponse *r, unsigned status, const char *code, const char *sqlstate,
+							  const char *field, const char *message);
+
+/* The same with sqlstate and field null: the proxy's own refusals */
 void		ErrorResponse(ProxyResponse *r, unsigned status, const char *code, const char *message);
 
 /* Fill r from a failed SQL call, mapped by SQLSTATE; internals go to the log, never to the client */

@@ -144,6 +144,8 @@ Respond(struct MHD_Connection *connection, RequestCtx *ctx, ProxyResponse *r)
 	}
 	if (r->allow != NULL)
 		ok &= MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow) == MHD_YES;
+	if (r->location != NULL)
+		ok &= MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, r->location) == MHD_YES;
 	if (atomic_load(&draining) || r->close)
 		ok &= MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close") == MHD_YES;
 	if (!ok)

@@ -18,5 +18,6 @@ ResponseFree(ProxyResponse *r)
 {
 	free(r->content_type);
 	free(r->body);
+	free(r->location);
 	ResponseInit(r);
 }

@@ -13,6 +13,7 @@ typedef struct ProxyResponse
 	size_t		body_len;
 	long		retry_after_s;	/* Retry-After header when >= 0 */
 	const char *allow;			/* Allow header (405), static */
+	char	   *location;		/* Location header, malloc'd; NULL sends none */
 	const char *code;			/* the proxy's error code for the access log, static */
 	bool		close;			/* send Connection: close and end the connection */
 	char		sqlstate[6];	/* of a failed SQL call, for the access log; "" otherwise */

@@ -14,6 +14,7 @@
 #include "headers.h"
 #include "json.h"
 #include "pool.h"
+#include "query.h"
 
 typedef void (*RouteHandler) (const RouteMatch *m, struct MHD_Connection *connection,
 							  const char *body, int64_t deadline_ms, ProxyResponse *r);
@@ -22,31 +23,51 @@ struct Route
 {
 	const char *name;
 	const char *path;			/* exact path, or prefix when segment_what is set */
-	const char *segment_what;	/* what the trailing segment names, e.g. "gateway name" */
+	const char *suffix;			/* after the segment ("/refunds"), or NULL: the segment ends the path */
+	const char *segment_what;	/* what the segment names, e.g. "gateway name" */
 	size_t		segment_max;
 	const char *method;			/* "GET" also serves HEAD */
 	const char *allow;			/* Allow header when the method is wrong */
 	bool		takes_body;
 	RouteHandler handler;
+	const char *action;			/* passed to the route's SQL function, or NULL */
 };
 
 static void RunCallback(const RouteMatch *m, struct MHD_Connection *connection,
 						const char *body, int64_t deadline_ms, ProxyResponse *r);
 static void RunCreatePayment(const RouteMatch *m, struct MHD_Connection *connection,
 							 const char *body, int64_t deadline_ms, ProxyResponse *r);
+static void RunListPayments(const RouteMatch *m, struct MHD_Connection *connection,
+							const char *body, int64_t deadline_ms, ProxyResponse *r);
 static void RunGetPayment(const RouteMatch *m, struct MHD_Connection *connection,
 						  const char *body, int64_t deadline_ms, ProxyResponse *r);
+static void RunMovePayment(const RouteMatch *m, struct MHD_Connection *connection,
+						   const char *body, int64_t deadline_ms, ProxyResponse *r);
+static void RunCreateRefund(const RouteMatch *m, struct MHD_Connection *connection,
+							const char *body, int64_t deadline_ms, ProxyResponse *r);
+static void RunGetRefund(const RouteMatch *m, struct MHD_Connection *connection,
+						 const char *body, int64_t deadline_ms, ProxyResponse *r);
 static void RunHealthz(const RouteMatch *m, struct MHD_Connection *connection,
 					   const char *body, int64_t deadline_ms, ProxyResponse *r);
 static void RunMetrics(const RouteMatch *m, struct MHD_Connection *connection,
 					   const char *body, int64_t deadline_ms, ProxyResponse *r);
 
+#define PAYMENTS "/api/v1/payments"
+#define PAYMENT_ID "payment id", ROUTE_SEGMENT_MAX
+
+/* Routes with a suffix come before the route that ends at the same segment. */
 static const Route routes[] = {
-	{"callback", "/callbacks/", "gateway name", 64, "POST", "POST", true, RunCallback},
-	{"create_payment", "/api/v1/payments", NULL, 0, "POST", "POST", true, RunCreatePayment},
-	{"get_payment", "/api/v1/payments/", "payment id", ROUTE_SEGMENT_MAX, "GET", "GET, HEAD", false, RunGetPayment},
-	{"healthz", "/healthz", NULL, 0, "GET", "GET, HEAD", false, RunHealthz},
-	{"metrics", "/metrics", NULL, 0, "GET", "GET, HEAD", false, RunMetrics},
+	{"callback", "/callbacks/", NULL, "gateway name", 64, "POST", "POST", true, RunCallback, NULL},
+	{"create_payment", PAYMENTS, NULL, NULL, 0, "POST", "GET, HEAD, POST", true, RunCreatePayment, NULL},
+	{"list_payments", PAYMENTS, NULL, NULL, 0, "GET", "GET, HEAD, POST", false, RunListPayments, NULL},
+	{"create_refund", PAYMENTS "/", "/refunds", PAYMENT_ID, "POST", "POST", true, RunCreateRefund, NULL},
+	{"cancel_payment", PAYMENTS "/", "/cancel", PAYMENT_ID, "POST", "POST", true, RunMovePayment, "cancel"},
+	{"ship_payment", PAYMENTS "/", "/ship", PAYMENT_ID, "POST", "POST", true, RunMovePayment, "ship"},
+	{"complete_payment", PAYMENTS "/", "/complete", PAYMENT_ID, "POST", "POST", true, RunMovePayment, "complete"},
+	{"get_payment", PAYMENTS "/", NULL, PAYMENT_ID, "GET", "GET, HEAD", false, RunGetPayment, NULL},
+	{"get_refund", "/api/v1/refunds/", NULL, "refund id", ROUTE_SEGMENT_MAX, "GET", "GET, HEAD", false, RunGetRefund, NULL},
+	{"healthz", "/healthz", NULL, NULL, 0, "GET", "GET, HEAD", false, RunHealthz, NULL},
+	{"metrics", "/metrics", NULL, NULL, 0, "GET", "GET, HEAD", false, RunMetrics, NULL},
 };
 
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -71,6 +92,32 @@ MethodAllowed(const Route *r, const char *method)
 	return strcmp(r->method, "GET") == 0 && strcmp(method, "HEAD") == 0;
 }
 
+/*
+ * Does path have route's shape?  Sets *segment (and *segment_len) to the
+ * part a segment route takes: the rest of the path, or with a suffix the
+ * part between prefix and suffix, which then holds no '/'.
+ */
+static bool
+ShapeMatches(const Route *route, const char *path, const char **segment, size_t *segment_len)
+{
+	size_t		plen = strlen(route->path);
+	size_t		len = strlen(path);
+	size_t		slen = route->suffix ? strlen(route->suffix) : 0;
+
+	if (route->segment_what == NULL)
+		return strcmp(path, route->path) == 0;
+	if (strncmp(path, route->path, plen) != 0)
+		return false;
+	*segment = path + plen;
+	*segment_len = len - plen;
+	if (route->suffix == NULL)
+		return true;
+	if (len <= plen + slen || strcmp(path + len - slen, route->suffix) != 0)
+		return false;
+	*segment_len = len - plen - slen;
+	return memchr(*segment, '/', *segment_len) == NULL;
+}
+
 /* Match method and path against the route table (see routes.h) */
 bool
 RouteMatchRequest(const char *method, const char *path, RouteMatch *m, ProxyResponse *r)
@@ -81,10 +128,10 @@ RouteMatchRequest(const char *method, const char *path, RouteMatch *m, ProxyResp
 	for (size_t i = 0; i < N_ROUTES; i++)
 	{
 		const Route *route = &routes[i];
-		size_t		plen = strlen(route->path);
+		const char *segment = NULL;
+		size_t		segment_len = 0;
 
-		if (route->segment_what == NULL ? strcmp(path, route->path) != 0
-			: strncmp(path, route->path, plen) != 0)
+		if (!ShapeMatches(route, path, &segment, &segment_len))
 			continue;
 		if (!MethodAllowed(route, method))
 		{
@@ -95,15 +142,19 @@ RouteMatchRequest(const char *method, const char *path, RouteMatch *m, ProxyResp
 		if (route->segment_what != NULL)
 		{
 			char		msg[128];
+			char		text[ROUTE_SEGMENT_MAX + 2];
 
-			if (!ValidSegment(path + plen, route->segment_max))
+			snprintf(text, sizeof(text), "%.*s", (int) (segment_len < sizeof(text) - 1 ? segment_len : sizeof(text) - 1), segment);
+			if (segment_len >= sizeof(text) || !ValidSegment(text, route->segment_max))
 			{
+				if (wrong_method != NULL)
+					continue;	/* another route's path with the wrong method: 405 */
 				snprintf(msg, sizeof(msg), "invalid %s in the path (1 to %zu of A-Z a-z 0-9 _ . -)",
 						 route->segment_what, route->segment_max);
 				ErrorResponse(r, 400, "invalid_request", msg);
 				return false;
 			}
-			strcpy(m->segment, path + plen);
+			strcpy(m->segment, text);
 		}
 		m->route = route;
 		return true;
@@ -169,9 +220,9 @@ ResponseFromRow(const RouteMatch *m, const PGresult *res, ProxyResponse *r)
 		ErrorFromResult(r, res, RouteName(m));
 		return;
 	}
-	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 || PQnfields(res) != 3)
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 || PQnfields(res) < 3 || PQnfields(res) > 4)
 	{
-		LogMessage("error", "route=%s the function returned %d rows of %d columns (%s), expected one row of 3",
+		LogMessage("error", "route=%s the function returned %d rows of %d columns (%s), expected one row of 3 or 4",
 				   RouteName(m), PQntuples(res), PQnfields(res), PQresStatus(PQresultStatus(res)));
 		ErrorResponse(r, 500, "internal", "internal error");
 		return;
@@ -193,6 +244,12 @@ ResponseFromRow(const RouteMatch *m, const PGresult *res, ProxyResponse *r)
 		ErrorResponse(r, 500, "internal", "internal error");
 		return;
 	}
+	if (PQnfields(res) == 4 && !PQgetisnull(res, 0, 3) && !ValidHeaderValue(PQgetvalue(res, 0, 3)))
+	{
+		LogMessage("error", "route=%s the function returned a location with control characters", RouteName(m));
+		ErrorResponse(r, 500, "internal", "internal error");
+		return;
+	}
 
 	ResponseFree(r);
 	r->status = (unsigned) status;
@@ -205,8 +262,11 @@ ResponseFromRow(const RouteMatch *m, const PGresult *res, ProxyResponse *r)
 		if (r->body != NULL)
 			memcpy(r->body, PQgetvalue(res, 0, 2), r->body_len + 1);
 	}
+	if (PQnfields(res) == 4 && !PQgetisnull(res, 0, 3))
+		r->location = strdup(PQgetvalue(res, 0, 3));
 	if ((!PQgetisnull(res, 0, 1) && r->content_type == NULL) ||
-		(!PQgetisnull(res, 0, 2) && r->body == NULL))
+		(!PQgetisnull(res, 0, 2) && r->body == NULL) ||
+		(PQnfields(res) == 4 && !PQgetisnull(res, 0, 3) && r->location == NULL))
 		ErrorResponse(r, 500, "internal", "internal error");
 }
 
@@ -257,13 +317,20 @@ RunCallback(const RouteMatch *m, struct MHD_Connection *connection,
 	JsonBufFree(&headers);
 }
 
-/* POST /api/v1/payments → pay.api_create_payment(headers, body) */
+/*
+ * POST /api/v1/payments → pay.api_create_payment(headers, body), then, once
+ * that committed (the dispatcher cannot send a request it cannot see),
+ * pay.api_await_payment(headers, body): the PSP's answer within
+ * pay.checkout_wait (201), else 202 with Location.  Should the second call
+ * fail, the order still exists: the create's answer goes out as 202.
+ */
 static void
 RunCreatePayment(const RouteMatch *m, struct MHD_Connection *connection,
 				 const char *body, int64_t deadline_ms, ProxyResponse *r)
 {
 	JsonBuf		headers;
 	const char *values[2];
+	ProxyResponse waited;
 
 	JsonBufInit(&headers);
 	if (HeadersParam(m, connection, &headers, r))
@@ -273,6 +340,25 @@ RunCreatePayment(const RouteMatch *m, struct MHD_Connection *connection,
 		RunRouteSql(m, "SELECT http_status, content_type, body "
 					"FROM pay.api_create_payment($1::jsonb, $2::text)",
 					2, values, deadline_ms, r);
+		if (r->status == 201)
+		{
+			ResponseInit(&waited);
+			RunRouteSql(m, "SELECT http_status, content_type, response_body, location "
+						"FROM pay.api_await_payment($1::jsonb, $2::text)",
+						2, values, deadline_ms, &waited);
+			if (waited.status >= 200 && waited.status < 300)
+			{
+				ResponseFree(r);
+				*r = waited;
+			}
+			else
+			{
+				LogMessage("warning", "route=%s waiting for the PSP failed (%u %s)", RouteName(m),
+						   waited.status, waited.sqlstate);
+				ResponseFree(&waited);
+				r->status = 202;
+			}
+		}
 	}
 	JsonBufFree(&headers);
 }
@@ -295,6 +381,105 @@ RunGetPayment(const RouteMatch *m, struct MHD_Connection *connection,
 					"FROM pay.api_get_payment($1::jsonb, $2::text)",
 					2, values, deadline_ms, r);
 	}
+	JsonBufFree(&headers);
+}
+
+/* Run a route function taking (headers jsonb, id text) */
+static void
+RunWithId(const RouteMatch *m, struct MHD_Connection *connection, const char *sql,
+		  int64_t deadline_ms, ProxyResponse *r)
+{
+	JsonBuf		headers;
+	const char *values[2];
+
+	JsonBufInit(&headers);
+	if (HeadersParam(m, connection, &headers, r))
+	{
+		values[0] = headers.data;
+		values[1] = m->segment;
+		RunRouteSql(m, sql, 2, values, deadline_ms, r);
+	}
+	JsonBufFree(&headers);
+}
+
+/* GET /api/v1/refunds/{id} → pay.api_get_refund(headers, id) */
+static void
+RunGetRefund(const RouteMatch *m, struct MHD_Connection *connection,
+			 const char *body, int64_t deadline_ms, ProxyResponse *r)
+{
+	(void) body;
+	RunWithId(m, connection, "SELECT http_status, content_type, body FROM pay.api_get_refund($1::jsonb, $2::text)",
+			  deadline_ms, r);
+}
+
+/* POST /api/v1/payments/{id}/refunds → pay.api_create_refund(headers, id, body) */
+static void
+RunCreateRefund(const RouteMatch *m, struct MHD_Connection *connection,
+				const char *body, int64_t deadline_ms, ProxyResponse *r)
+{
+	JsonBuf		headers;
+	const char *values[3];
+
+	JsonBufInit(&headers);
+	if (HeadersParam(m, connection, &headers, r))
+	{
+		values[0] = headers.data;
+		values[1] = m->segment;
+		values[2] = body ? body : "";
+		RunRouteSql(m, "SELECT http_status, content_type, body "
+					"FROM pay.api_create_refund($1::jsonb, $2::text, $3::text)",
+					3, values, deadline_ms, r);
+	}
+	JsonBufFree(&headers);
+}
+
+/* POST /api/v1/payments/{id}/cancel, /ship, /complete → pay.api_move_payment(headers, id, action, body) */
+static void
+RunMovePayment(const RouteMatch *m, struct MHD_Connection *connection,
+			   const char *body, int64_t deadline_ms, ProxyResponse *r)
+{
+	JsonBuf		headers;
+	const char *values[4];
+
+	JsonBufInit(&headers);
+	if (HeadersParam(m, connection, &headers, r))
+	{
+		values[0] = headers.data;
+		values[1] = m->segment;
+		values[2] = m->route->action;
+		values[3] = body ? body : "";
+		RunRouteSql(m, "SELECT http_status, content_type, body "
+					"FROM pay.api_move_payment($1::jsonb, $2::text, $3::text, $4::text)",
+					4, values, deadline_ms, r);
+	}
+	JsonBufFree(&headers);
+}
+
+/* GET /api/v1/payments?status=...&limit=... → pay.api_list_payments(headers, query) */
+static void
+RunListPayments(const RouteMatch *m, struct MHD_Connection *connection,
+				const char *body, int64_t deadline_ms, ProxyResponse *r)
+{
+	JsonBuf		headers;
+	JsonBuf		query;
+	const char *values[2];
+	const char *problem;
+
+	(void) body;
+	JsonBufInit(&headers);
+	JsonBufInit(&query);
+	problem = QueryToJson(connection, &query);
+	if (problem != NULL)
+		ErrorResponse(r, 400, "invalid_request", problem);
+	else if (HeadersParam(m, connection, &headers, r))
+	{
+		values[0] = headers.data;
+		values[1] = query.data;
+		RunRouteSql(m, "SELECT http_status, content_type, body "
+					"FROM pay.api_list_payments($1::jsonb, $2::jsonb)",
+					2, values, deadline_ms, r);
+	}
+	JsonBufFree(&query);
 	JsonBufFree(&headers);
 }
 

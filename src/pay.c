@@ -35,5 +35,6 @@ _PG_init(void)
 	MerchantBindingInit();
 	MetricsInit();
 	TraceContextInit();
+	NextActionWaitInit();
 	MarkGUCPrefixReserved("pay");
 }

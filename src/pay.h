@@ -109,4 +109,7 @@ extern void JobsInit(void);
 /* dispatcher_shmem.c and the other dispatcher modules (dispatcher.h) */
 extern void DispatcherInit(void);
 
+/* next_action_wait.c: pay.wait_next_action's wake-ups, pay.checkout_wait */
+extern void NextActionWaitInit(void);
+
 #endif							/* PAY_H */

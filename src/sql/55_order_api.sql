@@ -213,6 +213,17 @@ END $$;
 COMMENT ON FUNCTION pay.set_rate_limit(text, numeric, integer) IS
   'limits the merchant''s create_order to per_second with bursts of burst (a token bucket in shared memory; PY029 beyond); NULL per_second removes it (pay.default_rate_limit applies)';
 
+-- Does a new order for this gateway get its create request queued?  The
+-- kinds whose create request pay builds (80_outbox.sql, _outbox_request);
+-- a generic gateway only with a base_url to send it to.  NULL (a wallet
+-- payment): no.
+CREATE FUNCTION pay._creates_at_psp(p_gateway text) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT coalesce((SELECT g.kind IN ('stripe', 'alipay', 'wechatpay')
+                          OR (g.kind = 'generic' AND g.base_url IS NOT NULL)
+                     FROM pay.gateways g WHERE g.name = p_gateway), false)
+$$;
+
 CREATE FUNCTION pay.create_order(merchant text, merchant_order_no text, amount bigint, currency text,
                                  idempotency_key text DEFAULT NULL,
                                  expires_in interval DEFAULT '15 minutes',
@@ -270,10 +281,17 @@ BEGIN
     VALUES (v_id, v_merchant, create_order.merchant_order_no, create_order.amount, create_order.currency,
             v_admitted.gateway, create_order.metadata, now() + create_order.expires_in, v_admitted.rule_id)
     RETURNING * INTO o;
+  -- The PSP's create request goes out with the order: queued in this
+  -- transaction, under enqueue_psp_request's key for it, so a later
+  -- enqueue_psp_request(id, 'create_payment') returns this row.
+  IF pay._creates_at_psp(o.gateway) THEN
+    PERFORM pay._enqueue('psp_request', 'gateway:' || o.gateway, 'create_payment', o.id, '{}',
+                         'psp_' || o.id || '_create_payment', true);
+  END IF;
   RETURN o;
 END $$;
 COMMENT ON FUNCTION pay.create_order(text, text, bigint, text, text, interval, jsonb, text) IS
-  'creates a pending order; the same (merchant, idempotency_key) returns the same order, different parameters raise PY002; PY029 beyond the merchant''s rate limit';
+  'creates a pending order and, for a gateway pay sends requests to, queues its create_payment request in the same transaction; the same (merchant, idempotency_key) returns the same order, different parameters raise PY002; PY029 beyond the merchant''s rate limit';
 
 -- Lock an order for a state change, or fail naming the argument.  To a
 -- caller bound to other merchants (53_merchant_binding.sql) another
