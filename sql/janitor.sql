@@ -130,6 +130,16 @@ UPDATE pay.outbox x SET idempotency_key = idempotency_key || '_earlier' FROM pay
    AND x.operation = 'query';
 SELECT pay.run_janitor() AS after_answers;
 SELECT order_no, count(*) AS queries FROM pg_temp.queries() WHERE order_no LIKE 'JN-c%' GROUP BY 1 ORDER BY 1;
+-- a query the PSP refused for good ("no such trade": a 404) is an answer too;
+-- one that died without an answer is not
+SELECT pg_temp.died(x.id, CASE o.merchant_order_no WHEN 'JN-create-503' THEN 404 END, '10 minutes')
+  FROM pay.outbox x JOIN pay.orders o ON o.id = x.order_id
+ WHERE o.merchant_order_no IN ('JN-create-503', 'JN-close-timeout') AND x.operation = 'query' AND x.state = 'pending';
+UPDATE pay.outbox x SET idempotency_key = idempotency_key || '_earlier2' FROM pay.orders o
+ WHERE o.id = x.order_id AND o.merchant_order_no IN ('JN-create-503', 'JN-close-timeout')
+   AND x.operation = 'query' AND x.idempotency_key ~ '_janitor_[0-9]+$';
+SELECT pay.run_janitor() AS after_refusal;
+SELECT * FROM pg_temp.queries() WHERE order_no LIKE 'JN-c%' AND state = 'pending';
 
 -- 5. refunds the PSP has not confirmed: their request died without an
 -- answer, or it answered "processing"; a query_refund naming the refund.
@@ -176,6 +186,13 @@ SELECT pay.run_janitor() AS refunds_next_period;
 SELECT pg_temp.sent(id, '10 minutes') FROM pay.outbox
  WHERE operation = 'query_refund' AND params->>'refund_id' = :'r_processing';
 SELECT pay.run_janitor() AS processing_asked_again;
+-- the PSP refuses that query for good (it knows no such refund): a dead
+-- letter for a person, not asked again
+SELECT pg_temp.died(id, 404, '10 minutes') FROM pay.outbox
+ WHERE operation = 'query_refund' AND params->>'refund_id' = :'r_processing' AND state = 'pending';
+UPDATE pay.outbox SET idempotency_key = idempotency_key || '_earlier2'
+ WHERE operation = 'query_refund' AND idempotency_key ~ '_janitor_[0-9]+$';
+SELECT pay.run_janitor() AS refused_not_asked_again;
 SELECT order_no, count(*) AS queries FROM pg_temp.queries() WHERE order_no LIKE 'JN-refund%' GROUP BY 1 ORDER BY 1;
 
 -- 6. who may run it

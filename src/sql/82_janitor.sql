@@ -24,8 +24,10 @@
 -- was queued in (now() divided by older_than), so a run in the same period
 -- finds the key taken and queues nothing, and a run in a later period may
 -- ask again.  A dead request stops being asked about once a query sent
--- after its last attempt was answered (done): its outcome is known then;
--- a refund, once the PSP said succeeded or failed (refunds.psp_status).
+-- after its last attempt was answered, applied or refused for good (a 4xx
+-- such as "no such trade" is an answer too): its outcome is known then; a
+-- refund, once the PSP said succeeded or failed (refunds.psp_status), or
+-- refused the last query about it for good (a dead letter for a person).
 -- The rows are locked FOR NO KEY UPDATE SKIP LOCKED: two janitors take
 -- different rows, and an order being paid right now is left to the next run.
 
@@ -40,6 +42,17 @@ RETURN floor(extract(epoch FROM now()) / extract(epoch FROM p_older_than))::nume
 CREATE FUNCTION pay._outcome_unknown(p_status integer) RETURNS boolean
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
 RETURN p_status IS NULL OR p_status IN (408, 429) OR p_status >= 500;
+
+-- Whether a query of the order sent after p_since got an answer: applied
+-- (done), or refused for good (dead with a 4xx such as "no such trade", or
+-- with a 2xx whose answer could not be applied: a person must look, asking
+-- again would get the same).
+CREATE FUNCTION pay._query_answered_since(p_order bigint, p_since timestamptz) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+RETURN EXISTS (SELECT 1 FROM pay.outbox q
+                WHERE q.order_id = p_order AND q.kind = 'psp_request' AND q.operation = 'query'
+                  AND q.last_attempt_at > p_since
+                  AND (q.state = 'done' OR (q.state = 'dead' AND NOT pay._outcome_unknown(q.last_status))));
 
 -- A PSP request of the order that is waiting to be sent or being sent:
 -- a query now would cross it.
@@ -78,10 +91,7 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
           -- a refused close is news too: the PSP would not close a trade it saw paid
           AND (x.operation = 'close' OR pay._outcome_unknown(x.last_status))
           AND coalesce(x.last_attempt_at, x.created_at) < p_before
-          AND NOT EXISTS (SELECT 1 FROM pay.outbox q
-                           WHERE q.order_id = x.order_id AND q.kind = 'psp_request'
-                             AND q.operation = 'query' AND q.state = 'done'
-                             AND q.last_attempt_at > coalesce(x.last_attempt_at, x.created_at)))
+          AND NOT pay._query_answered_since(x.order_id, coalesce(x.last_attempt_at, x.created_at)))
      AND o.status <> 'pending' AND o.gateway IS NOT NULL
      -- a request to a gateway the order has since left (re-routed) is not its trade
      AND EXISTS (SELECT 1 FROM pay.outbox x
@@ -98,17 +108,23 @@ $$;
 -- (b) Refunds the PSP has not confirmed nor refused (psp_status still
 -- requested: the request died without an answer, or the PSP answered that
 -- it is processing), whose last request about them (the refund itself or a
--- query_refund) was before p_before, with none open.
+-- query_refund) was before p_before and did not end in a refusal, with
+-- none open.
 CREATE FUNCTION pay._janitor_refunds(p_before timestamptz, p_period text, p_max integer)
 RETURNS TABLE (refund_id bigint, order_id bigint)
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
   SELECT f.id, f.order_id FROM pay.refunds f
    WHERE f.psp_status = 'requested'
      AND EXISTS (SELECT 1 FROM pay.orders o WHERE o.id = f.order_id AND o.gateway IS NOT NULL)
-     AND (SELECT coalesce(max(coalesce(y.last_attempt_at, y.created_at)), f.created_at)
-            FROM pay.outbox y
-           WHERE y.order_id = f.order_id AND y.kind = 'psp_request' AND y.operation IN ('refund', 'query_refund')
-             AND y.params->>'refund_id' = f.id::text) < p_before
+     -- the latest request about it: answered "processing" (done), or dead
+     -- without an answer; one the PSP refused for good is a person's to look at
+     AND EXISTS (SELECT 1 FROM (SELECT y.state, y.last_status, coalesce(y.last_attempt_at, y.created_at) AS at
+                                  FROM pay.outbox y
+                                 WHERE y.order_id = f.order_id AND y.kind = 'psp_request'
+                                   AND y.operation IN ('refund', 'query_refund') AND y.params->>'refund_id' = f.id::text
+                                 ORDER BY y.id DESC LIMIT 1) l
+                  WHERE l.at < p_before
+                    AND (l.state = 'done' OR (l.state = 'dead' AND pay._outcome_unknown(l.last_status))))
      AND NOT EXISTS (SELECT 1 FROM pay.outbox y
                       WHERE y.order_id = f.order_id AND y.kind = 'psp_request'
                         AND y.operation IN ('refund', 'query_refund')
