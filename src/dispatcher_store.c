@@ -423,8 +423,8 @@ AnswerToApply(const HttpResult *r, int outcome)
  * Record the outcomes of n finished attempts (outcomes[i] is OUTCOME_*; a
  * retry waits waits_ms[i]).  A PSP's answer is applied first: one that
  * cannot be applied turns a done outcome to dead (outcomes[] is updated);
- * a refusal (4xx) is dead anyway, and what the PSP said is added to its
- * error.  A row that is no longer in flight under this attempt (re-driven,
+ * a refusal (4xx) is dead anyway (what the PSP said is in
+ * pay.psp_answers).  A row that is no longer in flight under this attempt (re-driven,
  * or taken back) keeps its state; the attempt is recorded all the same.
  */
 void
@@ -459,12 +459,6 @@ StoreRecord(HttpResult *results, int n, int *outcomes, const int64 *waits_ms)
 			{
 				outcomes[i] = OUTCOME_DEAD;
 				strlcpy(r->error, why, sizeof(r->error));
-			}
-			else if (why != NULL)
-			{
-				size_t		len = strlen(r->error);
-
-				snprintf(r->error + len, sizeof(r->error) - len, "%s%s", len > 0 ? ": " : "", why);
 			}
 		}
 		ids[i] = Int64GetDatum(r->outbox_id);

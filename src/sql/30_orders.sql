@@ -103,6 +103,9 @@ CREATE TABLE pay.refunds (
 );
 CREATE INDEX refunds_order ON pay.refunds (order_id);
 COMMENT ON TABLE pay.refunds IS 'partial or full refunds; their sum never exceeds the order amount';
+COMMENT ON COLUMN pay.refunds.psp_refund_id IS 'the PSP''s id of the refund, from its answer';
+COMMENT ON COLUMN pay.refunds.psp_status IS
+  'requested when the refund is sent to the PSP, then succeeded or failed as the PSP''s answer says; NULL: never sent';
 
 CREATE TABLE pay.idempotency_keys (
     merchant_id  bigint NOT NULL,

@@ -18,7 +18,7 @@
 --                 news would be (85_callbacks.sql), or null
 --   refund        {status: succeeded | failed | null (still processing),
 --                 psp_refund_id} (refund, query_refund)
---   already_paid  a close refused because the buyer has paid
+--   already_paid  a close (or create) refused because the buyer has paid
 -- Anything a reader raises (a bad or missing signature, a stale
 -- timestamp, a malformed answer, another order's or another amount) makes
 -- the answer rejected: it is recorded and moves nothing.
@@ -80,6 +80,17 @@ BEGIN
   RETURN CASE WHEN coalesce(p_body, '') = '' THEN '{}'::jsonb ELSE pay._json_body(p_body) END;
 END $$;
 
+-- The body of a refusal (a 4xx of a PSP that does not sign its answers):
+-- a JSON object, else {"message": "HTTP <status>: <its text>"} (a proxy's
+-- error page still refuses the request).
+CREATE FUNCTION pay._answer_refusal_json(p_status integer, p_body text) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  RETURN pay._answer_json(p_body);
+EXCEPTION WHEN invalid_text_representation OR program_limit_exceeded THEN
+  RETURN jsonb_build_object('message', 'HTTP ' || p_status || ': ' || left(p_body, 200));
+END $$;
+
 -- Stripe's lower-case currency in upper case, ASCII letters only (as the
 -- callback parser does: no Unicode case mapping).
 CREATE FUNCTION pay._stripe_currency(p_code text) RETURNS text
@@ -91,14 +102,16 @@ RETURN translate(p_code, 'abcdefghijklmnopqrstuvwxyz', 'ABCDEFGHIJKLMNOPQRSTUVWX
 CREATE FUNCTION pay._answer_stripe(r pay.outbox, o pay.orders, p_status integer, p_body text) RETURNS jsonb
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  v jsonb := pay._answer_json(p_body);
+  v jsonb;
   v_kind text;
 BEGIN
   IF p_status >= 400 THEN
+    v := pay._answer_refusal_json(p_status, p_body);
     RETURN jsonb_build_object('verdict', 'refused', 'final', true,
-      'reason', coalesce(v->'error'->>'message', 'HTTP ' || p_status), 'code', v->'error'->>'code',
+      'reason', coalesce(v->'error'->>'message', v->>'message', 'HTTP ' || p_status), 'code', v->'error'->>'code',
       'already_paid', r.operation = 'close' AND v->'error'->>'code' = 'payment_intent_unexpected_state');
   END IF;
+  v := pay._answer_json(p_body);
   IF r.operation IN ('refund', 'query_refund') THEN
     PERFORM pay._answer_expect('object', v->>'object', 'refund');
     PERFORM pay._answer_expect('metadata.refund_id', v->'metadata'->>'refund_id', r.params->>'refund_id');
@@ -159,7 +172,8 @@ BEGIN
     RETURN jsonb_build_object('verdict', 'refused', 'final', v->>'code' = '40004',
       'reason', coalesce(v->>'sub_msg', v->>'msg', 'code ' || coalesce(v->>'code', '(none)')),
       'code', coalesce(v->>'sub_code', v->>'code'),
-      'already_paid', r.operation = 'close' AND v->>'sub_code' = 'ACQ.TRADE_STATUS_ERROR');
+      'already_paid', (r.operation = 'close' AND v->>'sub_code' = 'ACQ.TRADE_STATUS_ERROR')
+                      OR v->>'sub_code' = 'ACQ.TRADE_HAS_SUCCESS');
   END IF;
   CASE r.operation
   WHEN 'create_payment' THEN
@@ -208,7 +222,7 @@ BEGIN
   IF p_status >= 400 THEN
     RETURN jsonb_build_object('verdict', 'refused', 'final', true,
       'reason', coalesce(v->>'message', 'HTTP ' || p_status), 'code', v->>'code',
-      'already_paid', r.operation = 'close' AND v->>'code' = 'ORDERPAID');
+      'already_paid', v->>'code' = 'ORDERPAID');
   END IF;
   PERFORM pay._answer_expect('out_trade_no', v->>'out_trade_no', pay._wechatpay_trade_no(o.id),
                              r.operation = 'query');
@@ -245,14 +259,16 @@ END $$;
 CREATE FUNCTION pay._answer_generic(r pay.outbox, o pay.orders, p_status integer, p_body text) RETURNS jsonb
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  v jsonb := pay._answer_json(p_body);
+  v jsonb;
   v_kind text;
 BEGIN
   IF p_status >= 400 THEN
+    v := pay._answer_refusal_json(p_status, p_body);
     RETURN jsonb_build_object('verdict', 'refused', 'final', true,
       'reason', coalesce(v->>'message', v->>'error', 'HTTP ' || p_status), 'code', v->>'code',
       'already_paid', r.operation = 'close' AND v->>'code' = 'already_paid');
   END IF;
+  v := pay._answer_json(p_body);
   PERFORM pay._answer_expect('order_id', v->>'order_id', o.id::text, false);
   IF r.operation IN ('refund', 'query_refund') THEN
     PERFORM pay._answer_expect('refund_id', v->>'refund_id', r.params->>'refund_id', false);
@@ -335,7 +351,13 @@ DECLARE
 BEGIN
   SELECT * INTO o FROM pay.orders WHERE id = r.order_id FOR UPDATE;
   IF a->>'verdict' = 'refused' THEN
-    IF r.operation = 'create_payment' AND (a->>'final')::boolean THEN
+    IF r.operation IN ('create_payment', 'close') AND (a->>'already_paid')::boolean THEN
+      -- the buyer paid before the close (or the create was sent again after
+      -- the payment): a query gets the payment booked (and refunded, when
+      -- the order is cancelled: pay._book_and_return)
+      RETURN 'refused by the PSP: ' || (a->>'reason') || '; already paid, query '
+             || pay.enqueue_psp_request(o.id, 'query') || ' queued';
+    ELSIF r.operation = 'create_payment' AND (a->>'final')::boolean THEN
       v_spared := pay._refusal_spares(r, o);
       IF v_spared IS NOT NULL THEN
         RETURN 'refused by the PSP: ' || (a->>'reason') || ' (the order stays: ' || v_spared || ')';
@@ -344,11 +366,6 @@ BEGIN
                             status_cause = 'psp answer ' || r.id
        WHERE id = o.id;
       RETURN 'refused by the PSP: ' || (a->>'reason') || '; order failed';
-    ELSIF r.operation = 'close' AND (a->>'already_paid')::boolean THEN
-      -- the buyer paid before the close: a query gets the payment booked
-      -- (and refunded, when the order is cancelled: pay._book_and_return)
-      RETURN 'refused by the PSP: ' || (a->>'reason') || '; already paid, query '
-             || pay.enqueue_psp_request(o.id, 'query') || ' queued';
     ELSIF r.operation = 'refund' AND (a->>'final')::boolean THEN
       RETURN 'refused by the PSP: ' || (a->>'reason') || '; '
              || pay._apply_refund_answer(r, g, o, 'failed', NULL, a->>'reason');

@@ -273,8 +273,26 @@ def _bill_downloadurl(app, biz, params):
     return alipay_bills.downloadurl_query(app, _state(app), biz)
 
 
+def _refund_query(app, biz, params):
+    """alipay.trade.fastpay.refund.query: refund_status REFUND_SUCCESS when the refund
+    (out_trade_no, out_request_no) was made; without it when it was not (as at Alipay)."""
+    with app.store.lock:
+        trade = _find(app, biz)
+        if trade is None:
+            return _biz_error("ACQ.TRADE_NOT_EXIST", "交易不存在")
+        req_no = str(biz.get("out_request_no") or trade["out_trade_no"])
+        member = {"code": "10000", "msg": "Success", "out_trade_no": trade["out_trade_no"],
+                  "trade_no": trade["trade_no"], "out_request_no": req_no}
+        done = trade["refunds"].get(req_no)
+        if done is not None:
+            member.update(refund_amount=_major(trade, done["amount"]), total_amount=_major(trade, trade["amount"]),
+                          refund_status="REFUND_SUCCESS", gmt_refund_pay=ids.beijing_time(done["at"]))
+    return member
+
+
 METHODS = {"alipay.trade.precreate": _precreate, "alipay.trade.query": _query,
            "alipay.trade.refund": _refund, "alipay.trade.close": _close,
+           "alipay.trade.fastpay.refund.query": _refund_query,
            alipay_bills.METHOD: _bill_downloadurl}
 
 

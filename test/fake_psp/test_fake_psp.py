@@ -437,6 +437,12 @@ class AlipayApiTest(ServerCase):
         eff = self.effects()
         self.assertEqual(eff["keys"]["alipay:refund:A4:R1"]["effects"], 1)
         self.assertEqual(eff["orders"]["alipay:A4"]["refunded_amount"], 400)
+        # the refund query: REFUND_SUCCESS for a refund made, no refund_status for one never made; signed
+        q1 = alipay_member(alipay_call(self, "alipay.trade.fastpay.refund.query", {"out_trade_no": "A4", "out_request_no": "R1"}))
+        q2 = alipay_member(alipay_call(self, "alipay.trade.fastpay.refund.query", {"out_trade_no": "A4", "out_request_no": "R2"}))
+        self.assertEqual((q1[0], q1[1].get("refund_status"), q1[1]["refund_amount"], q2[1]["code"], q2[1].get("refund_status")),
+                         ("alipay_trade_fastpay_refund_query_response", "REFUND_SUCCESS", "4.00", "10000", None))
+        self.assertTrue(rsa_ok(pub("alipay_platform_public.pem"), q1[2].encode(), q1[3]))
 
 
     def test_bill_downloadurl_and_zip(self):

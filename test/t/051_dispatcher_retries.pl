@@ -97,8 +97,10 @@ is($node->safe_psql('postgres', q{SELECT string_agg(outcome || coalesce(':' || h
 	'retry:500,retry:500,retry:500,dead:500', 'every attempt is recorded');
 
 # Dead letters and re-driving.
-is($node->safe_psql('postgres', "SELECT state || ' ' || attempts || ' ' || last_status || ' ' || last_error FROM pay.outbox WHERE order_id = $psp404"),
+is($node->safe_psql('postgres', "SELECT state || ' ' || attempts || ' ' || last_status || ' ' || last_error FROM pay.outbox WHERE order_id = $psp404 AND kind = 'psp_request'"),
 	'dead 1 404 HTTP 404 (permanent)', 'a PSP\'s 404 is permanent: dead after one attempt');
+is($node->safe_psql('postgres', "SELECT status || ' ' || failure_reason FROM pay.orders WHERE id = $psp404"),
+	'failed HTTP 404: failure', 'the refusal of its create failed the order, with what the PSP said');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM pay.outbox_dead_letters}), '13', 'the dead-letter view lists the dead rows');
 my $sw = $node->safe_psql('postgres', q{SELECT id FROM pay.outbox WHERE destination = 'merchant:sw'});
 is($node->safe_psql('postgres', "SELECT state FROM pay.outbox WHERE id = $sw"), 'dead', 'the switchable merchant failed for good');

@@ -11,7 +11,7 @@ them, never against our own C code.  Keys: test/vectors/callback_keys
 
 usage: answer_fixture.py OUT.sql WECHAT_REFUND_ID
 Writes a psql script that fills the temporary table ans(name, status,
-headers, body).  Order ids 920001... are created by the test.
+headers, body).  Order ids 940001... are created by the test.
 """
 import base64
 import json
@@ -77,23 +77,23 @@ def pi(n, order, amount, status="requires_payment_method", currency="usd"):
 def cases(wechat_refund_id):
     ok = {"code": "10000", "msg": "Success"}
     pre = "alipay.trade.precreate"
-    yield "ali_precreate", alipay(pre, dict(ok, out_trade_no="920001", qr_code="https://qr.alipay.com/bax01"))
-    yield "ali_precreate_tampered", alipay(pre, dict(ok, out_trade_no="920002", qr_code="https://qr.alipay.com/bax02"),
+    yield "ali_precreate", alipay(pre, dict(ok, out_trade_no="940001", qr_code="https://qr.alipay.com/bax01"))
+    yield "ali_precreate_tampered", alipay(pre, dict(ok, out_trade_no="940002", qr_code="https://qr.alipay.com/bax02"),
                                            tamper=("bax02", "evil2"))
-    yield "ali_precreate_unsigned", alipay(pre, dict(ok, out_trade_no="920002", qr_code="https://qr.alipay.com/bax02"),
+    yield "ali_precreate_unsigned", alipay(pre, dict(ok, out_trade_no="940002", qr_code="https://qr.alipay.com/bax02"),
                                            signed=False)
-    yield "ali_precreate_wrong_key", alipay(pre, dict(ok, out_trade_no="920002", qr_code="https://qr.alipay.com/bax02"),
+    yield "ali_precreate_wrong_key", alipay(pre, dict(ok, out_trade_no="940002", qr_code="https://qr.alipay.com/bax02"),
                                             key="wechat_platform_key.pem")
-    yield "ali_precreate_other_order", alipay(pre, dict(ok, out_trade_no="920099", qr_code="https://qr.alipay.com/bax99"))
+    yield "ali_precreate_other_order", alipay(pre, dict(ok, out_trade_no="940099", qr_code="https://qr.alipay.com/bax99"))
     yield "ali_precreate_refused", alipay(pre, {"code": "40004", "msg": "Business Failed",
                                                 "sub_code": "ACQ.TOTAL_FEE_EXCEED", "sub_msg": "订单金额超过限额"})
     q = "alipay.trade.query"
     trade = lambda order, amount, status: dict(ok, out_trade_no=order, trade_no="2026120222001" + order,
                                                total_amount=amount, trade_status=status,
                                                buyer_logon_id="tes***@example.com")
-    yield "ali_query_paid", alipay(q, trade("920004", "12.34", "TRADE_SUCCESS"))
-    yield "ali_query_wait", alipay(q, trade("920005", "5.00", "WAIT_BUYER_PAY"))
-    yield "ali_query_wrong_amount", alipay(q, trade("920005", "50.00", "TRADE_SUCCESS"))
+    yield "ali_query_paid", alipay(q, trade("940004", "12.34", "TRADE_SUCCESS"))
+    yield "ali_query_wait", alipay(q, trade("940005", "5.00", "WAIT_BUYER_PAY"))
+    yield "ali_query_wrong_amount", alipay(q, trade("940005", "50.00", "TRADE_SUCCESS"))
     yield "ali_close_paid", alipay("alipay.trade.close", {"code": "40004", "msg": "Business Failed",
                                                           "sub_code": "ACQ.TRADE_STATUS_ERROR", "sub_msg": "交易状态不合法"})
 
@@ -107,21 +107,21 @@ def cases(wechat_refund_id):
         "appid": "wx0000000000000001", "mchid": "1900000001", "out_trade_no": order,
         "transaction_id": "4200000000" + order, "trade_type": "NATIVE", "trade_state": state,
         "trade_state_desc": "支付成功", "amount": {"total": total, "currency": "CNY", "payer_total": total}}
-    yield "wx_query_paid", wechat(200, tx("920013", 888, "SUCCESS"))
-    yield "wx_query_other_order", wechat(200, tx("920099", 888, "SUCCESS"))
+    yield "wx_query_paid", wechat(200, tx("940013", 888, "SUCCESS"))
+    yield "wx_query_other_order", wechat(200, tx("940099", 888, "SUCCESS"))
     yield "wx_refused", wechat(400, {"code": "PARAM_ERROR", "message": "description 长度不能超过127"})
     yield "wx_close_paid", wechat(400, {"code": "ORDERPAID", "message": "订单已支付"})
     yield "wx_refund", wechat(200, {"refund_id": "50300000000000000001", "out_refund_no": str(wechat_refund_id),
-                                    "transaction_id": "4200000000920016", "out_trade_no": "920016",
+                                    "transaction_id": "4200000000920016", "out_trade_no": "940016",
                                     "status": "SUCCESS", "amount": {"total": 888, "refund": 100, "currency": "CNY"}})
 
-    yield "st_create", stripe(200, pi(21, 920021, 2100))
-    yield "st_create_other_order", stripe(200, pi(22, 920099, 2200))
-    yield "st_create_wrong_amount", stripe(200, pi(22, 920022, 9999))
+    yield "st_create", stripe(200, pi(21, 940021, 2100))
+    yield "st_create_other_order", stripe(200, pi(22, 940099, 2200))
+    yield "st_create_wrong_amount", stripe(200, pi(22, 940022, 9999))
     yield "st_refused", stripe(402, {"error": {"type": "card_error", "code": "card_declined",
                                                "message": "Your card was declined."}})
-    yield "st_query_paid", stripe(200, pi(24, 920024, 2400, status="succeeded"))
-    yield "st_query_canceled", stripe(200, pi(25, 920025, 2500, status="canceled"))
+    yield "st_query_paid", stripe(200, pi(24, 940024, 2400, status="succeeded"))
+    yield "st_query_canceled", stripe(200, pi(25, 940025, 2500, status="canceled"))
 
 
 def sql_literal(s):
