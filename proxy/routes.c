@@ -1,7 +1,9 @@
 /*
- * routes.c — the route table (interfaces-4-5.md).  No business logic: each
- * route is one parameterized SQL call, and the proxy answers with exactly the
- * status, content type and body the SQL function returns.
+ * routes.c — the route table.  No business logic: each route is one
+ * parameterized SQL call (the create two: it waits for the PSP's answer in
+ * a statement of its own, after the create committed), and the proxy
+ * answers with exactly the status, content type, body (and Location) the
+ * SQL function returns.
  */
 #include "routes.h"
 

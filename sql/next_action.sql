@@ -64,6 +64,12 @@ SELECT pg_temp.err($$SELECT pay.wait_next_action(NULL, '1 s')$$) AS null_order;
 SELECT pg_temp.err($$SELECT pay.wait_next_action(-5, '1 s')$$) AS unknown_order;
 SELECT pg_temp.err($$SELECT pay.next_action(-5)$$) AS unknown_order;
 
+-- statement_timeout (an interrupt) ends the wait
+SELECT id AS o3 FROM na_orders WHERE gateway = 'na_ali' \gset
+SET statement_timeout = '200ms';
+SELECT pay.wait_next_action(:o3, '10 min');
+RESET statement_timeout;
+
 -- merchant binding: to a role bound to another merchant the order does not exist
 CREATE ROLE na_app_b NOLOGIN IN ROLE pay_app;
 CREATE ROLE na_app_a NOLOGIN IN ROLE pay_app;

@@ -14,6 +14,12 @@
  * VOLATILE function), so the answer is seen in READ COMMITTED; a REPEATABLE
  * READ transaction keeps its snapshot and sees it only after the wait.
  *
+ * pay._await_checkout(order_id, timeout) is the merchant API's wait (POST
+ * /api/v1/payments): it also ends when the order's create request is no
+ * longer queued or in flight (the PSP answered without a next_action, or
+ * the request failed), so a row trigger on pay.outbox wakes the order's
+ * slot when a create_payment request changes state.
+ *
  * Without shared_preload_libraries there are no condition variables: the
  * waiter sleeps on its latch until the timeout (or an interrupt), then reads
  * the order once more.
@@ -60,7 +66,15 @@ static int	checkout_wait_ms = 2000;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
+/* What ends a wait, read with the order (see ReadOrder). */
+typedef enum WaitKind
+{
+	WAIT_NEXT_ACTION,			/* a next_action, or the order no longer pending */
+	WAIT_CHECKOUT				/* the same, or its create request no longer queued or in flight */
+} WaitKind;
+
 PG_FUNCTION_INFO_V1(pay_wait_next_action);
+PG_FUNCTION_INFO_V1(pay_await_checkout);
 PG_FUNCTION_INFO_V1(pay_next_action_wake);
 
 static int
@@ -136,8 +150,10 @@ NextActionWaitInit(void)
 }
 
 /*
- * AFTER UPDATE FOR EACH ROW on pay.orders, WHEN next_action or status
- * changed: note the order's slot for the broadcast at commit.
+ * AFTER UPDATE FOR EACH ROW on pay.orders (WHEN next_action or status
+ * changed) and on pay.outbox (WHEN a create_payment request changed
+ * state): note the slot of the order, whose id is in the column the
+ * trigger's argument names, for the broadcast at commit.
  */
 Datum
 pay_next_action_wake(PG_FUNCTION_ARGS)
@@ -145,11 +161,14 @@ pay_next_action_wake(PG_FUNCTION_ARGS)
 	TriggerData *td = (TriggerData *) fcinfo->context;
 	bool		isnull;
 	Datum		id;
+	int			attnum;
 
-	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BY_UPDATE(td->tg_event))
-		elog(ERROR, "pay_next_action_wake must be an UPDATE trigger");
-	id = heap_getattr(td->tg_newtuple, SPI_fnumber(td->tg_relation->rd_att, "id"),
-					  td->tg_relation->rd_att, &isnull);
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BY_UPDATE(td->tg_event) || td->tg_trigger->tgnargs != 1)
+		elog(ERROR, "pay_next_action_wake must be an UPDATE trigger naming the order id's column");
+	attnum = SPI_fnumber(td->tg_relation->rd_att, td->tg_trigger->tgargs[0]);
+	if (attnum <= 0)
+		elog(ERROR, "pay_next_action_wake: no column \"%s\"", td->tg_trigger->tgargs[0]);
+	id = heap_getattr(td->tg_newtuple, attnum, td->tg_relation->rd_att, &isnull);
 	if (!isnull)
 		slots_to_wake |= (uint64) 1 << SlotOf(DatumGetInt64(id));
 	return PointerGetDatum(NULL);
@@ -174,28 +193,33 @@ TimeoutUs(Interval *timeout)
 }
 
 /*
- * Read the order with a new snapshot: true when the wait is over (it has a
- * next_action or is no longer pending), with *answer set to its next_action
+ * Read the order with a new snapshot: true when the wait of this kind is
+ * over, with *answer set to its next_action
  * (NULL: SQL NULL) copied out of SPI.  Another merchant's order, to a bound
  * caller, does not exist.
  */
 static bool
-ReadOrder(int64 order_id, Datum *answer, bool *answer_null)
+ReadOrder(WaitKind kind, int64 order_id, Datum *answer, bool *answer_null)
 {
-	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr plans[2] = {NULL, NULL};
+	static const char *const sql[2] = {
+		"SELECT o.status <> 'pending' OR o.next_action IS NOT NULL, o.next_action, pay._acts_for(o.merchant_id) "
+		"FROM pay.orders o WHERE o.id = $1",
+		"SELECT o.status <> 'pending' OR o.next_action IS NOT NULL OR NOT EXISTS ("
+		" SELECT 1 FROM pay.outbox x WHERE x.order_id = o.id AND x.kind = 'psp_request'"
+		" AND x.operation = 'create_payment' AND x.state IN ('pending', 'in_flight')), "
+		"o.next_action, pay._acts_for(o.merchant_id) FROM pay.orders o WHERE o.id = $1"
+	};
 	Oid			types[1] = {INT8OID};
 	Datum		args[1];
 	HeapTuple	row = NULL;
 	TupleDesc	desc = NULL;
 	bool		isnull;
 	bool		acts_for;
-	bool		pending;
+	bool		done;
 
 	args[0] = Int64GetDatum(order_id);
-	if (SPI_execute_plan(KeptPlan(&plan,
-								  "SELECT o.status = 'pending', o.next_action, pay._acts_for(o.merchant_id) "
-								  "FROM pay.orders o WHERE o.id = $1", 1, types),
-						 args, NULL, false, 1) != SPI_OK_SELECT)
+	if (SPI_execute_plan(KeptPlan(&plans[kind], sql[kind], 1, types), args, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "reading order " INT64_FORMAT " failed", order_id);
 	if (SPI_processed == 1)
 	{
@@ -209,11 +233,11 @@ ReadOrder(int64 order_id, Datum *answer, bool *answer_null)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("order_id: order " INT64_FORMAT " does not exist", order_id)));
-	pending = DatumGetBool(SPI_getbinval(row, desc, 1, &isnull));
+	done = DatumGetBool(SPI_getbinval(row, desc, 1, &isnull));
 	*answer = SPI_getbinval(row, desc, 2, answer_null);
 	if (!*answer_null)
 		*answer = SPI_datumTransfer(*answer, false, -1);
-	return !pending || !*answer_null;
+	return done;
 }
 
 /* Sleep until woken for the order's slot or until deadline; true at the deadline. */
@@ -235,14 +259,16 @@ SleepUntil(int64 order_id, TimestampTz deadline)
 	return GetCurrentTimestamp() >= deadline;
 }
 
-/* pay.wait_next_action(order_id bigint, timeout interval) RETURNS jsonb */
-Datum
-pay_wait_next_action(PG_FUNCTION_ARGS)
+/*
+ * Wait until ReadOrder says the wait is over or the timeout passed; true
+ * when it is over, with the order's next_action.  The caller is connected
+ * to SPI.
+ */
+static bool
+WaitForOrder(WaitKind kind, FunctionCallInfo fcinfo, Datum *answer, bool *answer_null)
 {
 	int64		order_id;
 	TimestampTz deadline;
-	Datum		answer = (Datum) 0;
-	bool		answer_null = true;
 	bool		done;
 
 	if (PG_ARGISNULL(0))
@@ -256,23 +282,49 @@ pay_wait_next_action(PG_FUNCTION_ARGS)
 	order_id = PG_GETARG_INT64(0);
 	deadline = GetCurrentTimestamp() + TimeoutUs(PG_GETARG_INTERVAL_P(1));
 
-	SPI_connect();
 	/* on the wait list before the first read: a commit after it wakes us */
 	if (next_action_shared != NULL)
 		ConditionVariablePrepareToSleep(&next_action_shared->slot[SlotOf(order_id)]);
 	for (;;)
 	{
 		CHECK_FOR_INTERRUPTS();
-		done = ReadOrder(order_id, &answer, &answer_null);
+		done = ReadOrder(kind, order_id, answer, answer_null);
 		if (done || SleepUntil(order_id, deadline))
 			break;
 	}
 	if (!done)
-		done = ReadOrder(order_id, &answer, &answer_null);	/* an answer at the deadline counts */
+		done = ReadOrder(kind, order_id, answer, answer_null);	/* an answer at the deadline counts */
 	if (next_action_shared != NULL)
 		ConditionVariableCancelSleep();
+	return done;
+}
+
+/* pay.wait_next_action(order_id bigint, timeout interval) RETURNS jsonb: NULL on timeout */
+Datum
+pay_wait_next_action(PG_FUNCTION_ARGS)
+{
+	Datum		answer = (Datum) 0;
+	bool		answer_null = true;
+	bool		done;
+
+	SPI_connect();
+	done = WaitForOrder(WAIT_NEXT_ACTION, fcinfo, &answer, &answer_null);
 	SPI_finish();
 	if (!done || answer_null)
 		PG_RETURN_NULL();
 	PG_RETURN_DATUM(answer);
+}
+
+/* pay._await_checkout(order_id bigint, timeout interval) RETURNS boolean: false on timeout */
+Datum
+pay_await_checkout(PG_FUNCTION_ARGS)
+{
+	Datum		answer = (Datum) 0;
+	bool		answer_null = true;
+	bool		done;
+
+	SPI_connect();
+	done = WaitForOrder(WAIT_CHECKOUT, fcinfo, &answer, &answer_null);
+	SPI_finish();
+	PG_RETURN_BOOL(done);
 }

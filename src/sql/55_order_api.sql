@@ -284,7 +284,7 @@ BEGIN
   -- The PSP's create request goes out with the order: queued in this
   -- transaction, under enqueue_psp_request's key for it, so a later
   -- enqueue_psp_request(id, 'create_payment') returns this row.
-  IF pay._creates_at_psp(o.gateway) THEN
+  IF o.gateway IS NOT NULL AND pay._creates_at_psp(o.gateway) THEN
     PERFORM pay._enqueue('psp_request', 'gateway:' || o.gateway, 'create_payment', o.id, '{}',
                          'psp_' || o.id || '_create_payment', true);
   END IF;

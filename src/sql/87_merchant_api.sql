@@ -217,8 +217,9 @@ COMMENT ON FUNCTION pay.api_get_payment(jsonb, text) IS
 -- POST /api/v1/payments, second call: after the create committed, wait up
 -- to pay.checkout_wait for the PSP's answer to the order's create request.
 -- 201 with the order when it is there (next_action, or the order is no
--- longer pending: a refusal shows as failed with failure_reason) or there
--- is nothing to wait for (no create request: a wallet payment); else 202
+-- longer pending: a refusal shows as failed with failure_reason, or its
+-- create request is no longer queued or in flight) or there is nothing to
+-- wait for (no create request: a wallet payment); else 202
 -- with the order and its Location.  The order is the request's own
 -- (merchant, merchant_order_no); the request is the one the create call
 -- verified.
@@ -230,6 +231,7 @@ DECLARE
   p jsonb := pay._api_body(api_await_payment.body);
   v_merchant bigint;
   o pay.orders;
+  v_answered boolean;
 BEGIN
   v_merchant := pay._api_authenticate_again(h, p);
   SELECT * INTO o FROM pay.orders x WHERE x.merchant_id = v_merchant AND x.merchant_order_no = p->>'merchant_order_no';
@@ -237,25 +239,16 @@ BEGIN
     RETURN QUERY SELECT e.*, NULL::text FROM pay._api_error(404, 'not_found', 'merchant_order_no', 'no such payment') e;
     RETURN;
   END IF;
-  IF o.status = 'pending' AND o.next_action IS NULL AND pay._api_create_unanswered(o.id) THEN
-    PERFORM pay.wait_next_action(o.id, coalesce(current_setting('pay.checkout_wait', true), '2s')::interval);
-    SELECT * INTO o FROM pay.orders x WHERE x.id = o.id;    -- a new snapshot: the answer, if any
-    IF o.status = 'pending' AND o.next_action IS NULL AND pay._api_create_unanswered(o.id) THEN
-      RETURN QUERY SELECT 202, 'application/json', pay._order_json(o)::text, '/api/v1/payments/' || o.id;
-      RETURN;
-    END IF;
+  v_answered := pay._await_checkout(o.id, coalesce(current_setting('pay.checkout_wait', true), '2s')::interval);
+  SELECT * INTO o FROM pay.orders x WHERE x.id = o.id;    -- a new snapshot: the answer, if any
+  IF NOT v_answered THEN
+    RETURN QUERY SELECT 202, 'application/json', pay._order_json(o)::text, '/api/v1/payments/' || o.id;
+    RETURN;
   END IF;
   RETURN QUERY SELECT 201, 'application/json', pay._order_json(o)::text, NULL::text;
 END $$;
 COMMENT ON FUNCTION pay.api_await_payment(jsonb, text) IS
   'POST /api/v1/payments, second call (after the create committed): waits up to pay.checkout_wait for the PSP''s answer; 201 with the order and its next_action, else 202 with the order and its Location';
-
--- Is the order's create request queued and not yet answered?
-CREATE FUNCTION pay._api_create_unanswered(p_order bigint) RETURNS boolean
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
-RETURN EXISTS (SELECT 1 FROM pay.outbox x
-                WHERE x.order_id = p_order AND x.kind = 'psp_request' AND x.operation = 'create_payment'
-                  AND x.state = 'pending');
 
 -- The merchant's payments, newest first (id descending): keyset pages of
 -- `limit` (1 to 100, default 20); `after` is the `next` of the page before
@@ -383,6 +376,7 @@ DECLARE
   v_merchant bigint;
   o pay.orders;
   r pay.refunds;
+  v_refund bigint;
 BEGIN
   v_merchant := pay._api_authenticate(h, p || jsonb_build_object('id', id));
   PERFORM pay._api_known_fields(p, '{amount,reason}');
@@ -400,8 +394,8 @@ BEGIN
     RETURN NEXT pay._api_error(404, 'not_found', 'id', 'no such payment');
     RETURN;
   END IF;
-  SELECT * INTO STRICT r FROM pay.refunds f
-   WHERE f.id = pay.refund(o.id, (p->>'amount')::bigint, p->>'reason', h->>'idempotency-key');
+  v_refund := pay.refund(o.id, (p->>'amount')::bigint, p->>'reason', h->>'idempotency-key');
+  SELECT * INTO STRICT r FROM pay.refunds f WHERE f.id = v_refund;
   RETURN NEXT ROW(201, 'application/json', pay._refund_json(r, o.currency)::text)::pay.http_response;
 END $$;
 COMMENT ON FUNCTION pay.api_create_refund(jsonb, text, text) IS

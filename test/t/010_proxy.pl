@@ -114,6 +114,22 @@ BEGIN
                        'idempotency_key', headers->>'Idempotency-Key')::text;
 END $$;
 
+-- the create's second call (it waits for the PSP in pay): 201 with the
+-- order, or 202 with Location for an order number "pending"
+CREATE FUNCTION pay.api_await_payment(headers jsonb, raw_body text)
+RETURNS TABLE (http_status integer, content_type text, response_body text, location text)
+LANGUAGE plpgsql AS $$
+DECLARE
+  b jsonb := raw_body::jsonb;
+BEGIN
+  RETURN QUERY SELECT CASE WHEN b->>'merchant_order_no' = 'pending' THEN 202 ELSE 201 END, 'application/json',
+    jsonb_build_object('id', 42, 'merchant_order_no', b->'merchant_order_no',
+                       'amount', b->'amount', 'currency', b->'currency',
+                       'metadata', b->'metadata',
+                       'idempotency_key', headers->>'Idempotency-Key', 'waited', true)::text,
+    CASE WHEN b->>'merchant_order_no' = 'pending' THEN '/api/v1/payments/42' END;
+END $$;
+
 CREATE FUNCTION pay.api_get_payment(headers jsonb, id text)
 RETURNS TABLE (http_status integer, content_type text, body text)
 LANGUAGE plpgsql AS $$
@@ -230,13 +246,13 @@ sub error_is
 	is($r->{status}, $status, "$name: status $status");
 	is($r->{headers}{'content-type'}, 'application/json', "$name: JSON content type");
 	ok(ref $r->{json} eq 'HASH' && ref $r->{json}{error} eq 'HASH'
-		  && keys %{ $r->{json} } == 1 && join(',', sort keys %{ $r->{json}{error} }) eq 'code,message',
-		"$name: body is exactly {\"error\":{\"code\",\"message\"}}")
+		  && keys %{ $r->{json} } == 1 && join(',', sort keys %{ $r->{json}{error} }) eq 'code,field,message,sqlstate',
+		"$name: body is exactly {\"error\":{\"code\",\"sqlstate\",\"field\",\"message\"}}")
 	  or diag($r->{body});
 	is($r->{json}{error}{code}, $code, "$name: code $code");
 }
 
-my $internal_body = '{"error":{"code":"internal","message":"internal error"}}';
+my $internal_body = '{"error":{"code":"internal","sqlstate":null,"field":null,"message":"internal error"}}';
 
 # ---------------------------------------------------------------------------
 # The main proxy: configured by environment only (PAY_PROXY_DSN, PAY_PROXY_LISTEN)
@@ -322,9 +338,13 @@ is($r->{status}, 201, 'POST /api/v1/payments: 201');
 is_deeply($r->{json},
 	{
 		id => 42, merchant_order_no => 'M-1001', amount => 1234, currency => 'CNY',
-		metadata => { a => [ 1, 2 ] }, idempotency_key => 'idem-abc-1'
+		metadata => { a => [ 1, 2 ] }, idempotency_key => 'idem-abc-1', waited => JSON::PP::true
 	},
-	'POST /api/v1/payments: body and Idempotency-Key reached SQL');
+	'POST /api/v1/payments: body and Idempotency-Key reached SQL, the answer is the second call\'s');
+ok(!exists $r->{headers}{location}, 'POST /api/v1/payments: 201 without Location');
+$r = http($p1, 'POST', '/api/v1/payments', body => '{"merchant_order_no":"pending"}');
+is($r->{status}, 202, 'POST /api/v1/payments: the second call\'s 202 passed');
+is($r->{headers}{location}, '/api/v1/payments/42', 'POST /api/v1/payments: with its Location');
 $r = http($p1, 'GET', '/api/v1/payments/ord_123-4.5', headers => ['X-Pay-Merchant: m1']);
 is($r->{status}, 200, 'GET /api/v1/payments/{id}: 200');
 is_deeply($r->{json}, { id => 'ord_123-4.5', merchant => 'm1' }, 'GET /api/v1/payments/{id}: id and headers reached SQL');
@@ -343,8 +363,11 @@ for my $path ('/nope', '/callbacks', '/healthz/', '/api/v1', '/api/v1/payments-x
 for my $case ([ 'GET', '/callbacks/stripe', 'POST' ],
 	[ 'PUT', '/callbacks/stripe', 'POST' ],
 	[ 'POST', '/healthz', 'GET, HEAD' ],
-	[ 'GET', '/api/v1/payments', 'POST' ],
+	[ 'DELETE', '/api/v1/payments', 'GET, HEAD, POST' ],
 	[ 'POST', '/api/v1/payments/7', 'GET, HEAD' ],
+	[ 'GET', '/api/v1/payments/7/refunds', 'POST' ],
+	[ 'GET', '/api/v1/payments/7/cancel', 'POST' ],
+	[ 'POST', '/api/v1/refunds/7', 'GET, HEAD' ],
 	[ 'DELETE', '/api/v1/payments/7', 'GET, HEAD' ])
 {
 	$r = http($p1, $case->[0], $case->[1], $case->[0] eq 'GET' ? () : (body => 'x'));
@@ -403,13 +426,15 @@ for my $case ([ '22023', 400, 'invalid_request' ], [ '22003', 400, 'invalid_requ
 	[ '22P02', 400, 'invalid_request' ], [ 'PY002', 422, 'idempotency_conflict' ],
 	[ '23505', 409, 'duplicate' ], [ '42501', 403, 'forbidden' ],
 	[ 'PY010', 401, 'unauthorized' ], [ 'PY011', 401, 'unauthorized' ], [ 'PY012', 401, 'unauthorized' ],
-	[ 'PY029', 429, 'rate_limited' ])
+	[ 'PY029', 429, 'rate_limited' ], [ 'PY001', 409, 'illegal_transition' ],
+	[ 'PY003', 422, 'insufficient_funds' ], [ 'PY005', 422, 'refund_exceeds_paid' ])
 {
 	my ($state, $status, $code) = @$case;
 	$r = http($p1, 'POST', '/api/v1/payments',
 		body => $json->encode({ raise => $state, message => decode_utf8($msg) }));
 	error_is($r, $status, $code, "SQLSTATE $state");
 	is($r->{json}{error}{message}, decode_utf8($msg), "SQLSTATE $state: the error's message, escaped and intact");
+	is($r->{json}{error}{sqlstate}, $state, "SQLSTATE $state: named in the body");
 }
 $r = http($p1, 'POST', '/api/v1/payments', body => 'this is not json');
 error_is($r, 400, 'invalid_request', 'malformed JSON (22P02 from the cast)');
@@ -427,7 +452,7 @@ for my $case ([ '7', '7' ], [ ' 120 ', '120' ], [ 'soon', '1' ], [ '-5', '1' ], 
 $r = http($p1, 'POST', '/api/v1/payments', body => $json->encode({ raise => '22023', message => 'x' }));
 ok(!exists $r->{headers}{'retry-after'}, 'no Retry-After outside 429');
 
-for my $state ('XX000', 'P0001', '23503', '40001', '42883', 'PY001', 'PY003')
+for my $state ('XX000', 'P0001', '23503', '40001', '42883', 'PY004')
 {
 	$r = http($p1, 'POST', '/api/v1/payments',
 		body => $json->encode({ raise => $state, message => "internal secret $state table pay.secrets" }));

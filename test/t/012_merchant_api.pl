@@ -186,7 +186,7 @@ is($other->{json}{error}{code}, 'not_found', 'code not_found');
 
 # ---------------------------------------------------------------------------
 # GET /api/v1/payments: newest first, keyset pages, filters
-q1("SELECT pay.create_order('shopa', 'L-' || i, 100 * i, 'USD') FROM generate_series(1, 5) i");
+q1("SELECT pay.create_order('shopa', 'L-$_', 100 * $_, 'USD')") for 1 .. 5;    # one transaction each: 5 times
 q1("SELECT pay.create_order('shopb', 'LB-' || i, 100, 'USD') FROM generate_series(1, 3) i");
 my @all = split /\n/, q1("SELECT id FROM pay.orders WHERE merchant_id = pay._merchant_id('shopa') ORDER BY id DESC");
 my (@seen, $pages, $after);

@@ -123,8 +123,9 @@ SELECT pg_reload_conf();
 sleep 1;
 peer_post($port, '/_mode/gw?status/500');
 $node->safe_psql('postgres', qq{SELECT pay.create_gateway('gwb', 'generic', '$url/switch/gw')});
-my @psp = map { $node->safe_psql('postgres', "SELECT id FROM pay.create_order('ok', 'B-$_', 1000, 'USD', gateway => 'gwb')") } 1 .. 4;
 is($node->safe_psql('postgres', q{SELECT pay.gateway_available('gwb')}), 't', 'a gateway without failures is available');
+# each create_order queues its create request (enqueuing it again returns that row)
+my @psp = map { $node->safe_psql('postgres', "SELECT id FROM pay.create_order('ok', 'B-$_', 1000, 'USD', gateway => 'gwb')") } 1 .. 4;
 $node->safe_psql('postgres', join ';', map { "SELECT pay.enqueue_psp_request($_, 'create_payment')" } @psp);
 ok(wait_for_sql($node, q{SELECT state = 'open' FROM pay.circuits WHERE destination = 'gateway:gwb'}, 10), 'the circuit opens');
 is($node->safe_psql('postgres', q{SELECT pay.gateway_available('gwb')}), 'f', 'routing sees the gateway unavailable');

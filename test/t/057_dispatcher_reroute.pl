@@ -44,16 +44,29 @@ SELECT pay.set_routing_rule_reroute(pay.add_routing_rule('g503', 'rm', 'GBP', 10
 SELECT pay.add_routing_rule('gok', 'rm', 'GBP', 20);
 });
 
-my %id;
-for my $cur (qw(USD EUR JPY GBP))
-{
-	$id{$cur} = $node->safe_psql('postgres', "SELECT id FROM pay.create_order('rm', 'R-$cur', 1000, '$cur')");
-}
-# made while g503's circuit is closed, so routed there; its request is queued later
-$id{GBP2} = $node->safe_psql('postgres', "SELECT id FROM pay.create_order('rm', 'R-GBP2', 1000, 'GBP')");
-is($node->safe_psql('postgres', "SELECT string_agg(gateway, ' ' ORDER BY id) FROM pay.orders"),
+# One transaction: every order is routed before any of their create
+# requests (queued by create_order) is sent.  GBP2 is made while g503's
+# circuit is closed, so routed there; its request is held back (not due)
+# until the circuit is open.
+my %id = map { split /\|/ } split /\n/, $node->safe_psql('postgres', q{
+BEGIN;
+CREATE TEMP TABLE made AS
+  SELECT c AS label, (pay.create_order('rm', 'R-' || c, 1000, left(c, 3))).id
+    FROM unnest(ARRAY['USD', 'EUR', 'JPY', 'GBP', 'GBP2']) WITH ORDINALITY u(c, n) ORDER BY n;
+UPDATE pay.outbox SET next_attempt_at = now() + interval '1 day' WHERE order_id = (SELECT id FROM made WHERE label = 'GBP2');
+SELECT label, id FROM made;
+COMMIT;
+});
+# each order's first create request (queued by create_order) went to its first route
+is($node->safe_psql('postgres', q{
+SELECT string_agg(substr(destination, length('gateway:') + 1), ' ' ORDER BY order_id) FROM pay.outbox
+ WHERE idempotency_key = 'psp_' || order_id || '_create_payment'}),
 	'g402 g402b g402 g503 g503', 'first routes');
-$node->safe_psql('postgres', "SELECT pay.enqueue_psp_request(id, 'create_payment') FROM pay.orders WHERE id <> $id{GBP2}");
+# enqueuing them again returns the rows create_order queued
+is($node->safe_psql('postgres', qq{
+SELECT bool_and(pay.enqueue_psp_request(o.id, 'create_payment') = x.id) FROM pay.orders o
+  JOIN pay.outbox x ON x.idempotency_key = 'psp_' || o.id || '_create_payment' WHERE o.id <> $id{GBP2}}), 't',
+	'enqueue_psp_request returns the queued create requests');
 
 ok(wait_for_sql($node, qq{
 SELECT count(*) = 4 FROM pay.outbox WHERE state = 'done'
@@ -92,8 +105,8 @@ is($node->safe_psql('postgres', "SELECT gateway FROM pay.orders WHERE id = $id{G
 ok(wait_for_sql($node, "SELECT state = 'open' FROM pay.circuit_breakers WHERE destination = 'gateway:g503'", 10),
 	"g503's circuit is open");
 
-# GBP2: its request queued behind the open circuit, never sent: moved before it is
-$node->safe_psql('postgres', "SELECT pay.enqueue_psp_request($id{GBP2}, 'create_payment')");
+# GBP2: its request due behind the open circuit, never sent: moved before it is
+$node->safe_psql('postgres', "UPDATE pay.outbox SET next_attempt_at = now() WHERE order_id = $id{GBP2}");
 ok(wait_for_sql($node, "SELECT state = 'done' FROM pay.outbox WHERE idempotency_key = 'psp_$id{GBP2}_create_payment_rerouted'", 30),
 	'a request held by an open circuit: re-routed and delivered');
 is($node->safe_psql('postgres', qq{

@@ -25,14 +25,27 @@ CREATE FUNCTION pay.wait_next_action(order_id bigint, timeout interval) RETURNS 
 COMMENT ON FUNCTION pay.wait_next_action(bigint, interval) IS
   'the order''s next_action, waiting up to timeout (0 to 10 minutes) for the PSP''s answer; at once for an order that has one or is no longer pending (its next_action as stored, possibly NULL); NULL on timeout. Woken at the commit that stores the answer (needs pay in shared_preload_libraries; without it, it sleeps the whole timeout). A REPEATABLE READ transaction does not see the answer.';
 
--- Wakes the waiters of an order when a transaction that changed its
--- next_action or status commits (src/next_action_wait.c).
+-- The merchant API's wait (POST /api/v1/payments): true once the order has
+-- a next_action, is no longer pending, or has no create request queued or
+-- in flight (the PSP answered without a next step, or the request failed);
+-- false at the timeout.  Merchant binding as wait_next_action.
+CREATE FUNCTION pay._await_checkout(order_id bigint, timeout interval) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'pay_await_checkout' LANGUAGE C VOLATILE;
+
+-- Wakes the waiters of an order when a transaction commits that changed
+-- its next_action or status, or the state of its create request
+-- (src/next_action_wait.c; the argument names the order id's column).
 CREATE FUNCTION pay._next_action_wake() RETURNS trigger
     AS 'MODULE_PATHNAME', 'pay_next_action_wake' LANGUAGE C;
 CREATE TRIGGER orders_next_action_wake AFTER UPDATE ON pay.orders
     FOR EACH ROW
     WHEN (OLD.next_action IS DISTINCT FROM NEW.next_action OR OLD.status IS DISTINCT FROM NEW.status)
-    EXECUTE FUNCTION pay._next_action_wake();
+    EXECUTE FUNCTION pay._next_action_wake('id');
 ALTER TABLE pay.orders ENABLE ALWAYS TRIGGER orders_next_action_wake;
+CREATE TRIGGER outbox_create_answered_wake AFTER UPDATE ON pay.outbox
+    FOR EACH ROW
+    WHEN (NEW.operation = 'create_payment' AND NEW.order_id IS NOT NULL AND OLD.state IS DISTINCT FROM NEW.state)
+    EXECUTE FUNCTION pay._next_action_wake('order_id');
+ALTER TABLE pay.outbox ENABLE ALWAYS TRIGGER outbox_create_answered_wake;
 
 GRANT EXECUTE ON FUNCTION pay.next_action(bigint), pay.wait_next_action(bigint, interval) TO pay_app;
