@@ -54,6 +54,13 @@ RETURN EXISTS (SELECT 1 FROM pay.outbox q
                   AND q.last_attempt_at > p_since
                   AND (q.state = 'done' OR (q.state = 'dead' AND NOT pay._outcome_unknown(q.last_status))));
 
+-- Whether pay sends requests to the order's gateway (a request builder for
+-- its kind in 80_outbox.sql): other gateways' orders cannot be asked about.
+CREATE FUNCTION pay._gateway_queryable(p_gateway text) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+RETURN EXISTS (SELECT 1 FROM pay.gateways g
+                WHERE g.name = p_gateway AND g.kind IN ('stripe', 'alipay', 'wechatpay', 'generic'));
+
 -- A PSP request of the order that is waiting to be sent or being sent:
 -- a query now would cross it.
 CREATE FUNCTION pay._psp_request_open(p_order bigint, p_operations text[]) RETURNS boolean
@@ -69,6 +76,7 @@ RETURNS SETOF bigint
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
   SELECT o.id FROM pay.orders o
    WHERE o.status = 'pending' AND o.gateway IS NOT NULL AND o.created_at < p_before
+     AND pay._gateway_queryable(o.gateway)
      AND NOT pay._psp_request_open(o.id, '{create_payment,query}')
      AND NOT EXISTS (SELECT 1 FROM pay.outbox k
                       WHERE k.idempotency_key = 'psp_' || o.id || '_query_janitor_' || p_period)
@@ -92,7 +100,7 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
           AND (x.operation = 'close' OR pay._outcome_unknown(x.last_status))
           AND coalesce(x.last_attempt_at, x.created_at) < p_before
           AND NOT pay._query_answered_since(x.order_id, coalesce(x.last_attempt_at, x.created_at)))
-     AND o.status <> 'pending' AND o.gateway IS NOT NULL
+     AND o.status <> 'pending' AND o.gateway IS NOT NULL AND pay._gateway_queryable(o.gateway)
      -- a request to a gateway the order has since left (re-routed) is not its trade
      AND EXISTS (SELECT 1 FROM pay.outbox x
                   WHERE x.order_id = o.id AND x.state = 'dead' AND x.destination = 'gateway:' || o.gateway
@@ -115,7 +123,7 @@ RETURNS TABLE (refund_id bigint, order_id bigint)
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
   SELECT f.id, f.order_id FROM pay.refunds f
    WHERE f.psp_status = 'requested'
-     AND EXISTS (SELECT 1 FROM pay.orders o WHERE o.id = f.order_id AND o.gateway IS NOT NULL)
+     AND EXISTS (SELECT 1 FROM pay.orders o WHERE o.id = f.order_id AND pay._gateway_queryable(o.gateway))
      -- the latest request about it: answered "processing" (done), or dead
      -- without an answer; one the PSP refused for good is a person's to look at
      AND EXISTS (SELECT 1 FROM (SELECT y.state, y.last_status, coalesce(y.last_attempt_at, y.created_at) AS at
