@@ -54,6 +54,7 @@ SELECT pay.create_gateway('wx', 'wechatpay', '$url', '{"mchid": "$w->{mchid}", "
 SELECT pay.set_secret('gateway:ali', 'private_key', pg_read_file('$keys/alipay_app_private.pem'));
 SELECT pay.set_secret('gateway:ali', 'public_key', pg_read_file('$keys/alipay_platform_public.pem'));
 SELECT pay.set_secret('gateway:wx', 'private_key', pg_read_file('$keys/wechat_merchant_private.pem'));
+SELECT pay.set_secret('gateway:wx', 'platform_cert:$cfg->{pay}{wechat_platform_serial}', pg_read_file('$keys/wechat_platform_cert.pem'));
 SELECT pay.create_merchant('acme', 'ACME', '$url/merchant/acme/notify');
 SELECT pay.set_secret('merchant:acme', 'api_secret', '$cfg->{merchants}{acme}{api_secret}');
 SELECT pay.set_fee('ali', 'CNY', 0.6);
