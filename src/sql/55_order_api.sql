@@ -494,7 +494,7 @@ CREATE FUNCTION pay.expire_orders(at timestamptz DEFAULT now(), max_orders integ
 RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  n integer;
+  v_ids bigint[];
 BEGIN
   IF max_orders IS NULL OR max_orders < 1 THEN
     RAISE EXCEPTION 'max_orders must be positive' USING ERRCODE = 'invalid_parameter_value';
@@ -506,14 +506,18 @@ BEGIN
      WHERE status = 'pending' AND expires_at <= expire_orders.at
      ORDER BY expires_at
      LIMIT max_orders
-     FOR UPDATE SKIP LOCKED)
-  UPDATE pay.orders o SET status = 'cancelled', status_cause = 'expired'
-    FROM due WHERE o.id = due.id;
-  GET DIAGNOSTICS n = ROW_COUNT;
-  RETURN n;
+     FOR UPDATE SKIP LOCKED),
+  cancelled AS (
+    UPDATE pay.orders o SET status = 'cancelled', status_cause = 'expired'
+      FROM due WHERE o.id = due.id
+    RETURNING o.id)
+  SELECT array_agg(id) INTO v_ids FROM cancelled;
+  -- the trades close at the PSP in this transaction (82_expiry_close.sql)
+  PERFORM pay._close_expired(v_ids);
+  RETURN coalesce(cardinality(v_ids), 0);
 END $$;
 COMMENT ON FUNCTION pay.expire_orders(timestamptz, integer) IS
-  'cancels pending orders whose expires_at has passed (at most max_orders per call); returns how many';
+  'cancels pending orders whose expires_at has passed (at most max_orders per call) and queues the close of their trades at the PSP; returns how many';
 
 CREATE FUNCTION pay.purge_idempotency_keys(older_than interval DEFAULT NULL, max_rows integer DEFAULT 10000)
 RETURNS integer

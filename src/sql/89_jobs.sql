@@ -11,7 +11,7 @@
 -- level advisory lock for the job and skips the run when another holds it:
 -- two runs at once (a slow run overlapping the next tick, a DBA running
 -- the job by hand) never do the same work twice.  The jobs themselves work
--- in bounded batches (expire_orders and the purges).
+-- in bounded batches (expire_orders, the janitor and the purges).
 
 -- The jobs and when they run (pg_cron's five-field schedules, UTC): the
 -- fixed ones, and a daily statement fetch per enabled gateway that pay can
@@ -28,8 +28,6 @@ LANGUAGE sql STABLE AS $$
       (5, 'purge_idempotency_keys', '*/5 * * * *'),
       (6, 'purge_outbox', '*/5 * * * *'),
       (7, 'purge_callbacks', '*/5 * * * *')) v(n, job, schedule)
-   -- the janitor only where this installation has one
-   WHERE v.job <> 'janitor' OR to_regprocedure('pay.janitor()') IS NOT NULL
   UNION ALL
   SELECT 'fetch_statement:' || g.name,
          format('15 %s * * *', coalesce(current_setting('pay.statement_fetch_hour', true), '3')::integer)
@@ -49,7 +47,8 @@ BEGIN
   END IF;
   CASE job
     WHEN 'expire_orders' THEN v_rows := pay.expire_orders();
-    WHEN 'janitor' THEN EXECUTE 'SELECT count(*) FROM (SELECT pay.janitor()) j' INTO v_rows;
+    -- PSP queries about orders, refunds and requests whose outcome is unknown
+    WHEN 'janitor' THEN v_rows := pay.run_janitor();
     WHEN 'purge_callback_nonces' THEN v_rows := pay.purge_callback_nonces();
     WHEN 'purge_api_nonces' THEN v_rows := pay.purge_api_nonces();
     WHEN 'purge_idempotency_keys' THEN v_rows := pay.purge_idempotency_keys();
@@ -81,7 +80,7 @@ DECLARE
   j record;
 BEGIN
   PERFORM pay._require_pg_cron();
-  -- a job this installation no longer has (the janitor gone) is removed
+  -- a job this installation no longer has (a gateway's, gone) is removed
   PERFORM pay._unschedule(ARRAY(SELECT 'pay:' || x.job FROM pay._jobs() x));
   FOR j IN SELECT * FROM pay._jobs() LOOP
     -- cron.schedule with a name creates the job or updates the one of that name
@@ -91,7 +90,7 @@ BEGIN
   END LOOP;
 END $$;
 COMMENT ON FUNCTION pay.schedule_jobs() IS
-  'creates or updates pay''s pg_cron jobs (names beginning with "pay:"): expire orders every minute, the janitor if present, the purges every 5 minutes, each Stripe and WeChat Pay gateway''s statement daily at pay.statement_fetch_hour (UTC, default 3); 55000 when pg_cron is not installed here';
+  'creates or updates pay''s pg_cron jobs (names beginning with "pay:"): expire orders and the janitor every minute, the purges every 5 minutes, each Stripe and WeChat Pay gateway''s statement daily at pay.statement_fetch_hour (UTC, default 3); 55000 when pg_cron is not installed here';
 
 -- Removes pay's jobs except those named in p_keep; how many it removed.
 CREATE FUNCTION pay._unschedule(p_keep text[]) RETURNS integer

@@ -48,6 +48,9 @@ CREATE INDEX orders_merchant_newest ON pay.orders (merchant_id, id);
 -- The dispatcher's entry point for answers takes their headers.
 DROP FUNCTION pay._outbox_apply(bigint, integer, text);
 
+-- The janitor's refunds whose outcome at the PSP is not known yet.
+CREATE INDEX refunds_psp_requested ON pay.refunds (id) WHERE psp_status = 'requested';
+
 -- Functions new or changed in 0.3 (their definitions as a fresh install has them).
 CREATE FUNCTION pay._answer_alipay(r pay.outbox, g pay.gateways, o pay.orders, p_status integer, p_body text)
 RETURNS jsonb
@@ -721,11 +724,137 @@ BEGIN
     'refund_amount', v_tx->'amount'->>'refund');
 END $$;
 
+CREATE FUNCTION pay._close_expired(p_orders bigint[]) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  o record;
+  n integer := 0;
+BEGIN
+  IF coalesce(cardinality(p_orders), 0) = 0 THEN
+    RETURN 0;
+  END IF;
+  -- A row the dispatcher is claiming right now is waited for and then,
+  -- being in flight, no longer matches: its order gets a close below.
+  UPDATE pay.outbox x
+     SET state = 'done', finished_at = now(),
+         last_error = 'not sent: the order was cancelled (expired) before the request went out'
+   WHERE x.order_id = ANY (p_orders) AND x.kind = 'psp_request' AND x.operation = 'create_payment'
+     AND x.state = 'pending' AND x.attempts = 0;
+  FOR o IN SELECT d.id, d.gateway, d.psp_txn_id, g.kind
+             FROM pay.orders d JOIN pay.gateways g ON g.name = d.gateway
+            WHERE d.id = ANY (p_orders) AND d.status = 'cancelled'
+              AND g.kind IN ('stripe', 'alipay', 'wechatpay', 'generic')
+              AND EXISTS (SELECT 1 FROM pay.outbox x
+                           WHERE x.order_id = d.id AND x.kind = 'psp_request' AND x.operation = 'create_payment'
+                             AND x.destination = 'gateway:' || d.gateway
+                             AND (x.attempts > 0 OR x.state = 'in_flight'))
+            ORDER BY d.id LOOP
+    IF o.kind = 'stripe' AND o.psp_txn_id IS NULL THEN
+      PERFORM pay._enqueue('psp_request', 'gateway:' || o.gateway, 'query', o.id, '{}',
+                           'psp_' || o.id || '_query_close', false);
+    END IF;
+    PERFORM pay._enqueue('psp_request', 'gateway:' || o.gateway, 'close', o.id, '{}',
+                         'psp_' || o.id || '_close', false);
+    n := n + 1;
+  END LOOP;
+  RETURN n;
+END $$;
+
 CREATE FUNCTION pay._creates_at_psp(p_gateway text) RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
   SELECT coalesce((SELECT g.kind IN ('stripe', 'alipay', 'wechatpay')
                           OR (g.kind = 'generic' AND g.base_url IS NOT NULL)
                      FROM pay.gateways g WHERE g.name = p_gateway), false)
+$$;
+
+CREATE FUNCTION pay._gateway_queryable(p_gateway text) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+RETURN EXISTS (SELECT 1 FROM pay.gateways g
+                WHERE g.name = p_gateway AND g.kind IN ('stripe', 'alipay', 'wechatpay', 'generic'));
+
+CREATE FUNCTION pay._janitor_dead_requests(p_before timestamptz, p_period text, p_max integer)
+RETURNS SETOF bigint
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+  SELECT o.id FROM pay.orders o
+   WHERE o.id IN (
+       SELECT x.order_id FROM pay.outbox x
+        WHERE x.state = 'dead' AND x.kind = 'psp_request'
+          AND x.operation IN ('create_payment', 'close') AND x.order_id IS NOT NULL
+          -- a refused close is news too: the PSP would not close a trade it saw paid
+          AND (x.operation = 'close' OR pay._outcome_unknown(x.last_status))
+          AND coalesce(x.last_attempt_at, x.created_at) < p_before
+          AND NOT pay._query_answered_since(x.order_id, coalesce(x.last_attempt_at, x.created_at)))
+     AND o.status <> 'pending' AND o.gateway IS NOT NULL AND pay._gateway_queryable(o.gateway)
+     -- a request to a gateway the order has since left (re-routed) is not its trade
+     AND EXISTS (SELECT 1 FROM pay.outbox x
+                  WHERE x.order_id = o.id AND x.state = 'dead' AND x.destination = 'gateway:' || o.gateway
+                    AND x.operation IN ('create_payment', 'close'))
+     AND NOT pay._psp_request_open(o.id, '{query}')
+     AND NOT EXISTS (SELECT 1 FROM pay.outbox k
+                      WHERE k.idempotency_key = 'psp_' || o.id || '_query_janitor_' || p_period)
+   ORDER BY o.id
+   LIMIT p_max
+   FOR NO KEY UPDATE OF o SKIP LOCKED
+$$;
+
+CREATE FUNCTION pay._janitor_pending_orders(p_before timestamptz, p_period text, p_max integer)
+RETURNS SETOF bigint
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+  SELECT o.id FROM pay.orders o
+   WHERE o.status = 'pending' AND o.gateway IS NOT NULL AND o.created_at < p_before
+     AND pay._gateway_queryable(o.gateway)
+     AND NOT pay._psp_request_open(o.id, '{create_payment,query}')
+     AND NOT EXISTS (SELECT 1 FROM pay.outbox k
+                      WHERE k.idempotency_key = 'psp_' || o.id || '_query_janitor_' || p_period)
+   ORDER BY o.created_at, o.id
+   LIMIT p_max
+   FOR NO KEY UPDATE OF o SKIP LOCKED
+$$;
+
+CREATE FUNCTION pay._janitor_period(p_older_than interval) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+RETURN floor(extract(epoch FROM now()) / extract(epoch FROM p_older_than))::numeric::text;
+
+CREATE FUNCTION pay._janitor_refunds(p_before timestamptz, p_period text, p_max integer)
+RETURNS TABLE (refund_id bigint, order_id bigint)
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+  SELECT f.id, f.order_id FROM pay.refunds f
+   WHERE f.psp_status = 'requested'
+     AND EXISTS (SELECT 1 FROM pay.orders o WHERE o.id = f.order_id AND pay._gateway_queryable(o.gateway))
+     -- the latest request about it: answered "processing" (done), or dead
+     -- without an answer; one the PSP refused for good is a person's to look at
+     AND EXISTS (SELECT 1 FROM (SELECT y.state, y.last_status, coalesce(y.last_attempt_at, y.created_at) AS at
+                                  FROM pay.outbox y
+                                 WHERE y.order_id = f.order_id AND y.kind = 'psp_request'
+                                   AND y.operation IN ('refund', 'query_refund') AND y.params->>'refund_id' = f.id::text
+                                 ORDER BY y.id DESC LIMIT 1) l
+                  WHERE l.at < p_before
+                    AND (l.state = 'done' OR (l.state = 'dead' AND pay._outcome_unknown(l.last_status))))
+     AND NOT EXISTS (SELECT 1 FROM pay.outbox y
+                      WHERE y.order_id = f.order_id AND y.kind = 'psp_request'
+                        AND y.operation IN ('refund', 'query_refund')
+                        AND y.params->>'refund_id' = f.id::text AND y.state IN ('pending', 'in_flight'))
+     AND NOT EXISTS (SELECT 1 FROM pay.outbox k
+                      WHERE k.idempotency_key = 'psp_' || f.order_id || '_query_refund_' || f.id || '_janitor_' || p_period)
+   ORDER BY f.id
+   LIMIT p_max
+   FOR NO KEY UPDATE OF f SKIP LOCKED
+$$;
+
+CREATE OR REPLACE FUNCTION pay._jobs() RETURNS TABLE (job text, schedule text)
+LANGUAGE sql STABLE AS $$
+  SELECT v.job, v.schedule FROM (VALUES
+      (1, 'expire_orders', '* * * * *'),
+      (2, 'janitor', '* * * * *'),
+      (3, 'purge_callback_nonces', '*/5 * * * *'),
+      (4, 'purge_api_nonces', '*/5 * * * *'),
+      (5, 'purge_idempotency_keys', '*/5 * * * *'),
+      (6, 'purge_outbox', '*/5 * * * *'),
+      (7, 'purge_callbacks', '*/5 * * * *')) v(n, job, schedule)
+  UNION ALL
+  SELECT 'fetch_statement:' || g.name,
+         format('15 %s * * *', coalesce(current_setting('pay.statement_fetch_hour', true), '3')::integer)
+    FROM pay.gateways g WHERE g.enabled AND g.kind IN ('stripe', 'wechatpay', 'alipay')
 $$;
 
 CREATE FUNCTION pay._next_action_wake() RETURNS trigger
@@ -792,6 +921,23 @@ BEGIN
 EXCEPTION WHEN OTHERS THEN
   RETURN 'applying the answer failed: ' || SQLSTATE || ': ' || SQLERRM;
 END $$;
+
+CREATE FUNCTION pay._outcome_unknown(p_status integer) RETURNS boolean
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+RETURN p_status IS NULL OR p_status IN (408, 429) OR p_status >= 500;
+
+CREATE FUNCTION pay._psp_request_open(p_order bigint, p_operations text[]) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+RETURN EXISTS (SELECT 1 FROM pay.outbox x
+                WHERE x.order_id = p_order AND x.kind = 'psp_request'
+                  AND x.operation = ANY (p_operations) AND x.state IN ('pending', 'in_flight'));
+
+CREATE FUNCTION pay._query_answered_since(p_order bigint, p_since timestamptz) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+RETURN EXISTS (SELECT 1 FROM pay.outbox q
+                WHERE q.order_id = p_order AND q.kind = 'psp_request' AND q.operation = 'query'
+                  AND q.last_attempt_at > p_since
+                  AND (q.state = 'done' OR (q.state = 'dead' AND NOT pay._outcome_unknown(q.last_status))));
 
 CREATE FUNCTION pay._refund_json(r pay.refunds, p_currency text) RETURNS jsonb
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
@@ -1171,6 +1317,33 @@ BEGIN
   RETURN pay._enqueue('psp_request', 'gateway:' || o.gateway, operation, o.id, params, v_key, true);
 END $$;
 
+CREATE OR REPLACE FUNCTION pay.expire_orders(at timestamptz DEFAULT now(), max_orders integer DEFAULT 10000)
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_ids bigint[];
+BEGIN
+  IF max_orders IS NULL OR max_orders < 1 THEN
+    RAISE EXCEPTION 'max_orders must be positive' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- Only due pending orders are read (partial index orders_pending_expiry);
+  -- an order being paid right now is skipped, not waited for.
+  WITH due AS (
+    SELECT id FROM pay.orders
+     WHERE status = 'pending' AND expires_at <= expire_orders.at
+     ORDER BY expires_at
+     LIMIT max_orders
+     FOR UPDATE SKIP LOCKED),
+  cancelled AS (
+    UPDATE pay.orders o SET status = 'cancelled', status_cause = 'expired'
+      FROM due WHERE o.id = due.id
+    RETURNING o.id)
+  SELECT array_agg(id) INTO v_ids FROM cancelled;
+  -- the trades close at the PSP in this transaction (82_expiry_close.sql)
+  PERFORM pay._close_expired(v_ids);
+  RETURN coalesce(cardinality(v_ids), 0);
+END $$;
+
 CREATE FUNCTION pay.next_action(order_id bigint) RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -1186,14 +1359,105 @@ BEGIN
   RETURN v_action;
 END $$;
 
+CREATE FUNCTION pay.run_janitor(older_than interval DEFAULT '5 minutes', max_orders integer DEFAULT 1000)
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_before timestamptz;
+  v_period text;
+  v_order bigint;
+  f record;
+  n integer := 0;
+BEGIN
+  IF older_than IS NULL OR older_than <= interval '0' OR older_than > interval '100 years' THEN
+    RAISE EXCEPTION 'older_than must be a positive interval of at most 100 years, not %', coalesce(older_than::text, 'null')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF max_orders IS NULL OR max_orders < 1 OR max_orders > 100000 THEN
+    RAISE EXCEPTION 'max_orders must be 1 to 100000, not %', coalesce(max_orders::text, 'null')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  v_before := now() - older_than;
+  v_period := pay._janitor_period(older_than);
+  FOR v_order IN SELECT * FROM pay._janitor_pending_orders(v_before, v_period, max_orders)
+                 UNION ALL
+                 SELECT * FROM pay._janitor_dead_requests(v_before, v_period, max_orders) LOOP
+    EXIT WHEN n >= max_orders;
+    PERFORM pay._enqueue('psp_request', 'gateway:' || o.gateway, 'query', o.id, '{}',
+                         'psp_' || o.id || '_query_janitor_' || v_period, false)
+       FROM pay.orders o WHERE o.id = v_order;
+    n := n + 1;
+  END LOOP;
+  IF n < max_orders THEN
+    FOR f IN SELECT * FROM pay._janitor_refunds(v_before, v_period, max_orders - n) LOOP
+      PERFORM pay._enqueue('psp_request', 'gateway:' || o.gateway, 'query_refund', o.id,
+                           jsonb_build_object('refund_id', f.refund_id),
+                           'psp_' || o.id || '_query_refund_' || f.refund_id || '_janitor_' || v_period, false)
+         FROM pay.orders o WHERE o.id = f.order_id;
+      n := n + 1;
+    END LOOP;
+  END IF;
+  RETURN n;
+END $$;
+
+CREATE OR REPLACE FUNCTION pay.run_job(job text) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_rows bigint;
+BEGIN
+  IF job IS NULL OR NOT EXISTS (SELECT 1 FROM pay._jobs() j WHERE j.job = run_job.job) THEN
+    RAISE EXCEPTION 'job: unknown job "%"', job USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF NOT pg_try_advisory_xact_lock(hashtext('pay.run_job'), hashtext(job)) THEN
+    RETURN job || ': skipped, already running';
+  END IF;
+  CASE job
+    WHEN 'expire_orders' THEN v_rows := pay.expire_orders();
+    -- PSP queries about orders, refunds and requests whose outcome is unknown
+    WHEN 'janitor' THEN v_rows := pay.run_janitor();
+    WHEN 'purge_callback_nonces' THEN v_rows := pay.purge_callback_nonces();
+    WHEN 'purge_api_nonces' THEN v_rows := pay.purge_api_nonces();
+    WHEN 'purge_idempotency_keys' THEN v_rows := pay.purge_idempotency_keys();
+    WHEN 'purge_outbox' THEN v_rows := pay.purge_outbox();
+    -- callbacks that were not accepted; accepted ones are kept with the ledger
+    WHEN 'purge_callbacks' THEN v_rows := pay.purge_callbacks(interval '30 days', 10000);
+    -- yesterday's statement (UTC), imported and reconciled when it arrives
+    ELSE
+      RETURN format('%s: outbox row %s', job, pay.fetch_statement(substr(job, length('fetch_statement:') + 1)));
+  END CASE;
+  RETURN format('%s: %s', job, v_rows);
+END $$;
+
+CREATE OR REPLACE FUNCTION pay.schedule_jobs() RETURNS SETOF text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  j record;
+BEGIN
+  PERFORM pay._require_pg_cron();
+  -- a job this installation no longer has (a gateway's, gone) is removed
+  PERFORM pay._unschedule(ARRAY(SELECT 'pay:' || x.job FROM pay._jobs() x));
+  FOR j IN SELECT * FROM pay._jobs() LOOP
+    -- cron.schedule with a name creates the job or updates the one of that name
+    EXECUTE 'SELECT cron.schedule($1, $2, $3)'
+      USING 'pay:' || j.job, j.schedule, format('SELECT pay.run_job(%L)', j.job);
+    RETURN NEXT 'pay:' || j.job;
+  END LOOP;
+END $$;
+
 CREATE FUNCTION pay.wait_next_action(order_id bigint, timeout interval) RETURNS jsonb
     AS 'MODULE_PATHNAME', 'pay_wait_next_action' LANGUAGE C VOLATILE
     SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
 COMMENT ON FUNCTION pay.create_order(text, text, bigint, text, text, interval, jsonb, text) IS
   'creates a pending order and, for a gateway pay sends requests to, queues its create_payment request in the same transaction; the same (merchant, idempotency_key) returns the same order, different parameters raise PY002; PY029 beyond the merchant''s rate limit';
+COMMENT ON FUNCTION pay.expire_orders(timestamptz, integer) IS
+  'cancels pending orders whose expires_at has passed (at most max_orders per call) and queues the close of their trades at the PSP; returns how many';
 COMMENT ON FUNCTION pay.enqueue_psp_request(bigint, text, jsonb) IS
   'queues a request (create_payment, query, refund or query_refund with params.refund_id, close) to the order''s gateway; params.extra goes into the request body; the same request twice is queued once (every query is sent)';
+COMMENT ON FUNCTION pay._close_expired(bigint[]) IS
+  'for orders just cancelled by expiry: retires create requests not yet sent, queues the close of every trade the PSP may know (Stripe without a known intent: a query too); returns how many closes';
+COMMENT ON FUNCTION pay.run_janitor(interval, integer) IS
+  'queues PSP queries (at most max_orders) about what pay cannot know: pending orders created more than older_than ago, orders whose create or close request died without an answer, refunds the PSP has not confirmed, last asked about more than older_than ago; once per period of older_than, never while one is open; returns how many it queued';
 COMMENT ON FUNCTION pay.next_action(bigint) IS
   'the buyer''s next step from the PSP''s answer to the order''s create request (member type: qr_code, code_url, client_secret or redirect); NULL until the PSP answered';
 COMMENT ON FUNCTION pay.wait_next_action(bigint, interval) IS
@@ -1212,6 +1476,8 @@ COMMENT ON FUNCTION pay.api_create_refund(jsonb, text, text) IS
   'POST /api/v1/payments/{id}/refunds (Idempotency-Key required; body amount, reason): a signed merchant request refunding one of its orders through pay.refund; 201 with the refund';
 COMMENT ON FUNCTION pay.api_get_refund(jsonb, text) IS
   'GET /api/v1/refunds/{id}: a signed merchant request reading a refund of one of its orders';
+COMMENT ON FUNCTION pay.schedule_jobs() IS
+  'creates or updates pay''s pg_cron jobs (names beginning with "pay:"): expire orders and the janitor every minute, the purges every 5 minutes, each Stripe and WeChat Pay gateway''s statement daily at pay.statement_fetch_hour (UTC, default 3); 55000 when pg_cron is not installed here';
 -- Waiters of pay.wait_next_action are woken at the commit that changed
 -- their order (src/next_action_wait.c).
 CREATE TRIGGER orders_next_action_wake AFTER UPDATE ON pay.orders
@@ -1274,6 +1540,7 @@ GRANT SELECT ON pay.outbox, pay.outbox_attempts, pay.outbox_dead_letters, pay.ci
     pay.circuits, pay.dispatcher
   TO pay_admin;
 GRANT SELECT ON pay.psp_answers TO pay_admin;
+GRANT EXECUTE ON FUNCTION pay.run_janitor(interval, integer) TO pay_admin;
 GRANT EXECUTE ON FUNCTION pay.next_action(bigint), pay.wait_next_action(bigint, interval) TO pay_app;
 GRANT EXECUTE ON FUNCTION pay.handle_callback(text, jsonb, text),
     pay.record_unreadable_callback(text, jsonb, text, text, bytea, integer) TO pay_callback;

@@ -79,6 +79,11 @@ class Config:
                 raise ConfigError(f"merchants.{code}.api_secret is required")
             self.merchants[code] = {"api_secret": m["api_secret"]}
         self.merchant_tolerance_s = int(data.get("merchant_tolerance_s", 300))
+        # every answer to a request the fake receives waits this long (control API excepted)
+        self.latency_ms = data.get("latency_ms", 0)
+        if not isinstance(self.latency_ms, int) or isinstance(self.latency_ms, bool) \
+                or not 0 <= self.latency_ms <= 60000:
+            raise ConfigError("latency_ms must be an integer 0..60000")
         self.wrong_private_key = self._private(data.get("wrong_private_key"))
 
     def _text(self, value):

@@ -3,9 +3,10 @@
   GET    /control/health            {"status":"ok", "base_url", "fast"}
   GET    /control/requests          recorded requests (?since=<seq>&path=<prefix>&limit=<n>) and counters
   GET    /control/effects           effects per idempotency key / event id, per-order tallies, totals (?prefix=)
-  GET    /control/faults            the fault rules (with hits and remaining counts)
-  POST   /control/faults            add rule(s): a rule, a list, or {"rules": [...], "replace": true}
-  DELETE /control/faults            remove every rule
+  GET    /control/faults            the fault rules (with hits and remaining counts) and latency_ms
+  POST   /control/faults            add rule(s): a rule, a list, or {"rules": [...], "replace": true};
+                                    {"latency_ms": n} (alone or beside "rules") delays every answer
+  DELETE /control/faults            remove every rule, latency back to the configured one
   POST   /control/reset             forget requests, effects, PSP objects, nonces; clear faults
                                     (body {"faults": false} keeps the rules)
   POST   /control/send              send signed callbacks to pay (see sender.py); answers what came back
@@ -71,10 +72,10 @@ def handle(app, req):
         return server.json_response(200, app.store.snapshot_effects(q.get("prefix")))
     if path == "/control/faults":
         if method == "GET":
-            return server.json_response(200, {"rules": app.faults.to_json()})
+            return server.json_response(200, {"rules": app.faults.to_json(), "latency_ms": app.faults.latency_ms})
         if method == "DELETE":
             app.faults.clear()
-            return server.json_response(200, {"rules": []})
+            return server.json_response(200, {"rules": [], "latency_ms": app.faults.latency_ms})
         if method == "POST":
             if body is None:
                 return _bad("a rule is required")
@@ -82,7 +83,8 @@ def handle(app, req):
                 added = app.faults.add(body)
             except faults_mod.FaultError as e:
                 return _bad(str(e))
-            return server.json_response(200, {"added": added, "rules": app.faults.to_json()})
+            return server.json_response(200, {"added": added, "rules": app.faults.to_json(),
+                                              "latency_ms": app.faults.latency_ms})
     if path == "/control/reset" and method == "POST":
         app.store.reset()
         if not (isinstance(body, dict) and body.get("faults") is False):

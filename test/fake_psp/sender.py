@@ -20,6 +20,10 @@ Parameters (the JSON of POST /control/send and the flags of `fake_psp.py send`):
   timeout_s     per request (default 30); cafile / insecure for an https target
   dry_run       build the requests, send nothing
 
+A callback fault rule (faults.py, target "callback") matching the callback's
+URL path drops it (the PSP's state changes, nothing is sent: the result says
+"dropped": true) or delays it.
+
 Variants:
   duplicate       byte-identical copies (same headers, same body)
   redeliver       the same event (same id, same body) re-signed with a fresh
@@ -184,12 +188,22 @@ def _context(p):
     return ctx
 
 
-def _post(p, req):
-    """POST one request; its result."""
+def _post(app, p, req):
+    """POST one request, unless a callback fault rule drops it; its result."""
     u = urllib.parse.urlsplit(p["url"])
     path = (u.path or "/") + ("?" + u.query if u.query else "")
     t0 = time.monotonic()
     res = {"event": req["event"], "event_id": req["event_id"], "status": None, "body": None, "error": None}
+    rule = app.faults.take("POST", u.path or "/", target="callback")
+    if rule is not None:
+        res["fault"] = f"{rule.mode}#{rule.id}"
+        if rule.mode == "drop":
+            # the PSP's state has changed (plan() built the event); pay never hears of it
+            with app.store.lock:
+                app.store.counters["callbacks dropped"] += 1
+            res.update(dropped=True, elapsed_ms=0.0)
+            return res
+        app.stopping.wait(rule.delay_ms / 1000.0)
     try:
         if u.scheme == "https":
             conn = http.client.HTTPSConnection(u.hostname, u.port or 443, timeout=p["timeout_s"], context=_context(p))
@@ -209,12 +223,12 @@ def _post(p, req):
     return res
 
 
-def _run_step(p, step):
+def _run_step(app, p, step):
     """Send a step's requests with up to `concurrency` in flight, released together."""
     n = min(p["concurrency"], len(step))
     results = [None] * len(step)
     if n <= 1:
-        return [_post(p, r) for r in step]
+        return [_post(app, p, r) for r in step]
     barrier = threading.Barrier(n)
     lock = threading.Lock()
     cursor = [0]
@@ -230,7 +244,7 @@ def _run_step(p, step):
                 cursor[0] += 1
             if i >= len(step):
                 return
-            results[i] = _post(p, step[i])
+            results[i] = _post(app, p, step[i])
 
     threads = [threading.Thread(target=worker, daemon=True) for _ in range(n)]
     for t in threads:
@@ -263,7 +277,7 @@ def send(app, params):
         return out
     results = []
     for step in steps:
-        results.extend(_run_step(p, step))
+        results.extend(_run_step(app, p, step))
     out["results"] = results
     out["sent"] = len(results)
     return out

@@ -87,7 +87,7 @@ class App:
     def __init__(self, cfg, fast=False, verbose=False, max_records=100000):
         self.cfg = cfg
         self.store = store_mod.Store(fast=fast, max_records=max_records)
-        self.faults = faults_mod.Faults()
+        self.faults = faults_mod.Faults(latency_ms=cfg.latency_ms)
         self.verbose = verbose
         self.stopping = threading.Event()
         self.base_url = None
@@ -214,6 +214,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send(resp)
             return
         rec = app.store.begin(req.method, req.raw_path, req.headers_json(), body)
+        if app.faults.latency_ms:
+            self._sleep(app.faults.latency_ms)
         rule = app.faults.take(req.method, req.path)
         fault = None if rule is None else f"{rule.mode}#{rule.id}"
         if rule is not None and not rule.after:

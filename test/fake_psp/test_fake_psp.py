@@ -755,6 +755,55 @@ class FaultTest(ServerCase):
         self.assertEqual(eff["totals"]["keys_with_more_than_one_effect"], [])
 
 
+    def test_latency_delays_every_answer(self):
+        status, out = control(self.base, "POST", "faults", {"latency_ms": 300})
+        self.assertEqual((status, out["latency_ms"]), (200, 300))
+        # a faulted answer waits too; the control API does not
+        control(self.base, "POST", "faults", {"path": "/merchant/", "mode": "status", "status": 503, "count": 1})
+        for expected in (503, 200):
+            t0 = time.monotonic()
+            self.assertEqual(self.notify()[0], expected)
+            self.assertGreaterEqual(time.monotonic() - t0, 0.3)
+        t0 = time.monotonic()
+        self.assertEqual(control(self.base, "GET", "faults")[1]["latency_ms"], 300)
+        self.assertLess(time.monotonic() - t0, 0.25)
+        # beside rules; bad values refused; a reset goes back to the configured latency
+        status, out = control(self.base, "POST", "faults", {"latency_ms": 0, "rules": [
+            {"path": "/v1/", "mode": "status", "status": 500}]})
+        self.assertEqual((status, out["latency_ms"], len(out["added"])), (200, 0, 1))
+        for bad in (-1, 60001, "5", True, None):
+            self.assertEqual(control(self.base, "POST", "faults", {"latency_ms": bad})[0], 400, bad)
+        self.assertEqual(control(self.base, "POST", "faults", {"latency_ms": 5, "mode": "reset"})[0], 400)
+        control(self.base, "POST", "faults", {"latency_ms": 200})
+        control(self.base, "POST", "reset", {})
+        t0 = time.monotonic()
+        self.notify()
+        self.assertLess(time.monotonic() - t0, 0.15)
+        self.assertEqual(control(self.base, "GET", "faults")[1], {"rules": [], "latency_ms": 0})
+
+    def test_latency_from_config(self):
+        cfg = fp_config.load()
+        self.assertEqual(cfg.latency_ms, 0)
+        data = dict(cfg.raw, latency_ms=250)
+        cfg2 = fp_config.Config(data, cfg.base_dir)
+        srv, _ = fp_server.start(cfg2, "127.0.0.1", 0)
+        try:
+            t0 = time.monotonic()
+            status, _, _ = request(srv.app.base_url, "POST", "/merchant/acme/notify",
+                                   urllib.parse.urlencode(merchant_form()),
+                                   {"Content-Type": "application/x-www-form-urlencoded"})
+            self.assertEqual(status, 200)
+            self.assertGreaterEqual(time.monotonic() - t0, 0.25)
+            # DELETE /control/faults goes back to the configured latency, not 0
+            control(srv.app.base_url, "POST", "faults", {"latency_ms": 0})
+            self.assertEqual(control(srv.app.base_url, "DELETE", "faults")[1]["latency_ms"], 250)
+        finally:
+            fp_server.stop(srv)
+        for bad in (-1, 60001, "10", 1.5):
+            with self.assertRaises(fp_config.ConfigError):
+                fp_config.Config(dict(cfg.raw, latency_ms=bad), cfg.base_dir)
+
+
 class Sink:
     """A small local HTTP server standing in for pay-proxy: records requests."""
 
@@ -853,6 +902,50 @@ class CallbackTest(ServerCase):
         pis = {json.loads(b)["data"]["object"].get("payment_intent") or json.loads(b)["data"]["object"]["id"]
                for _, _, b in self.sink.requests}
         self.assertEqual(len(pis), 1)
+
+    def test_dropped_callbacks(self):
+        # paid at the PSP, the callback lost: the trade is paid when queried, pay heard nothing
+        status, out = control(self.base, "POST", "faults", {"target": "callback", "path": "/callbacks/alipay_main",
+                                                            "mode": "drop", "count": 1})
+        self.assertEqual(status, 200, out)
+        self.assertEqual(out["added"][0]["target"], "callback")
+        out = self.send(provider="alipay", gateway="alipay_main", order_id=61, amount=1234, event="paid")
+        self.assertEqual(out["results"][0]["dropped"], True)
+        self.assertEqual(out["results"][0]["status"], None)
+        self.assertTrue(out["results"][0]["fault"].startswith("drop#"))
+        self.assertEqual(self.sink.requests, [])
+        member = alipay_member(alipay_call(self, "alipay.trade.query", {"out_trade_no": "61"}))[1]
+        self.assertEqual((member["code"], member["trade_status"]), ("10000", "TRADE_SUCCESS"))
+        counters = control(self.base, "GET", "requests")[1]["counters"]
+        self.assertEqual(counters["callbacks dropped"], 1)
+        # the rule is used up; another gateway's callbacks and requests were never matched
+        self.send(provider="alipay", gateway="alipay_main", order_id=62, amount=100, event="paid")
+        self.send(provider="stripe", gateway="stripe_main", order_id=63, amount=100)
+        self.assertEqual([r[0] for r in self.sink.requests], ["/callbacks/alipay_main", "/callbacks/stripe_main"])
+        # a request rule never touches callbacks, a callback rule never requests
+        control(self.base, "POST", "faults", {"rules": [
+            {"path": "/callbacks/", "mode": "status", "status": 500},
+            {"target": "callback", "path": "/merchant/", "mode": "drop"}]})
+        self.send(provider="stripe", gateway="stripe_main", order_id=64, amount=100)
+        self.assertEqual(len(self.sink.requests), 3)
+        status, _, _ = self.call("POST", "/merchant/acme/notify", urllib.parse.urlencode(merchant_form()),
+                                 {"Content-Type": "application/x-www-form-urlencoded"})
+        self.assertEqual(status, 200)
+        # every copy of a duplicated callback is dropped while the rule lasts; slow delays
+        control(self.base, "POST", "faults", {"rules": [
+            {"target": "callback", "path": "/callbacks/wechatpay", "mode": "drop", "count": 2},
+            {"target": "callback", "path": "/callbacks/wx_slow", "mode": "slow", "delay_ms": 300}], "replace": True})
+        out = self.send(provider="wechatpay", order_id="000065", amount=100, variant="duplicate")
+        self.assertEqual([r.get("dropped") for r in out["results"]], [True, True])
+        t0 = time.monotonic()
+        out = self.send(provider="wechatpay", gateway="wx_slow", order_id="000066", amount=100)
+        self.assertGreaterEqual(time.monotonic() - t0, 0.3)
+        self.assertEqual(out["results"][0]["status"], 200)
+        # what a callback rule may be
+        for bad in ({"target": "callback", "mode": "status", "status": 500}, {"target": "callback", "mode": "hang"},
+                    {"target": "callback", "mode": "drop", "after": True}, {"target": "psp", "mode": "reset"},
+                    {"mode": "drop"}):
+            self.assertEqual(control(self.base, "POST", "faults", bad)[0], 400, bad)
 
     def test_alipay_notifies(self):
         for event, status in (("paid", "TRADE_SUCCESS"), ("TRADE_FINISHED", "TRADE_FINISHED"), ("closed", "TRADE_CLOSED")):

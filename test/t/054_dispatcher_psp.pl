@@ -139,12 +139,16 @@ like($node->safe_psql('postgres', "SELECT psp_status || ' ' || psp_refund_id FRO
 	'the query found the refund SUCCESS: succeeded, with WeChat Pay\'s refund_id');
 
 # A refusal of a create (a 4xx): the order fails with the PSP's reason.
+# (create_order queues the create at once: the fake answers it with
+# Stripe's card_declined error, once.)
+control('POST', '/control/faults', { path => '/v1/payment_intents', method => 'POST', mode => 'status', status => 402,
+	count => 1, content_type => 'application/json',
+	body => '{"error": {"type": "card_error", "code": "card_declined", "decline_code": "generic_decline", "message": "Your card was declined."}}' });
 my $sd = order('S-3', 500, 'USD', 'st');
-is(send_and_wait($sd, 'create_payment', '{"extra": {"payment_method": "pm_card_chargeDeclined", "confirm": "true"}}'),
-	'dead:1:402:HTTP 402 (permanent)', 'a declined card: 402, dead');
+is(send_and_wait($sd, 'create_payment'), 'dead:1:402:HTTP 402 (permanent)', 'a declined card: 402, dead');
 like($node->safe_psql('postgres', "SELECT verdict || ' ' || reason FROM pay.psp_answers WHERE order_id = $sd"),
 	qr/^refused refused by the PSP: .+; order failed$/, 'the refusal is kept');
-like($node->safe_psql('postgres', "SELECT status || ' ' || failure_reason FROM pay.orders WHERE id = $sd"), qr/^failed \S/,
+like($node->safe_psql('postgres', "SELECT status || ' ' || failure_reason FROM pay.orders WHERE id = $sd"), qr/^failed Your card was declined/,
 	'the order failed, with Stripe\'s reason');
 is($node->safe_psql('postgres', q{SELECT string_agg(DISTINCT verdict, ',' ORDER BY verdict) FROM pay.psp_answers}), 'applied,refused',
 	'every answer was kept: applied or refused, none rejected');
