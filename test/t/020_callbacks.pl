@@ -65,7 +65,8 @@ $node->safe_psql('postgres', qq{
 SELECT pay.create_gateway('stripe_fake', 'stripe', '$fake_url');
 SELECT pay.create_gateway('alipay_fake', 'alipay', '$fake_url');
 SELECT pay.create_gateway('wechat_fake', 'wechatpay', '$fake_url');
-SELECT pay.create_gateway('generic_fake', 'generic', '$fake_url');
+-- (no base_url: pay sends the generic scheme no requests, the fake plays only its callbacks)
+SELECT pay.create_gateway('generic_fake', 'generic');
 SELECT pay.set_secret('gateway:stripe_fake', 'webhook_secret', '$cfg->{stripe}{webhook_secret}');
 SELECT pay.set_secret('gateway:alipay_fake', 'public_key', pg_read_file('$keys/alipay_platform_public.pem'));
 SELECT pay.set_secret('gateway:wechat_fake', 'platform_cert:$serial', pg_read_file('$keys/wechat_platform_cert.pem'));
