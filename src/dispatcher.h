@@ -152,7 +152,7 @@ extern bool HttpExportBusy(void);
 extern int	destination_concurrency_min;
 extern void LimitInit(void);
 extern void LimitReset(void);
-extern void LimitLoadRates(TimestampTz now);
+extern void LimitLoadRates(TimestampTz now, bool force);
 extern bool LimitKnown(const char *destination);
 extern int	LimitConcurrency(const char *destination);
 extern int	LimitRoom(const char *destination, int in_flight, TimestampTz now);

@@ -25,7 +25,8 @@
  *  - A rate: a gateway's option max_rate (requests per second, in
  *    pay.gateways.options) is a token bucket that holds up to a tenth of a
  *    second's worth of tokens (at least one), so no second sees much more
- *    than the rate.  The options are read again at most once a second.
+ *    than the rate.  The options are read again at most once a second, and
+ *    whenever a gateway the worker has not met has due requests.
  *
  * The state lives in the worker's memory only: after a restart every
  * destination starts again from the initial limit, which is safe.
@@ -170,18 +171,19 @@ Refill(DestinationLimit *d, TimestampTz now)
 
 /*
  * Read the gateways' max_rate options (in the caller's transaction, SPI
- * connected), at most once a second: a changed rate applies within a second,
- * and the table is not read on every claim.
+ * connected), at most once a second unless forced (a gateway the worker has
+ * not seen yet: its first request already obeys its rate).  A changed rate
+ * applies within a second, and the table is not read on every claim.
  */
 void
-LimitLoadRates(TimestampTz now)
+LimitLoadRates(TimestampTz now, bool force)
 {
 	HASH_SEQ_STATUS seq;
 	DestinationLimit *d;
 	uint64		i;
 	int			rc;
 
-	if (rates_loaded_at != 0 && now < TimestampTzPlusMilliseconds(rates_loaded_at, RATES_RELOAD_MS))
+	if (!force && rates_loaded_at != 0 && now < TimestampTzPlusMilliseconds(rates_loaded_at, RATES_RELOAD_MS))
 		return;
 	rates_loaded_at = now;
 	rc = SPI_execute_plan(KeptPlan(&rates_plan,

@@ -273,6 +273,18 @@ PendingDestinations(DueDestination **out)
 	return (int) SPI_processed;
 }
 
+/* Has a gateway the worker has not met yet pending rows?  (Its max_rate must be read first.) */
+static bool
+NewGateway(DueDestination *pending, int n)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (strncmp(pending[i].destination, "gateway:", 8) == 0 && !LimitKnown(pending[i].destination))
+			return true;
+	return false;
+}
+
 /*
  * How many rows a destination may take now: what its limits leave
  * (dispatcher_limit.c), none behind an open circuit, one probe when
@@ -378,6 +390,7 @@ StoreClaim(int max, ClaimedRequest **claimed, TimestampTz *next_due, MemoryConte
 	*claimed = NULL;
 	level = IndexOnlyPlanning();
 	npending = PendingDestinations(&pending);
+	LimitLoadRates(now, NewGateway(pending, npending));
 	for (i = 0; i < (uint64) npending; i++)
 	{
 		DueDestination *d = &pending[i];

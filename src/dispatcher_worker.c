@@ -59,7 +59,6 @@ typedef struct ClaimWork
 	int			count;
 	ClaimedRequest *claimed;
 	TimestampTz next_due;
-	TimestampTz now;
 	MemoryContext cxt;
 } ClaimWork;
 
@@ -226,7 +225,6 @@ ClaimTxn(void *arg)
 {
 	ClaimWork  *w = (ClaimWork *) arg;
 
-	LimitLoadRates(w->now);
 	w->count = StoreClaim(w->max, &w->claimed, &w->next_due, w->cxt);
 }
 
@@ -448,7 +446,6 @@ ClaimAndSend(TimestampTz *next_due, bool *failed)
 	w.count = 0;
 	w.claimed = NULL;
 	w.next_due = 0;
-	w.now = GetCurrentTimestamp();
 	w.cxt = cycle_context;
 	if (!RunInTransaction(ClaimTxn, &w, "claiming due requests"))
 	{

@@ -94,7 +94,8 @@ for my $m ([ 'ra', '/throttle/1/429/3/ra', 3, 'Retry-After: 3 (seconds)' ],
 # any second (a bucket of one token; +1 for the edges of the window).
 $node->safe_psql('postgres', qq{
 SELECT pay.create_gateway('rated', 'generic', '$url/json/rated', '{"max_rate": 5}');
-SELECT pay.create_order('slow', 'R-' || i, 1000, 'USD', gateway => 'rated') FROM generate_series(1, 30) i;
+SELECT pay.enqueue_psp_request((pay.create_order('slow', 'R-' || i, 1000, 'USD', gateway => 'rated')).id, 'create_payment')
+  FROM generate_series(1, 30) i;
 });
 ok(wait_for_sql($node, q{SELECT bool_and(state IN ('done', 'dead')) AND count(*) = 30 FROM pay.outbox WHERE destination = 'gateway:rated'}, 60),
 	'the rated gateway\'s 30 requests are sent');
