@@ -156,9 +156,10 @@ extern void LimitLoadRates(TimestampTz now, bool force);
 extern bool LimitKnown(const char *destination);
 extern int	LimitConcurrency(const char *destination);
 extern int	LimitRoom(const char *destination, int in_flight, TimestampTz now);
-extern void LimitSent(const char *destination, TimestampTz now);
+extern void LimitSent(const char *destination, int in_flight, TimestampTz now);
 extern TimestampTz LimitNextChange(TimestampTz now);
 extern void LimitRecord(const HttpResult *r, int in_flight, TimestampTz now);
+extern void LimitLoopBusy(double ms);
 
 /* dispatcher_store.c */
 typedef struct ClaimedRequest

@@ -7,7 +7,8 @@
  *  - Concurrency, adaptive (AIMD).  A destination starts at
  *    DEFAULT_INITIAL_LIMIT requests on the wire.  Every answer that comes
  *    back while the limit was in use (at least half of it on the wire) and
- *    whose latency stays near the lowest latency seen lately raises it: by one
+ *    whose latency stays near the lowest latency seen lately (within twice
+ *    it, plus 20 ms and the worker's own delay in reading answers) raises it: by one
  *    per answer until the first congestion signal (slow start: the limit
  *    doubles each round trip), by one per round trip after that.  A timeout,
  *    a transport error, a 408, a 429 or a 5xx halves it; a latency well
@@ -71,11 +72,13 @@ typedef struct DestinationLimit
 	double		tokens;
 	TimestampTz refilled_at;
 	bool		rate_seen;		/* in the last reading of the gateways' options */
+	int			sent_in_flight; /* on the wire just after the last request went out */
 } DestinationLimit;
 
 int			destination_concurrency_min = 4;
 
 static HTAB *limits_by_destination = NULL;
+static double busy_ms = 0;		/* how long the worker's loop works between two waits (moving average) */
 static TimestampTz rates_loaded_at = 0;
 static SPIPlanPtr rates_plan = NULL;
 
@@ -152,15 +155,23 @@ Lookup(const char *destination)
 		d->tokens = 0;
 		d->refilled_at = 0;
 		d->rate_seen = false;
+		d->sent_in_flight = 0;
 	}
 	return d;
+}
+
+/* The most tokens a destination's bucket holds. */
+static double
+BucketSize(const DestinationLimit *d)
+{
+	return Max(1.0, d->rate * BUCKET_SECONDS);
 }
 
 /* Add the tokens earned since the last refill, up to the bucket's size. */
 static void
 Refill(DestinationLimit *d, TimestampTz now)
 {
-	double		size = Max(1.0, d->rate * BUCKET_SECONDS);
+	double		size = BucketSize(d);
 
 	if (d->rate <= 0)
 		return;
@@ -266,11 +277,13 @@ LimitRoom(const char *destination, int in_flight, TimestampTz now)
 	return Max(room, 0);
 }
 
-/* A request to the destination goes out: it takes a token. */
+/* A request to the destination went out, in_flight now on the wire to it: it takes a token. */
 void
-LimitSent(const char *destination, TimestampTz now)
+LimitSent(const char *destination, int in_flight, TimestampTz now)
 {
 	DestinationLimit *d = Lookup(destination);
+
+	d->sent_in_flight = in_flight;
 
 	if (d->rate > 0)
 	{
@@ -302,9 +315,13 @@ LimitNextChange(TimestampTz now)
 			t = d->not_before;
 		else if (d->rate > 0)
 		{
+			/*
+			 * Wake when the bucket is full again, not at its first token:
+			 * a claim per token would cost two commits per request.
+			 */
 			Refill(d, now);
 			if (d->tokens < 1)
-				t = now + (TimestampTz) ceil((1 - d->tokens) / d->rate * USECS_PER_SEC);
+				t = now + (TimestampTz) ceil((BucketSize(d) - d->tokens) / d->rate * USECS_PER_SEC);
 		}
 		if (t != 0 && (next == 0 || t < next))
 			next = t;
@@ -399,6 +416,19 @@ Decrease(DestinationLimit *d, const HttpResult *r, double ratio, TimestampTz now
 	d->decreased_at = now;
 }
 
+/*
+ * The worker's loop worked busy milliseconds before it waited again.  An
+ * answer that arrives meanwhile is read only at the next turn, so its
+ * latency includes up to that much of our own time: the tolerance grows by
+ * it, or a busy worker would take its own delay for the PSP's and shrink
+ * every limit just when larger batches would help.
+ */
+void
+LimitLoopBusy(double ms)
+{
+	busy_ms = ms > busy_ms ? ms : busy_ms * 0.9 + ms * 0.1;
+}
+
 /* Keep the lowest latency of the current and the previous window. */
 static double
 LowestLatency(DestinationLimit *d, double latency_ms, TimestampTz now)
@@ -438,13 +468,18 @@ LimitRecord(const HttpResult *r, int in_flight, TimestampTz now)
 		return;
 	}
 	lowest = LowestLatency(d, r->latency_ms, now);
-	if (r->latency_ms > lowest * LATENCY_TOLERANCE + LATENCY_SLACK_MS)
+	if (r->latency_ms > lowest * LATENCY_TOLERANCE + LATENCY_SLACK_MS + 2 * busy_ms)
 	{
 		Decrease(d, r, QUEUEING_RATIO, now);
 		return;
 	}
-	/* an unused limit proves nothing: grow only while at least half of it is taken */
-	if ((double) (in_flight + 1) * 2 < d->limit)
+	/*
+	 * An unused limit proves nothing: grow only while at least half of it is
+	 * taken.  Answers come in batches (a wave of requests sent together ends
+	 * together), so the count on the wire as the last request went out says
+	 * it better than the count left after the batch.
+	 */
+	if ((double) Max(in_flight + 1, d->sent_in_flight) * 2 < d->limit)
 		return;
 	d->limit = Clamp(d->limit + (d->limit < d->threshold ? 1.0 : 1.0 / d->limit));
 }

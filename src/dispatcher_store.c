@@ -205,7 +205,9 @@ KeptGenericPlan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types)
  * when the outbox was empty, or when every row was still in the future, made
  * the planner read every pending row with a bitmap scan and sort them.  No
  * sequential scan, no bitmap scan, no sort: the index walk is the only plan
- * left, and it reads only the rows it returns.  Returns the GUC nest level
+ * left, and it reads only the rows it returns (the claim's UPDATE: the
+ * primary key, never a sequential scan planned once while the outbox was
+ * small).  Returns the GUC nest level
  * to pop (AtEOXact_GUC) after the statements.
  */
 static int
@@ -405,12 +407,14 @@ StoreClaim(int max, ClaimedRequest **claimed, TimestampTz *next_due, MemoryConte
 	}
 	qsort(pending, ndue, sizeof(DueDestination), CompareDue);
 	nchosen = ndue > 0 ? LockDue(pending, ndue, max, &chosen) : 0;
-	AtEOXact_GUC(true, level);
 	if (nchosen == 0)
+	{
+		AtEOXact_GUC(true, level);
 		return 0;
+	}
 
 	values[0] = ScalarArray(chosen, NULL, nchosen, INT8OID);
-	rc = SPI_execute_plan(KeptPlan(&claim_mark_plan,
+	rc = SPI_execute_plan(KeptGenericPlan(&claim_mark_plan,
 								  "UPDATE pay.outbox SET state = 'in_flight', claimed_at = pg_catalog.now(),"
 								  "       attempts = attempts OPERATOR(pg_catalog.+) 1"
 								  " WHERE id = ANY($1) AND state = 'pending'"
@@ -419,6 +423,7 @@ StoreClaim(int max, ClaimedRequest **claimed, TimestampTz *next_due, MemoryConte
 						  values, NULL, false, 0);
 	if (rc != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "could not claim outbox rows: %s", SPI_result_code_string(rc));
+	AtEOXact_GUC(true, level);
 	n = (int) SPI_processed;
 	out = MemoryContextAllocZero(cxt, sizeof(ClaimedRequest) * Max(n, 1));
 	for (i = 0; i < (uint64) n; i++)
@@ -436,7 +441,7 @@ StoreClaim(int max, ClaimedRequest **claimed, TimestampTz *next_due, MemoryConte
 		out[i].error = MemoryContextStrdup(cxt, "the request was not built");
 	}
 
-	rc = SPI_execute_plan(KeptPlan(&claim_build_plan,
+	rc = SPI_execute_plan(KeptGenericPlan(&claim_build_plan,
 								  "SELECT id, method, url, headers, body, error FROM pay._outbox_requests($1)",
 								  1, id_types),
 						  values, NULL, false, 0);

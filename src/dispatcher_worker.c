@@ -472,7 +472,7 @@ ClaimAndSend(TimestampTz *next_due, bool *failed)
 					 c->headers, c->nheaders, c->body, error, sizeof(error)))
 			HttpFail(c->id, c->attempt, c->destination, c->notification, false, error);
 		else
-			LimitSent(c->destination, now);
+			LimitSent(c->destination, HttpInFlightTo(c->destination), now);
 	}
 	if (dispatcher_shared != NULL)
 		pg_atomic_fetch_add_u64(&dispatcher_shared->claimed, w.count);
@@ -529,6 +529,7 @@ pay_dispatcher_main(Datum arg)
 	TimestampTz next_lease_look = 0;
 	TimestampTz backoff_until = 0;
 	TimestampTz breaker_due = 0;	/* a cool-down, a Retry-After or a rate's wait ends: look for due rows */
+	TimestampTz woke_at = GetCurrentTimestamp();	/* the loop's last wake-up: its work since delays answers */
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -679,7 +680,9 @@ pay_dispatcher_main(Datum arg)
 		if (span_ms >= 0)
 			timeout = Min(timeout, span_ms);
 
+		LimitLoopBusy((double) (now - woke_at) / 1000.0);
 		n = WaitEventSetWait(events, timeout, occurred, lengthof(occurred), PG_WAIT_EXTENSION);
+		woke_at = GetCurrentTimestamp();
 		for (i = 0; i < n; i++)
 			if (occurred[i].events & WL_LATCH_SET)
 			{
