@@ -78,7 +78,9 @@ typedef struct DestinationLimit
 int			destination_concurrency_min = 4;
 
 static HTAB *limits_by_destination = NULL;
-static double busy_ms = 0;		/* how long the worker's loop works between two waits (moving average) */
+static double busy_ms = 0;
+static int	rated_count = 0;		/* destinations with a max_rate */
+static TimestampTz latest_not_before = 0;	/* the furthest Retry-After */		/* how long the worker's loop works between two waits (moving average) */
 static TimestampTz rates_loaded_at = 0;
 static SPIPlanPtr rates_plan = NULL;
 
@@ -128,6 +130,8 @@ LimitReset(void)
 	limits_by_destination = hash_create("pay destination limits", 64, &ctl,
 										HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	rates_loaded_at = 0;
+	rated_count = 0;
+	latest_not_before = 0;
 }
 
 /* The state of a destination, made at the initial limit when first seen. */
@@ -230,10 +234,13 @@ LimitLoadRates(TimestampTz now, bool force)
 		d->rate = rate;
 		d->rate_seen = true;
 	}
+	rated_count = 0;
 	hash_seq_init(&seq, limits_by_destination);
 	while ((d = hash_seq_search(&seq)) != NULL)
 		if (!d->rate_seen)
 			d->rate = 0;
+		else
+			rated_count++;
 }
 
 /* Whether a destination has state of its own (else it is at the initial limit, nothing on the wire). */
@@ -304,7 +311,8 @@ LimitNextChange(TimestampTz now)
 	DestinationLimit *d;
 	TimestampTz next = 0;
 
-	if (limits_by_destination == NULL)
+	/* asked at every turn of the loop: most of the time nothing can be blocked so */
+	if (limits_by_destination == NULL || (rated_count == 0 && latest_not_before <= now))
 		return 0;
 	hash_seq_init(&seq, limits_by_destination);
 	while ((d = hash_seq_search(&seq)) != NULL)
@@ -402,6 +410,8 @@ HonourRetryAfter(DestinationLimit *d, const HttpResult *r, TimestampTz now)
 	until = TimestampTzPlusMilliseconds(now, Min(secs, (int64) RETRY_AFTER_MAX_S) * 1000);
 	if (until > d->not_before)
 		d->not_before = until;
+	if (until > latest_not_before)
+		latest_not_before = until;
 	return d->not_before;
 }
 

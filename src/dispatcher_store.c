@@ -260,7 +260,8 @@ PendingDestinations(DueDestination **out)
 										 "             WHERE o.state = 'pending' AND o.destination OPERATOR(pg_catalog.>) d.destination"
 										 "             ORDER BY o.destination, o.next_attempt_at LIMIT 1) n)"
 										 "SELECT destination, next_attempt_at FROM d", 0, NULL),
-						  NULL, NULL, true, 0);
+	/* not read-only: it must see the rows RerouteBlocked has just queued */
+						  NULL, NULL, false, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not list the destinations of pending outbox rows: %s", SPI_result_code_string(rc));
 	*out = palloc(sizeof(DueDestination) * Max(SPI_processed, 1));
