@@ -670,11 +670,15 @@ pay_dispatcher_main(Datum arg)
 		limit_next = LimitNextChange(now);
 		if (limit_next != 0 && (breaker_next == 0 || limit_next < breaker_next))
 			breaker_next = limit_next;
-		if (breaker_next != 0)
-		{
+		/*
+		 * Keep an earlier due time until it passes: a wait that ends while
+		 * the loop runs (a token earned) is no longer reported, and nothing
+		 * else would bring the claim it was for.
+		 */
+		if (breaker_next != 0 && (breaker_due == 0 || breaker_next < breaker_due))
 			breaker_due = breaker_next;
-			timeout = Min(timeout, MsUntil(breaker_next, now, IDLE_WAIT_MS));
-		}
+		if (breaker_due != 0)
+			timeout = Min(timeout, MsUntil(breaker_due, now, IDLE_WAIT_MS));
 		timeout = Min(timeout, MsUntil(next_lease_look, now, IDLE_WAIT_MS));
 		span_ms = SpanExportWaitMs(now);
 		if (span_ms >= 0)
