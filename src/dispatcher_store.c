@@ -312,10 +312,11 @@ DestinationRoom(const char *destination, TimestampTz now)
 /*
  * Lock up to max due rows, at most room[i] of destination dest[i] (in that
  * order: the longest waiting destination first), oldest first within each.
- * The ids go to chosen (palloc'd); returns how many.
+ * Their ids (bigint[]) and addresses (tid[]) go to *ids and *tids; returns
+ * how many.
  */
 static int
-LockDue(DueDestination *due, int ndue, int max, Datum **chosen)
+LockDue(DueDestination *due, int ndue, int max, Datum *ids, Datum *tids)
 {
 	Oid			types[3] = {TEXTARRAYOID, INT4ARRAYOID, INT4OID};
 	Datum		values[3];
@@ -333,10 +334,10 @@ LockDue(DueDestination *due, int ndue, int max, Datum **chosen)
 	values[1] = ScalarArray(rooms, NULL, ndue, INT4OID);
 	values[2] = Int32GetDatum(max);
 	rc = SPI_execute_plan(KeptGenericPlan(&claim_lock_plan,
-										 "SELECT c.id"
+										 "SELECT c.id, c.ctid"
 										 "  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) WITH ORDINALITY AS d(destination, room, n)"
 										 " CROSS JOIN LATERAL ("
-										 "   SELECT o.id FROM pay.outbox o"
+										 "   SELECT o.id, o.ctid FROM pay.outbox o"
 										 "    WHERE o.state = 'pending' AND o.destination = d.destination"
 										 "      AND o.next_attempt_at <= pg_catalog.now()"
 										 "    ORDER BY o.next_attempt_at LIMIT d.room"
@@ -345,14 +346,22 @@ LockDue(DueDestination *due, int ndue, int max, Datum **chosen)
 						  values, NULL, false, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not lock due outbox rows: %s", SPI_result_code_string(rc));
-	*chosen = palloc(sizeof(Datum) * Max(SPI_processed, 1));
-	for (i = 0; i < (int) SPI_processed; i++)
 	{
-		bool		isnull;
+		int			n = (int) SPI_processed;
+		Datum	   *id = palloc(sizeof(Datum) * Max(n, 1));
+		Datum	   *tid = palloc(sizeof(Datum) * Max(n, 1));
 
-		(*chosen)[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+		for (i = 0; i < n; i++)
+		{
+			bool		isnull;
+
+			id[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+			tid[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull);
+		}
+		*ids = ScalarArray(id, NULL, n, INT8OID);
+		*tids = ScalarArray(tid, NULL, n, TIDOID);
+		return n;
 	}
-	return (int) SPI_processed;
 }
 
 /*
@@ -379,7 +388,9 @@ StoreClaim(int max, ClaimedRequest **claimed, TimestampTz *next_due, MemoryConte
 	DueDestination *pending;
 	int			npending;
 	int			ndue = 0;
-	Datum	   *chosen;
+	Datum		ids = (Datum) 0;
+	Datum		tids = (Datum) 0;
+	Oid			tid_types[1] = {TIDARRAYOID};
 	int			nchosen;
 	int			level;
 	int			rc;
@@ -407,20 +418,26 @@ StoreClaim(int max, ClaimedRequest **claimed, TimestampTz *next_due, MemoryConte
 			*next_due = d->due;
 	}
 	qsort(pending, ndue, sizeof(DueDestination), CompareDue);
-	nchosen = ndue > 0 ? LockDue(pending, ndue, max, &chosen) : 0;
+	nchosen = ndue > 0 ? LockDue(pending, ndue, max, &ids, &tids) : 0;
 	if (nchosen == 0)
 	{
 		AtEOXact_GUC(true, level);
 		return 0;
 	}
 
-	values[0] = ScalarArray(chosen, NULL, nchosen, INT8OID);
+	/*
+	 * The rows just locked, by their addresses (a TID scan: locked by us,
+	 * they cannot move).  Not "WHERE id = ANY($1) AND state = 'pending'":
+	 * with statistics that say no row is pending, the planner would rather
+	 * walk the whole partial index of pending rows than the primary key.
+	 */
+	values[0] = tids;
 	rc = SPI_execute_plan(KeptGenericPlan(&claim_mark_plan,
 								  "UPDATE pay.outbox SET state = 'in_flight', claimed_at = pg_catalog.now(),"
 								  "       attempts = attempts OPERATOR(pg_catalog.+) 1"
-								  " WHERE id = ANY($1) AND state = 'pending'"
+								  " WHERE ctid OPERATOR(pg_catalog.=) ANY($1)"
 								  " RETURNING id, attempts, attempts_max, kind = 'merchant_notification', destination, operation",
-								  1, id_types),
+								  1, tid_types),
 						  values, NULL, false, 0);
 	if (rc != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "could not claim outbox rows: %s", SPI_result_code_string(rc));
@@ -442,6 +459,7 @@ StoreClaim(int max, ClaimedRequest **claimed, TimestampTz *next_due, MemoryConte
 		out[i].error = MemoryContextStrdup(cxt, "the request was not built");
 	}
 
+	values[0] = ids;
 	rc = SPI_execute_plan(KeptGenericPlan(&claim_build_plan,
 								  "SELECT id, method, url, headers, body, error FROM pay._outbox_requests($1)",
 								  1, id_types),

@@ -40,6 +40,7 @@ CPU_WINDOW=${CPU_WINDOW:-15}; BIG=${BIG:-1000000}
 work=${PAY_WORK:-$(mktemp -d)}/bench-capacity
 rm -rf "$work"; mkdir -p "$work"
 pgport=$((56000 + RANDOM % 1000))
+build_path=$PATH   # builds use the system's pg_config, not a private install's
 export PGHOST=$work PGPORT=$pgport PGDATABASE=postgres
 unset PGUSER
 
@@ -61,8 +62,8 @@ start_server() {
   local tree=$1 label=$2 db=$3 bindir
   if [ ! -d "$work/$label" ]; then
     mkdir -p "$work/$label"
-    (cd "$tree" && make -s) >"$work/$label/build.log" 2>&1 || { cat "$work/$label/build.log"; exit 1; }
-    bindir=$(cd "$tree" && test/lib/tmp-install "$work/$label/install")
+    (cd "$tree" && PATH=$build_path make -s) >"$work/$label/build.log" 2>&1 || { cat "$work/$label/build.log"; exit 1; }
+    bindir=$(cd "$tree" && PATH=$build_path test/lib/tmp-install "$work/$label/install")
     echo "$bindir" > "$work/$label/bindir"
     "$bindir/initdb" -D "$work/$label/data" -A trust -N >/dev/null
     head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$work/$label/master.key"; chmod 600 "$work/$label/master.key"
