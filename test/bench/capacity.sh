@@ -191,7 +191,7 @@ row() {
   local key=$1 what=$2 now base
   now=$(value now "$key"); base=$(value baseline "$key")
   if [ -n "$base" ]; then
-    printf '%-58s %12.1f %12.1f %8.2fx\n' "$what" "$now" "$base" "$(echo "$now / ($base + 0.000001)" | bc -l)"
+    printf '%-58s %12.1f %12.1f %8.3fx\n' "$what" "$now" "$base" "$(echo "$now / ($base + 0.000001)" | bc -l)"
   else
     printf '%-58s %12.1f\n' "$what" "$now"
   fi
