@@ -227,6 +227,7 @@ typedef struct DueDestination
 	char	   *destination;
 	TimestampTz due;
 	int			room;
+	int			claimed;		/* rows locked for it */
 } DueDestination;
 
 static int
@@ -272,6 +273,7 @@ PendingDestinations(DueDestination **out)
 		(*out)[i].destination = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
 		(*out)[i].due = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
 		(*out)[i].room = 0;
+		(*out)[i].claimed = 0;
 	}
 	return (int) SPI_processed;
 }
@@ -334,7 +336,7 @@ LockDue(DueDestination *due, int ndue, int max, Datum *ids, Datum *tids)
 	values[1] = ScalarArray(rooms, NULL, ndue, INT4OID);
 	values[2] = Int32GetDatum(max);
 	rc = SPI_execute_plan(KeptGenericPlan(&claim_lock_plan,
-										 "SELECT c.id, c.ctid"
+										 "SELECT c.id, c.ctid, d.n::pg_catalog.int4"
 										 "  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) WITH ORDINALITY AS d(destination, room, n)"
 										 " CROSS JOIN LATERAL ("
 										 "   SELECT o.id, o.ctid FROM pay.outbox o"
@@ -357,11 +359,31 @@ LockDue(DueDestination *due, int ndue, int max, Datum *ids, Datum *tids)
 
 			id[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
 			tid[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull);
+			due[DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull)) - 1].claimed++;
 		}
 		*ids = ScalarArray(id, NULL, n, INT8OID);
 		*tids = ScalarArray(tid, NULL, n, TIDOID);
 		return n;
 	}
+}
+
+/*
+ * A destination with due rows and room that got none had them all locked by
+ * another transaction (pay.redrive, say): look again in a second, since a
+ * rollback there wakes nobody.  (One that got some is looked at again when
+ * their answers come back; with the claim cut at max, at once.)
+ */
+static void
+LookAgainForLocked(DueDestination *due, int ndue, bool all_seen, TimestampTz now, TimestampTz *next_due)
+{
+	TimestampTz again = TimestampTzPlusMilliseconds(now, 1000);
+	int			i;
+
+	if (!all_seen)
+		return;
+	for (i = 0; i < ndue; i++)
+		if (due[i].claimed == 0 && (*next_due == 0 || again < *next_due))
+			*next_due = again;
 }
 
 /*
@@ -419,6 +441,7 @@ StoreClaim(int max, ClaimedRequest **claimed, TimestampTz *next_due, MemoryConte
 	}
 	qsort(pending, ndue, sizeof(DueDestination), CompareDue);
 	nchosen = ndue > 0 ? LockDue(pending, ndue, max, &ids, &tids) : 0;
+	LookAgainForLocked(pending, ndue, nchosen < max, now, next_due);
 	if (nchosen == 0)
 	{
 		AtEOXact_GUC(true, level);
