@@ -7,9 +7,11 @@
  * next timeout with one WaitEventSet, so it sleeps until there is something
  * to do.  The multi handle keeps connections open between requests
  * (keep-alive: its connection cache holds as many as pay.dispatcher_concurrency),
- * multiplexes requests over HTTP/2 where a TLS peer offers it (ALPN), and
- * finished easy handles are reset and kept for the next requests (their
- * buffers and the TLS session cache stay warm).  Every transfer: TLS 1.2 or later, peer and host
+ * and multiplexes requests over HTTP/2 where a TLS peer offers it (ALPN).
+ * Easy handles are not reused: with libcurl 7.88, handles reset with
+ * curl_easy_reset sometimes failed their next transfer at once ("Failed to
+ * resolve host ... with timeout after 0 ms") after others had timed out;
+ * connections are kept by the multi handle all the same.  Every transfer: TLS 1.2 or later, peer and host
  * verification always on, optional CA bundle, connect and total timeouts, a
  * cap on the response size, no redirects, http and https only, no
  * signals (CURLOPT_NOSIGNAL), and no connection to a loopback, link-local or
@@ -71,8 +73,6 @@ typedef struct InFlightCount
 } InFlightCount;
 
 static HTAB *in_flight_by_destination = NULL;
-static CURL **idle_easy = NULL;	/* reset handles ready for the next transfer */
-static int	idle_easy_count = 0;
 static HttpResult *finished = NULL;
 static int	finished_count = 0;
 static int	finished_capacity = 0;
@@ -84,7 +84,6 @@ static char *export_body = NULL;
 static char export_errbuf[CURL_ERROR_SIZE];
 
 #define EXPORT_TIMEOUT_MS 5000
-#define IDLE_EASY_MAX 1024		/* most reset easy handles kept */
 
 /* Module set-up, from _PG_init. */
 void
@@ -250,9 +249,6 @@ HttpStart(void)
 	curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long) Max(dispatcher_concurrency, 8));
 	curl_multi_setopt(multi, CURLMOPT_PIPELINING, (long) CURLPIPE_MULTIPLEX);
 	RaiseFileLimit();
-	idle_easy = malloc(sizeof(CURL *) * IDLE_EASY_MAX);
-	if (idle_easy == NULL)
-		elog(ERROR, "out of memory for curl handles");
 }
 
 /* The descriptor to wait on: readable when a socket of a transfer is ready. */
@@ -312,28 +308,6 @@ HttpFail(int64 outbox_id, int attempt, const char *destination, bool notificatio
 	Finish(&r);
 }
 
-/* An easy handle for a new transfer: a kept one, reset, or a new one. */
-static CURL *
-EasyTake(void)
-{
-	if (idle_easy_count > 0)
-		return idle_easy[--idle_easy_count];
-	return curl_easy_init();
-}
-
-/* Keep a finished transfer's easy handle for the next one (its options reset). */
-static void
-EasyRelease(CURL *e)
-{
-	if (idle_easy != NULL && idle_easy_count < IDLE_EASY_MAX)
-	{
-		curl_easy_reset(e);
-		idle_easy[idle_easy_count++] = e;
-	}
-	else
-		curl_easy_cleanup(e);
-}
-
 /* The count of requests on the wire to a destination; made (at 0) if create. */
 static InFlightCount *
 CountOf(const char *destination, bool create)
@@ -379,7 +353,7 @@ TransferFree(HttpTransfer *t)
 	transfers_count--;
 	CountOf(t->result.destination, true)->n--;
 	curl_multi_remove_handle(multi, t->easy);
-	EasyRelease(t->easy);
+	curl_easy_cleanup(t->easy);
 	curl_slist_free_all(t->headers);
 	free(t);
 }
@@ -453,7 +427,7 @@ HttpAdd(int64 outbox_id, int attempt, const char *destination, bool notification
 			return false;
 		}
 	t = calloc(1, sizeof(HttpTransfer));
-	if (t == NULL || (e = EasyTake()) == NULL)
+	if (t == NULL || (e = curl_easy_init()) == NULL)
 	{
 		free(t);
 		snprintf(error, errlen, "out of memory for a transfer");
@@ -507,7 +481,7 @@ HttpAdd(int64 outbox_id, int attempt, const char *destination, bool notification
 	if (rc != CURLE_OK)
 	{
 		snprintf(error, errlen, "the request was refused by libcurl: %s", curl_easy_strerror(rc));
-		EasyRelease(e);
+		curl_easy_cleanup(e);
 		curl_slist_free_all(t->headers);
 		free(t);
 		return false;
@@ -522,7 +496,7 @@ HttpAdd(int64 outbox_id, int attempt, const char *destination, bool notification
 	{
 		snprintf(error, errlen, "the request could not be added to the multi handle");
 		free(t->result.destination);
-		EasyRelease(e);
+		curl_easy_cleanup(e);
 		curl_slist_free_all(t->headers);
 		free(t);
 		return false;
