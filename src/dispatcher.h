@@ -11,6 +11,7 @@
  *   dispatcher_store.c    the worker's SQL: claim, record outcomes, recover
  *   dispatcher_http.c     libcurl multi: many transfers from one handle
  *   dispatcher_breaker.c  circuit breakers per destination
+ *   dispatcher_limit.c    per destination: adaptive concurrency, Retry-After, max_rate
  *   destination_check.c   refusing loopback, link-local and private destinations
  */
 #ifndef PAY_DISPATCHER_H
@@ -139,7 +140,6 @@ extern void HttpDrive(void);
 extern int	HttpInFlight(void);
 extern int	HttpInFlightTo(const char *destination);
 extern int	HttpInFlightIds(int64 **ids);
-extern int	HttpSaturated(int per_destination, char ***destinations);
 extern int	HttpTakeResults(HttpResult *results, int max);
 extern int	HttpResultsWaiting(void);
 extern void HttpResultFree(HttpResult *result);
@@ -147,6 +147,19 @@ extern void HttpResultFree(HttpResult *result);
 extern bool HttpExportPost(const char *url, char *body, size_t len, char *error, size_t errlen);
 /* A span post is on the wire. */
 extern bool HttpExportBusy(void);
+
+/* dispatcher_limit.c */
+extern int	destination_concurrency_min;
+extern void LimitInit(void);
+extern void LimitReset(void);
+extern void LimitLoadRates(TimestampTz now, bool force);
+extern bool LimitKnown(const char *destination);
+extern int	LimitConcurrency(const char *destination);
+extern int	LimitRoom(const char *destination, int in_flight, TimestampTz now);
+extern void LimitSent(const char *destination, int in_flight, TimestampTz now);
+extern TimestampTz LimitNextChange(TimestampTz now);
+extern void LimitRecord(const HttpResult *r, int in_flight, TimestampTz now);
+extern void LimitLoopBusy(double ms);
 
 /* dispatcher_store.c */
 typedef struct ClaimedRequest
@@ -167,10 +180,9 @@ typedef struct ClaimedRequest
 
 extern bool StoreExtensionReady(void);
 extern int	StoreRecover(bool all, int64 lease_ms);
-extern int	StoreClaim(int max, int per_destination, ClaimedRequest **claimed, MemoryContext cxt);
+extern int	StoreClaim(int max, ClaimedRequest **claimed, TimestampTz *next_due, MemoryContext cxt);
 extern void StoreRecord(HttpResult *results, int n, int *outcomes, const int64 *waits_ms);
 extern void StoreRelease(const int64 *ids, const int *attempts, int n);
-extern TimestampTz StoreNextDue(int per_destination);
 
 /* outcomes of an attempt, as StoreRecord takes them */
 #define OUTCOME_DONE	0

@@ -6,7 +6,12 @@
  * epoll descriptor (readable when any socket is ready), its latch and curl's
  * next timeout with one WaitEventSet, so it sleeps until there is something
  * to do.  The multi handle keeps connections open between requests
- * (keep-alive).  Every transfer: TLS 1.2 or later, peer and host
+ * (keep-alive: its connection cache holds as many as pay.dispatcher_concurrency),
+ * and multiplexes requests over HTTP/2 where a TLS peer offers it (ALPN).
+ * Easy handles are not reused: with libcurl 7.88, handles reset with
+ * curl_easy_reset sometimes failed their next transfer at once ("Failed to
+ * resolve host ... with timeout after 0 ms") after others had timed out;
+ * connections are kept by the multi handle all the same.  Every transfer: TLS 1.2 or later, peer and host
  * verification always on, optional CA bundle, connect and total timeouts, a
  * cap on the response size, no redirects, http and https only, no
  * signals (CURLOPT_NOSIGNAL), and no connection to a loopback, link-local or
@@ -19,6 +24,7 @@
 #include "postgres.h"
 
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -26,6 +32,8 @@
 #include <unistd.h>
 
 #include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "dispatcher.h"
@@ -56,6 +64,15 @@ static bool timer_set = false;
 static TimestampTz timer_deadline = 0;
 static HttpTransfer *transfers = NULL;
 static int	transfers_count = 0;
+/* Requests on the wire per destination. */
+#define DESTINATION_KEY_LEN 80
+typedef struct InFlightCount
+{
+	char		destination[DESTINATION_KEY_LEN];	/* hash key */
+	int			n;
+} InFlightCount;
+
+static HTAB *in_flight_by_destination = NULL;
 static HttpResult *finished = NULL;
 static int	finished_count = 0;
 static int	finished_capacity = 0;
@@ -196,6 +213,24 @@ DiscardBody(char *data, size_t size, size_t nmemb, void *userdata)
 	return size * nmemb;
 }
 
+/*
+ * Every request on the wire holds a socket: raise the soft limit on open
+ * files to the hard one, so that hundreds of connections to one PSP do not
+ * run out of descriptors at the 1024 most systems start processes with.
+ */
+static void
+RaiseFileLimit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max)
+	{
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			elog(LOG, "pay dispatcher: could not raise the open files limit: %m");
+	}
+}
+
 /* Start the multi handle and the epoll set (worker start). */
 void
 HttpStart(void)
@@ -210,7 +245,10 @@ HttpStart(void)
 		elog(ERROR, "could not create a curl multi handle");
 	curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, SocketCallback);
 	curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, TimerCallback);
+	/* keep a connection per request on the wire: a PSP answering slowly gets hundreds */
 	curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long) Max(dispatcher_concurrency, 8));
+	curl_multi_setopt(multi, CURLMOPT_PIPELINING, (long) CURLPIPE_MULTIPLEX);
+	RaiseFileLimit();
 }
 
 /* The descriptor to wait on: readable when a socket of a transfer is ready. */
@@ -270,6 +308,38 @@ HttpFail(int64 outbox_id, int attempt, const char *destination, bool notificatio
 	Finish(&r);
 }
 
+/* The count of requests on the wire to a destination; made (at 0) if create. */
+static InFlightCount *
+CountOf(const char *destination, bool create)
+{
+	char		key[DESTINATION_KEY_LEN];
+
+	if (in_flight_by_destination == NULL)
+	{
+		HASHCTL		ctl;
+
+		if (!create)
+			return NULL;
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = DESTINATION_KEY_LEN;
+		ctl.entrysize = sizeof(InFlightCount);
+		ctl.hcxt = TopMemoryContext;
+		in_flight_by_destination = hash_create("pay requests on the wire", 64, &ctl,
+											   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	}
+	strlcpy(key, destination, sizeof(key));
+	if (create)
+	{
+		bool		found;
+		InFlightCount *c = hash_search(in_flight_by_destination, key, HASH_ENTER, &found);
+
+		if (!found)
+			c->n = 0;
+		return c;
+	}
+	return hash_search(in_flight_by_destination, key, HASH_FIND, NULL);
+}
+
 /* Unlink and free a transfer (its result has been moved out). */
 static void
 TransferFree(HttpTransfer *t)
@@ -281,6 +351,7 @@ TransferFree(HttpTransfer *t)
 	if (t->next)
 		t->next->prev = t->prev;
 	transfers_count--;
+	CountOf(t->result.destination, true)->n--;
 	curl_multi_remove_handle(multi, t->easy);
 	curl_easy_cleanup(t->easy);
 	curl_slist_free_all(t->headers);
@@ -382,6 +453,9 @@ HttpAdd(int64 outbox_id, int attempt, const char *destination, bool notification
 	SET(CURLOPT_TIMEOUT_MS, (long) http_timeout_ms);
 	SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) http_response_max_bytes);
 	SET(CURLOPT_TCP_KEEPALIVE, 1L);
+	/* HTTP/2 where TLS offers it, requests multiplexed on one connection; HTTP/1.1 otherwise */
+	SET(CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_2TLS);
+	SET(CURLOPT_PIPEWAIT, 1L);
 	SET(CURLOPT_USERAGENT, "pay-dispatcher/0.1");
 	SET(CURLOPT_HTTPHEADER, t->headers);
 	SET(CURLOPT_WRITEFUNCTION, WriteBody);
@@ -433,6 +507,7 @@ HttpAdd(int64 outbox_id, int attempt, const char *destination, bool notification
 		transfers->prev = t;
 	transfers = t;
 	transfers_count++;
+	CountOf(destination, true)->n++;
 	return true;
 }
 
@@ -626,17 +701,13 @@ HttpInFlight(void)
 	return transfers_count;
 }
 
-/* Requests on the wire to one destination. */
+/* Requests on the wire to one destination (a hash look-up: asked for every claim and answer). */
 int
 HttpInFlightTo(const char *destination)
 {
-	HttpTransfer *t;
-	int			n = 0;
+	InFlightCount *c = CountOf(destination, false);
 
-	for (t = transfers; t; t = t->next)
-		if (strcmp(t->result.destination, destination) == 0)
-			n++;
-	return n;
+	return c ? c->n : 0;
 }
 
 /* The outbox ids on the wire, palloc'd; returns how many. */
@@ -649,27 +720,6 @@ HttpInFlightIds(int64 **ids)
 	*ids = palloc(sizeof(int64) * Max(transfers_count, 1));
 	for (t = transfers; t; t = t->next)
 		(*ids)[n++] = t->result.outbox_id;
-	return n;
-}
-
-/* Destinations with per_destination or more requests on the wire, palloc'd; returns how many. */
-int
-HttpSaturated(int per_destination, char ***destinations)
-{
-	HttpTransfer *t;
-	int			n = 0;
-
-	*destinations = palloc(sizeof(char *) * Max(transfers_count, 1));
-	for (t = transfers; t; t = t->next)
-	{
-		int			i;
-		bool		seen = false;
-
-		for (i = 0; i < n && !seen; i++)
-			seen = strcmp((*destinations)[i], t->result.destination) == 0;
-		if (!seen && HttpInFlightTo(t->result.destination) >= per_destination)
-			(*destinations)[n++] = pstrdup(t->result.destination);
-	}
 	return n;
 }
 

@@ -96,6 +96,7 @@ DispatcherInit(void)
 	HttpInit();
 	OutboxScheduleInit();
 	BreakerInit();
+	LimitInit();
 	OutboxCountInit();
 	OutboxWakeInit();
 	DestinationInit();

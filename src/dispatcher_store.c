@@ -32,6 +32,7 @@
 #include "mb/pg_wchar.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -45,7 +46,7 @@ static SPIPlanPtr claim_build_plan = NULL;
 static SPIPlanPtr record_plan = NULL;
 static SPIPlanPtr apply_plan = NULL;
 static SPIPlanPtr apply_bytes_plan = NULL;
-static SPIPlanPtr next_due_plan = NULL;
+static SPIPlanPtr destinations_plan = NULL;
 static SPIPlanPtr reroute_plan = NULL;
 static SPIPlanPtr reroute_blocked_plan = NULL;
 
@@ -178,25 +179,242 @@ RerouteBlocked(char **blocked, int nblocked)
 }
 
 /*
- * Claim up to max due rows, at most per_destination on the wire per
- * destination and one probe per half-open circuit, and build their requests
- * (copied into cxt).  Returns how many.
+ * A statement prepared once with a generic plan, kept.  The worker plans
+ * custom plans by default (plan_cache_mode); these statements have one good
+ * plan whatever their parameters, so planning them again on every claim
+ * would only cost CPU.
+ */
+static SPIPlanPtr
+KeptGenericPlan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types)
+{
+	if (*slot == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, types, CURSOR_OPT_GENERIC_PLAN);
+
+		if (plan == NULL)
+			elog(ERROR, "could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		*slot = plan;
+	}
+	return *slot;
+}
+
+/*
+ * Plan (or re-plan, after an ANALYZE) the claim's statements on the index
+ * of due rows per destination, whatever pg_statistic says: statistics taken
+ * when the outbox was empty, or when every row was still in the future, made
+ * the planner read every pending row with a bitmap scan and sort them.  No
+ * sequential scan, no bitmap scan, no sort: the index walk is the only plan
+ * left, and it reads only the rows it returns (the claim's UPDATE: the
+ * primary key, never a sequential scan planned once while the outbox was
+ * small).  Returns the GUC nest level
+ * to pop (AtEOXact_GUC) after the statements.
+ */
+static int
+IndexOnlyPlanning(void)
+{
+	int			level = NewGUCNestLevel();
+
+	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	return level;
+}
+
+/* A destination that has pending rows: its earliest due time, and how many it may take now. */
+typedef struct DueDestination
+{
+	char	   *destination;
+	TimestampTz due;
+	int			room;
+	int			claimed;		/* rows locked for it */
+} DueDestination;
+
+static int
+CompareDue(const void *a, const void *b)
+{
+	const DueDestination *x = a;
+	const DueDestination *y = b;
+
+	return x->due < y->due ? -1 : x->due > y->due ? 1 : 0;
+}
+
+/*
+ * Every destination that has pending rows, with its earliest next_attempt_at:
+ * a walk over outbox_destination_due, one index probe per destination
+ * (skipping all of its rows at once), so its cost does not grow with the
+ * backlog.
+ */
+static int
+PendingDestinations(DueDestination **out)
+{
+	int			rc;
+	uint64		i;
+
+	rc = SPI_execute_plan(KeptGenericPlan(&destinations_plan,
+										 "WITH RECURSIVE d AS ("
+										 "  (SELECT destination, next_attempt_at FROM pay.outbox"
+										 "    WHERE state = 'pending' ORDER BY destination, next_attempt_at LIMIT 1)"
+										 "  UNION ALL"
+										 "  SELECT n.destination, n.next_attempt_at FROM d,"
+										 "   LATERAL (SELECT o.destination, o.next_attempt_at FROM pay.outbox o"
+										 "             WHERE o.state = 'pending' AND o.destination OPERATOR(pg_catalog.>) d.destination"
+										 "             ORDER BY o.destination, o.next_attempt_at LIMIT 1) n)"
+										 "SELECT destination, next_attempt_at FROM d", 0, NULL),
+	/* not read-only: it must see the rows RerouteBlocked has just queued */
+						  NULL, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not list the destinations of pending outbox rows: %s", SPI_result_code_string(rc));
+	*out = palloc(sizeof(DueDestination) * Max(SPI_processed, 1));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		(*out)[i].destination = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		(*out)[i].due = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+		(*out)[i].room = 0;
+		(*out)[i].claimed = 0;
+	}
+	return (int) SPI_processed;
+}
+
+/* Has a gateway the worker has not met yet pending rows?  (Its max_rate must be read first.) */
+static bool
+NewGateway(DueDestination *pending, int n)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (strncmp(pending[i].destination, "gateway:", 8) == 0 && !LimitKnown(pending[i].destination))
+			return true;
+	return false;
+}
+
+/*
+ * How many rows a destination may take now: what its limits leave
+ * (dispatcher_limit.c), none behind an open circuit, one probe when
+ * half-open and nothing is on the wire to it.
+ */
+static int
+DestinationRoom(const char *destination, TimestampTz now)
+{
+	int			in_flight = HttpInFlightTo(destination);
+
+	switch (BreakerCheck(destination, now))
+	{
+		case BREAKER_OPEN:
+			return 0;
+		case BREAKER_PROBE:
+			return in_flight > 0 ? 0 : Min(1, LimitRoom(destination, in_flight, now));
+		default:
+			return LimitRoom(destination, in_flight, now);
+	}
+}
+
+/*
+ * Lock up to max due rows, at most room[i] of destination dest[i] (in that
+ * order: the longest waiting destination first), oldest first within each.
+ * Their ids (bigint[]) and addresses (tid[]) go to *ids and *tids; returns
+ * how many.
+ */
+static int
+LockDue(DueDestination *due, int ndue, int max, Datum *ids, Datum *tids)
+{
+	Oid			types[3] = {TEXTARRAYOID, INT4ARRAYOID, INT4OID};
+	Datum		values[3];
+	char	  **dests = palloc(sizeof(char *) * Max(ndue, 1));
+	Datum	   *rooms = palloc(sizeof(Datum) * Max(ndue, 1));
+	int			i;
+	int			rc;
+
+	for (i = 0; i < ndue; i++)
+	{
+		dests[i] = due[i].destination;
+		rooms[i] = Int32GetDatum(due[i].room);
+	}
+	values[0] = TextArray(dests, ndue);
+	values[1] = ScalarArray(rooms, NULL, ndue, INT4OID);
+	values[2] = Int32GetDatum(max);
+	rc = SPI_execute_plan(KeptGenericPlan(&claim_lock_plan,
+										 "SELECT c.id, c.ctid, d.n::pg_catalog.int4"
+										 "  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) WITH ORDINALITY AS d(destination, room, n)"
+										 " CROSS JOIN LATERAL ("
+										 "   SELECT o.id, o.ctid FROM pay.outbox o"
+										 "    WHERE o.state = 'pending' AND o.destination = d.destination"
+										 "      AND o.next_attempt_at <= pg_catalog.now()"
+										 "    ORDER BY o.next_attempt_at LIMIT d.room"
+										 "    FOR UPDATE SKIP LOCKED) c"
+										 " LIMIT $3", 3, types),
+						  values, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not lock due outbox rows: %s", SPI_result_code_string(rc));
+	{
+		int			n = (int) SPI_processed;
+		Datum	   *id = palloc(sizeof(Datum) * Max(n, 1));
+		Datum	   *tid = palloc(sizeof(Datum) * Max(n, 1));
+
+		for (i = 0; i < n; i++)
+		{
+			bool		isnull;
+
+			id[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+			tid[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull);
+			due[DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull)) - 1].claimed++;
+		}
+		*ids = ScalarArray(id, NULL, n, INT8OID);
+		*tids = ScalarArray(tid, NULL, n, TIDOID);
+		return n;
+	}
+}
+
+/*
+ * A destination with due rows and room that got none had them all locked by
+ * another transaction (pay.redrive, say): look again in a second, since a
+ * rollback there wakes nobody.  (One that got some is looked at again when
+ * their answers come back; with the claim cut at max, at once.)
+ */
+static void
+LookAgainForLocked(DueDestination *due, int ndue, bool all_seen, TimestampTz now, TimestampTz *next_due)
+{
+	TimestampTz again = TimestampTzPlusMilliseconds(now, 1000);
+	int			i;
+
+	if (!all_seen)
+		return;
+	for (i = 0; i < ndue; i++)
+		if (due[i].claimed == 0 && (*next_due == 0 || again < *next_due))
+			*next_due = again;
+}
+
+/*
+ * Claim up to max due rows, within each destination's room (limits,
+ * circuit), and build their requests (copied into cxt).  Returns how many;
+ * *next_due is when the next pending row of a destination that has room
+ * comes due (0 if none: destinations without room are looked at again when
+ * a transfer finishes, a cool-down ends or a wait of dispatcher_limit.c
+ * ends).
+ *
+ * The cost follows the rows claimed and the destinations that have pending
+ * rows, not the backlog: a destination at its limit with a million due rows
+ * costs one index probe.
  */
 int
-StoreClaim(int max, int per_destination, ClaimedRequest **claimed, MemoryContext cxt)
+StoreClaim(int max, ClaimedRequest **claimed, TimestampTz *next_due, MemoryContext cxt)
 {
-	Oid			lock_types[2] = {TEXTARRAYOID, INT4OID};
 	Oid			id_types[1] = {INT8ARRAYOID};
-	Datum		values[2];
+	Datum		values[1];
 	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz db_now = GetCurrentTransactionStartTimestamp();
 	char	  **blocked;
-	char	  **saturated;
 	int			nblocked = BreakerBlocked(now, &blocked);
-	int			nsaturated = HttpSaturated(per_destination, &saturated);
-	char	  **exclude = palloc(sizeof(char *) * Max(nblocked + nsaturated, 1));
-	char	  **chosen_dest;
-	Datum	   *chosen;
-	int			nchosen = 0;
+	DueDestination *pending;
+	int			npending;
+	int			ndue = 0;
+	Datum		ids = (Datum) 0;
+	Datum		tids = (Datum) 0;
+	Oid			tid_types[1] = {TIDARRAYOID};
+	int			nchosen;
+	int			level;
 	int			rc;
 	uint64		i;
 	int			n;
@@ -204,59 +422,49 @@ StoreClaim(int max, int per_destination, ClaimedRequest **claimed, MemoryContext
 
 	if (nblocked > 0)
 		RerouteBlocked(blocked, nblocked);
-	memcpy(exclude, blocked, sizeof(char *) * nblocked);
-	memcpy(exclude + nblocked, saturated, sizeof(char *) * nsaturated);
-	values[0] = TextArray(exclude, nblocked + nsaturated);
-	values[1] = Int32GetDatum(max);
-	rc = SPI_execute_plan(KeptPlan(&claim_lock_plan,
-								  "SELECT id, destination FROM pay.outbox"
-								  " WHERE state = 'pending' AND next_attempt_at <= pg_catalog.now()"
-								  "   AND destination <> ALL($1)"
-								  " ORDER BY next_attempt_at LIMIT $2"
-								  " FOR UPDATE SKIP LOCKED", 2, lock_types),
-						  values, NULL, false, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "could not lock due outbox rows: %s", SPI_result_code_string(rc));
-
-	chosen = palloc(sizeof(Datum) * Max(SPI_processed, 1));
-	chosen_dest = palloc(sizeof(char *) * Max(SPI_processed, 1));
-	for (i = 0; i < SPI_processed; i++)
+	*next_due = 0;
+	*claimed = NULL;
+	level = IndexOnlyPlanning();
+	npending = PendingDestinations(&pending);
+	LimitLoadRates(now, NewGateway(pending, npending));
+	for (i = 0; i < (uint64) npending; i++)
 	{
-		HeapTuple	row = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		int64		id = DatumGetInt64(SPI_getbinval(row, desc, 1, &isnull));
-		char	   *dest = SPI_getvalue(row, desc, 2);
-		BreakerVerdict verdict = BreakerCheck(dest, now);
-		int			already = HttpInFlightTo(dest);
-		int			j;
+		DueDestination *d = &pending[i];
 
-		for (j = 0; j < nchosen; j++)
-			if (strcmp(chosen_dest[j], dest) == 0)
-				already++;
-		if (verdict == BREAKER_OPEN ||
-			(verdict == BREAKER_PROBE && already > 0) ||
-			already >= per_destination)
+		d->room = DestinationRoom(d->destination, now);
+		if (d->room <= 0)
 			continue;
-		chosen[nchosen] = Int64GetDatum(id);
-		chosen_dest[nchosen++] = dest;
+		if (d->due <= db_now)
+			pending[ndue++] = *d;
+		else if (*next_due == 0 || d->due < *next_due)
+			*next_due = d->due;
 	}
+	qsort(pending, ndue, sizeof(DueDestination), CompareDue);
+	nchosen = ndue > 0 ? LockDue(pending, ndue, max, &ids, &tids) : 0;
+	LookAgainForLocked(pending, ndue, nchosen < max, now, next_due);
 	if (nchosen == 0)
 	{
-		*claimed = NULL;
+		AtEOXact_GUC(true, level);
 		return 0;
 	}
 
-	values[0] = ScalarArray(chosen, NULL, nchosen, INT8OID);
-	rc = SPI_execute_plan(KeptPlan(&claim_mark_plan,
+	/*
+	 * The rows just locked, by their addresses (a TID scan: locked by us,
+	 * they cannot move).  Not "WHERE id = ANY($1) AND state = 'pending'":
+	 * with statistics that say no row is pending, the planner would rather
+	 * walk the whole partial index of pending rows than the primary key.
+	 */
+	values[0] = tids;
+	rc = SPI_execute_plan(KeptGenericPlan(&claim_mark_plan,
 								  "UPDATE pay.outbox SET state = 'in_flight', claimed_at = pg_catalog.now(),"
 								  "       attempts = attempts OPERATOR(pg_catalog.+) 1"
-								  " WHERE id = ANY($1) AND state = 'pending'"
+								  " WHERE ctid OPERATOR(pg_catalog.=) ANY($1)"
 								  " RETURNING id, attempts, attempts_max, kind = 'merchant_notification', destination, operation",
-								  1, id_types),
+								  1, tid_types),
 						  values, NULL, false, 0);
 	if (rc != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "could not claim outbox rows: %s", SPI_result_code_string(rc));
+	AtEOXact_GUC(true, level);
 	n = (int) SPI_processed;
 	out = MemoryContextAllocZero(cxt, sizeof(ClaimedRequest) * Max(n, 1));
 	for (i = 0; i < (uint64) n; i++)
@@ -274,7 +482,8 @@ StoreClaim(int max, int per_destination, ClaimedRequest **claimed, MemoryContext
 		out[i].error = MemoryContextStrdup(cxt, "the request was not built");
 	}
 
-	rc = SPI_execute_plan(KeptPlan(&claim_build_plan,
+	values[0] = ids;
+	rc = SPI_execute_plan(KeptGenericPlan(&claim_build_plan,
 								  "SELECT id, method, url, headers, body, error FROM pay._outbox_requests($1)",
 								  1, id_types),
 						  values, NULL, false, 0);
@@ -318,39 +527,6 @@ StoreClaim(int max, int per_destination, ClaimedRequest **claimed, MemoryContext
 	}
 	*claimed = out;
 	return n;
-}
-
-/*
- * When the next pending row is due, among destinations that can take one now
- * (not behind an open circuit, not at per_destination requests on the wire:
- * those are looked at again when a cool-down ends or a transfer finishes);
- * 0 if none.
- */
-TimestampTz
-StoreNextDue(int per_destination)
-{
-	Oid			types[1] = {TEXTARRAYOID};
-	Datum		values[1];
-	char	  **blocked;
-	char	  **saturated;
-	int			nblocked = BreakerBlocked(GetCurrentTimestamp(), &blocked);
-	int			nsaturated = HttpSaturated(per_destination, &saturated);
-	char	  **exclude = palloc(sizeof(char *) * Max(nblocked + nsaturated, 1));
-	bool		isnull;
-	Datum		d;
-	int			rc;
-
-	memcpy(exclude, blocked, sizeof(char *) * nblocked);
-	memcpy(exclude + nblocked, saturated, sizeof(char *) * nsaturated);
-	values[0] = TextArray(exclude, nblocked + nsaturated);
-	rc = SPI_execute_plan(KeptPlan(&next_due_plan,
-								  "SELECT pg_catalog.min(next_attempt_at) FROM pay.outbox"
-								  " WHERE state = 'pending' AND destination <> ALL($1)", 1, types),
-						  values, NULL, true, 1);
-	if (rc != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "could not find the next due outbox row: %s", SPI_result_code_string(rc));
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	return isnull ? 0 : DatumGetTimestampTz(d);
 }
 
 /*

@@ -47,8 +47,8 @@
 #define RESULTS_BATCH		1024
 
 char	   *dispatcher_database = NULL;
-int			dispatcher_concurrency = 64;
-int			dispatcher_destination_concurrency = 16;
+int			dispatcher_concurrency = 1024;
+int			dispatcher_destination_concurrency = 512;
 int			dispatcher_lease_ms = 300000;
 bool		dispatcher_synchronous_commit = true;
 
@@ -85,11 +85,15 @@ DispatcherWorkerInit(void)
 							   0, NULL, NULL, NULL);
 	DefineCustomIntVariable("pay.dispatcher_concurrency",
 							"Most requests the dispatcher has on the wire at once.",
-							NULL, &dispatcher_concurrency, 64, 1, 1024,
+							"Each holds a connection; the connection cache keeps as many open.",
+							&dispatcher_concurrency, 1024, 1, 16384,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("pay.dispatcher_destination_concurrency",
-							"Most requests on the wire to one destination (a hung one cannot take every slot).",
-							NULL, &dispatcher_destination_concurrency, 16, 1, 1024,
+							"Most requests on the wire to one destination: the ceiling of its adaptive limit.",
+							"Each destination's limit starts at 16 (or this, if lower), grows while its latency "
+							"stays flat and backs off on timeouts, 429 and 5xx, down to "
+							"pay.dispatcher_destination_concurrency_min (a hung one cannot take every slot).",
+							&dispatcher_destination_concurrency, 512, 1, 16384,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomBoolVariable("pay.dispatcher_synchronous_commit",
 							 "Whether the dispatcher's claims and outcomes wait for the WAL flush.",
@@ -221,8 +225,7 @@ ClaimTxn(void *arg)
 {
 	ClaimWork  *w = (ClaimWork *) arg;
 
-	w->count = StoreClaim(w->max, dispatcher_destination_concurrency, &w->claimed, w->cxt);
-	w->next_due = StoreNextDue(dispatcher_destination_concurrency);
+	w->count = StoreClaim(w->max, &w->claimed, &w->next_due, w->cxt);
 }
 
 /* Transaction body: record outcomes and the circuits they changed. */
@@ -398,6 +401,7 @@ RecordResults(void)
 		waits[i] = outcomes[i] == OUTCOME_RETRY ? OutboxRetryWaitMs(r->notification, r->attempt) : 0;
 		if (counts)
 			BreakerRecord(r->destination, healthy, r->error, now);
+		LimitRecord(r, HttpInFlightTo(r->destination), now);
 	}
 	w.results = results;
 	w.n = n;
@@ -467,6 +471,8 @@ ClaimAndSend(TimestampTz *next_due, bool *failed)
 		if (!HttpAdd(c->id, c->attempt, c->destination, c->notification, c->method, c->url,
 					 c->headers, c->nheaders, c->body, error, sizeof(error)))
 			HttpFail(c->id, c->attempt, c->destination, c->notification, false, error);
+		else
+			LimitSent(c->destination, HttpInFlightTo(c->destination), now);
 	}
 	if (dispatcher_shared != NULL)
 		pg_atomic_fetch_add_u64(&dispatcher_shared->claimed, w.count);
@@ -522,7 +528,8 @@ pay_dispatcher_main(Datum arg)
 	TimestampTz next_due = 0;
 	TimestampTz next_lease_look = 0;
 	TimestampTz backoff_until = 0;
-	TimestampTz breaker_due = 0;	/* a cool-down ends: look for due rows */
+	TimestampTz breaker_due = 0;	/* a cool-down, a Retry-After or a rate's wait ends: look for due rows */
+	TimestampTz woke_at = GetCurrentTimestamp();	/* the loop's last wake-up: its work since delays answers */
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -549,6 +556,7 @@ pay_dispatcher_main(Datum arg)
 		SpinLockRelease(&dispatcher_shared->mutex);
 	}
 	BreakerReset();
+	LimitReset();
 	HttpStart();
 	ereport(LOG, (errmsg("pay dispatcher started for database \"%s\"", dispatcher_database)));
 
@@ -565,6 +573,7 @@ pay_dispatcher_main(Datum arg)
 		long		curl_ms;
 		long		span_ms;
 		TimestampTz breaker_next;
+		TimestampTz limit_next;
 		int			n;
 		int			i;
 
@@ -658,17 +667,26 @@ pay_dispatcher_main(Datum arg)
 		if (next_due != 0)
 			timeout = Min(timeout, MsUntil(next_due, now, IDLE_WAIT_MS));
 		breaker_next = BreakerNextChange(now);
-		if (breaker_next != 0)
-		{
+		limit_next = LimitNextChange(now);
+		if (limit_next != 0 && (breaker_next == 0 || limit_next < breaker_next))
+			breaker_next = limit_next;
+		/*
+		 * Keep an earlier due time until it passes: a wait that ends while
+		 * the loop runs (a token earned) is no longer reported, and nothing
+		 * else would bring the claim it was for.
+		 */
+		if (breaker_next != 0 && (breaker_due == 0 || breaker_next < breaker_due))
 			breaker_due = breaker_next;
-			timeout = Min(timeout, MsUntil(breaker_next, now, IDLE_WAIT_MS));
-		}
+		if (breaker_due != 0)
+			timeout = Min(timeout, MsUntil(breaker_due, now, IDLE_WAIT_MS));
 		timeout = Min(timeout, MsUntil(next_lease_look, now, IDLE_WAIT_MS));
 		span_ms = SpanExportWaitMs(now);
 		if (span_ms >= 0)
 			timeout = Min(timeout, span_ms);
 
+		LimitLoopBusy((double) (now - woke_at) / 1000.0);
 		n = WaitEventSetWait(events, timeout, occurred, lengthof(occurred), PG_WAIT_EXTENSION);
+		woke_at = GetCurrentTimestamp();
 		for (i = 0; i < n; i++)
 			if (occurred[i].events & WL_LATCH_SET)
 			{

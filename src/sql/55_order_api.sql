@@ -74,6 +74,12 @@ BEGIN
   IF options IS NULL OR jsonb_typeof(options) <> 'object' THEN
     RAISE EXCEPTION 'options must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
   END IF;
+  -- requests per second the dispatcher sends to this gateway at most (src/dispatcher_limit.c)
+  IF options ? 'max_rate' AND NOT coalesce(CASE WHEN jsonb_typeof(options->'max_rate') = 'number'
+      THEN (options->>'max_rate')::numeric > 0 AND (options->>'max_rate')::numeric <= 1000000 END, false) THEN
+    RAISE EXCEPTION 'max_rate must be a number of requests per second above 0 and at most 1000000, not %',
+      options->'max_rate' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
   INSERT INTO pay.gateways (name, kind, base_url, options)
     VALUES (create_gateway.name, create_gateway.kind, create_gateway.base_url, create_gateway.options)
     RETURNING id INTO v_id;

@@ -42,6 +42,9 @@ CREATE TRIGGER outbox_check BEFORE INSERT OR UPDATE ON pay.outbox
 ALTER TABLE pay.outbox ENABLE ALWAYS TRIGGER outbox_check;
 -- Partial indexes: a row is in each only while it is in that state.
 CREATE INDEX outbox_due ON pay.outbox (next_attempt_at) WHERE state = 'pending';
+-- The dispatcher's claim walks this one: each destination's due rows in
+-- order, and the next destination in one probe (src/dispatcher_store.c).
+CREATE INDEX outbox_destination_due ON pay.outbox (destination, next_attempt_at) WHERE state = 'pending';
 CREATE INDEX outbox_in_flight ON pay.outbox (claimed_at) WHERE state = 'in_flight';
 CREATE INDEX outbox_dead ON pay.outbox (finished_at) WHERE state = 'dead';
 CREATE INDEX outbox_order ON pay.outbox (order_id) WHERE order_id IS NOT NULL;

@@ -7,6 +7,7 @@ first path segments choose what it does.
   /ok/...              200 "success"
   /slow/<ms>/...       wait <ms>, then 200 "success"
   /status/<code>/...   answer <code> (body "failure")
+  /slowstatus/<ms>/<code>/...  wait <ms>, then answer <code>
   /reset/...           close the connection with a TCP reset, no answer
   /hang/...            read the request and never answer
   /malformed/...       answer bytes that are not HTTP, then close
@@ -16,17 +17,23 @@ first path segments choose what it does.
   /slowjson/<ms>/...   wait <ms>, then the same
   /flaky/<n>/...       500 for the first n requests of each key, then 200 "success"
   /switch/<name>/...   whatever mode POST /_mode/<name>?<mode> last set (default ok)
+  /throttle/<n>/<status>/<after>/...  the first n requests to this path answer <status>
+                       with Retry-After: <after> (seconds; "date<s>": an HTTP date s seconds
+                       ahead; "-": none), the later ones 200 "success"
 
 Every request is recorded with its time and idempotency key (the
 Idempotency-Key header, else the event_id form field).  Effects are counted
 per key: a key is applied once, its re-sends are counted as duplicates.
 GET /_stats answers {"requests", "applied", "duplicates", "keys": {key: n}};
-GET /_log answers every request as [time, path, key, method, body, traceparent].
+GET /_log answers every request as [time, path, key, method, body, traceparent,
+in_flight, answered], in_flight counting the requests to its path open at its
+arrival (itself included), answered the time its answer was written (null if none was).
 
 Usage: http_peer.py --port-file F [--port N] [--cert C --key K]
 """
 import argparse
 import asyncio
+import email.utils
 import json
 import os
 import socket
@@ -40,6 +47,8 @@ requests_log = []          # [time, path, key, method, body, traceparent]
 received = {}              # key -> requests received
 flaky_seen = {}            # key -> requests seen by /flaky
 modes = {}                 # switch name -> mode path, e.g. "status/500"
+throttled = {}             # path -> requests seen by /throttle
+in_flight = {}             # path -> requests read and not yet answered
 
 
 def key_of(headers, body):
@@ -55,14 +64,14 @@ def key_of(headers, body):
     return None
 
 
-def response(status, body, content_type='text/plain', close=False):
+def response(status, body, content_type='text/plain', close=False, extra=''):
     reason = {200: 'OK', 400: 'Bad Request', 404: 'Not Found', 408: 'Request Timeout',
               429: 'Too Many Requests', 500: 'Internal Server Error',
               503: 'Service Unavailable'}.get(status, 'Status')
     if isinstance(body, str):
         body = body.encode()
-    head = ('HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s\r\n'
-            % (status, reason, content_type, len(body), 'Connection: close\r\n' if close else ''))
+    head = ('HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s%s\r\n'
+            % (status, reason, content_type, len(body), 'Connection: close\r\n' if close else '', extra))
     return head.encode() + body
 
 
@@ -82,6 +91,9 @@ async def act(segments, key, writer):
         return response(200, json.dumps({'psp_txn_id': 'txn_%s' % key}), 'application/json')
     if mode == 'status':
         return response(int(segments[1]), 'failure')
+    if mode == 'slowstatus':
+        await asyncio.sleep(int(segments[1]) / 1000.0)
+        return response(int(segments[2]), 'failure')
     if mode == 'reset':
         return 'reset'
     if mode == 'hang':
@@ -94,6 +106,16 @@ async def act(segments, key, writer):
         return response(200, 'ok')
     if mode == 'json':
         return response(200, json.dumps({'psp_txn_id': 'txn_%s' % key}), 'application/json')
+    if mode == 'throttle':
+        path = '/'.join(segments)
+        n = throttled.get(path, 0)
+        throttled[path] = n + 1
+        if n >= int(segments[1]):
+            return response(200, 'success')
+        after = segments[3]
+        if after.startswith('date'):
+            after = email.utils.formatdate(time.time() + int(after[4:]), usegmt=True)
+        return response(int(segments[2]), 'failure', extra='' if after == '-' else 'Retry-After: %s\r\n' % after)
     if mode == 'flaky':
         n = flaky_seen.get(key, 0)
         flaky_seen[key] = n + 1
@@ -117,6 +139,7 @@ def control(method, path, query):
         requests_log.clear()
         received.clear()
         flaky_seen.clear()
+        throttled.clear()
         return response(200, 'ok')
     return response(404, 'unknown control')
 
@@ -140,11 +163,17 @@ async def handle(reader, writer):
                 await writer.drain()
                 continue
             key = key_of(headers, body)
-            requests_log.append([time.time(), path, key, method, body.decode('utf-8', 'replace'),
-                                 headers.get('traceparent')])
+            in_flight[path] = in_flight.get(path, 0) + 1
+            entry = [time.time(), path, key, method, body.decode('utf-8', 'replace'),
+                     headers.get('traceparent'), in_flight[path], None]
+            requests_log.append(entry)
             if key is not None:
                 received[key] = received.get(key, 0) + 1
-            answer = await act([s for s in path.split('/') if s], key, writer)
+            try:
+                answer = await act([s for s in path.split('/') if s], key, writer)
+            finally:
+                in_flight[path] -= 1
+            entry[7] = time.time()
             if answer is None:
                 await asyncio.sleep(3600)
                 return
