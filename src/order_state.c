@@ -269,7 +269,8 @@ CheckAmounts(HeapTuple tuple, TupleDesc desc)
 
 /*
  * The two-phase edges carry their own rules: only a manual-capture order is
- * authorized (with the time it was), and a capture says how much it took.
+ * authorized (with the time it was), it is paid only by its capture, and a
+ * capture says how much it took.
  */
 static void
 CheckTwoPhase(HeapTuple newtup, TupleDesc desc, const char *from, const char *to)
@@ -281,6 +282,10 @@ CheckTwoPhase(HeapTuple newtup, TupleDesc desc, const char *from, const char *to
 		ereport(ERROR,
 				(errcode(ERRCODE_PAY_ILLEGAL_TRANSITION),
 				 errmsg("only a manual-capture order with authorized_at set can be authorized")));
+	if (strcmp(mode, "manual") == 0 && strcmp(to, "paid") == 0 && strcmp(from, "authorized") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_PAY_ILLEGAL_TRANSITION),
+				 errmsg("a manual-capture order is paid only by its capture, not from \"%s\"", from)));
 	if (strcmp(from, "authorized") == 0 && strcmp(to, "paid") == 0 &&
 		ColumnIsNull(newtup, desc, "captured_amount"))
 		ereport(ERROR,

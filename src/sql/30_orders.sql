@@ -29,6 +29,7 @@ INSERT INTO pay.order_transitions VALUES
   ('shipped',   'refunded',  'fully refunded'),
   ('completed', 'refunded',  'fully refunded'),
   ('pending',   'authorized', 'payment authorized, not captured (capture => ''manual'')'),
+  ('failed',    'authorized', 'a later attempt was authorized'),
   ('authorized', 'paid',      'captured (pay.capture)'),
   ('authorized', 'cancelled', 'voided (pay.void) or its authorization expired');
 COMMENT ON TABLE pay.order_transitions IS 'allowed order status changes; enforced by a C trigger on every UPDATE, for every role';

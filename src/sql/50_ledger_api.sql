@@ -199,7 +199,7 @@ CREATE VIEW pay.ledger_problems AS
   UNION ALL
   SELECT 'holds exceed the balance', a.code, format('balance %s, held %s', b.balance, b.held)
     FROM pay.accounts a JOIN pay.account_balances b ON b.account_id = a.id
-   WHERE b.held > b.balance OR b.held < 0
+   WHERE b.held < 0 OR (a.non_negative AND b.held > b.balance)
   UNION ALL
   SELECT 'held differs from open holds', a.code, format('held %s, open holds %s', b.total, coalesce(h.total, 0))
     FROM pay.accounts a
