@@ -103,6 +103,8 @@ SELECT id AS g3 FROM pay.create_order('tp_shop', 'T-g3', 800, 'USD', gateway => 
 SELECT status FROM pay.mark_paid(:g3, 'pi_g3', 800, 'USD');
 SELECT status, captured_amount FROM pay.capture(:g3);
 SELECT pg_temp.booked(:g3) AS booked_full;
+SELECT pg_temp.err(format($$UPDATE pay.orders SET captured_amount = 500 WHERE id = %s$$, :g3)) AS recapture;
+SELECT pg_temp.err(format($$UPDATE pay.orders SET captured_amount = 900 WHERE id = %s$$, :g3)) AS capture_beyond_amount;
 SELECT status FROM pay.ship(:g3);
 
 -- wallet holds
