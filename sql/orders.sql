@@ -96,14 +96,21 @@ DECLARE
   v_path text[] := CASE p_from
     WHEN 'pending' THEN '{}'::text[] WHEN 'paid' THEN '{paid}' WHEN 'shipped' THEN '{paid,shipped}'
     WHEN 'completed' THEN '{paid,shipped,completed}' WHEN 'cancelled' THEN '{cancelled}'
-    WHEN 'failed' THEN '{failed}' WHEN 'refunded' THEN '{paid,refunded}' END;
+    WHEN 'failed' THEN '{failed}' WHEN 'refunded' THEN '{paid,refunded}'
+    WHEN 'authorized' THEN '{authorized}' END;
   s text;
+  -- the moves of a two-phase order say when it was authorized and what its
+  -- capture took, as pay.capture does
+  v_set text := 'authorized_at = coalesce(authorized_at, now()), captured_amount = CASE WHEN status = '
+                '''authorized'' AND %1$L = ''paid'' THEN amount ELSE captured_amount END, status = %1$L';
 BEGIN
-  SELECT id INTO v_id FROM pay.create_order('ord_shop', 'T-' || p_from || '-' || p_to, 100, 'USD');
+  SELECT id INTO v_id FROM pay.create_order('ord_shop', 'T-' || p_from || '-' || p_to, 100, 'USD',
+    capture => CASE WHEN p_from = 'authorized' OR (p_to = 'authorized' AND p_from IN ('pending', 'failed'))
+                    THEN 'manual' ELSE 'automatic' END);
   FOREACH s IN ARRAY v_path LOOP
-    UPDATE pay.orders SET status = s WHERE id = v_id;
+    EXECUTE format('UPDATE pay.orders SET ' || v_set || ' WHERE id = %2$s', s, v_id);
   END LOOP;
-  RETURN pg_temp.err(format('UPDATE pay.orders SET status = %L WHERE id = %s', p_to, v_id));
+  RETURN pg_temp.err(format('UPDATE pay.orders SET ' || v_set || ' WHERE id = %2$s', p_to, v_id));
 END $$;
 SELECT f.status AS from_status, t.status AS to_status,
        pg_temp.try_move(f.status, t.status) AS result,

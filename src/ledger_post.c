@@ -5,7 +5,8 @@
  * currency (PY004); it writes the posting, its entries (in line order) and
  * then moves the balances in account-id order — a fixed lock order, so two
  * postings never deadlock on each other's accounts — refusing to take a
- * non-negative account below zero (PY003).  An account without a floor is
+ * non-negative account below zero, or below what its holds reserve
+ * (PY003).  An account without a floor is
  * split into slots and this backend adds to its own slot (ledger_slot.c),
  * so one merchant's payments do not queue on one row.
  *
@@ -208,6 +209,7 @@ MoveBalances(const char *ref, Line *lines, int n)
 		const AccountInfo *a = &lines[i].account;
 		int64		delta = 0;
 		int64		balance;
+		int64		held;
 		int			slots = a->slots;
 		Datum		vals[3];
 		bool		isnull;
@@ -223,19 +225,28 @@ MoveBalances(const char *ref, Line *lines, int n)
 		vals[2] = Int16GetDatum(slots <= 1 ? 0 : BackendSlot(slots));
 		rc = SPI_execute_plan(KeptPlan(&balance_plan,
 									   "UPDATE pay.account_balances SET balance = balance + $1 "
-									   "WHERE account_id = $2 AND slot = $3 RETURNING balance",
+									   "WHERE account_id = $2 AND slot = $3 RETURNING balance, held",
 									   3, types),
 							  vals, NULL, false, 0);
 		if (rc != SPI_OK_UPDATE_RETURNING || SPI_processed != 1)
 			elog(ERROR, "account \"%s\" has no balance row for its slot", a->code);
 		balance = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		if (a->non_negative && balance < 0)
+		held = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		/*
+		 * The row lock this UPDATE took also serialises the holds on the
+		 * account (pay._hold locks the same row), so balance and held are
+		 * current: a posting may spend only what no hold reserves.
+		 */
+		if (a->non_negative && balance - held < 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_PAY_INSUFFICIENT_FUNDS),
 					 errmsg("insufficient funds in account \"%s\"", a->code),
-					 errdetail("The posting \"%s\" would leave a balance of %lld.", ref, (long long) balance)));
+					 errdetail("The posting \"%s\" would leave a balance of %lld, of which %lld is held.",
+							   ref, (long long) balance, (long long) held)));
 		/* a floored account keeps one balance row, so this is its balance */
-		Assert(!a->non_negative || (slots == 1 && balance >= 0));
+		Assert(!a->non_negative || (slots == 1 && balance >= 0 && held >= 0 && balance >= held));
+		/* only a floored account is held */
+		Assert(a->non_negative || held == 0);
 		moved += delta;
 	}
 	/* every line's amount reached a balance: the net of all of them is zero */

@@ -6,6 +6,10 @@
  * account, if the order may take it.  The order triggers record the
  * transition and queue the notification.
  *
+ * A manual-capture order (capture_mode 'manual') is authorized instead:
+ * status authorized, its authorization window started, nothing booked;
+ * pay.capture books what it takes (56_two_phase.sql).
+ *
  * pay._settle serves mark_paid and the PL/pgSQL callback paths, which have
  * locked and checked the order; callback_apply.c calls SettleOrder directly
  * and lets its UPDATE check.  It was PL/pgSQL.
@@ -36,8 +40,13 @@ PG_FUNCTION_INFO_V1(pay_settle);
  * gateway's, opened on first use by pay._account.
  */
 static const char *const SettleSql =
-	"UPDATE pay.orders o SET status = 'paid', status_cause = $2, psp_txn_id = $3, "
-	"paid_at = pg_catalog.now(), "
+	"UPDATE pay.orders o SET "
+	"status = CASE WHEN o.capture_mode = 'manual' THEN 'authorized' ELSE 'paid' END, "
+	"status_cause = $2, psp_txn_id = $3, "
+	"paid_at = CASE WHEN o.capture_mode = 'manual' THEN NULL ELSE pg_catalog.now() END, "
+	"authorized_at = CASE WHEN o.capture_mode = 'manual' THEN pg_catalog.now() END, "
+	"authorization_expires_at = CASE WHEN o.capture_mode = 'manual' "
+	"THEN pg_catalog.now() OPERATOR(pg_catalog.+) pay._authorization_window(o.gateway) END, "
 	"paid_account_id = pay._account(pg_catalog.concat('psp:', coalesce(o.gateway, 'manual'), ':', o.currency), "
 	"o.currency) "
 	"WHERE o.id = $1 AND o.status IN ('pending', 'failed') "
@@ -61,6 +70,7 @@ SettleOrder(const SettleRequest *r)
 				source,
 				merchant;
 	char	   *currency;
+	char	   *status;
 	Datum		accounts[2];
 	Datum		amounts[2];
 
@@ -86,14 +96,21 @@ SettleOrder(const SettleRequest *r)
 	amount = DatumGetInt64(SPI_getbinval(row, desc, SPI_fnumber(desc, "amount"), &isnull));
 	source = DatumGetInt64(SPI_getbinval(row, desc, SPI_fnumber(desc, "paid_account_id"), &isnull));
 	currency = SPI_getvalue(row, desc, SPI_fnumber(desc, "currency"));
+	status = SPI_getvalue(row, desc, SPI_fnumber(desc, "status"));
+	/* the conditional UPDATE took exactly what was asked, a positive amount */
+	Assert(amount > 0 && (!r->has_amount || amount == r->amount));
+	if (strcmp(status, "authorized") == 0)
+	{
+		/* authorized, not captured: the ledger books only captured money */
+		SPI_tuptable = updated;
+		return true;
+	}
+	Assert(strcmp(status, "paid") == 0);
 	merchant = LookupOrOpenAccount(psprintf("merchant:%s:%s",
 											LookupMerchantCode(DatumGetInt64(SPI_getbinval(row, desc,
 																						   SPI_fnumber(desc, "merchant_id"), &isnull))),
 											currency),
 								   currency);
-	/* the conditional UPDATE paid exactly what was asked, a positive amount */
-	Assert(amount > 0 && (!r->has_amount || amount == r->amount));
-	Assert(strcmp(SPI_getvalue(row, desc, SPI_fnumber(desc, "status")), "paid") == 0);
 	accounts[0] = Int64GetDatum(source);
 	accounts[1] = Int64GetDatum(merchant);
 	amounts[0] = Int64GetDatum(-amount);

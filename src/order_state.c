@@ -46,7 +46,7 @@ static SPIPlanPtr event_insert_plan = NULL;
 
 /* Columns that never change once an order exists: the money and its owner. */
 static const char *const immutable_columns[] = {
-	"id", "merchant_id", "merchant_order_no", "amount", "currency"
+	"id", "merchant_id", "merchant_order_no", "amount", "currency", "capture_mode"
 };
 
 PG_FUNCTION_INFO_V1(pay_order_state_guard);
@@ -202,28 +202,116 @@ ColumnInt64(HeapTuple tuple, TupleDesc desc, const char *name)
 	return isnull ? 0 : DatumGetInt64(value);
 }
 
+/* Is a nullable column NULL? */
+static bool
+ColumnIsNull(HeapTuple tuple, TupleDesc desc, const char *name)
+{
+	bool		isnull;
+
+	(void) SPI_getbinval(tuple, desc, SPI_fnumber(desc, name), &isnull);
+	return isnull;
+}
+
 /*
- * The amounts of a row: amount positive, refunded_amount between 0 and
- * amount.  Checked here rather than by CHECK constraints, which PostgreSQL
- * 15 re-reads and re-plans on every statement that writes the table
- * (about 48k instructions per INSERT or UPDATE of an order); this trigger
- * runs on every such row anyway, for every role.
+ * What the order paid: the captured amount of a manual capture, else all of
+ * amount.  Refunds are bounded by it.
+ */
+static int64
+PaidAmount(HeapTuple tuple, TupleDesc desc)
+{
+	return ColumnIsNull(tuple, desc, "captured_amount") ?
+		ColumnInt64(tuple, desc, "amount") : ColumnInt64(tuple, desc, "captured_amount");
+}
+
+/*
+ * The amounts of a row: amount positive, captured_amount (a manual
+ * capture's) between 1 and amount, refunded_amount between 0 and what was
+ * paid; capture_mode automatic or manual.  Checked here rather than by
+ * CHECK constraints, which PostgreSQL 15 re-reads and re-plans on every
+ * statement that writes the table (about 48k instructions per INSERT or
+ * UPDATE of an order); this trigger runs on every such row anyway, for
+ * every role.
  */
 static void
 CheckAmounts(HeapTuple tuple, TupleDesc desc)
 {
 	int64		amount = ColumnInt64(tuple, desc, "amount");
 	int64		refunded = ColumnInt64(tuple, desc, "refunded_amount");
+	bool		captured_null = ColumnIsNull(tuple, desc, "captured_amount");
+	int64		captured = ColumnInt64(tuple, desc, "captured_amount");
+	char	   *mode = ColumnText(tuple, desc, SPI_fnumber(desc, "capture_mode"));
+	bool		manual = mode != NULL && strcmp(mode, "manual") == 0;
 
 	if (amount <= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_CHECK_VIOLATION),
 				 errmsg("order amount must be positive, not %lld", (long long) amount)));
-	if (refunded < 0 || refunded > amount)
+	if (mode == NULL || (!manual && strcmp(mode, "automatic") != 0))
 		ereport(ERROR,
 				(errcode(ERRCODE_CHECK_VIOLATION),
-				 errmsg("refunded_amount %lld of an order must be between 0 and its amount %lld",
-						(long long) refunded, (long long) amount)));
+				 errmsg("capture_mode of an order must be automatic or manual, not \"%s\"",
+						mode ? mode : "null")));
+	if (!captured_null && (!manual || captured <= 0 || captured > amount))
+		ereport(ERROR,
+				(errcode(ERRCODE_CHECK_VIOLATION),
+				 errmsg("captured_amount %lld of an order must be between 1 and its amount %lld, and only for a manual capture",
+						(long long) captured, (long long) amount)));
+	if (refunded < 0 || refunded > PaidAmount(tuple, desc))
+		ereport(ERROR,
+				(errcode(ERRCODE_CHECK_VIOLATION),
+				 errmsg("refunded_amount %lld of an order must be between 0 and what it paid, %lld",
+						(long long) refunded, (long long) PaidAmount(tuple, desc))));
+	/* the money invariants, by the checks above */
+	Assert(amount > 0);
+	Assert(captured_null || (captured > 0 && captured <= amount));
+	Assert(refunded >= 0 && refunded <= PaidAmount(tuple, desc) && PaidAmount(tuple, desc) <= amount);
+}
+
+/*
+ * The two-phase edges carry their own rules: only a manual-capture order is
+ * authorized (with the time it was), it is paid only by its capture, and a
+ * capture says how much it took.
+ */
+static void
+CheckTwoPhase(HeapTuple newtup, TupleDesc desc, const char *from, const char *to)
+{
+	char	   *mode = ColumnText(newtup, desc, SPI_fnumber(desc, "capture_mode"));
+
+	if (strcmp(to, "authorized") == 0 &&
+		(strcmp(mode, "manual") != 0 || ColumnIsNull(newtup, desc, "authorized_at")))
+		ereport(ERROR,
+				(errcode(ERRCODE_PAY_ILLEGAL_TRANSITION),
+				 errmsg("only a manual-capture order with authorized_at set can be authorized")));
+	if (strcmp(mode, "manual") == 0 && strcmp(to, "paid") == 0 && strcmp(from, "authorized") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_PAY_ILLEGAL_TRANSITION),
+				 errmsg("a manual-capture order is paid only by its capture, not from \"%s\"", from)));
+	if (strcmp(from, "authorized") == 0 && strcmp(to, "paid") == 0 &&
+		ColumnIsNull(newtup, desc, "captured_amount"))
+		ereport(ERROR,
+				(errcode(ERRCODE_PAY_ILLEGAL_TRANSITION),
+				 errmsg("a capture must set captured_amount")));
+}
+
+/*
+ * captured_amount is written once, by the capture itself (authorized ->
+ * paid): what was paid, and so the refund bound, never moves afterwards.
+ */
+static void
+CheckCapturedOnce(HeapTuple oldtup, HeapTuple newtup, TupleDesc desc, const char *from, const char *to)
+{
+	bool		was_null = ColumnIsNull(oldtup, desc, "captured_amount");
+	bool		is_null = ColumnIsNull(newtup, desc, "captured_amount");
+	bool		capture = to != NULL && strcmp(from, "authorized") == 0 && strcmp(to, "paid") == 0;
+
+	if (capture ? !was_null :
+		(was_null != is_null ||
+		 ColumnInt64(oldtup, desc, "captured_amount") != ColumnInt64(newtup, desc, "captured_amount")))
+		ereport(ERROR,
+				(errcode(ERRCODE_RESTRICT_VIOLATION),
+				 errmsg("column \"captured_amount\" of an order is set only by its capture")));
+	/* an order is captured once: nothing before the capture had set it */
+	Assert(!capture || was_null);
 }
 
 /*
@@ -242,6 +330,10 @@ GuardInsert(TriggerData *trig)
 		ereport(ERROR,
 				(errcode(ERRCODE_PAY_ILLEGAL_TRANSITION),
 				 errmsg("a new order must be pending, not \"%s\"", status)));
+	if (!ColumnIsNull(trig->tg_trigtuple, desc, "captured_amount") && !RestoringRows())
+		ereport(ERROR,
+				(errcode(ERRCODE_RESTRICT_VIOLATION),
+				 errmsg("a new order has captured nothing: captured_amount must be null")));
 	if (!RestoringRows())
 		MetricsCountAtCommit(METRIC_ORDERS_CREATED);
 }
@@ -262,6 +354,7 @@ GuardUpdate(TriggerData *trig)
 
 	CheckImmutableColumns(oldtup, newtup, desc);
 	CheckAmounts(newtup, desc);
+	CheckCapturedOnce(oldtup, newtup, desc, from, to);
 	if (to == NULL || strcmp(from, to) == 0)
 		return;					/* NOT NULL rejects a NULL status */
 
@@ -275,6 +368,7 @@ GuardUpdate(TriggerData *trig)
 				 errdetail("Order %lld is %s; pay.order_transitions has no edge to %s.",
 						   (long long) order_id, from, to)));
 
+	CheckTwoPhase(newtup, desc, from, to);
 	cause = ColumnText(newtup, desc, SPI_fnumber(desc, "status_cause"));
 	RecordEvent(order_id, from, to, cause ? cause : "direct update");
 	MetricsCountAtCommit(MetricStatusIndex(to));

@@ -166,6 +166,17 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION pay.balance(text) IS 'an account''s balance: the sum of its entries, in minor units';
 
+CREATE FUNCTION pay.available_balance(account text) RETURNS bigint
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_balance bigint := pay.balance(account);   -- the same errors, the same binding rule
+BEGIN
+  RETURN v_balance - (SELECT sum(b.held) FROM pay.account_balances b JOIN pay.accounts a ON a.id = b.account_id
+                       WHERE a.code = available_balance.account)::bigint;
+END $$;
+COMMENT ON FUNCTION pay.available_balance(text) IS
+  'an account''s balance less what its open holds reserve: what a payment or a new hold may spend';
+
 -- For DBAs: every way the ledger could be inconsistent.  Empty when sound.
 CREATE VIEW pay.ledger_problems AS
   SELECT 'posting does not balance'::text AS problem, p.ref AS subject,
@@ -184,5 +195,22 @@ CREATE VIEW pay.ledger_problems AS
   UNION ALL
   SELECT 'non-negative account below zero', a.code, format('balance %s', b.balance)
     FROM pay.accounts a JOIN pay.account_balances b ON b.account_id = a.id
-   WHERE a.non_negative AND b.balance < 0;
+   WHERE a.non_negative AND b.balance < 0
+  UNION ALL
+  SELECT 'holds exceed the balance', a.code, format('balance %s, held %s', b.balance, b.held)
+    FROM pay.accounts a JOIN pay.account_balances b ON b.account_id = a.id
+   WHERE b.held < 0 OR (a.non_negative AND b.held > b.balance)
+  UNION ALL
+  SELECT 'held differs from open holds', a.code, format('held %s, open holds %s', b.total, coalesce(h.total, 0))
+    FROM pay.accounts a
+    JOIN (SELECT account_id, sum(held) AS total FROM pay.account_balances GROUP BY account_id) b
+      ON b.account_id = a.id
+    LEFT JOIN (SELECT h.account_id, sum(h.amount) AS total FROM pay.holds h
+                WHERE NOT EXISTS (SELECT 1 FROM pay.hold_releases r WHERE r.hold_id = h.id)
+                GROUP BY h.account_id) h ON h.account_id = a.id
+   WHERE b.total <> coalesce(h.total, 0)
+  UNION ALL
+  SELECT 'capture beyond its hold', h.order_id::text, format('held %s, captured %s', h.amount, r.captured)
+    FROM pay.holds h JOIN pay.hold_releases r ON r.hold_id = h.id
+   WHERE r.captured > h.amount;
 COMMENT ON VIEW pay.ledger_problems IS 'ledger invariants that do not hold; empty when the ledger is sound';

@@ -80,6 +80,13 @@ BEGIN
     RAISE EXCEPTION 'max_rate must be a number of requests per second above 0 and at most 1000000, not %',
       options->'max_rate' USING ERRCODE = 'invalid_parameter_value';
   END IF;
+  -- how long an authorization (capture => 'manual') waits for its capture
+  IF options ? 'authorization_days' AND (jsonb_typeof(options->'authorization_days') <> 'number'
+       OR options->>'authorization_days' !~ '^[0-9]{1,3}$'
+       OR (options->>'authorization_days')::integer NOT BETWEEN 1 AND 365) THEN
+    RAISE EXCEPTION 'options.authorization_days must be a whole number of days from 1 to 365'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
   INSERT INTO pay.gateways (name, kind, base_url, options)
     VALUES (create_gateway.name, create_gateway.kind, create_gateway.base_url, create_gateway.options)
     RETURNING id INTO v_id;
@@ -233,7 +240,8 @@ $$;
 CREATE FUNCTION pay.create_order(merchant text, merchant_order_no text, amount bigint, currency text,
                                  idempotency_key text DEFAULT NULL,
                                  expires_in interval DEFAULT '15 minutes',
-                                 metadata jsonb DEFAULT '{}', gateway text DEFAULT NULL)
+                                 metadata jsonb DEFAULT '{}', gateway text DEFAULT NULL,
+                                 capture text DEFAULT 'automatic')
 RETURNS pay.orders
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -252,12 +260,21 @@ BEGIN
   END IF;
   PERFORM pay._check_order_args(merchant_order_no, amount, pay._exponent(currency),
                                 expires_in, metadata, idempotency_key);
+  IF capture IS NULL OR capture NOT IN ('automatic', 'manual') THEN
+    RAISE EXCEPTION 'capture must be automatic or manual, not "%"', coalesce(capture, 'null')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
   v_id := nextval('pay.orders_id_seq');
 
   IF idempotency_key IS NOT NULL THEN
     v_request := jsonb_build_object('merchant_order_no', merchant_order_no, 'amount', amount,
                                     'currency', currency, 'expires_in', expires_in,
                                     'metadata', metadata, 'gateway', gateway);
+    -- named only when manual: keys stored before two-phase payments
+    -- existed still match their automatic replays
+    IF capture = 'manual' THEN
+      v_request := v_request || jsonb_build_object('capture', capture);
+    END IF;
     -- A racing caller with the same key waits here until the first commits.
     INSERT INTO pay.idempotency_keys (merchant_id, key, request, order_id)
       VALUES (v_merchant, idempotency_key, v_request, v_id)
@@ -282,22 +299,30 @@ BEGIN
   -- none) and the route; an assignment, not a query (no FROM to plan)
   v_admitted := pay._admit(v_merchant, create_order.merchant, create_order.gateway, create_order.currency,
                            create_order.amount, create_order.merchant_order_no);
+  -- the routed gateway must be able to authorize without capturing (the
+  -- insert below is rolled back with the refusal)
+  IF capture = 'manual' AND v_admitted.gateway IS NOT NULL THEN
+    PERFORM pay._check_manual_capture(v_admitted.gateway);
+  END IF;
   INSERT INTO pay.orders (id, merchant_id, merchant_order_no, amount, currency, gateway, metadata, expires_at,
-                          routing_rule_id)
+                          routing_rule_id, capture_mode)
     VALUES (v_id, v_merchant, create_order.merchant_order_no, create_order.amount, create_order.currency,
-            v_admitted.gateway, create_order.metadata, now() + create_order.expires_in, v_admitted.rule_id)
+            v_admitted.gateway, create_order.metadata, now() + create_order.expires_in, v_admitted.rule_id,
+            create_order.capture)
     RETURNING * INTO o;
   -- The PSP's create request goes out with the order: queued in this
   -- transaction, under enqueue_psp_request's key for it, so a later
   -- enqueue_psp_request(id, 'create_payment') returns this row.
   IF o.gateway IS NOT NULL AND pay._creates_at_psp(o.gateway) THEN
-    PERFORM pay._enqueue('psp_request', 'gateway:' || o.gateway, 'create_payment', o.id, '{}',
+    -- the request builders authorize only when params.capture is manual
+    PERFORM pay._enqueue('psp_request', 'gateway:' || o.gateway, 'create_payment', o.id,
+                         CASE WHEN o.capture_mode = 'manual' THEN '{"capture": "manual"}'::jsonb ELSE '{}' END,
                          'psp_' || o.id || '_create_payment', true);
   END IF;
   RETURN o;
 END $$;
-COMMENT ON FUNCTION pay.create_order(text, text, bigint, text, text, interval, jsonb, text) IS
-  'creates a pending order and, for a gateway pay sends requests to, queues its create_payment request in the same transaction; the same (merchant, idempotency_key) returns the same order, different parameters raise PY002; PY029 beyond the merchant''s rate limit';
+COMMENT ON FUNCTION pay.create_order(text, text, bigint, text, text, interval, jsonb, text, text) IS
+  'creates a pending order and, for a gateway pay sends requests to, queues its create_payment request in the same transaction; the same (merchant, idempotency_key) returns the same order, different parameters (capture included) raise PY002; PY029 beyond the merchant''s rate limit; capture => ''manual'' authorizes only (pay.capture, pay.void)';
 
 -- Lock an order for a state change, or fail naming the argument.  To a
 -- caller bound to other merchants (53_merchant_binding.sql) another
@@ -341,7 +366,7 @@ BEGIN
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
   -- A retry of the same confirmation is answered, not refused.
-  IF o.status IN ('paid', 'shipped', 'completed', 'refunded') AND o.psp_txn_id = mark_paid.psp_txn_id THEN
+  IF o.status IN ('authorized', 'paid', 'shipped', 'completed', 'refunded') AND o.psp_txn_id = mark_paid.psp_txn_id THEN
     RETURN o;
   END IF;
 
@@ -356,7 +381,7 @@ BEGIN
   RETURN pay._settle(o, mark_paid.psp_txn_id, 'mark_paid');
 END $$;
 COMMENT ON FUNCTION pay.mark_paid(bigint, text, bigint, text) IS
-  'confirms payment of an order (amount and currency must match) and books it in the ledger';
+  'confirms payment of an order (amount and currency must match) and books it in the ledger; a manual-capture order becomes authorized instead, booking nothing until pay.capture';
 
 CREATE FUNCTION pay.pay_with_balance(order_id bigint, wallet text) RETURNS pay.orders
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -380,6 +405,10 @@ BEGIN
     RAISE EXCEPTION 'wallet: account "%" holds %, order % is in %', wallet, w.currency, o.id, o.currency
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
+  -- two-phase: reserve the amount, book nothing (56_two_phase.sql)
+  IF o.capture_mode = 'manual' THEN
+    RETURN pay._authorize_from_wallet(o, w);
+  END IF;
   UPDATE pay.orders
      SET status = 'paid', status_cause = 'pay_with_balance', paid_at = now(), paid_account_id = w.id
    WHERE id = o.id
@@ -389,7 +418,7 @@ BEGIN
   RETURN o;
 END $$;
 COMMENT ON FUNCTION pay.pay_with_balance(bigint, text) IS
-  'pays a pending order from a non-negative wallet account (PY003 when the balance is short)';
+  'pays a pending order from a non-negative wallet account (PY003 when the available balance is short); a manual-capture order is authorized instead: the amount is held until pay.capture, pay.void or expiry';
 
 -- Moves an order to a status; the trigger refuses illegal moves with PY001.
 -- Asking for the status the order already has changes nothing (a retried
@@ -437,7 +466,8 @@ BEGIN
     VALUES (o.id, p_amount, p_reason, p_key) RETURNING id INTO v_id;
   UPDATE pay.orders
      SET refunded_amount = refunded_amount + p_amount,
-         status = CASE WHEN refunded_amount + p_amount = amount THEN 'refunded' ELSE status END,
+         status = CASE WHEN refunded_amount + p_amount = coalesce(captured_amount, amount)
+                       THEN 'refunded' ELSE status END,
          status_cause = 'refund'
    WHERE id = o.id;
   PERFORM pay._post('refund:' || v_id, o.id,
@@ -480,8 +510,10 @@ BEGIN
     RAISE EXCEPTION 'order % is %; only a paid, shipped or completed order can be refunded', o.id, o.status
       USING ERRCODE = 'PY001';
   END IF;
-  IF amount > o.amount - o.refunded_amount THEN
-    RAISE EXCEPTION 'refund of % exceeds the refundable amount % of order %', amount, o.amount - o.refunded_amount, o.id
+  -- what was paid: a partial capture paid less than the order's amount
+  IF amount > coalesce(o.captured_amount, o.amount) - o.refunded_amount THEN
+    RAISE EXCEPTION 'refund of % exceeds the refundable amount % of order %', amount,
+      coalesce(o.captured_amount, o.amount) - o.refunded_amount, o.id
       USING ERRCODE = 'PY005';
   END IF;
   r.id := pay._book_refund(o, amount, reason, idempotency_key);
@@ -555,6 +587,6 @@ CREATE VIEW pay.order_ledger_mismatches AS
        WHERE p.order_id IS NOT NULL
        GROUP BY p.order_id) l ON l.order_id = o.id
    WHERE coalesce(l.merchant_net, 0) <>
-         CASE WHEN o.paid_at IS NULL THEN 0 ELSE o.amount - o.refunded_amount END;
+         CASE WHEN o.paid_at IS NULL THEN 0 ELSE coalesce(o.captured_amount, o.amount) - o.refunded_amount END;
 COMMENT ON VIEW pay.order_ledger_mismatches IS
-  'orders whose merchant ledger postings differ from amount paid minus refunded; empty when sound';
+  'orders whose merchant ledger postings differ from amount paid (coalesce(captured_amount, amount)) minus refunded; empty when sound';

@@ -240,8 +240,9 @@ DECLARE
   v_key text;
   v_refund bigint;
 BEGIN
-  IF operation IS NULL OR operation NOT IN ('create_payment', 'query', 'refund', 'query_refund', 'close') THEN
-    RAISE EXCEPTION 'operation must be one of create_payment, query, refund, query_refund, close; not "%"', coalesce(operation, 'null')
+  IF operation IS NULL OR operation NOT IN ('create_payment', 'query', 'refund', 'query_refund', 'close',
+                                            'capture', 'void') THEN
+    RAISE EXCEPTION 'operation must be one of create_payment, query, refund, query_refund, close, capture, void; not "%"', coalesce(operation, 'null')
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
   IF params IS NULL OR jsonb_typeof(params) <> 'object' THEN
@@ -279,6 +280,13 @@ BEGIN
         -- a query changes nothing: every one is sent
         v_key := 'psp_' || o.id || '_query_refund_' || v_refund || '_' || nextval('pay.outbox_id_seq');
       END IF;
+    WHEN 'capture' THEN
+      IF jsonb_typeof(params->'amount') IS DISTINCT FROM 'number' OR params->>'amount' !~ '^[1-9][0-9]{0,17}$' THEN
+        RAISE EXCEPTION 'params: a capture needs "amount", a positive number of minor units'
+          USING ERRCODE = 'invalid_parameter_value';
+      END IF;
+      -- an order is captured once
+      v_key := 'psp_' || o.id || '_capture';
     WHEN 'query' THEN
       -- a query changes nothing: every one is sent
       v_key := 'psp_' || o.id || '_query_' || nextval('pay.outbox_id_seq');
@@ -288,7 +296,7 @@ BEGIN
   RETURN pay._enqueue('psp_request', 'gateway:' || o.gateway, operation, o.id, params, v_key, true);
 END $$;
 COMMENT ON FUNCTION pay.enqueue_psp_request(bigint, text, jsonb) IS
-  'queues a request (create_payment, query, refund or query_refund with params.refund_id, close) to the order''s gateway; params.extra goes into the request body; the same request twice is queued once (every query is sent)';
+  'queues a request (create_payment, query, refund or query_refund with params.refund_id, close, capture with params.amount, void) to the order''s gateway; params.extra goes into the request body; the same request twice is queued once (every query is sent)';
 
 -- Every transition of an order to paid, refunded or failed notifies its
 -- merchant (src/order_notify.c; it calls enqueue_merchant_notification).

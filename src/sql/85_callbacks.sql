@@ -447,6 +447,10 @@ BEGIN
       outcome := 'paid' || pay._apply_deferred(g, o.id);
     ELSIF o.paid_at IS NOT NULL AND o.psp_txn_id IS NOT DISTINCT FROM e->>'psp_txn_id' THEN
       outcome := 'already paid by this transaction';
+    -- a manual-capture order: the PSP repeating its authorization, which
+    -- waits for pay.capture, is no second payment
+    ELSIF o.status = 'authorized' AND o.psp_txn_id IS NOT DISTINCT FROM e->>'psp_txn_id' THEN
+      outcome := 'already authorized by this transaction';
     ELSIF o.paid_at IS NOT NULL THEN
       outcome := pay._book_and_return(o, g, e, p_callback, v_amount, 'double_payment');
     ELSE

@@ -27,7 +27,8 @@ LANGUAGE sql STABLE AS $$
       (4, 'purge_api_nonces', '*/5 * * * *'),
       (5, 'purge_idempotency_keys', '*/5 * * * *'),
       (6, 'purge_outbox', '*/5 * * * *'),
-      (7, 'purge_callbacks', '*/5 * * * *')) v(n, job, schedule)
+      (7, 'purge_callbacks', '*/5 * * * *'),
+      (8, 'expire_authorizations', '* * * * *')) v(n, job, schedule)
   UNION ALL
   SELECT 'fetch_statement:' || g.name,
          format('15 %s * * *', coalesce(current_setting('pay.statement_fetch_hour', true), '3')::integer)
@@ -49,6 +50,7 @@ BEGIN
     WHEN 'expire_orders' THEN v_rows := pay.expire_orders();
     -- PSP queries about orders, refunds and requests whose outcome is unknown
     WHEN 'janitor' THEN v_rows := pay.run_janitor();
+    WHEN 'expire_authorizations' THEN v_rows := pay.expire_authorizations();
     WHEN 'purge_callback_nonces' THEN v_rows := pay.purge_callback_nonces();
     WHEN 'purge_api_nonces' THEN v_rows := pay.purge_api_nonces();
     WHEN 'purge_idempotency_keys' THEN v_rows := pay.purge_idempotency_keys();
@@ -62,7 +64,7 @@ BEGIN
   RETURN format('%s: %s', job, v_rows);
 END $$;
 COMMENT ON FUNCTION pay.run_job(text) IS
-  'runs one of pay''s periodic jobs (expire_orders, janitor, purge_callback_nonces, purge_api_nonces, purge_idempotency_keys, purge_outbox, purge_callbacks, fetch_statement:<gateway>) unless a run of it is in progress; what the pg_cron jobs call';
+  'runs one of pay''s periodic jobs (expire_orders, expire_authorizations, janitor, purge_callback_nonces, purge_api_nonces, purge_idempotency_keys, purge_outbox, purge_callbacks, fetch_statement:<gateway>) unless a run of it is in progress; what the pg_cron jobs call';
 
 CREATE FUNCTION pay._require_pg_cron() RETURNS void
 LANGUAGE plpgsql AS $$

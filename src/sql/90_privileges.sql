@@ -16,11 +16,12 @@ GRANT EXECUTE ON FUNCTION pay._caller_merchants() TO pay_app, pay_admin, pay_rea
 -- Never a stored secret; accounts under the system prefixes are refused
 -- inside open_account; a role bound to merchants acts for those only.
 GRANT EXECUTE ON FUNCTION
-    pay.create_order(text, text, bigint, text, text, interval, jsonb, text),
+    pay.create_order(text, text, bigint, text, text, interval, jsonb, text, text),
     pay.ship(bigint), pay.complete(bigint), pay.cancel(bigint, text),
     pay.refund(bigint, bigint, text, text),
     pay.pay_with_balance(bigint, text),
-    pay.open_account(text, text, boolean, integer), pay.balance(text),
+    pay.capture(bigint, bigint), pay.void(bigint),
+    pay.open_account(text, text, boolean, integer), pay.balance(text), pay.available_balance(text),
     pay.parse_amount(text, text), pay.format_amount(bigint, text),
     pay.route(text, bigint, text)
   TO pay_app;
@@ -42,14 +43,15 @@ GRANT EXECUTE ON FUNCTION
     pay.bind_merchant_role(regrole, text), pay.unbind_merchant_role(regrole, text),
     pay.mark_paid(bigint, text, bigint, text),
     pay.open_account(text, text, boolean, integer), pay.post(text, jsonb), pay.balance(text),
-    pay.expire_orders(timestamptz, integer), pay.purge_idempotency_keys(interval, integer),
+    pay.available_balance(text),
+    pay.expire_orders(timestamptz, integer), pay.expire_authorizations(timestamptz, integer), pay.purge_idempotency_keys(interval, integer),
     pay.idempotency_retention(),
     pay.parse_amount(text, text), pay.format_amount(bigint, text), pay.parse_form(text)
   TO pay_admin;
 GRANT SELECT ON pay.currencies, pay.merchants, pay.gateways, pay.routing_rules, pay.rate_limits,
     pay.order_statuses, pay.order_transitions, pay.orders, pay.order_events, pay.refunds,
     pay.idempotency_keys, pay.accounts, pay.account_balances, pay.postings, pay.entries,
-    pay.ledger_problems, pay.order_ledger_mismatches, pay.merchant_roles
+    pay.ledger_problems, pay.order_ledger_mismatches, pay.merchant_roles, pay.holds, pay.hold_releases
   TO pay_admin;
 
 -- pay_readonly: DBAs' reconciliation queries; granted by 99_readonly.sql,

@@ -30,13 +30,13 @@ $node->safe_psql('postgres', 'CREATE EXTENSION pg_cron');
 $node->safe_psql('postgres', 'CREATE ROLE dba LOGIN IN ROLE pay_admin');
 my $names = $node->safe_psql('postgres', 'SELECT string_agg(n, \',\' ORDER BY n) FROM pay.schedule_jobs() n',
 	extra_params => ['-U', 'dba']);
-is($names, 'pay:expire_orders,pay:janitor,pay:purge_api_nonces,pay:purge_callback_nonces,pay:purge_callbacks,'
+is($names, 'pay:expire_authorizations,pay:expire_orders,pay:janitor,pay:purge_api_nonces,pay:purge_callback_nonces,pay:purge_callbacks,'
 	. 'pay:purge_idempotency_keys,pay:purge_outbox', 'pay_admin schedules the jobs');
 is($node->safe_psql('postgres',
 		q{SELECT schedule || ' ' || command FROM cron.job WHERE jobname = 'pay:expire_orders'}),
 	q{* * * * * SELECT pay.run_job('expire_orders')}, 'expire_orders runs every minute');
 $node->safe_psql('postgres', 'SELECT pay.schedule_jobs()');
-is($node->safe_psql('postgres', q{SELECT count(*) FROM cron.job WHERE jobname LIKE 'pay:%'}), '7',
+is($node->safe_psql('postgres', q{SELECT count(*) FROM cron.job WHERE jobname LIKE 'pay:%'}), '8',
 	'scheduling again updates the jobs, no duplicates');
 
 # a Stripe gateway gets its daily statement fetch, at pay.statement_fetch_hour;
@@ -84,8 +84,8 @@ SELECT EXISTS (SELECT 1 FROM pay.outbox x JOIN pay.orders o ON o.id = x.order_id
                 WHERE o.merchant_order_no = 'J-2' AND x.operation = 'query' AND x.idempotency_key LIKE '%janitor%')}),
 	'pg_cron ran pay:janitor, which queued a query of the pending order');
 
-is($node->safe_psql('postgres', 'SELECT pay.unschedule_jobs()', extra_params => ['-U', 'dba']), '7',
-	'unschedule_jobs removes the seven');
+is($node->safe_psql('postgres', 'SELECT pay.unschedule_jobs()', extra_params => ['-U', 'dba']), '8',
+	'unschedule_jobs removes the eight');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM cron.job WHERE jobname LIKE 'pay:%'}), '0', 'none left');
 is($node->safe_psql('postgres', 'SELECT pay.unschedule_jobs()'), '0', 'removing again removes nothing');
 
