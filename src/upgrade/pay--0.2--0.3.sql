@@ -51,6 +51,89 @@ DROP FUNCTION pay._outbox_apply(bigint, integer, text);
 -- The janitor's refunds whose outcome at the PSP is not known yet.
 CREATE INDEX refunds_psp_requested ON pay.refunds (id) WHERE psp_status = 'requested';
 
+-- The dispatcher's claims walk each destination's due rows.
+CREATE INDEX outbox_destination_due ON pay.outbox (destination, next_attempt_at) WHERE state = 'pending';
+
+-- Two-phase payments: status authorized, its edges, the capture mode and
+-- the authorization on orders; wallet holds (pay.holds, pay.hold_releases,
+-- account_balances.held).
+INSERT INTO pay.order_statuses VALUES ('authorized', false);
+INSERT INTO pay.order_transitions VALUES
+  ('pending',   'authorized', 'payment authorized, not captured (capture => ''manual'')'),
+  ('failed',    'authorized', 'a later attempt was authorized'),
+  ('authorized', 'paid',      'captured (pay.capture)'),
+  ('authorized', 'cancelled', 'voided (pay.void) or its authorization expired');
+INSERT INTO pay.seed_rows
+  SELECT 'order_statuses', s::text FROM pay.order_statuses s WHERE s.status = 'authorized'
+  UNION ALL SELECT 'order_transitions', t::text FROM pay.order_transitions t
+   WHERE 'authorized' IN (t.from_status, t.to_status);
+
+-- (a new NOT NULL column is verified over the table, which PostgreSQL refuses
+-- while a SQL-standard function body uses the row type: _order_json is
+-- made again below with the functions)
+DROP FUNCTION pay._order_json(pay.orders);
+ALTER TABLE pay.orders ADD COLUMN capture_mode text NOT NULL DEFAULT 'automatic',
+    ADD COLUMN authorized_at timestamptz, ADD COLUMN authorization_expires_at timestamptz,
+    ADD COLUMN captured_amount bigint;
+COMMENT ON COLUMN pay.orders.capture_mode IS 'automatic: the payment is captured as it is authorized; manual: it stops at authorized until pay.capture or pay.void';
+COMMENT ON COLUMN pay.orders.authorized_at IS 'when the payment was authorized (manual capture); NULL otherwise';
+COMMENT ON COLUMN pay.orders.authorization_expires_at IS 'when an uncaptured authorization lapses and is voided (pay.expire_authorizations)';
+COMMENT ON COLUMN pay.orders.captured_amount IS
+  'the amount a manual capture took (at most amount, which stays the authorized amount); NULL for an order paid in one step. What was paid is coalesce(captured_amount, amount): refunds are bounded by it';
+CREATE INDEX orders_authorization_expiry ON pay.orders (authorization_expires_at) WHERE status = 'authorized';
+COMMENT ON TABLE pay.refunds IS 'partial or full refunds; their sum never exceeds what the order paid, coalesce(captured_amount, amount)';
+
+ALTER TABLE pay.account_balances ADD COLUMN held bigint NOT NULL DEFAULT 0;
+COMMENT ON COLUMN pay.account_balances.held IS 'the sum of the account''s open holds (pay.holds without a release); its available balance is balance - held';
+
+CREATE TABLE pay.holds (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    order_id     bigint NOT NULL UNIQUE,        -- in pay.orders: holds_order
+    account_id   bigint NOT NULL,               -- in pay.accounts: holds_account
+    amount       bigint NOT NULL CHECK (amount > 0),
+    currency     char(3) NOT NULL,
+    expires_at   timestamptz NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX holds_account ON pay.holds (account_id);
+COMMENT ON TABLE pay.holds IS 'wallet funds reserved for an authorized order until its capture, void or expiry; append-only';
+
+CREATE TABLE pay.hold_releases (
+    hold_id      bigint PRIMARY KEY,            -- in pay.holds: hold_releases_hold
+    outcome      text NOT NULL CHECK (outcome IN ('captured', 'voided', 'expired')),
+    -- what the capture booked from the wallet (at most the hold's amount);
+    -- the rest went back to the available balance
+    captured     bigint NOT NULL DEFAULT 0,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    CHECK ((outcome = 'captured') = (captured > 0))
+);
+COMMENT ON TABLE pay.hold_releases IS 'the end of a hold, once: captured (captured booked, the rest released), voided or expired (all released); append-only';
+CREATE TRIGGER holds_append_only BEFORE UPDATE OR DELETE ON pay.holds
+    FOR EACH ROW EXECUTE FUNCTION pay._append_only();
+CREATE TRIGGER holds_no_truncate BEFORE TRUNCATE ON pay.holds
+    FOR EACH STATEMENT EXECUTE FUNCTION pay._append_only();
+CREATE TRIGGER hold_releases_append_only BEFORE UPDATE OR DELETE ON pay.hold_releases
+    FOR EACH ROW EXECUTE FUNCTION pay._append_only();
+CREATE TRIGGER hold_releases_no_truncate BEFORE TRUNCATE ON pay.hold_releases
+    FOR EACH STATEMENT EXECUTE FUNCTION pay._append_only();
+ALTER TABLE pay.holds ENABLE ALWAYS TRIGGER holds_append_only;
+ALTER TABLE pay.holds ENABLE ALWAYS TRIGGER holds_no_truncate;
+ALTER TABLE pay.hold_releases ENABLE ALWAYS TRIGGER hold_releases_append_only;
+ALTER TABLE pay.hold_releases ENABLE ALWAYS TRIGGER hold_releases_no_truncate;
+CREATE TRIGGER holds_order BEFORE INSERT ON pay.holds
+    FOR EACH ROW EXECUTE FUNCTION pay._reference_exists('order_id', 'pay.orders', 'id');
+CREATE TRIGGER holds_account BEFORE INSERT ON pay.holds
+    FOR EACH ROW EXECUTE FUNCTION pay._reference_exists('account_id', 'pay.accounts', 'id');
+CREATE TRIGGER hold_releases_hold BEFORE INSERT ON pay.hold_releases
+    FOR EACH ROW EXECUTE FUNCTION pay._reference_exists('hold_id', 'pay.holds', 'id');
+ALTER TABLE pay.holds ENABLE ALWAYS TRIGGER holds_order;
+ALTER TABLE pay.holds ENABLE ALWAYS TRIGGER holds_account;
+ALTER TABLE pay.hold_releases ENABLE ALWAYS TRIGGER hold_releases_hold;
+
+
+-- create_order takes the capture mode as a last argument.
+DROP FUNCTION pay.create_order(text, text, bigint, text, text, interval, jsonb, text);
+
 -- Functions new or changed in 0.3 (their definitions as a fresh install has them).
 CREATE FUNCTION pay._answer_alipay(r pay.outbox, g pay.gateways, o pay.orders, p_status integer, p_body text)
 RETURNS jsonb
@@ -494,6 +577,10 @@ BEGIN
       outcome := 'paid' || pay._apply_deferred(g, o.id);
     ELSIF o.paid_at IS NOT NULL AND o.psp_txn_id IS NOT DISTINCT FROM e->>'psp_txn_id' THEN
       outcome := 'already paid by this transaction';
+    -- a manual-capture order: the PSP repeating its authorization, which
+    -- waits for pay.capture, is no second payment
+    ELSIF o.status = 'authorized' AND o.psp_txn_id IS NOT DISTINCT FROM e->>'psp_txn_id' THEN
+      outcome := 'already authorized by this transaction';
     ELSIF o.paid_at IS NOT NULL THEN
       outcome := pay._book_and_return(o, g, e, p_callback, v_amount, 'double_payment');
     ELSE
@@ -545,8 +632,48 @@ BEGIN
   RETURN format('refund %s %s', f.id, coalesce(f.psp_status, 'requested'));
 END $$;
 
+CREATE FUNCTION pay._authorization_window(p_gateway text) RETURNS interval
+LANGUAGE sql STABLE AS $$
+  SELECT make_interval(days => coalesce(
+           (SELECT (g.options->>'authorization_days')::integer FROM pay.gateways g WHERE g.name = p_gateway), 7))
+$$;
+
+CREATE FUNCTION pay._authorize_from_wallet(o pay.orders, w pay.accounts) RETURNS pay.orders
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_expires timestamptz := now() + pay._authorization_window(NULL);
+BEGIN
+  PERFORM pay._hold(o.id, w.id, o.amount, o.currency, v_expires);
+  UPDATE pay.orders
+     SET status = 'authorized', status_cause = 'pay_with_balance: held', authorized_at = now(),
+         authorization_expires_at = v_expires, paid_account_id = w.id
+   WHERE id = o.id
+  RETURNING * INTO o;
+  RETURN o;
+END $$;
+
 CREATE FUNCTION pay._await_checkout(order_id bigint, timeout interval) RETURNS boolean
     AS 'MODULE_PATHNAME', 'pay_await_checkout' LANGUAGE C VOLATILE;
+
+CREATE OR REPLACE FUNCTION pay._book_refund(o pay.orders, p_amount bigint, p_reason text, p_key text) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_id bigint;
+BEGIN
+  INSERT INTO pay.refunds (order_id, amount, reason, idempotency_key)
+    VALUES (o.id, p_amount, p_reason, p_key) RETURNING id INTO v_id;
+  UPDATE pay.orders
+     SET refunded_amount = refunded_amount + p_amount,
+         status = CASE WHEN refunded_amount + p_amount = coalesce(captured_amount, amount)
+                       THEN 'refunded' ELSE status END,
+         status_cause = 'refund'
+   WHERE id = o.id;
+  PERFORM pay._post('refund:' || v_id, o.id,
+                    ARRAY[pay._merchant_account(o.merchant_id, o.currency), o.paid_account_id], ARRAY[-p_amount, p_amount]);
+  -- the merchant hears of every refund (a full one also as the move to refunded)
+  PERFORM pay.enqueue_merchant_notification(o.id, 'refund_' || v_id);
+  RETURN v_id;
+END $$;
 
 CREATE OR REPLACE FUNCTION pay._build_alipay(r pay.outbox, g pay.gateways) RETURNS pay.http_request
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -724,6 +851,19 @@ BEGIN
     'refund_amount', v_tx->'amount'->>'refund');
 END $$;
 
+CREATE FUNCTION pay._check_manual_capture(p_gateway text) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_kind text;
+BEGIN
+  SELECT g.kind INTO v_kind FROM pay.gateways g WHERE g.name = p_gateway;
+  IF v_kind IS NULL OR v_kind NOT IN ('stripe', 'paypal', 'adyen') THEN
+    RAISE EXCEPTION 'capture: gateway "%" (%) cannot authorize without capturing', p_gateway, coalesce(v_kind, 'unknown')
+      USING ERRCODE = 'feature_not_supported',
+            HINT = 'capture => ''manual'' needs a stripe, paypal or adyen gateway, or a wallet payment.';
+  END IF;
+END $$;
+
 CREATE FUNCTION pay._close_expired(p_orders bigint[]) RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -771,6 +911,31 @@ CREATE FUNCTION pay._gateway_queryable(p_gateway text) RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 RETURN EXISTS (SELECT 1 FROM pay.gateways g
                 WHERE g.name = p_gateway AND g.kind IN ('stripe', 'alipay', 'wechatpay', 'generic'));
+
+CREATE FUNCTION pay._hold(p_order_id bigint, p_account_id bigint, p_amount bigint, p_currency char(3),
+                          p_expires_at timestamptz) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_balance bigint;
+  v_held bigint;
+  v_id bigint;
+BEGIN
+  UPDATE pay.account_balances b SET held = b.held + p_amount
+   WHERE b.account_id = p_account_id AND b.slot = 0
+  RETURNING b.balance, b.held INTO v_balance, v_held;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'account % has no balance row to hold funds on', p_account_id;
+  END IF;
+  IF v_balance - v_held < 0 THEN
+    RAISE EXCEPTION 'insufficient funds in account "%"', (SELECT a.code FROM pay.accounts a WHERE a.id = p_account_id)
+      USING ERRCODE = 'PY003',
+            DETAIL = format('Holding %s for order %s needs an available balance of %s; it is %s.',
+                            p_amount, p_order_id, p_amount, v_balance - v_held + p_amount);
+  END IF;
+  INSERT INTO pay.holds (order_id, account_id, amount, currency, expires_at)
+    VALUES (p_order_id, p_account_id, p_amount, p_currency, p_expires_at) RETURNING id INTO v_id;
+  RETURN v_id;
+END $$;
 
 CREATE FUNCTION pay._janitor_dead_requests(p_before timestamptz, p_period text, p_max integer)
 RETURNS SETOF bigint
@@ -850,7 +1015,8 @@ LANGUAGE sql STABLE AS $$
       (4, 'purge_api_nonces', '*/5 * * * *'),
       (5, 'purge_idempotency_keys', '*/5 * * * *'),
       (6, 'purge_outbox', '*/5 * * * *'),
-      (7, 'purge_callbacks', '*/5 * * * *')) v(n, job, schedule)
+      (7, 'purge_callbacks', '*/5 * * * *'),
+      (8, 'expire_authorizations', '* * * * *')) v(n, job, schedule)
   UNION ALL
   SELECT 'fetch_statement:' || g.name,
          format('15 %s * * *', coalesce(current_setting('pay.statement_fetch_hour', true), '3')::integer)
@@ -926,6 +1092,12 @@ CREATE FUNCTION pay._outcome_unknown(p_status integer) RETURNS boolean
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
 RETURN p_status IS NULL OR p_status IN (408, 429) OR p_status >= 500;
 
+CREATE FUNCTION pay._paid_through_psp(o pay.orders) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+  SELECT o.gateway IS NOT NULL
+     AND EXISTS (SELECT 1 FROM pay.accounts a WHERE a.id = o.paid_account_id AND a.code LIKE 'psp:%')
+$$;
+
 CREATE FUNCTION pay._psp_request_open(p_order bigint, p_operations text[]) RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 RETURN EXISTS (SELECT 1 FROM pay.outbox x
@@ -954,9 +1126,40 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
       THEN 'its routing rule re-routes it' END
 $$;
 
+CREATE FUNCTION pay._release_hold(p_order_id bigint, p_outcome text, p_captured bigint DEFAULT 0)
+RETURNS pay.holds
+LANGUAGE plpgsql AS $$
+DECLARE
+  h pay.holds;
+BEGIN
+  SELECT * INTO h FROM pay.holds WHERE order_id = p_order_id;
+  IF NOT FOUND THEN
+    RETURN NULL;
+  END IF;
+  -- the order's row lock serialises its release: a second one would fail
+  -- on hold_releases' key
+  INSERT INTO pay.hold_releases (hold_id, outcome, captured) VALUES (h.id, p_outcome, p_captured);
+  UPDATE pay.account_balances b SET held = b.held - h.amount
+   WHERE b.account_id = h.account_id AND b.slot = 0;
+  RETURN h;
+END $$;
+
 CREATE FUNCTION pay._stripe_currency(p_code text) RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
 RETURN translate(p_code, 'abcdefghijklmnopqrstuvwxyz', 'ABCDEFGHIJKLMNOPQRSTUVWXYZ');
+
+CREATE FUNCTION pay._void(o pay.orders, p_outcome text, p_cause text) RETURNS pay.orders
+LANGUAGE plpgsql AS $$
+DECLARE
+  h pay.holds;
+BEGIN
+  h := pay._release_hold(o.id, p_outcome);
+  UPDATE pay.orders SET status = 'cancelled', status_cause = p_cause WHERE id = o.id RETURNING * INTO o;
+  IF h.id IS NULL AND pay._paid_through_psp(o) THEN
+    PERFORM pay.enqueue_psp_request(o.id, 'void');
+  END IF;
+  RETURN o;
+END $$;
 
 CREATE FUNCTION pay._wechatpay_verify(g pay.gateways, h jsonb, p_body text) RETURNS void
 LANGUAGE plpgsql AS $$
@@ -1194,10 +1397,96 @@ BEGIN
   RETURN NEXT ROW(200, 'application/json', pay._order_json(o)::text)::pay.http_response;
 END $$;
 
-CREATE OR REPLACE FUNCTION pay.create_order(merchant text, merchant_order_no text, amount bigint, currency text,
+CREATE FUNCTION pay.available_balance(account text) RETURNS bigint
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_balance bigint := pay.balance(account);   -- the same errors, the same binding rule
+BEGIN
+  RETURN v_balance - (SELECT sum(b.held) FROM pay.account_balances b JOIN pay.accounts a ON a.id = b.account_id
+                       WHERE a.code = available_balance.account)::bigint;
+END $$;
+
+CREATE FUNCTION pay.capture(order_id bigint, amount bigint DEFAULT NULL) RETURNS pay.orders
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  o pay.orders;
+  v_amount bigint;
+BEGIN
+  IF capture.amount IS NOT NULL AND capture.amount <= 0 THEN
+    RAISE EXCEPTION 'amount must be a positive number of minor units, not %', capture.amount
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- the order's row lock serialises capture, void and expiry
+  o := pay._lock_order(order_id);
+  IF o.status <> 'authorized' THEN
+    RAISE EXCEPTION 'order % is %; only an authorized order can be captured', o.id, o.status
+      USING ERRCODE = 'PY001';
+  END IF;
+  v_amount := coalesce(capture.amount, o.amount);
+  IF v_amount > o.amount THEN
+    RAISE EXCEPTION 'capture of % exceeds the authorized amount % of order %', v_amount, o.amount, o.id
+      USING ERRCODE = 'PY005';
+  END IF;
+  -- a wallet's hold goes first, so that the posting below spends the
+  -- money it reserved
+  PERFORM pay._release_hold(o.id, 'captured', v_amount);
+  UPDATE pay.orders
+     SET status = 'paid', status_cause = 'capture', paid_at = now(), captured_amount = v_amount
+   WHERE id = o.id
+  RETURNING * INTO o;
+  PERFORM pay._post('order:' || o.id || ':paid', o.id,
+                    ARRAY[o.paid_account_id, pay._merchant_account(o.merchant_id, o.currency)],
+                    ARRAY[-v_amount, v_amount]);
+  IF pay._paid_through_psp(o) THEN
+    PERFORM pay.enqueue_psp_request(o.id, 'capture', jsonb_build_object('amount', v_amount));
+  END IF;
+  RETURN o;
+END $$;
+
+CREATE OR REPLACE FUNCTION pay.create_gateway(name text, kind text, base_url text DEFAULT NULL,
+                                   options jsonb DEFAULT '{}') RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_id bigint;
+BEGIN
+  IF name IS NULL OR name !~ '^[A-Za-z0-9_.-]{1,64}$' THEN
+    RAISE EXCEPTION 'name must be 1 to 64 letters, digits or _.-' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF kind IS NULL OR kind NOT IN ('stripe', 'alipay', 'wechatpay', 'adyen', 'paypal', 'generic') THEN
+    RAISE EXCEPTION 'kind must be one of stripe, alipay, wechatpay, adyen, paypal, generic; not "%"', kind
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF base_url IS NOT NULL AND base_url !~ '^https?://[^[:space:]]+$' THEN
+    RAISE EXCEPTION 'base_url must be an http or https URL' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  PERFORM pay._check_destination('base_url', base_url);
+  IF options IS NULL OR jsonb_typeof(options) <> 'object' THEN
+    RAISE EXCEPTION 'options must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- requests per second the dispatcher sends to this gateway at most (src/dispatcher_limit.c)
+  IF options ? 'max_rate' AND NOT coalesce(CASE WHEN jsonb_typeof(options->'max_rate') = 'number'
+      THEN (options->>'max_rate')::numeric > 0 AND (options->>'max_rate')::numeric <= 1000000 END, false) THEN
+    RAISE EXCEPTION 'max_rate must be a number of requests per second above 0 and at most 1000000, not %',
+      options->'max_rate' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- how long an authorization (capture => 'manual') waits for its capture
+  IF options ? 'authorization_days' AND (jsonb_typeof(options->'authorization_days') <> 'number'
+       OR options->>'authorization_days' !~ '^[0-9]{1,3}$'
+       OR (options->>'authorization_days')::integer NOT BETWEEN 1 AND 365) THEN
+    RAISE EXCEPTION 'options.authorization_days must be a whole number of days from 1 to 365'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  INSERT INTO pay.gateways (name, kind, base_url, options)
+    VALUES (create_gateway.name, create_gateway.kind, create_gateway.base_url, create_gateway.options)
+    RETURNING id INTO v_id;
+  RETURN v_id;
+END $$;
+
+CREATE FUNCTION pay.create_order(merchant text, merchant_order_no text, amount bigint, currency text,
                                  idempotency_key text DEFAULT NULL,
                                  expires_in interval DEFAULT '15 minutes',
-                                 metadata jsonb DEFAULT '{}', gateway text DEFAULT NULL)
+                                 metadata jsonb DEFAULT '{}', gateway text DEFAULT NULL,
+                                 capture text DEFAULT 'automatic')
 RETURNS pay.orders
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -1216,12 +1505,21 @@ BEGIN
   END IF;
   PERFORM pay._check_order_args(merchant_order_no, amount, pay._exponent(currency),
                                 expires_in, metadata, idempotency_key);
+  IF capture IS NULL OR capture NOT IN ('automatic', 'manual') THEN
+    RAISE EXCEPTION 'capture must be automatic or manual, not "%"', coalesce(capture, 'null')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
   v_id := nextval('pay.orders_id_seq');
 
   IF idempotency_key IS NOT NULL THEN
     v_request := jsonb_build_object('merchant_order_no', merchant_order_no, 'amount', amount,
                                     'currency', currency, 'expires_in', expires_in,
                                     'metadata', metadata, 'gateway', gateway);
+    -- named only when manual: keys stored before two-phase payments
+    -- existed still match their automatic replays
+    IF capture = 'manual' THEN
+      v_request := v_request || jsonb_build_object('capture', capture);
+    END IF;
     -- A racing caller with the same key waits here until the first commits.
     INSERT INTO pay.idempotency_keys (merchant_id, key, request, order_id)
       VALUES (v_merchant, idempotency_key, v_request, v_id)
@@ -1246,16 +1544,24 @@ BEGIN
   -- none) and the route; an assignment, not a query (no FROM to plan)
   v_admitted := pay._admit(v_merchant, create_order.merchant, create_order.gateway, create_order.currency,
                            create_order.amount, create_order.merchant_order_no);
+  -- the routed gateway must be able to authorize without capturing (the
+  -- insert below is rolled back with the refusal)
+  IF capture = 'manual' AND v_admitted.gateway IS NOT NULL THEN
+    PERFORM pay._check_manual_capture(v_admitted.gateway);
+  END IF;
   INSERT INTO pay.orders (id, merchant_id, merchant_order_no, amount, currency, gateway, metadata, expires_at,
-                          routing_rule_id)
+                          routing_rule_id, capture_mode)
     VALUES (v_id, v_merchant, create_order.merchant_order_no, create_order.amount, create_order.currency,
-            v_admitted.gateway, create_order.metadata, now() + create_order.expires_in, v_admitted.rule_id)
+            v_admitted.gateway, create_order.metadata, now() + create_order.expires_in, v_admitted.rule_id,
+            create_order.capture)
     RETURNING * INTO o;
   -- The PSP's create request goes out with the order: queued in this
   -- transaction, under enqueue_psp_request's key for it, so a later
   -- enqueue_psp_request(id, 'create_payment') returns this row.
   IF o.gateway IS NOT NULL AND pay._creates_at_psp(o.gateway) THEN
-    PERFORM pay._enqueue('psp_request', 'gateway:' || o.gateway, 'create_payment', o.id, '{}',
+    -- the request builders authorize only when params.capture is manual
+    PERFORM pay._enqueue('psp_request', 'gateway:' || o.gateway, 'create_payment', o.id,
+                         CASE WHEN o.capture_mode = 'manual' THEN '{"capture": "manual"}'::jsonb ELSE '{}' END,
                          'psp_' || o.id || '_create_payment', true);
   END IF;
   RETURN o;
@@ -1269,8 +1575,9 @@ DECLARE
   v_key text;
   v_refund bigint;
 BEGIN
-  IF operation IS NULL OR operation NOT IN ('create_payment', 'query', 'refund', 'query_refund', 'close') THEN
-    RAISE EXCEPTION 'operation must be one of create_payment, query, refund, query_refund, close; not "%"', coalesce(operation, 'null')
+  IF operation IS NULL OR operation NOT IN ('create_payment', 'query', 'refund', 'query_refund', 'close',
+                                            'capture', 'void') THEN
+    RAISE EXCEPTION 'operation must be one of create_payment, query, refund, query_refund, close, capture, void; not "%"', coalesce(operation, 'null')
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
   IF params IS NULL OR jsonb_typeof(params) <> 'object' THEN
@@ -1308,6 +1615,13 @@ BEGIN
         -- a query changes nothing: every one is sent
         v_key := 'psp_' || o.id || '_query_refund_' || v_refund || '_' || nextval('pay.outbox_id_seq');
       END IF;
+    WHEN 'capture' THEN
+      IF jsonb_typeof(params->'amount') IS DISTINCT FROM 'number' OR params->>'amount' !~ '^[1-9][0-9]{0,17}$' THEN
+        RAISE EXCEPTION 'params: a capture needs "amount", a positive number of minor units'
+          USING ERRCODE = 'invalid_parameter_value';
+      END IF;
+      -- an order is captured once
+      v_key := 'psp_' || o.id || '_capture';
     WHEN 'query' THEN
       -- a query changes nothing: every one is sent
       v_key := 'psp_' || o.id || '_query_' || nextval('pay.outbox_id_seq');
@@ -1315,6 +1629,31 @@ BEGIN
       v_key := 'psp_' || o.id || '_' || operation;
   END CASE;
   RETURN pay._enqueue('psp_request', 'gateway:' || o.gateway, operation, o.id, params, v_key, true);
+END $$;
+
+CREATE FUNCTION pay.expire_authorizations(at timestamptz DEFAULT now(), max_orders integer DEFAULT 10000)
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  o pay.orders;
+  n integer := 0;
+BEGIN
+  IF max_orders IS NULL OR max_orders < 1 THEN
+    RAISE EXCEPTION 'max_orders must be positive' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- partial index orders_authorization_expiry; an order being captured
+  -- right now is skipped, not waited for
+  FOR o IN
+    SELECT * FROM pay.orders
+     WHERE status = 'authorized' AND authorization_expires_at <= expire_authorizations.at
+     ORDER BY authorization_expires_at
+     LIMIT max_orders
+     FOR UPDATE SKIP LOCKED
+  LOOP
+    PERFORM pay._void(o, 'expired', 'authorization expired');
+    n := n + 1;
+  END LOOP;
+  RETURN n;
 END $$;
 
 CREATE OR REPLACE FUNCTION pay.expire_orders(at timestamptz DEFAULT now(), max_orders integer DEFAULT 10000)
@@ -1344,6 +1683,40 @@ BEGIN
   RETURN coalesce(cardinality(v_ids), 0);
 END $$;
 
+CREATE OR REPLACE FUNCTION pay.mark_paid(order_id bigint, psp_txn_id text, amount bigint, currency text)
+RETURNS pay.orders
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  o pay.orders;
+BEGIN
+  IF psp_txn_id IS NULL OR length(psp_txn_id) NOT BETWEEN 1 AND 128 THEN
+    RAISE EXCEPTION 'psp_txn_id must be 1 to 128 characters' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  o := pay._lock_order(order_id);
+  IF amount IS DISTINCT FROM o.amount THEN
+    RAISE EXCEPTION 'amount % does not match the amount % of order %', coalesce(amount::text, 'null'), o.amount, o.id
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF currency IS DISTINCT FROM o.currency THEN
+    RAISE EXCEPTION 'currency % does not match the currency % of order %', coalesce(currency, 'null'), o.currency, o.id
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- A retry of the same confirmation is answered, not refused.
+  IF o.status IN ('authorized', 'paid', 'shipped', 'completed', 'refunded') AND o.psp_txn_id = mark_paid.psp_txn_id THEN
+    RETURN o;
+  END IF;
+
+  IF o.paid_at IS NOT NULL THEN
+    RAISE EXCEPTION 'order % is already paid, by psp_txn_id %', o.id, coalesce(o.psp_txn_id, '(none: wallet)')
+      USING ERRCODE = 'PY001';
+  ELSIF o.status NOT IN ('pending', 'failed') THEN
+    RAISE EXCEPTION 'order % is %; only a pending or failed order can be paid', o.id, o.status
+      USING ERRCODE = 'PY001';
+  END IF;
+
+  RETURN pay._settle(o, mark_paid.psp_txn_id, 'mark_paid');
+END $$;
+
 CREATE FUNCTION pay.next_action(order_id bigint) RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -1357,6 +1730,90 @@ BEGIN
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
   RETURN v_action;
+END $$;
+
+CREATE OR REPLACE FUNCTION pay.pay_with_balance(order_id bigint, wallet text) RETURNS pay.orders
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  o pay.orders;
+  w pay.accounts;
+BEGIN
+  o := pay._lock_order(order_id);
+  IF o.status NOT IN ('pending', 'failed') THEN
+    RAISE EXCEPTION 'order % is %; only a pending order can be paid', o.id, o.status USING ERRCODE = 'PY001';
+  END IF;
+  SELECT * INTO w FROM pay.accounts a WHERE a.code = wallet;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'wallet: unknown account "%"', wallet USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF NOT w.non_negative THEN
+    RAISE EXCEPTION 'wallet: account "%" is not a non-negative wallet account', wallet
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF w.currency <> o.currency THEN
+    RAISE EXCEPTION 'wallet: account "%" holds %, order % is in %', wallet, w.currency, o.id, o.currency
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- two-phase: reserve the amount, book nothing (56_two_phase.sql)
+  IF o.capture_mode = 'manual' THEN
+    RETURN pay._authorize_from_wallet(o, w);
+  END IF;
+  UPDATE pay.orders
+     SET status = 'paid', status_cause = 'pay_with_balance', paid_at = now(), paid_account_id = w.id
+   WHERE id = o.id
+  RETURNING * INTO o;
+  PERFORM pay._post('order:' || o.id || ':paid', o.id,
+                    ARRAY[w.id, pay._merchant_account(o.merchant_id, o.currency)], ARRAY[-o.amount, o.amount]);
+  RETURN o;
+END $$;
+
+CREATE OR REPLACE FUNCTION pay.refund(order_id bigint, amount bigint, reason text DEFAULT NULL,
+                           idempotency_key text DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  o pay.orders;
+  r pay.refunds;
+BEGIN
+  IF amount IS NULL OR amount <= 0 THEN
+    RAISE EXCEPTION 'amount must be a positive number of minor units, not %', coalesce(amount::text, 'null')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF length(reason) > 500 THEN
+    RAISE EXCEPTION 'reason is longer than 500 characters' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF idempotency_key IS NOT NULL AND length(idempotency_key) NOT BETWEEN 1 AND 255 THEN
+    RAISE EXCEPTION 'idempotency_key must be 1 to 255 characters' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- The order's row lock serialises its refunds: the sum check below cannot race.
+  o := pay._lock_order(order_id);
+  IF idempotency_key IS NOT NULL THEN
+    SELECT * INTO r FROM pay.refunds f WHERE f.order_id = o.id AND f.idempotency_key = refund.idempotency_key;
+    IF FOUND THEN
+      IF r.amount <> amount THEN
+        RAISE EXCEPTION 'idempotency_key "%" was already used for a refund of %', idempotency_key, r.amount
+          USING ERRCODE = 'PY002';
+      END IF;
+      RETURN r.id;
+    END IF;
+  END IF;
+  IF o.status NOT IN ('paid', 'shipped', 'completed') THEN
+    RAISE EXCEPTION 'order % is %; only a paid, shipped or completed order can be refunded', o.id, o.status
+      USING ERRCODE = 'PY001';
+  END IF;
+  -- what was paid: a partial capture paid less than the order's amount
+  IF amount > coalesce(o.captured_amount, o.amount) - o.refunded_amount THEN
+    RAISE EXCEPTION 'refund of % exceeds the refundable amount % of order %', amount,
+      coalesce(o.captured_amount, o.amount) - o.refunded_amount, o.id
+      USING ERRCODE = 'PY005';
+  END IF;
+  r.id := pay._book_refund(o, amount, reason, idempotency_key);
+  -- money paid through a PSP goes back through it: queue the refund request
+  -- in this transaction (a wallet payment is returned by the ledger alone)
+  IF o.gateway IS NOT NULL
+     AND EXISTS (SELECT 1 FROM pay.accounts a WHERE a.id = o.paid_account_id AND a.code LIKE 'psp:%') THEN
+    PERFORM pay.enqueue_psp_request(o.id, 'refund', jsonb_build_object('refund_id', r.id));
+  END IF;
+  RETURN r.id;
 END $$;
 
 CREATE FUNCTION pay.run_janitor(older_than interval DEFAULT '5 minutes', max_orders integer DEFAULT 1000)
@@ -1415,6 +1872,7 @@ BEGIN
     WHEN 'expire_orders' THEN v_rows := pay.expire_orders();
     -- PSP queries about orders, refunds and requests whose outcome is unknown
     WHEN 'janitor' THEN v_rows := pay.run_janitor();
+    WHEN 'expire_authorizations' THEN v_rows := pay.expire_authorizations();
     WHEN 'purge_callback_nonces' THEN v_rows := pay.purge_callback_nonces();
     WHEN 'purge_api_nonces' THEN v_rows := pay.purge_api_nonces();
     WHEN 'purge_idempotency_keys' THEN v_rows := pay.purge_idempotency_keys();
@@ -1444,16 +1902,41 @@ BEGIN
   END LOOP;
 END $$;
 
+CREATE FUNCTION pay.void(order_id bigint) RETURNS pay.orders
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  o pay.orders;
+BEGIN
+  o := pay._lock_order(order_id);
+  IF o.status <> 'authorized' THEN
+    RAISE EXCEPTION 'order % is %; only an authorized order can be voided', o.id, o.status
+      USING ERRCODE = 'PY001';
+  END IF;
+  RETURN pay._void(o, 'voided', 'void');
+END $$;
+
 CREATE FUNCTION pay.wait_next_action(order_id bigint, timeout interval) RETURNS jsonb
     AS 'MODULE_PATHNAME', 'pay_wait_next_action' LANGUAGE C VOLATILE
     SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
-COMMENT ON FUNCTION pay.create_order(text, text, bigint, text, text, interval, jsonb, text) IS
-  'creates a pending order and, for a gateway pay sends requests to, queues its create_payment request in the same transaction; the same (merchant, idempotency_key) returns the same order, different parameters raise PY002; PY029 beyond the merchant''s rate limit';
+COMMENT ON FUNCTION pay.available_balance(text) IS
+  'an account''s balance less what its open holds reserve: what a payment or a new hold may spend';
+COMMENT ON FUNCTION pay.create_order(text, text, bigint, text, text, interval, jsonb, text, text) IS
+  'creates a pending order and, for a gateway pay sends requests to, queues its create_payment request in the same transaction; the same (merchant, idempotency_key) returns the same order, different parameters (capture included) raise PY002; PY029 beyond the merchant''s rate limit; capture => ''manual'' authorizes only (pay.capture, pay.void)';
+COMMENT ON FUNCTION pay.mark_paid(bigint, text, bigint, text) IS
+  'confirms payment of an order (amount and currency must match) and books it in the ledger; a manual-capture order becomes authorized instead, booking nothing until pay.capture';
+COMMENT ON FUNCTION pay.pay_with_balance(bigint, text) IS
+  'pays a pending order from a non-negative wallet account (PY003 when the available balance is short); a manual-capture order is authorized instead: the amount is held until pay.capture, pay.void or expiry';
 COMMENT ON FUNCTION pay.expire_orders(timestamptz, integer) IS
   'cancels pending orders whose expires_at has passed (at most max_orders per call) and queues the close of their trades at the PSP; returns how many';
+COMMENT ON FUNCTION pay.capture(bigint, bigint) IS
+  'captures an authorized order: all of it, or amount (PY005 past the authorized amount); books what it took, releases the rest of a wallet hold, moves the order to paid and queues the PSP capture request; PY001 unless authorized';
+COMMENT ON FUNCTION pay.void(bigint) IS
+  'voids an authorized order: cancelled, its wallet hold released or the PSP void request queued; PY001 unless authorized';
+COMMENT ON FUNCTION pay.expire_authorizations(timestamptz, integer) IS
+  'voids authorized orders whose authorization window has passed (at most max_orders per call): holds released, PSP voids queued; returns how many';
 COMMENT ON FUNCTION pay.enqueue_psp_request(bigint, text, jsonb) IS
-  'queues a request (create_payment, query, refund or query_refund with params.refund_id, close) to the order''s gateway; params.extra goes into the request body; the same request twice is queued once (every query is sent)';
+  'queues a request (create_payment, query, refund or query_refund with params.refund_id, close, capture with params.amount, void) to the order''s gateway; params.extra goes into the request body; the same request twice is queued once (every query is sent)';
 COMMENT ON FUNCTION pay._close_expired(bigint[]) IS
   'for orders just cancelled by expiry: retires create requests not yet sent, queues the close of every trade the PSP may know (Stripe without a known intent: a query too); returns how many closes';
 COMMENT ON FUNCTION pay.run_janitor(interval, integer) IS
@@ -1476,8 +1959,65 @@ COMMENT ON FUNCTION pay.api_create_refund(jsonb, text, text) IS
   'POST /api/v1/payments/{id}/refunds (Idempotency-Key required; body amount, reason): a signed merchant request refunding one of its orders through pay.refund; 201 with the refund';
 COMMENT ON FUNCTION pay.api_get_refund(jsonb, text) IS
   'GET /api/v1/refunds/{id}: a signed merchant request reading a refund of one of its orders';
+COMMENT ON FUNCTION pay.run_job(text) IS
+  'runs one of pay''s periodic jobs (expire_orders, expire_authorizations, janitor, purge_callback_nonces, purge_api_nonces, purge_idempotency_keys, purge_outbox, purge_callbacks, fetch_statement:<gateway>) unless a run of it is in progress; what the pg_cron jobs call';
 COMMENT ON FUNCTION pay.schedule_jobs() IS
   'creates or updates pay''s pg_cron jobs (names beginning with "pay:"): expire orders and the janitor every minute, the purges every 5 minutes, each Stripe and WeChat Pay gateway''s statement daily at pay.statement_fetch_hour (UTC, default 3); 55000 when pg_cron is not installed here';
+-- Views that count captured money: what an order paid is coalesce(captured_amount, amount).
+CREATE OR REPLACE VIEW pay.ledger_problems AS
+  SELECT 'posting does not balance'::text AS problem, p.ref AS subject,
+         format('%s sums to %s', e.currency, sum(e.amount)) AS detail
+    FROM pay.postings p JOIN pay.entries e ON e.posting_id = p.id
+   GROUP BY p.ref, e.currency HAVING sum(e.amount) <> 0
+  UNION ALL
+  SELECT 'balance differs from entries', a.code,
+         format('balance %s, entries %s', b.total, coalesce(e.total, 0))
+    FROM pay.accounts a
+    JOIN (SELECT account_id, sum(balance) AS total FROM pay.account_balances GROUP BY account_id) b
+      ON b.account_id = a.id
+    LEFT JOIN (SELECT account_id, sum(amount) AS total FROM pay.entries GROUP BY account_id) e
+      ON e.account_id = a.id
+   WHERE b.total <> coalesce(e.total, 0)
+  UNION ALL
+  SELECT 'non-negative account below zero', a.code, format('balance %s', b.balance)
+    FROM pay.accounts a JOIN pay.account_balances b ON b.account_id = a.id
+   WHERE a.non_negative AND b.balance < 0
+  UNION ALL
+  SELECT 'holds exceed the balance', a.code, format('balance %s, held %s', b.balance, b.held)
+    FROM pay.accounts a JOIN pay.account_balances b ON b.account_id = a.id
+   WHERE b.held < 0 OR (a.non_negative AND b.held > b.balance)
+  UNION ALL
+  SELECT 'held differs from open holds', a.code, format('held %s, open holds %s', b.total, coalesce(h.total, 0))
+    FROM pay.accounts a
+    JOIN (SELECT account_id, sum(held) AS total FROM pay.account_balances GROUP BY account_id) b
+      ON b.account_id = a.id
+    LEFT JOIN (SELECT h.account_id, sum(h.amount) AS total FROM pay.holds h
+                WHERE NOT EXISTS (SELECT 1 FROM pay.hold_releases r WHERE r.hold_id = h.id)
+                GROUP BY h.account_id) h ON h.account_id = a.id
+   WHERE b.total <> coalesce(h.total, 0)
+  UNION ALL
+  SELECT 'capture beyond its hold', h.order_id::text, format('held %s, captured %s', h.amount, r.captured)
+    FROM pay.holds h JOIN pay.hold_releases r ON r.hold_id = h.id
+   WHERE r.captured > h.amount;
+
+COMMENT ON VIEW pay.ledger_problems IS 'ledger invariants that do not hold; empty when the ledger is sound';
+CREATE OR REPLACE VIEW pay.order_ledger_mismatches AS
+  SELECT o.id AS order_id, o.status, o.amount, o.refunded_amount,
+         coalesce(l.merchant_net, 0) AS merchant_net
+    FROM pay.orders o
+    LEFT JOIN (
+      SELECT p.order_id, sum(e.amount) AS merchant_net
+        FROM pay.postings p
+        JOIN pay.entries e ON e.posting_id = p.id
+        JOIN pay.accounts a ON a.id = e.account_id AND a.code LIKE 'merchant:%'
+       WHERE p.order_id IS NOT NULL
+       GROUP BY p.order_id) l ON l.order_id = o.id
+   WHERE coalesce(l.merchant_net, 0) <>
+         CASE WHEN o.paid_at IS NULL THEN 0 ELSE coalesce(o.captured_amount, o.amount) - o.refunded_amount END;
+
+COMMENT ON VIEW pay.order_ledger_mismatches IS
+  'orders whose merchant ledger postings differ from amount paid (coalesce(captured_amount, amount)) minus refunded; empty when sound';
+
 -- Waiters of pay.wait_next_action are woken at the commit that changed
 -- their order (src/next_action_wait.c).
 CREATE TRIGGER orders_next_action_wake AFTER UPDATE ON pay.orders
@@ -1566,11 +2106,12 @@ REVOKE ALL ON ALL SEQUENCES IN SCHEMA pay FROM PUBLIC;
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA pay FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pay._caller_merchants() TO pay_app, pay_admin, pay_readonly;
 GRANT EXECUTE ON FUNCTION
-    pay.create_order(text, text, bigint, text, text, interval, jsonb, text),
+    pay.create_order(text, text, bigint, text, text, interval, jsonb, text, text),
     pay.ship(bigint), pay.complete(bigint), pay.cancel(bigint, text),
     pay.refund(bigint, bigint, text, text),
     pay.pay_with_balance(bigint, text),
-    pay.open_account(text, text, boolean, integer), pay.balance(text),
+    pay.capture(bigint, bigint), pay.void(bigint),
+    pay.open_account(text, text, boolean, integer), pay.balance(text), pay.available_balance(text),
     pay.parse_amount(text, text), pay.format_amount(bigint, text),
     pay.route(text, bigint, text)
   TO pay_app;
@@ -1583,14 +2124,15 @@ GRANT EXECUTE ON FUNCTION
     pay.bind_merchant_role(regrole, text), pay.unbind_merchant_role(regrole, text),
     pay.mark_paid(bigint, text, bigint, text),
     pay.open_account(text, text, boolean, integer), pay.post(text, jsonb), pay.balance(text),
-    pay.expire_orders(timestamptz, integer), pay.purge_idempotency_keys(interval, integer),
+    pay.available_balance(text),
+    pay.expire_orders(timestamptz, integer), pay.expire_authorizations(timestamptz, integer), pay.purge_idempotency_keys(interval, integer),
     pay.idempotency_retention(),
     pay.parse_amount(text, text), pay.format_amount(bigint, text), pay.parse_form(text)
   TO pay_admin;
 GRANT SELECT ON pay.currencies, pay.merchants, pay.gateways, pay.routing_rules, pay.rate_limits,
     pay.order_statuses, pay.order_transitions, pay.orders, pay.order_events, pay.refunds,
     pay.idempotency_keys, pay.accounts, pay.account_balances, pay.postings, pay.entries,
-    pay.ledger_problems, pay.order_ledger_mismatches, pay.merchant_roles
+    pay.ledger_problems, pay.order_ledger_mismatches, pay.merchant_roles, pay.holds, pay.hold_releases
   TO pay_admin;
 REVOKE ALL ON pay.seed_rows FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION pay._restoring(), pay._restore_seeded_row(), pay._mark_dumped_tables(),
