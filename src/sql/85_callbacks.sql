@@ -22,7 +22,7 @@
 --   amount      minor units, or amount_major: a decimal string (Alipay)
 --   currency    ISO 4217 as the PSP names it (Stripe's lower case made
 --               upper, ASCII letters only), or NULL when it names none;
---               either way it must be the order's (see _apply_event)
+--               either way it must be the order's (see src/callback_apply.c)
 --   refund_id, refund_amount (this refund) or refund_total (cumulative)
 --   type        the PSP's own name of the event, for the record
 --
@@ -267,45 +267,6 @@ BEGIN
     'refund_amount', p->>'refund_amount');
 END $$;
 
--- A minor-unit amount from an event: integer text, or a major-unit decimal
--- converted with the currency's exponent.  Never floating point.
-CREATE FUNCTION pay._event_amount(p_minor text, p_major text, p_currency text) RETURNS bigint
-LANGUAGE plpgsql STABLE AS $$
-BEGIN
-  IF p_minor IS NOT NULL THEN
-    IF p_minor !~ '^[0-9]{1,18}$' THEN
-      RAISE EXCEPTION 'callback amount "%" is not a whole number of minor units', p_minor
-        USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    RETURN p_minor::bigint;
-  END IF;
-  IF p_major IS NOT NULL THEN
-    RETURN pay.parse_amount(p_major, p_currency);
-  END IF;
-  RETURN NULL;
-END $$;
-
--- The order an event is about, among the orders routed to this gateway:
--- our id as the merchant reference, else the PSP's transaction id.
-CREATE FUNCTION pay._callback_order(g pay.gateways, e jsonb) RETURNS pay.orders
-LANGUAGE plpgsql AS $$
-DECLARE
-  o pay.orders;
-BEGIN
-  IF e->>'order_ref' ~ '^[0-9]{1,18}$' THEN
-    SELECT * INTO o FROM pay.orders WHERE id = (e->>'order_ref')::bigint AND gateway = g.name FOR UPDATE;
-  END IF;
-  IF o.id IS NULL AND e->>'psp_txn_id' IS NOT NULL THEN
-    SELECT * INTO o FROM pay.orders WHERE gateway = g.name AND psp_txn_id = e->>'psp_txn_id' FOR UPDATE;
-  END IF;
-  IF o.id IS NULL THEN
-    RAISE EXCEPTION 'no order routed to gateway % matches reference "%" or transaction "%"',
-      g.name, e->>'order_ref', e->>'psp_txn_id'
-      USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  RETURN o;
-END $$;
-
 CREATE FUNCTION pay._anomaly(o pay.orders, g pay.gateways, p_callback bigint, p_kind text, p_detail text)
 RETURNS text
 LANGUAGE plpgsql AS $$
@@ -343,133 +304,11 @@ BEGIN
            pay.format_amount(p_amount, o.currency), o.currency, e->>'psp_txn_id', o.id, o.status));
 END $$;
 
--- A refund the PSP reports (it happened there): book the part we have not
--- booked yet.  Returns the outcome.
-CREATE FUNCTION pay._apply_psp_refund(o pay.orders, g pay.gateways, e jsonb, p_callback bigint) RETURNS text
-LANGUAGE plpgsql AS $$
-DECLARE
-  v_amount bigint;
-  v_key text := 'psp:' || coalesce(e->>'refund_id', e->>'event_id');
-BEGIN
-  IF EXISTS (SELECT 1 FROM pay.refunds WHERE order_id = o.id AND idempotency_key = v_key) THEN
-    RETURN 'refund already booked';
-  END IF;
-  IF e ? 'refund_total' OR e ? 'refund_total_major' THEN
-    v_amount := pay._event_amount(e->>'refund_total', e->>'refund_total_major', o.currency) - o.refunded_amount;
-  ELSE
-    v_amount := pay._event_amount(e->>'refund_amount', NULL, o.currency);
-  END IF;
-  IF v_amount IS NULL OR v_amount <= 0 THEN
-    RETURN 'no new refund amount';
-  END IF;
-  IF v_amount > o.amount - o.refunded_amount THEN
-    RETURN pay._anomaly(o, g, p_callback, 'refund_exceeds',
-      format('PSP refund of %s exceeds the refundable %s', v_amount, o.amount - o.refunded_amount));
-  END IF;
-  PERFORM pay._book_refund(o, v_amount, 'refunded at the PSP (' || coalesce(e->>'type', '') || ')', v_key);
-  RETURN format('refund of %s booked', v_amount);
-END $$;
-
--- The events that were waiting for an order's payment (a refund that came
--- before it), applied now that it is paid: "; <outcome>" for each, or ''.
--- The caller holds the order's lock.
-CREATE FUNCTION pay._apply_deferred(g pay.gateways, p_order bigint) RETURNS text
-LANGUAGE plpgsql AS $$
-DECLARE
-  o pay.orders;
-  d pay.deferred_events;
-  v_outcome text := '';
-BEGIN
-  FOR d IN SELECT * FROM pay.deferred_events x WHERE x.order_id = p_order AND x.applied_at IS NULL ORDER BY x.id LOOP
-    SELECT * INTO o FROM pay.orders WHERE id = p_order;
-    v_outcome := v_outcome || '; ' || pay._apply_psp_refund(o, g, d.event, d.callback_id);
-    UPDATE pay.deferred_events SET applied_at = now() WHERE id = d.id;
-  END LOOP;
-  RETURN v_outcome;
-END $$;
-
--- Apply one verified, new event to its order.  Returns the outcome.
---
--- Every event that is about an order must be in the order's currency: one
--- that names none, or another, is an anomaly that moves nothing (never
--- "then the order's": a USD order must not be settled by yuan).  Like an
--- amount mismatch it is acknowledged (2xx) and its event id used up: it is
--- authentic and will never apply, so the PSP must not send it for days.
--- p_callback is NULL for an event a PSP's statement proves
--- (pay.repair_break) or a query's answer (81_psp_answers.sql): its
--- e->>'cause' then says where it came from.
-CREATE FUNCTION pay._apply_event(g pay.gateways, e jsonb, p_callback bigint, OUT order_id bigint, OUT outcome text)
-LANGUAGE plpgsql AS $$
-DECLARE
-  o pay.orders;
-  v_amount bigint;
-  v_currency text := e->>'currency';
-BEGIN
-  IF e->>'kind' = 'ignored' THEN
-    outcome := 'ignored event type ' || coalesce(e->>'type', '(none)');
-    RETURN;
-  END IF;
-  o := pay._callback_order(g, e);
-  order_id := o.id;
-  IF v_currency IS NULL THEN
-    outcome := pay._anomaly(o, g, p_callback, 'currency_missing',
-      format('callback names no currency, order %s is in %s', o.id, o.currency));
-    RETURN;
-  ELSIF v_currency <> o.currency::text THEN
-    outcome := pay._anomaly(o, g, p_callback, 'currency_mismatch',
-      format('callback says %s, order %s is in %s', v_currency, o.id, o.currency));
-    RETURN;
-  END IF;
-
-  IF e->>'kind' = 'refunded' THEN
-    IF o.paid_at IS NULL THEN
-      INSERT INTO pay.deferred_events (gateway, order_id, callback_id, event) VALUES (g.name, o.id, p_callback, e);
-      outcome := 'refund deferred until the payment arrives';
-    ELSE
-      outcome := pay._apply_psp_refund(o, g, e, p_callback);
-    END IF;
-    RETURN;
-  END IF;
-
-  -- a payment must match exactly; a failure or close is checked when it names an amount
-  v_amount := pay._event_amount(e->>'amount', e->>'amount_major', v_currency);
-  IF v_amount <> o.amount OR (v_amount IS NULL AND e->>'kind' = 'payment_succeeded') THEN
-    outcome := pay._anomaly(o, g, p_callback, 'amount_mismatch',
-      format('callback says %s %s, order %s is %s %s', coalesce(v_amount::text, '(none)'), v_currency,
-             o.id, o.amount, o.currency));
-    RETURN;
-  END IF;
-
-  CASE e->>'kind'
-  WHEN 'payment_succeeded' THEN
-    IF o.status IN ('pending', 'failed') THEN
-      o := pay._settle(o, e->>'psp_txn_id', coalesce('callback ' || p_callback, e->>'cause'));
-      outcome := 'paid' || pay._apply_deferred(g, o.id);
-    ELSIF o.paid_at IS NOT NULL AND o.psp_txn_id IS NOT DISTINCT FROM e->>'psp_txn_id' THEN
-      outcome := 'already paid by this transaction';
-    ELSIF o.paid_at IS NOT NULL THEN
-      outcome := pay._book_and_return(o, g, e, p_callback, v_amount, 'double_payment');
-    ELSE
-      outcome := pay._book_and_return(o, g, e, p_callback, v_amount, 'payment_after_' || o.status);
-    END IF;
-  WHEN 'payment_failed' THEN
-    IF o.status = 'pending' THEN
-      UPDATE pay.orders SET status = 'failed', status_cause = coalesce('callback ' || p_callback, e->>'cause')
-       WHERE id = o.id RETURNING * INTO o;
-      outcome := 'failed';
-    ELSE
-      outcome := 'failure ignored: order is ' || o.status;
-    END IF;
-  WHEN 'closed' THEN
-    IF o.status = 'pending' THEN
-      UPDATE pay.orders SET status = 'cancelled', status_cause = coalesce('callback ' || p_callback, e->>'cause')
-       WHERE id = o.id RETURNING * INTO o;
-      outcome := 'cancelled';
-    ELSE
-      outcome := 'close ignored: order is ' || o.status;
-    END IF;
-  END CASE;
-END $$;
+-- Applying an event to its order (the decisions: currency and amount
+-- checks, refunds booked or deferred, double payments and payments after a
+-- cancel booked and returned, failures, closes) is C: src/callback_apply.c
+-- and src/event_refund.c.  pay._apply_answer_event (81_psp_answers.sql) is
+-- its SQL entry.
 
 CREATE FUNCTION pay.handle_callback(provider text, headers jsonb, body text)
 RETURNS SETOF pay.http_response
