@@ -226,46 +226,7 @@ BEGIN
     'refund_amount', v_tx->'amount'->>'refund');
 END $$;
 
--- pay's own generic scheme: a JSON object or form body whose sign is the hex
--- HMAC-SHA256 of the canonical string of the other fields: event_id,
--- out_trade_no (our order id), trade_no, status (paid, failed, refunded,
--- closed), amount (minor units), currency, refund_id, refund_amount,
--- timestamp (unix seconds) and nonce.
-CREATE FUNCTION pay._callback_generic(g pay.gateways, h jsonb, p_body text) RETURNS jsonb
-LANGUAGE plpgsql AS $$
-DECLARE
-  p jsonb;
-  v_status text;
-BEGIN
-  PERFORM pay._require_content_type(h, 'application/json', 'application/x-www-form-urlencoded');
-  p := CASE WHEN lower(h->>'content-type') LIKE 'application/json%' THEN pay._json_body(p_body)
-            ELSE pay.parse_form(p_body) END;
-  -- the signed string leaves out empty values: so does everything below
-  p := (SELECT coalesce(jsonb_object_agg(f.key, f.value), '{}') FROM jsonb_each(p) f
-         WHERE f.value NOT IN ('""'::jsonb, 'null'::jsonb));
-  v_status := p->>'status';
-  IF p->>'sign' IS NULL OR NOT pay.constant_time_equal(
-       pay.sign_params(p - 'sign', pay._gateway_secret(g, 'webhook_secret')), lower(p->>'sign')) THEN
-    RAISE EXCEPTION 'sign does not verify' USING ERRCODE = 'PY010';
-  END IF;
-  PERFORM pay._check_window(g, pay._unix_time(p->>'timestamp'));
-  IF p->>'nonce' IS NULL OR length(p->>'nonce') NOT BETWEEN 8 AND 64 THEN
-    RAISE EXCEPTION 'nonce must be 8 to 64 characters' USING ERRCODE = 'PY012';
-  END IF;
-  RETURN jsonb_build_object(
-    'event_id', p->>'event_id',
-    'nonce', p->>'nonce',
-    'type', v_status,
-    'kind', CASE v_status WHEN 'success' THEN 'payment_succeeded' WHEN 'paid' THEN 'payment_succeeded'
-                          WHEN 'failed' THEN 'payment_failed' WHEN 'refunded' THEN 'refunded'
-                          WHEN 'closed' THEN 'closed' ELSE 'ignored' END,
-    'order_ref', p->>'out_trade_no',
-    'psp_txn_id', p->>'trade_no',
-    'amount', p->>'amount',
-    'currency', p->>'currency',
-    'refund_id', p->>'refund_id',
-    'refund_amount', p->>'refund_amount');
-END $$;
+-- pay's own generic scheme is verified and parsed in C (src/provider_generic.c).
 
 CREATE FUNCTION pay._anomaly(o pay.orders, g pay.gateways, p_callback bigint, p_kind text, p_detail text)
 RETURNS text
