@@ -78,8 +78,8 @@ typedef struct ProviderAnswer
 
 /*
  * Build the request: a pay.http_request Datum (method, url, headers text[],
- * body).  Connected to SPI; the result must outlive SPI_finish
- * (SPI_datumTransfer).
+ * body), in the current memory context.  Not connected to SPI: a builder
+ * that runs SQL connects itself.
  */
 typedef Datum (*ProviderBuildFn) (const ProviderRequest *req);
 
@@ -143,15 +143,24 @@ extern void ProviderAnswerJson(bool verified, const char *reason, const char **t
 
 /*
  * provider_sql.c: a part still written in PL/pgSQL (or shared with SQL
- * callers), called through a kept plan.  ProviderSqlParse runs
- * sql(gateway name $1, headers $2, body $3) -> jsonb; ProviderSqlBuild runs
- * sql(outbox $1, gateway $2) -> pay.http_request; ProviderSqlRead runs
- * sql(outbox $1, gateway $2, order $3, status $4, headers $5, body $6) ->
- * jsonb, each using the parameters it needs.
+ * callers).  ProviderSqlParse runs sql(gateway name $1, headers $2, body
+ * $3) -> jsonb and ProviderSqlRead runs sql(outbox $1, gateway $2, order
+ * $3, status $4, headers $5, body $6) -> jsonb, each using the parameters
+ * it needs, through a kept plan; ProviderSqlBuild calls the function
+ * pay.<name>(pay.outbox, pay.gateways) -> pay.http_request directly (no
+ * executor: it runs for every request the dispatcher sends).
  */
+typedef struct ProviderSqlFunction
+{
+	const char *name;			/* in schema pay */
+	Oid			types[2];		/* the argument types it was looked up with */
+	FmgrInfo	flinfo;
+	bool		ready;
+} ProviderSqlFunction;
+
 extern Jsonb *ProviderSqlParse(SPIPlanPtr *slot, const char *sql, const CallbackGateway *g,
 							   Jsonb *headers, text *body);
-extern Datum ProviderSqlBuild(SPIPlanPtr *slot, const char *sql, const ProviderRequest *req);
+extern Datum ProviderSqlBuild(ProviderSqlFunction *fn, const ProviderRequest *req);
 extern Jsonb *ProviderSqlRead(SPIPlanPtr *slot, const char *sql, const ProviderAnswer *ans);
 
 /* The providers (provider_<kind>.c) */

@@ -149,13 +149,13 @@ AnswerCallback(bool verified, const char *reason, const char **type, char **body
 }
 
 /* Requests and answers: the builder and reader of 80_outbox.sql and 81_psp_answers.sql. */
-static SPIPlanPtr build_plan = NULL;
+static ProviderSqlFunction builder = {.name = "_build_alipay"};
 static SPIPlanPtr read_plan = NULL;
 
 static Datum
 Build(const ProviderRequest *req)
 {
-	return ProviderSqlBuild(&build_plan, "SELECT pay._build_alipay($1, $2)", req);
+	return ProviderSqlBuild(&builder, req);
 }
 
 static Jsonb *

@@ -79,10 +79,7 @@ pay_provider_request(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("%s gateways do not build \"%s\" requests", GatewayProvider(PG_GETARG_HEAPTUPLEHEADER(1))->kind,
 						req.operation)));
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
 	request = op->build(&req);
-	SPI_finish();
 	PG_RETURN_DATUM(request);
 }
 

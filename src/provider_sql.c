@@ -5,14 +5,18 @@
  *
  * The row arguments (pay.outbox, pay.gateways, pay.orders) are passed as
  * composite parameters whose type ids come from the calling function; a
- * kept plan whose parameter types are not those any more (the extension
- * was dropped and created again in this session) is prepared again.
+ * kept plan or function whose parameter types are not those any more (the
+ * extension was dropped and created again in this session) is prepared or
+ * looked up again.
  */
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "nodes/value.h"
+#include "parser/parse_func.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
 
 #include "pay.h"
 #include "provider.h"
@@ -63,18 +67,22 @@ ProviderSqlParse(SPIPlanPtr *slot, const char *sql, const CallbackGateway *g, Js
 }
 
 Datum
-ProviderSqlBuild(SPIPlanPtr *slot, const char *sql, const ProviderRequest *req)
+ProviderSqlBuild(ProviderSqlFunction *fn, const ProviderRequest *req)
 {
-	Oid			types[2] = {req->outbox_type, req->gateway_type};
-	Datum		values[2] = {req->outbox, req->gateway};
-	bool		isnull;
-	Datum		request;
+	if (!fn->ready || fn->types[0] != req->outbox_type || fn->types[1] != req->gateway_type)
+	{
+		Oid			types[2] = {req->outbox_type, req->gateway_type};
+		Oid			oid = LookupFuncName(list_make2(makeString("pay"), makeString((char *) fn->name)),
+										 2, types, false);
 
-	request = OneValue(PlanFor(slot, sql, 2, types), values, NULL,
-					   psprintf("build the %s request", req->operation), &isnull);
-	if (isnull)
-		elog(ERROR, "the %s request was not built", req->operation);
-	return request;
+		fn->ready = false;
+		fmgr_info_cxt(oid, &fn->flinfo, TopMemoryContext);
+		fn->types[0] = types[0];
+		fn->types[1] = types[1];
+		fn->ready = true;
+	}
+	/* a NULL request is an error of FunctionCall2 */
+	return FunctionCall2(&fn->flinfo, req->outbox, req->gateway);
 }
 
 Jsonb *

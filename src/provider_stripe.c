@@ -141,13 +141,13 @@ ParseCallback(const CallbackGateway *g, Jsonb *headers, text *body)
 }
 
 /* Requests and answers: the builder and reader of 80_outbox.sql and 81_psp_answers.sql. */
-static SPIPlanPtr build_plan = NULL;
+static ProviderSqlFunction builder = {.name = "_build_stripe"};
 static SPIPlanPtr read_plan = NULL;
 
 static Datum
 Build(const ProviderRequest *req)
 {
-	return ProviderSqlBuild(&build_plan, "SELECT pay._build_stripe($1, $2)", req);
+	return ProviderSqlBuild(&builder, req);
 }
 
 static Jsonb *
