@@ -19,12 +19,15 @@
 #include "fmgr.h"
 #include "utils/jsonb.h"
 
-/* The gateway a callback came to: a row of pay.gateways. */
+struct Provider;
+
+/* The gateway a callback came to: a row of pay.gateways, and its kind's provider (provider.h). */
 typedef struct CallbackGateway
 {
 	char	   *name;
 	char	   *kind;
 	Jsonb	   *options;
+	const struct Provider *provider;
 } CallbackGateway;
 
 /* What happened to one callback: the columns of its pay.callbacks row. */
@@ -38,7 +41,7 @@ typedef struct Verdict
 	char	   *outcome;
 } Verdict;
 
-/* callback_handle.c: the gateway named provider, if it is of a kind that takes callbacks (SPI) */
+/* callback_handle.c: the gateway named provider, if its kind's provider takes callbacks (SPI) */
 extern bool CallbackFindGateway(text *provider, CallbackGateway *g);
 
 /*
@@ -90,10 +93,6 @@ extern char *GatewayCredential(const CallbackGateway *g, const char *name, size_
 
 /* json_body.c: pay._json_body(body text) -> jsonb object, else 22P02 */
 extern Datum pay_json_body(PG_FUNCTION_ARGS);
-
-/* callback_stripe.c, callback_alipay.c: verify and parse */
-extern Jsonb *CallbackStripe(const CallbackGateway *g, Jsonb *headers, text *body);
-extern Jsonb *CallbackAlipay(const CallbackGateway *g, Jsonb *headers, text *body);
 
 /*
  * callback_apply.c: apply a new event to its order.  Sets *order_id (0 for

@@ -5,12 +5,13 @@
  *   1. find the gateway (a callback to any other name is only counted)
  *      and record the callback as received, before anything can fail
  *      (callback_record.c: an unverified body is kept up to a bound);
- *   2. verify and parse (callback_stripe.c, callback_alipay.c, or the
- *      PL/pgSQL parsers of 85_callbacks.sql);
+ *   2. verify and parse: the parse_callback of the gateway kind's
+ *      provider (provider.h);
  *   3. refuse a reused nonce (PY012);
  *   4. deduplicate by the PSP's event id: a repeat is acknowledged again;
  *   5. apply the event (callback_apply.c);
- *   6. answer what the provider expects and record the verdict.
+ *   6. answer what the provider expects (its answer_callback) and record
+ *      the verdict.
  *
  * Steps 2-5 run in a subtransaction: whatever they raise is rolled back
  * and becomes the recorded reason (22xxx, 23xxx, PY01x and 54000, a body
@@ -33,6 +34,7 @@
 #include "pay.h"
 #include "callback.h"
 #include "metrics.h"
+#include "provider.h"
 #include "trace_context.h"
 
 extern Datum pay_lower_headers(PG_FUNCTION_ARGS);
@@ -42,8 +44,6 @@ PG_FUNCTION_INFO_V1(pay_handle_callback);
 #define EVENT_ID_MAX 200
 
 static SPIPlanPtr gateway_plan = NULL;
-static SPIPlanPtr wechatpay_plan = NULL;
-static SPIPlanPtr generic_plan = NULL;
 static SPIPlanPtr nonce_plan = NULL;
 static SPIPlanPtr event_plan = NULL;
 static SPIPlanPtr first_plan = NULL;
@@ -55,54 +55,24 @@ CallbackFindGateway(text *provider, CallbackGateway *g)
 	Datum		values[1] = {PointerGetDatum(provider)};
 	bool		isnull;
 	HeapTuple	row;
+	const Provider *p;
 
-	if (SPI_execute_plan(KeptPlan(&gateway_plan,
-								  "SELECT name, kind, options FROM pay.gateways WHERE name = $1 "
-								  "AND kind IN ('stripe', 'alipay', 'wechatpay', 'generic')",
+	if (SPI_execute_plan(KeptPlan(&gateway_plan, "SELECT name, kind, options FROM pay.gateways WHERE name = $1",
 								  1, types),
 						 values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read pay.gateways");
 	if (SPI_processed != 1)
 		return false;
 	row = SPI_tuptable->vals[0];
+	/* a gateway whose provider takes no callbacks is, to a callback, no gateway */
+	p = ProviderFind(SPI_getvalue(row, SPI_tuptable->tupdesc, 2));
+	if (p == NULL || p->parse_callback == NULL)
+		return false;
 	g->name = SPI_getvalue(row, SPI_tuptable->tupdesc, 1);
 	g->kind = SPI_getvalue(row, SPI_tuptable->tupdesc, 2);
 	g->options = DatumGetJsonbPCopy(SPI_getbinval(row, SPI_tuptable->tupdesc, 3, &isnull));
+	g->provider = p;
 	return true;
-}
-
-/* A PL/pgSQL parser, pay._callback_<kind>(g, headers, body). */
-static Jsonb *
-ParseInPlpgsql(SPIPlanPtr *slot, const char *sql, const CallbackGateway *g, Jsonb *headers, text *body)
-{
-	Oid			types[3] = {TEXTOID, JSONBOID, TEXTOID};
-	Datum		values[3] = {CStringGetTextDatum(g->name), JsonbPGetDatum(headers), PointerGetDatum(body)};
-	char		nulls[3] = {' ', ' ', body ? ' ' : 'n'};
-	bool		isnull;
-	Datum		event;
-
-	if (SPI_execute_plan(KeptPlan(slot, sql, 3, types), values, nulls, false, 0) != SPI_OK_SELECT ||
-		SPI_processed != 1)
-		elog(ERROR, "could not parse a %s callback", g->kind);
-	event = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	return isnull ? NULL : DatumGetJsonbPCopy(event);
-}
-
-/* Step 2: verify and parse. */
-static Jsonb *
-Parse(const CallbackGateway *g, Jsonb *headers, text *body)
-{
-	if (strcmp(g->kind, "stripe") == 0)
-		return CallbackStripe(g, headers, body);
-	if (strcmp(g->kind, "alipay") == 0)
-		return CallbackAlipay(g, headers, body);
-	if (strcmp(g->kind, "wechatpay") == 0)
-		return ParseInPlpgsql(&wechatpay_plan,
-							  "SELECT pay._callback_wechatpay(g, $2, $3) FROM pay.gateways g WHERE g.name = $1",
-							  g, headers, body);
-	return ParseInPlpgsql(&generic_plan,
-						  "SELECT pay._callback_generic(g, $2, $3) FROM pay.gateways g WHERE g.name = $1",
-						  g, headers, body);
 }
 
 /* INSERT ... ON CONFLICT DO NOTHING of (gateway, key[, callback id]): was the row new? */
@@ -157,7 +127,7 @@ Process(const CallbackGateway *g, Jsonb *headers, text *body, int64 callback_id,
 {
 	char	   *event_id;
 
-	v->event = Parse(g, headers, body);
+	v->event = g->provider->parse_callback(g, headers, body);
 	event_id = JsonbGetText(v->event, "event_id");
 	if (event_id == NULL || pg_mbstrlen(event_id) > EVENT_ID_MAX)
 		ereport(ERROR,
@@ -241,9 +211,9 @@ CountVerdict(const char *gateway, const Verdict *v)
 		MetricsCountAtCommit(METRIC_SIGNATURE_FAILURES + slot);
 }
 
-/* Step 6: the status, content type and body the provider expects. */
+/* Step 6: the status, and the content type and body the gateway's provider expects. */
 static void
-Answer(const char *kind, const Verdict *v, int *status, const char **type, char **body)
+Answer(const CallbackGateway *g, const Verdict *v, int *status, const char **type, char **body)
 {
 	bool		ok = Verified(v);
 	const char *state = v->state ? v->state : "";
@@ -259,27 +229,10 @@ Answer(const char *kind, const Verdict *v, int *status, const char **type, char 
 		strcmp(state, "unknown_gateway") == 0 ? 404 :
 		(strcmp(state, "PY010") == 0 || strcmp(state, "PY011") == 0 || strcmp(state, "PY012") == 0) ? 401 :
 		strcmp(v->verdict, "error") == 0 ? 500 : 400;
-	if (kind && strcmp(kind, "alipay") == 0)
-	{
-		*type = "text/plain; charset=utf-8";
-		*body = ok ? "success" : "fail";
-	}
-	else if (kind && strcmp(kind, "wechatpay") == 0)
-	{
-		*type = "application/json";
-		*body = ok ? "{\"code\":\"SUCCESS\",\"message\":\"OK\"}" :
-			psprintf("{\"code\": \"FAIL\", \"message\": \"%s\"}", reason);
-	}
-	else if (kind && strcmp(kind, "generic") == 0)
-	{
-		*type = "text/plain; charset=utf-8";
-		*body = ok ? "success" : psprintf("fail: %s", reason);
-	}
+	if (g->provider != NULL)
+		g->provider->answer_callback(ok, reason, type, body);
 	else
-	{
-		*type = "application/json";
-		*body = ok ? "{\"received\":true}" : psprintf("{\"error\": \"%s\"}", reason);
-	}
+		ProviderAnswerJson(ok, reason, type, body);
 }
 
 /* pay.handle_callback(provider text, headers jsonb, body text) -> SETOF pay.http_response, one row */
@@ -321,7 +274,7 @@ pay_handle_callback(PG_FUNCTION_ARGS)
 		ProcessSafely(&g, lower, body, id, &v);
 	}
 
-	Answer(g.kind, &v, &status, &type, &answer);
+	Answer(&g, &v, &status, &type, &answer);
 	CountVerdict(g.name, &v);
 	if (id != 0)
 		CallbackRecordVerdict(id, &v, status, cut && Verified(&v) ? body : NULL);

@@ -136,7 +136,7 @@ OrderColumn(HeapTupleHeader o, const char *name)
 
 /*
  * pay._settle(o pay.orders, p_psp_txn_id text, p_cause text) -> pay.orders,
- * the order as updated: for mark_paid and pay._apply_event, which locked it.
+ * the order as updated: for mark_paid, which locked it.
  */
 Datum
 pay_settle(PG_FUNCTION_ARGS)

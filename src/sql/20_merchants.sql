@@ -9,6 +9,14 @@ CREATE TABLE pay.merchants (
 );
 COMMENT ON TABLE pay.merchants IS 'merchants that own orders; code is the public identifier';
 
+-- The payment providers pay knows (src/provider_registry.c), in that
+-- order; with a feature (callbacks, creates_payments, needs_base_url,
+-- refunds, statements, manual_capture) only those that have it.
+CREATE FUNCTION pay._provider_kinds(feature text DEFAULT NULL) RETURNS text[]
+    AS 'MODULE_PATHNAME', 'pay_provider_kinds' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION pay._provider_kinds(text) IS
+  'the gateway kinds of the provider registry, or those with the feature';
+
 CREATE TABLE pay.gateways (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     name        text NOT NULL UNIQUE CHECK (name ~ '^[A-Za-z0-9_.-]{1,64}$'),

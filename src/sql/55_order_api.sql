@@ -63,8 +63,8 @@ BEGIN
   IF name IS NULL OR name !~ '^[A-Za-z0-9_.-]{1,64}$' THEN
     RAISE EXCEPTION 'name must be 1 to 64 letters, digits or _.-' USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  IF kind IS NULL OR kind NOT IN ('stripe', 'alipay', 'wechatpay', 'adyen', 'paypal', 'generic') THEN
-    RAISE EXCEPTION 'kind must be one of stripe, alipay, wechatpay, adyen, paypal, generic; not "%"', kind
+  IF kind IS NULL OR kind <> ALL (pay._provider_kinds()) THEN
+    RAISE EXCEPTION 'kind must be one of %; not "%"', array_to_string(pay._provider_kinds(), ', '), kind
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
   IF base_url IS NOT NULL AND base_url !~ '^https?://[^[:space:]]+$' THEN
@@ -226,14 +226,14 @@ END $$;
 COMMENT ON FUNCTION pay.set_rate_limit(text, numeric, integer) IS
   'limits the merchant''s create_order to per_second with bursts of burst (a token bucket in shared memory; PY029 beyond); NULL per_second removes it (pay.default_rate_limit applies)';
 
--- Does a new order for this gateway get its create request queued?  The
--- kinds whose create request pay builds (80_outbox.sql, _outbox_request);
--- a generic gateway only with a base_url to send it to.  NULL (a wallet
--- payment): no.
+-- Does a new order for this gateway get its create request queued?  When
+-- its provider creates payments (src/provider_registry.c), and has an
+-- address to send to: a provider with no default API address (generic)
+-- only with a base_url.  NULL (a wallet payment): no.
 CREATE FUNCTION pay._creates_at_psp(p_gateway text) RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-  SELECT coalesce((SELECT g.kind IN ('stripe', 'alipay', 'wechatpay')
-                          OR (g.kind = 'generic' AND g.base_url IS NOT NULL)
+  SELECT coalesce((SELECT g.kind = ANY (pay._provider_kinds('creates_payments'))
+                          AND (g.base_url IS NOT NULL OR g.kind <> ALL (pay._provider_kinds('needs_base_url')))
                      FROM pay.gateways g WHERE g.name = p_gateway), false)
 $$;
 

@@ -747,6 +747,11 @@ BEGIN
               || r.params)::text)::pay.http_request;
 END $$;
 
+-- The request of operation r.operation built by the provider of g.kind
+-- (src/provider_dispatch.c); 0A000 for an operation it does not have.
+CREATE FUNCTION pay._provider_request(r pay.outbox, g pay.gateways) RETURNS pay.http_request
+    AS 'MODULE_PATHNAME', 'pay_provider_request' LANGUAGE C STABLE STRICT;
+
 CREATE FUNCTION pay._outbox_request(r pay.outbox, p_secret text DEFAULT NULL) RETURNS pay.http_request
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -763,14 +768,7 @@ BEGIN
   IF r.operation LIKE 'fetch\_statement%' THEN
     RETURN pay._build_statement_request(r, g);
   END IF;
-  CASE g.kind
-    WHEN 'stripe' THEN RETURN pay._build_stripe(r, g);
-    WHEN 'alipay' THEN RETURN pay._build_alipay(r, g);
-    WHEN 'wechatpay' THEN RETURN pay._build_wechatpay(r, g);
-    WHEN 'generic' THEN RETURN pay._build_generic(r, g);
-    ELSE
-      RAISE EXCEPTION 'sending requests to % gateways is not supported', g.kind USING ERRCODE = 'feature_not_supported';
-  END CASE;
+  RETURN pay._provider_request(r, g);
 END $$;
 COMMENT ON FUNCTION pay._outbox_request(pay.outbox, text) IS
   'RequestBuilder: the signed HTTP request of an outbox row, built now with credentials from the secret store';

@@ -396,6 +396,12 @@ BEGIN
   RETURN v_outcome;
 END $$;
 
+-- The answer to r read by the provider of g.kind (src/provider_dispatch.c):
+-- the summary _apply_answer consumes; 0A000 for an operation it does not have.
+CREATE FUNCTION pay._provider_answer(r pay.outbox, g pay.gateways, o pay.orders, p_status integer, h jsonb,
+                                     p_body text) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'pay_provider_answer' LANGUAGE C VOLATILE;
+
 -- The dispatcher's entry: an answer (2xx, or a permanent 4xx) to outbox row
 -- p_id, with its header lines as a JSON object.  Returns NULL when the
 -- answer was applied, else why not (a 2xx then leaves the row dead for a
@@ -425,12 +431,7 @@ BEGIN
     RETURN 'the order of the request does not exist';
   END IF;
   BEGIN
-    a := CASE g.kind
-           WHEN 'stripe' THEN pay._answer_stripe(r, o, p_status, p_body)
-           WHEN 'alipay' THEN pay._answer_alipay(r, g, o, p_status, p_body)
-           WHEN 'wechatpay' THEN pay._answer_wechatpay(r, g, o, p_status, h, p_body)
-           WHEN 'generic' THEN pay._answer_generic(r, o, p_status, p_body)
-         END;
+    a := pay._provider_answer(r, g, o, p_status, h, p_body);
     IF a IS NULL THEN
       RAISE EXCEPTION 'answers of % gateways are not read', g.kind USING ERRCODE = 'feature_not_supported';
     END IF;

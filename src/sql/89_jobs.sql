@@ -32,7 +32,7 @@ LANGUAGE sql STABLE AS $$
   UNION ALL
   SELECT 'fetch_statement:' || g.name,
          format('15 %s * * *', coalesce(current_setting('pay.statement_fetch_hour', true), '3')::integer)
-    FROM pay.gateways g WHERE g.enabled AND g.kind IN ('stripe', 'wechatpay', 'alipay')
+    FROM pay.gateways g WHERE g.enabled AND g.kind = ANY (pay._provider_kinds('statements'))
 $$;
 
 CREATE FUNCTION pay.run_job(job text) RETURNS text

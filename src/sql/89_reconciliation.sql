@@ -480,7 +480,7 @@ COMMENT ON VIEW pay.settlement_by_day IS
 
 -- A payment the PSP proves and our books miss (a missing_in_books payment
 -- line for one of our orders), booked through the callbacks' own path
--- (pay._apply_event: the order is paid, the ledger books it once, the
+-- (src/callback_apply.c: the order is paid, the ledger books it once, the
 -- merchant is notified), with the fee the line shows.
 CREATE FUNCTION pay.repair_break(statement_id bigint, line_no integer) RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -504,11 +504,12 @@ BEGIN
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
   SELECT gw.* INTO STRICT g FROM pay.gateways gw JOIN pay.statements s ON s.gateway = gw.name WHERE s.id = l.statement_id;
-  SELECT e.outcome INTO v_outcome FROM pay._apply_event(g, jsonb_build_object(
+  v_outcome := pay._apply_answer_event(g.name, jsonb_build_object(
       'kind', 'payment_succeeded', 'order_ref', l.order_id::text, 'psp_txn_id', l.psp_txn_id,
       'amount', l.amount::text, 'currency', l.currency::text,
       'event_id', 'statement:' || l.statement_id || ':' || l.line_no,
-      'cause', 'statement ' || l.statement_id || ' line ' || l.line_no), NULL) e;
+      'cause', 'statement ' || l.statement_id || ' line ' || l.line_no),
+    'statement ' || l.statement_id || ' line ' || l.line_no);
   IF v_outcome LIKE 'paid%' OR v_outcome = 'already paid by this transaction' THEN
     UPDATE pay.statement_lines x SET repaired_at = now()
      WHERE x.statement_id = l.statement_id AND x.line_no = l.line_no;

@@ -50,7 +50,7 @@ BEGIN
   IF NOT FOUND THEN
     RAISE EXCEPTION 'gateway: unknown gateway "%"', gateway USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  IF g.kind NOT IN ('stripe', 'wechatpay', 'alipay') THEN
+  IF g.kind <> ALL (pay._provider_kinds('statements')) THEN
     RAISE EXCEPTION 'gateway: fetching statements from % gateways is not supported; import their bills with pay.import_statement', g.kind
       USING ERRCODE = 'feature_not_supported';
   END IF;

@@ -73,6 +73,8 @@ pay.dispatcher_concurrency = $CONCURRENCY
 pay.dispatcher_destination_concurrency = $CONCURRENCY
 shared_buffers = '256MB'
 pay.dispatcher_synchronous_commit = ${SYNC:-on}
+# the sink is on this machine
+pay.allow_private_destinations = on
 max_wal_size = '4GB'
 CONF
 pg_ctl -D "$work/data" -l "$work/log" start -w >/dev/null

@@ -1,6 +1,7 @@
 /*
- * callback_alipay.c — an Alipay asynchronous notify, verified and
- * normalised: a form-encoded body whose sign is RSA2 (SHA256withRSA) over
+ * provider_alipay.c — Alipay (openapi gateway).
+ *
+ * Callbacks: an asynchronous notify, verified and normalised: a form-encoded body whose sign is RSA2 (SHA256withRSA) over
  * the canonical string of the other parameters but sign and sign_type,
  * verified with Alipay's public key; notify_time (Beijing time, no zone)
  * against the gateway's window; amounts stay major-unit decimal strings
@@ -13,7 +14,8 @@
  * was priced in, which total_amount is in), else currency; a notify that
  * names neither is CNY, as Alipay omits it for a trade in yuan.
  *
- * It replaced the PL/pgSQL parser; the errors and the event are the same.
+ * Requests (RSA2-signed openapi calls) and their answers: _build_alipay
+ * and _answer_alipay.
  */
 #include "postgres.h"
 
@@ -26,6 +28,7 @@
 #include "pay.h"
 #include "alipay_notify.h"
 #include "callback.h"
+#include "provider.h"
 #include "secret_store.h"
 #include "sign_canonical.h"
 #include "sign_rsa.h"
@@ -102,8 +105,8 @@ Currency(Jsonb *params)
 	return currency ? currency : ALIPAY_DEFAULT_CURRENCY;
 }
 
-Jsonb *
-CallbackAlipay(const CallbackGateway *g, Jsonb *headers, text *body)
+static Jsonb *
+ParseCallback(const CallbackGateway *g, Jsonb *headers, text *body)
 {
 	static const char *const form[] = {"application/x-www-form-urlencoded"};
 	static const char *const keys[] = {"event_id", "type", "kind", "order_ref", "psp_txn_id",
@@ -136,3 +139,44 @@ CallbackAlipay(const CallbackGateway *g, Jsonb *headers, text *body)
 	values[8] = values[0];
 	return EventBuild(keys, values, 9);
 }
+
+/* Alipay expects the bare word. */
+static void
+AnswerCallback(bool verified, const char *reason, const char **type, char **body)
+{
+	*type = "text/plain; charset=utf-8";
+	*body = verified ? "success" : "fail";
+}
+
+/* Requests and answers: the builder and reader of 80_outbox.sql and 81_psp_answers.sql. */
+static ProviderSqlFunction builder = {.name = "_build_alipay"};
+static SPIPlanPtr read_plan = NULL;
+
+static Datum
+Build(const ProviderRequest *req)
+{
+	return ProviderSqlBuild(&builder, req);
+}
+
+static Jsonb *
+Read(const ProviderAnswer *ans)
+{
+	return ProviderSqlRead(&read_plan, "SELECT pay._answer_alipay($1, $2, $3, $4, $6)", ans);
+}
+
+static const ProviderOperation operations[] = {
+	{"create_payment", Build, Read},
+	{"query", Build, Read},
+	{"refund", Build, Read},
+	{"query_refund", Build, Read},
+	{"close", Build, Read},
+};
+
+const Provider alipay_provider = {
+	.kind = "alipay",
+	.flags = PROVIDER_CALLBACKS | PROVIDER_CREATES_PAYMENTS | PROVIDER_REFUNDS | PROVIDER_STATEMENTS,
+	.parse_callback = ParseCallback,
+	.answer_callback = AnswerCallback,
+	.operations = operations,
+	.n_operations = lengthof(operations),
+};

@@ -1,11 +1,15 @@
 /*
- * callback_stripe.c — a Stripe webhook event, verified and normalised:
+ * provider_stripe.c — Stripe.
+ *
+ * Callbacks: a webhook event, verified and normalised:
  * Stripe-Signature "t=...,v1=..." over "<t>.<body>" with the endpoint's
  * webhook_secret (crypto/stripe.c), then the signed timestamp against the
  * gateway's window, then the event's fields.
+ * The parser is C, not PL/pgSQL, because PostgreSQL would prepare a
+ * PL/pgSQL parser's expressions again in every transaction.
  *
- * It replaced the PL/pgSQL parser, whose expressions PostgreSQL prepared
- * again in every transaction; the errors and the event are the same.
+ * Requests (payment intents, refunds) and their answers: _build_stripe
+ * and _answer_stripe.
  */
 #include "postgres.h"
 
@@ -14,6 +18,7 @@
 
 #include "pay.h"
 #include "callback.h"
+#include "provider.h"
 #include "hmac.h"
 #include "secret_store.h"
 #include "stripe.h"
@@ -97,8 +102,8 @@ Kind(const char *type)
 	return "ignored";
 }
 
-Jsonb *
-CallbackStripe(const CallbackGateway *g, Jsonb *headers, text *body)
+static Jsonb *
+ParseCallback(const CallbackGateway *g, Jsonb *headers, text *body)
 {
 	static const char *const json[] = {"application/json"};
 	static const char *const keys[] = {"event_id", "type", "kind", "order_ref", "psp_txn_id",
@@ -134,3 +139,36 @@ CallbackStripe(const CallbackGateway *g, Jsonb *headers, text *body)
 	values[8] = values[0];
 	return EventBuild(keys, values, 9);
 }
+
+/* Requests and answers: the builder and reader of 80_outbox.sql and 81_psp_answers.sql. */
+static ProviderSqlFunction builder = {.name = "_build_stripe"};
+static SPIPlanPtr read_plan = NULL;
+
+static Datum
+Build(const ProviderRequest *req)
+{
+	return ProviderSqlBuild(&builder, req);
+}
+
+static Jsonb *
+Read(const ProviderAnswer *ans)
+{
+	return ProviderSqlRead(&read_plan, "SELECT pay._answer_stripe($1, $3, $4, $6)", ans);
+}
+
+static const ProviderOperation operations[] = {
+	{"create_payment", Build, Read},
+	{"query", Build, Read},
+	{"refund", Build, Read},
+	{"query_refund", Build, Read},
+	{"close", Build, Read},
+};
+
+const Provider stripe_provider = {
+	.kind = "stripe",
+	.flags = PROVIDER_CALLBACKS | PROVIDER_CREATES_PAYMENTS | PROVIDER_REFUNDS | PROVIDER_STATEMENTS,
+	.parse_callback = ParseCallback,
+	.answer_callback = ProviderAnswerJson,
+	.operations = operations,
+	.n_operations = lengthof(operations),
+};

@@ -1,0 +1,174 @@
+/*
+ * provider.h — a payment provider, described once.
+ *
+ * Everything pay does differently for Stripe, Alipay, WeChat Pay, the
+ * generic scheme (and, once their files are filled in, Adyen and PayPal)
+ * is reached through one Provider value: src/provider_<kind>.c holds it,
+ * src/provider_registry.c lists them all, and every place that used to ask
+ * "which kind is this gateway?" asks the registry instead:
+ *
+ *   pay.handle_callback     parse_callback, answer_callback
+ *   pay._outbox_request     the operation's build function
+ *   pay._outbox_apply       the operation's read function
+ *   pay.create_gateway,     pay._provider_kinds(feature): the kinds, or
+ *   pay._creates_at_psp,    those with a flag
+ *   pay._jobs, statements
+ *
+ * Requests and answers are per operation NAME (create_payment, query,
+ * refund, query_refund, close; a provider may add its own, such as an
+ * OAuth token or capture and void), so a provider with more operations
+ * fits without changing the callers: an operation a provider does not
+ * list is refused with 0A000 naming the kind and the operation.
+ *
+ * Adding a provider: write src/provider_<kind>.c with its Provider, and
+ * add one line to providers[] in provider_registry.c.  Kinds are also
+ * listed by the CHECK on pay.gateways.kind (20_merchants.sql), which a
+ * table constraint must spell out.
+ */
+#ifndef PAY_PROVIDER_H
+#define PAY_PROVIDER_H
+
+#include "postgres.h"
+
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/jsonb.h"
+
+#include "callback.h"
+
+/* What a provider does; pay._provider_kinds(feature) lists the kinds with one. */
+typedef enum ProviderFlag
+{
+	PROVIDER_CALLBACKS = 1 << 0,	/* takes callbacks (else a callback to it is 404) */
+	PROVIDER_CREATES_PAYMENTS = 1 << 1, /* a new order queues create_payment */
+	PROVIDER_NEEDS_BASE_URL = 1 << 2,	/* has no default API address: requests need base_url */
+	PROVIDER_REFUNDS = 1 << 3,	/* refunds are sent to it */
+	PROVIDER_STATEMENTS = 1 << 4,	/* its statements are fetched (89_statement_fetch.sql) */
+	PROVIDER_MANUAL_CAPTURE = 1 << 5	/* authorizes now, captures later (capture, void) */
+} ProviderFlag;
+
+/*
+ * One outbox row's request: the row (pay.outbox) and its gateway
+ * (pay.gateways) as composite Datums with their type ids, so that a
+ * builder may read any column or hand them to SQL.
+ */
+typedef struct ProviderRequest
+{
+	const char *operation;
+	Datum		outbox;
+	Oid			outbox_type;
+	Datum		gateway;
+	Oid			gateway_type;
+} ProviderRequest;
+
+/*
+ * One answer to an outbox row: the row, its gateway, its order (pay.orders)
+ * and the HTTP status, header lines (a jsonb object, lower-case names) and
+ * body.
+ */
+typedef struct ProviderAnswer
+{
+	ProviderRequest request;
+	Datum		order;
+	Oid			order_type;
+	int32		status;
+	Jsonb	   *headers;
+	text	   *body;
+} ProviderAnswer;
+
+/*
+ * Build the request: a pay.http_request Datum (method, url, headers text[],
+ * body), in the current memory context.  Not connected to SPI: a builder
+ * that runs SQL connects itself.
+ */
+typedef Datum (*ProviderBuildFn) (const ProviderRequest *req);
+
+/*
+ * Read the answer: verify it, check it is about our order (or refund), and
+ * turn it into the summary pay._apply_answer consumes (a jsonb object:
+ * verdict applied/refused, reason, psp_txn_id, next_action, event, refund,
+ * final, already_paid).  Connected to SPI; the result must outlive
+ * SPI_finish.
+ */
+typedef Jsonb *(*ProviderReadFn) (const ProviderAnswer *ans);
+
+typedef struct ProviderOperation
+{
+	const char *name;
+	ProviderBuildFn build;
+	ProviderReadFn read;
+} ProviderOperation;
+
+/*
+ * A callback's answer, as the provider expects it: verified says whether
+ * the callback was accepted (or was a duplicate of one), reason says why
+ * not.  *type and *body are the Content-Type and body (palloc'd or static).
+ */
+typedef void (*ProviderAnswerCallbackFn) (bool verified, const char *reason,
+										  const char **type, char **body);
+
+/*
+ * Verify a callback and parse it into the common event (callback.h).
+ * headers has lower-case names; body may be NULL.
+ */
+typedef Jsonb *(*ProviderParseCallbackFn) (const CallbackGateway *g, Jsonb *headers, text *body);
+
+typedef struct Provider
+{
+	const char *kind;			/* pay.gateways.kind */
+	uint32		flags;			/* ProviderFlag bits */
+
+	/* callbacks: NULL parse_callback when the provider takes none */
+	ProviderParseCallbackFn parse_callback;
+	ProviderAnswerCallbackFn answer_callback;
+
+	/* requests and their answers, by operation name; n_operations 0: none */
+	const ProviderOperation *operations;
+	int			n_operations;
+
+	/*
+	 * Two-phase payments (capture, void): how long an authorization stays
+	 * capturable, in seconds; 0 when the provider has no manual capture.
+	 */
+	int32		authorization_validity_s;
+} Provider;
+
+/* provider_registry.c */
+extern const Provider *ProviderFind(const char *kind);
+extern const ProviderOperation *ProviderFindOperation(const Provider *p, const char *operation);
+/* The operation, else 0A000 naming the kind and the operation. */
+extern const ProviderOperation *ProviderRequireOperation(const Provider *p, const char *operation);
+/* The callback answers a provider-less gateway gets: JSON, as Stripe's. */
+extern void ProviderAnswerJson(bool verified, const char *reason, const char **type, char **body);
+
+/*
+ * provider_sql.c: a part still written in PL/pgSQL (or shared with SQL
+ * callers).  ProviderSqlParse runs sql(gateway name $1, headers $2, body
+ * $3) -> jsonb and ProviderSqlRead runs sql(outbox $1, gateway $2, order
+ * $3, status $4, headers $5, body $6) -> jsonb, each using the parameters
+ * it needs, through a kept plan; ProviderSqlBuild calls the function
+ * pay.<name>(pay.outbox, pay.gateways) -> pay.http_request directly (no
+ * executor: it runs for every request the dispatcher sends).
+ */
+typedef struct ProviderSqlFunction
+{
+	const char *name;			/* in schema pay */
+	Oid			types[2];		/* the argument types it was looked up with */
+	FmgrInfo	flinfo;
+	bool		ready;
+} ProviderSqlFunction;
+
+extern Jsonb *ProviderSqlParse(SPIPlanPtr *slot, const char *sql, const CallbackGateway *g,
+							   Jsonb *headers, text *body);
+extern Datum ProviderSqlBuild(ProviderSqlFunction *fn, const ProviderRequest *req);
+extern Jsonb *ProviderSqlRead(SPIPlanPtr *slot, const char *sql, const ProviderAnswer *ans);
+
+/* The providers (provider_<kind>.c) */
+extern const Provider stripe_provider;
+extern const Provider alipay_provider;
+extern const Provider wechatpay_provider;
+extern const Provider adyen_provider;
+extern const Provider paypal_provider;
+extern const Provider generic_provider;
+
+#endif							/* PAY_PROVIDER_H */

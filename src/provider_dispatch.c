@@ -1,0 +1,122 @@
+/*
+ * provider_dispatch.c — an outbox row's request built, and its answer
+ * read, by the provider of its gateway's kind (provider_registry.c):
+ *
+ *   pay._provider_request(r pay.outbox, g pay.gateways) -> pay.http_request
+ *   pay._provider_answer(r, g, o pay.orders, status, headers, body) -> jsonb
+ *
+ * pay._outbox_request and pay._outbox_apply call them for PSP requests;
+ * an operation the provider does not list is 0A000 naming both.
+ */
+#include "postgres.h"
+
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+
+#include "pay.h"
+#include "provider.h"
+
+PG_FUNCTION_INFO_V1(pay_provider_request);
+PG_FUNCTION_INFO_V1(pay_provider_answer);
+
+/* A text column of a row argument, NULL when null. */
+static char *
+RowText(HeapTupleHeader row, const char *column)
+{
+	bool		isnull;
+	Datum		d = GetAttributeByName(row, column, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+/* The provider of gateway row g: one exists for every kind the CHECK admits. */
+static const Provider *
+GatewayProvider(HeapTupleHeader g)
+{
+	char	   *kind = RowText(g, "kind");
+	const Provider *p = ProviderFind(kind);
+
+	if (p == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("no provider for %s gateways", kind ? kind : "null")));
+	return p;
+}
+
+/* The request part of a call whose arguments start (r pay.outbox, g pay.gateways). */
+static const ProviderOperation *
+ReadRequest(FunctionCallInfo fcinfo, ProviderRequest *req)
+{
+	HeapTupleHeader r = PG_GETARG_HEAPTUPLEHEADER(0);
+	HeapTupleHeader g = PG_GETARG_HEAPTUPLEHEADER(1);
+	const Provider *p = GatewayProvider(g);
+
+	req->operation = RowText(r, "operation");
+	if (req->operation == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("operation: the outbox row has none")));
+	req->outbox = PG_GETARG_DATUM(0);
+	req->outbox_type = get_fn_expr_argtype(fcinfo->flinfo, 0);
+	req->gateway = PG_GETARG_DATUM(1);
+	req->gateway_type = get_fn_expr_argtype(fcinfo->flinfo, 1);
+	return ProviderRequireOperation(p, req->operation);
+}
+
+/* pay._provider_request(r pay.outbox, g pay.gateways) -> pay.http_request */
+Datum
+pay_provider_request(PG_FUNCTION_ARGS)
+{
+	ProviderRequest req;
+	const ProviderOperation *op = ReadRequest(fcinfo, &req);
+	Datum		request;
+
+	if (op->build == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("%s gateways do not build \"%s\" requests", GatewayProvider(PG_GETARG_HEAPTUPLEHEADER(1))->kind,
+						req.operation)));
+	request = op->build(&req);
+	PG_RETURN_DATUM(request);
+}
+
+/*
+ * pay._provider_answer(r pay.outbox, g pay.gateways, o pay.orders,
+ * status integer, headers jsonb, body text) -> jsonb, the answer's summary
+ */
+Datum
+pay_provider_answer(PG_FUNCTION_ARGS)
+{
+	ProviderAnswer ans;
+	const ProviderOperation *op;
+	Jsonb	   *summary;
+
+	/* body alone may be NULL (an empty answer) */
+	for (int i = 0; i < 5; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s must not be null", (const char *[]) {"r", "g", "o", "status", "headers"}[i])));
+	op = ReadRequest(fcinfo, &ans.request);
+
+	if (op->read == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("answers of %s gateways to \"%s\" are not read",
+						GatewayProvider(PG_GETARG_HEAPTUPLEHEADER(1))->kind, ans.request.operation)));
+	ans.order = PG_GETARG_DATUM(2);
+	ans.order_type = get_fn_expr_argtype(fcinfo->flinfo, 2);
+	ans.status = PG_GETARG_INT32(3);
+	ans.headers = PG_GETARG_JSONB_P(4);
+	ans.body = PG_ARGISNULL(5) ? NULL : PG_GETARG_TEXT_PP(5);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	summary = op->read(&ans);
+	SPI_finish();
+	if (summary == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_JSONB_P(summary);
+}

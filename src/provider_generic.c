@@ -1,0 +1,218 @@
+/*
+ * provider_generic.c — pay's own generic scheme, for a PSP that speaks it.
+ *
+ * Callbacks: a JSON object or form body whose sign is the hex HMAC-SHA256,
+ * under the gateway's webhook_secret, of the canonical string of the other
+ * fields: event_id, out_trade_no (our order id), trade_no, status (paid or
+ * success, failed, refunded, closed), amount (minor units), currency,
+ * refund_id, refund_amount, timestamp (unix seconds, within the window)
+ * and nonce (8 to 64 characters); answered "success" or "fail: <reason>".
+ * Fields with an empty (or JSON null) value are left out before anything
+ * reads them, as the signed string leaves them out: they are not signed.
+ *
+ * Requests go to <base_url>/<operation> (so a gateway without base_url
+ * creates nothing at its PSP): _build_generic, and their answers are read
+ * by _answer_generic.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "mb/pg_wchar.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+
+#include "pay.h"
+#include "callback.h"
+#include "ct.h"
+#include "hmac.h"
+#include "provider.h"
+#include "secret_store.h"
+#include "sign_canonical.h"
+
+#define NONCE_MIN 8
+#define NONCE_MAX 64
+
+/* Is this member's value one the signed string leaves out ("" or null)? */
+static bool
+EmptyValue(const JsonbValue *v)
+{
+	return v->type == jbvNull || (v->type == jbvString && v->val.string.len == 0);
+}
+
+/* The object without its empty members. */
+static Jsonb *
+DropEmpty(Jsonb *obj)
+{
+	JsonbParseState *state = NULL;
+	JsonbIterator *it = JsonbIteratorInit(&obj->root);
+	JsonbValue	key,
+				v;
+	JsonbIteratorToken tok;
+
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	while ((tok = JsonbIteratorNext(&it, &key, true)) != WJB_DONE)
+	{
+		if (tok != WJB_KEY)
+			continue;
+		JsonbIteratorNext(&it, &v, true);
+		if (EmptyValue(&v))
+			continue;
+		pushJsonbValue(&state, WJB_KEY, &key);
+		pushJsonbValue(&state, WJB_VALUE, &v);
+	}
+	return JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
+}
+
+/* The body's fields, by its Content-Type, empty ones left out. */
+static Jsonb *
+Fields(Jsonb *headers, text *body)
+{
+	static const char *const allowed[] = {"application/json", "application/x-www-form-urlencoded"};
+	char	   *type;
+
+	RequireContentType(headers, allowed, 2);
+	type = JsonbGetText(headers, "content-type");
+	if (type != NULL && pg_strncasecmp(type, "application/json", strlen("application/json")) == 0)
+	{
+		if (body == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+					 errmsg("callback body is not valid JSON")));
+		return DropEmpty(DatumGetJsonbP(DirectFunctionCall1(pay_json_body, PointerGetDatum(body))));
+	}
+	return body ? FormToJsonb(body, true) : NULL;
+}
+
+/* Does sign (hex, any case) verify over the other fields with the webhook secret? */
+static bool
+SignatureValid(const CallbackGateway *g, Jsonb *fields, const char *sign)
+{
+	static const char digits[] = "0123456789abcdef";
+	Datum		exclude[2] = {CStringGetTextDatum("sign"), CStringGetTextDatum("sign_type")};
+	size_t		len = 0,
+				canonical_len = 0;
+	char	   *secret = GatewayCredential(g, "webhook_secret", &len);
+	char	   *canonical;
+	uint8_t		mac[HMAC_SHA256_LEN];
+	char		hex[2 * HMAC_SHA256_LEN];
+	char	   *lower = pstrdup(sign);
+	int			rc;
+
+	if (len == 0 || len > HMAC_KEY_MAX)
+	{
+		SecretScrub(secret, len);
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg(len == 0 ? "secret must not be empty" : "secret is too long")));
+	}
+	canonical = CanonicalQueryJsonb(fields, construct_array(exclude, 2, TEXTOID, -1, false, TYPALIGN_INT),
+									&canonical_len);
+	rc = hmac_sha256((const uint8_t *) secret, len, (const uint8_t *) canonical, canonical_len, mac);
+	SecretScrub(secret, len);
+	if (rc != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not compute HMAC-SHA256")));
+	for (int i = 0; i < HMAC_SHA256_LEN; i++)
+	{
+		hex[2 * i] = digits[mac[i] >> 4];
+		hex[2 * i + 1] = digits[mac[i] & 0x0f];
+	}
+	for (char *c = lower; *c; c++)
+		if (*c >= 'A' && *c <= 'Z')
+			*c = *c - 'A' + 'a';
+	return ct_equal_str(hex, sizeof(hex), lower, strlen(lower)) != 0;
+}
+
+/* status as our kind of event */
+static const char *
+Kind(const char *status)
+{
+	if (status == NULL)
+		return "ignored";
+	if (strcmp(status, "success") == 0 || strcmp(status, "paid") == 0)
+		return "payment_succeeded";
+	if (strcmp(status, "failed") == 0)
+		return "payment_failed";
+	if (strcmp(status, "refunded") == 0)
+		return "refunded";
+	if (strcmp(status, "closed") == 0)
+		return "closed";
+	return "ignored";
+}
+
+static Jsonb *
+ParseCallback(const CallbackGateway *g, Jsonb *headers, text *body)
+{
+	static const char *const keys[] = {"event_id", "nonce", "type", "kind", "order_ref", "psp_txn_id",
+	"amount", "currency", "refund_id", "refund_amount"};
+	Jsonb	   *p = Fields(headers, body);
+	char	   *sign = JsonbGetText(p, "sign");
+	char	   *timestamp,
+			   *nonce,
+			   *status;
+	char	   *values[10];
+
+	if (sign == NULL || !SignatureValid(g, p, sign))
+		CallbackSignatureInvalid("sign does not verify");
+	timestamp = JsonbGetText(p, "timestamp");
+	CheckWindow(g, CallbackUnixTime(timestamp, timestamp ? strlen(timestamp) : 0), false);
+	nonce = JsonbGetText(p, "nonce");
+	if (nonce == NULL || pg_mbstrlen(nonce) < NONCE_MIN || pg_mbstrlen(nonce) > NONCE_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_PAY_NONCE_REUSED),
+				 errmsg("nonce must be 8 to 64 characters")));
+	status = JsonbGetText(p, "status");
+	values[0] = JsonbGetText(p, "event_id");
+	values[1] = nonce;
+	values[2] = status;
+	values[3] = (char *) Kind(status);
+	values[4] = JsonbGetText(p, "out_trade_no");
+	values[5] = JsonbGetText(p, "trade_no");
+	values[6] = JsonbGetText(p, "amount");
+	values[7] = JsonbGetText(p, "currency");
+	values[8] = JsonbGetText(p, "refund_id");
+	values[9] = JsonbGetText(p, "refund_amount");
+	return EventBuild(keys, values, 10);
+}
+
+static void
+AnswerCallback(bool verified, const char *reason, const char **type, char **body)
+{
+	*type = "text/plain; charset=utf-8";
+	*body = verified ? "success" : psprintf("fail: %s", reason);
+}
+
+/* Requests and answers: the builder and reader of 80_outbox.sql and 81_psp_answers.sql. */
+static ProviderSqlFunction builder = {.name = "_build_generic"};
+static SPIPlanPtr read_plan = NULL;
+
+static Datum
+Build(const ProviderRequest *req)
+{
+	return ProviderSqlBuild(&builder, req);
+}
+
+static Jsonb *
+Read(const ProviderAnswer *ans)
+{
+	return ProviderSqlRead(&read_plan, "SELECT pay._answer_generic($1, $3, $4, $6)", ans);
+}
+
+static const ProviderOperation operations[] = {
+	{"create_payment", Build, Read},
+	{"query", Build, Read},
+	{"refund", Build, Read},
+	{"query_refund", Build, Read},
+	{"close", Build, Read},
+};
+
+const Provider generic_provider = {
+	.kind = "generic",
+	.flags = PROVIDER_CALLBACKS | PROVIDER_CREATES_PAYMENTS | PROVIDER_NEEDS_BASE_URL | PROVIDER_REFUNDS,
+	.parse_callback = ParseCallback,
+	.answer_callback = AnswerCallback,
+	.operations = operations,
+	.n_operations = lengthof(operations),
+};
