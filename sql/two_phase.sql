@@ -89,12 +89,12 @@ SELECT pg_temp.err(format($$SELECT pay.void(%s)$$, :g2)) AS void_twice;
 SELECT pg_temp.err(format($$SELECT pay.capture(%s)$$, :g2)) AS capture_voided;
 -- a PSP callback authorizes; its repetition is answered, not booked as a second payment
 SELECT id AS c1 FROM pay.create_order('tp_shop', 'T-c1', 900, 'USD', gateway => 'tp_stripe', capture => 'manual') \gset
-SELECT outcome FROM pay._apply_event((SELECT g FROM pay.gateways g WHERE g.name = 'tp_stripe'),
+SELECT pay._apply_answer_event('tp_stripe',
   jsonb_build_object('kind', 'payment_succeeded', 'order_ref', :c1::text, 'amount', '900', 'currency', 'USD',
-                     'psp_txn_id', 'pi_c1', 'cause', 'test callback'), NULL);
-SELECT outcome FROM pay._apply_event((SELECT g FROM pay.gateways g WHERE g.name = 'tp_stripe'),
+                     'psp_txn_id', 'pi_c1'), 'test callback') AS outcome;
+SELECT pay._apply_answer_event('tp_stripe',
   jsonb_build_object('kind', 'payment_succeeded', 'order_ref', :c1::text, 'amount', '900', 'currency', 'USD',
-                     'psp_txn_id', 'pi_c1', 'cause', 'test callback'), NULL);
+                     'psp_txn_id', 'pi_c1'), 'test callback') AS outcome;
 SELECT status, pg_temp.booked(:c1) AS booked FROM pay.orders WHERE id = :c1;
 SELECT count(*) AS anomalies FROM pay.anomalies WHERE order_id = :c1;
 

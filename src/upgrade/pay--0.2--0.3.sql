@@ -134,6 +134,15 @@ ALTER TABLE pay.hold_releases ENABLE ALWAYS TRIGGER hold_releases_hold;
 -- create_order takes the capture mode as a last argument.
 DROP FUNCTION pay.create_order(text, text, bigint, text, text, interval, jsonb, text);
 
+-- Applying an event is C (src/callback_apply.c, src/event_refund.c); the
+-- generic scheme's callbacks are parsed in C (src/provider_generic.c).
+DROP FUNCTION pay._apply_event(pay.gateways, jsonb, bigint);
+DROP FUNCTION pay._apply_deferred(pay.gateways, bigint);
+DROP FUNCTION pay._apply_psp_refund(pay.orders, pay.gateways, jsonb, bigint);
+DROP FUNCTION pay._callback_order(pay.gateways, jsonb);
+DROP FUNCTION pay._event_amount(text, text, text);
+DROP FUNCTION pay._callback_generic(pay.gateways, jsonb, text);
+
 -- Functions new or changed in 0.3 (their definitions as a fresh install has them).
 CREATE FUNCTION pay._answer_alipay(r pay.outbox, g pay.gateways, o pay.orders, p_status integer, p_body text)
 RETURNS jsonb
@@ -528,83 +537,6 @@ END $$;
 CREATE FUNCTION pay._apply_answer_event(gateway text, event jsonb, cause text) RETURNS text
     AS 'MODULE_PATHNAME', 'pay_apply_answer_event' LANGUAGE C VOLATILE STRICT;
 
-CREATE OR REPLACE FUNCTION pay._apply_event(g pay.gateways, e jsonb, p_callback bigint, OUT order_id bigint, OUT outcome text)
-LANGUAGE plpgsql AS $$
-DECLARE
-  o pay.orders;
-  v_amount bigint;
-  v_currency text := e->>'currency';
-BEGIN
-  IF e->>'kind' = 'ignored' THEN
-    outcome := 'ignored event type ' || coalesce(e->>'type', '(none)');
-    RETURN;
-  END IF;
-  o := pay._callback_order(g, e);
-  order_id := o.id;
-  IF v_currency IS NULL THEN
-    outcome := pay._anomaly(o, g, p_callback, 'currency_missing',
-      format('callback names no currency, order %s is in %s', o.id, o.currency));
-    RETURN;
-  ELSIF v_currency <> o.currency::text THEN
-    outcome := pay._anomaly(o, g, p_callback, 'currency_mismatch',
-      format('callback says %s, order %s is in %s', v_currency, o.id, o.currency));
-    RETURN;
-  END IF;
-
-  IF e->>'kind' = 'refunded' THEN
-    IF o.paid_at IS NULL THEN
-      INSERT INTO pay.deferred_events (gateway, order_id, callback_id, event) VALUES (g.name, o.id, p_callback, e);
-      outcome := 'refund deferred until the payment arrives';
-    ELSE
-      outcome := pay._apply_psp_refund(o, g, e, p_callback);
-    END IF;
-    RETURN;
-  END IF;
-
-  -- a payment must match exactly; a failure or close is checked when it names an amount
-  v_amount := pay._event_amount(e->>'amount', e->>'amount_major', v_currency);
-  IF v_amount <> o.amount OR (v_amount IS NULL AND e->>'kind' = 'payment_succeeded') THEN
-    outcome := pay._anomaly(o, g, p_callback, 'amount_mismatch',
-      format('callback says %s %s, order %s is %s %s', coalesce(v_amount::text, '(none)'), v_currency,
-             o.id, o.amount, o.currency));
-    RETURN;
-  END IF;
-
-  CASE e->>'kind'
-  WHEN 'payment_succeeded' THEN
-    IF o.status IN ('pending', 'failed') THEN
-      o := pay._settle(o, e->>'psp_txn_id', coalesce('callback ' || p_callback, e->>'cause'));
-      outcome := 'paid' || pay._apply_deferred(g, o.id);
-    ELSIF o.paid_at IS NOT NULL AND o.psp_txn_id IS NOT DISTINCT FROM e->>'psp_txn_id' THEN
-      outcome := 'already paid by this transaction';
-    -- a manual-capture order: the PSP repeating its authorization, which
-    -- waits for pay.capture, is no second payment
-    ELSIF o.status = 'authorized' AND o.psp_txn_id IS NOT DISTINCT FROM e->>'psp_txn_id' THEN
-      outcome := 'already authorized by this transaction';
-    ELSIF o.paid_at IS NOT NULL THEN
-      outcome := pay._book_and_return(o, g, e, p_callback, v_amount, 'double_payment');
-    ELSE
-      outcome := pay._book_and_return(o, g, e, p_callback, v_amount, 'payment_after_' || o.status);
-    END IF;
-  WHEN 'payment_failed' THEN
-    IF o.status = 'pending' THEN
-      UPDATE pay.orders SET status = 'failed', status_cause = coalesce('callback ' || p_callback, e->>'cause')
-       WHERE id = o.id RETURNING * INTO o;
-      outcome := 'failed';
-    ELSE
-      outcome := 'failure ignored: order is ' || o.status;
-    END IF;
-  WHEN 'closed' THEN
-    IF o.status = 'pending' THEN
-      UPDATE pay.orders SET status = 'cancelled', status_cause = coalesce('callback ' || p_callback, e->>'cause')
-       WHERE id = o.id RETURNING * INTO o;
-      outcome := 'cancelled';
-    ELSE
-      outcome := 'close ignored: order is ' || o.status;
-    END IF;
-  END CASE;
-END $$;
-
 CREATE FUNCTION pay._apply_refund_answer(r pay.outbox, g pay.gateways, o pay.orders, p_status text,
                                          p_psp_refund_id text, p_reason text)
 RETURNS text
@@ -902,8 +834,8 @@ END $$;
 
 CREATE FUNCTION pay._creates_at_psp(p_gateway text) RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-  SELECT coalesce((SELECT g.kind IN ('stripe', 'alipay', 'wechatpay')
-                          OR (g.kind = 'generic' AND g.base_url IS NOT NULL)
+  SELECT coalesce((SELECT g.kind = ANY (pay._provider_kinds('creates_payments'))
+                          AND (g.base_url IS NOT NULL OR g.kind <> ALL (pay._provider_kinds('needs_base_url')))
                      FROM pay.gateways g WHERE g.name = p_gateway), false)
 $$;
 
@@ -1020,7 +952,7 @@ LANGUAGE sql STABLE AS $$
   UNION ALL
   SELECT 'fetch_statement:' || g.name,
          format('15 %s * * *', coalesce(current_setting('pay.statement_fetch_hour', true), '3')::integer)
-    FROM pay.gateways g WHERE g.enabled AND g.kind IN ('stripe', 'wechatpay', 'alipay')
+    FROM pay.gateways g WHERE g.enabled AND g.kind = ANY (pay._provider_kinds('statements'))
 $$;
 
 CREATE FUNCTION pay._next_action_wake() RETURNS trigger
@@ -1060,12 +992,7 @@ BEGIN
     RETURN 'the order of the request does not exist';
   END IF;
   BEGIN
-    a := CASE g.kind
-           WHEN 'stripe' THEN pay._answer_stripe(r, o, p_status, p_body)
-           WHEN 'alipay' THEN pay._answer_alipay(r, g, o, p_status, p_body)
-           WHEN 'wechatpay' THEN pay._answer_wechatpay(r, g, o, p_status, h, p_body)
-           WHEN 'generic' THEN pay._answer_generic(r, o, p_status, p_body)
-         END;
+    a := pay._provider_answer(r, g, o, p_status, h, p_body);
     IF a IS NULL THEN
       RAISE EXCEPTION 'answers of % gateways are not read', g.kind USING ERRCODE = 'feature_not_supported';
     END IF;
@@ -1088,6 +1015,25 @@ EXCEPTION WHEN OTHERS THEN
   RETURN 'applying the answer failed: ' || SQLSTATE || ': ' || SQLERRM;
 END $$;
 
+CREATE OR REPLACE FUNCTION pay._outbox_request(r pay.outbox, p_secret text DEFAULT NULL) RETURNS pay.http_request
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  g pay.gateways;
+BEGIN
+  IF r.kind = 'merchant_notification' THEN
+    RETURN pay._build_merchant_notification(r, p_secret);
+  END IF;
+  SELECT * INTO g FROM pay.gateways WHERE name = substr(r.destination, length('gateway:') + 1);
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'gateway of % does not exist', r.destination USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- statements: no order (89_statement_fetch.sql)
+  IF r.operation LIKE 'fetch\_statement%' THEN
+    RETURN pay._build_statement_request(r, g);
+  END IF;
+  RETURN pay._provider_request(r, g);
+END $$;
+
 CREATE FUNCTION pay._outcome_unknown(p_status integer) RETURNS boolean
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
 RETURN p_status IS NULL OR p_status IN (408, 429) OR p_status >= 500;
@@ -1097,6 +1043,16 @@ LANGUAGE sql STABLE AS $$
   SELECT o.gateway IS NOT NULL
      AND EXISTS (SELECT 1 FROM pay.accounts a WHERE a.id = o.paid_account_id AND a.code LIKE 'psp:%')
 $$;
+
+CREATE FUNCTION pay._provider_answer(r pay.outbox, g pay.gateways, o pay.orders, p_status integer, h jsonb,
+                                     p_body text) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'pay_provider_answer' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION pay._provider_kinds(feature text DEFAULT NULL) RETURNS text[]
+    AS 'MODULE_PATHNAME', 'pay_provider_kinds' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+CREATE FUNCTION pay._provider_request(r pay.outbox, g pay.gateways) RETURNS pay.http_request
+    AS 'MODULE_PATHNAME', 'pay_provider_request' LANGUAGE C STABLE STRICT;
 
 CREATE FUNCTION pay._psp_request_open(p_order bigint, p_operations text[]) RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
@@ -1452,8 +1408,8 @@ BEGIN
   IF name IS NULL OR name !~ '^[A-Za-z0-9_.-]{1,64}$' THEN
     RAISE EXCEPTION 'name must be 1 to 64 letters, digits or _.-' USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  IF kind IS NULL OR kind NOT IN ('stripe', 'alipay', 'wechatpay', 'adyen', 'paypal', 'generic') THEN
-    RAISE EXCEPTION 'kind must be one of stripe, alipay, wechatpay, adyen, paypal, generic; not "%"', kind
+  IF kind IS NULL OR kind <> ALL (pay._provider_kinds()) THEN
+    RAISE EXCEPTION 'kind must be one of %; not "%"', array_to_string(pay._provider_kinds(), ', '), kind
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
   IF base_url IS NOT NULL AND base_url !~ '^https?://[^[:space:]]+$' THEN
@@ -1683,6 +1639,30 @@ BEGIN
   RETURN coalesce(cardinality(v_ids), 0);
 END $$;
 
+CREATE OR REPLACE FUNCTION pay.fetch_statement(gateway text, day date DEFAULT (now() AT TIME ZONE 'UTC')::date - 1)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  g pay.gateways;
+  v_start bigint;
+BEGIN
+  SELECT * INTO g FROM pay.gateways x WHERE x.name = fetch_statement.gateway;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'gateway: unknown gateway "%"', gateway USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF g.kind <> ALL (pay._provider_kinds('statements')) THEN
+    RAISE EXCEPTION 'gateway: fetching statements from % gateways is not supported; import their bills with pay.import_statement', g.kind
+      USING ERRCODE = 'feature_not_supported';
+  END IF;
+  IF day IS NULL THEN
+    RAISE EXCEPTION 'day must not be null' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  v_start := extract(epoch FROM day::timestamp AT TIME ZONE 'UTC')::bigint;
+  RETURN pay._enqueue('psp_request', 'gateway:' || g.name, 'fetch_statement', NULL,
+    jsonb_build_object('day', to_char(day, 'YYYY-MM-DD'), 'interval_start', v_start, 'interval_end', v_start + 86400),
+    'fetch_statement:' || g.name || ':' || to_char(day, 'YYYY-MM-DD'), false);
+END $$;
+
 CREATE OR REPLACE FUNCTION pay.mark_paid(order_id bigint, psp_txn_id text, amount bigint, currency text)
 RETURNS pay.orders
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -1816,6 +1796,47 @@ BEGIN
   RETURN r.id;
 END $$;
 
+CREATE OR REPLACE FUNCTION pay.repair_break(statement_id bigint, line_no integer) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  l pay.statement_lines;
+  g pay.gateways;
+  v_outcome text;
+BEGIN
+  SELECT * INTO l FROM pay.statement_lines x
+   WHERE x.statement_id = repair_break.statement_id AND x.line_no = repair_break.line_no FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'line_no: statement % has no line %', coalesce(statement_id::text, 'null'), coalesce(line_no::text, 'null')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF l.repaired_at IS NOT NULL THEN
+    RETURN 'already repaired';
+  END IF;
+  IF l.kind <> 'payment' OR l.result <> 'missing_in_books' OR l.order_id IS NULL THEN
+    RAISE EXCEPTION 'line_no: line % of statement % is a % line, %, of %; only a missing_in_books payment of one of our orders can be repaired',
+      l.line_no, l.statement_id, l.kind, l.result, coalesce('order ' || l.order_id, 'no order')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT gw.* INTO STRICT g FROM pay.gateways gw JOIN pay.statements s ON s.gateway = gw.name WHERE s.id = l.statement_id;
+  v_outcome := pay._apply_answer_event(g.name, jsonb_build_object(
+      'kind', 'payment_succeeded', 'order_ref', l.order_id::text, 'psp_txn_id', l.psp_txn_id,
+      'amount', l.amount::text, 'currency', l.currency::text,
+      'event_id', 'statement:' || l.statement_id || ':' || l.line_no,
+      'cause', 'statement ' || l.statement_id || ' line ' || l.line_no),
+    'statement ' || l.statement_id || ' line ' || l.line_no);
+  IF v_outcome LIKE 'paid%' OR v_outcome = 'already paid by this transaction' THEN
+    UPDATE pay.statement_lines x SET repaired_at = now()
+     WHERE x.statement_id = l.statement_id AND x.line_no = l.line_no;
+    IF l.fee > 0 THEN
+      PERFORM pay._post('statement:' || l.statement_id || ':line:' || l.line_no || ':fee', l.order_id,
+        ARRAY[pay._account('fees:' || g.name || ':' || l.currency, l.currency),
+              pay._account('psp:' || g.name || ':' || l.currency, l.currency)],
+        ARRAY[-l.fee, l.fee]);
+    END IF;
+  END IF;
+  RETURN v_outcome;
+END $$;
+
 CREATE FUNCTION pay.run_janitor(older_than interval DEFAULT '5 minutes', max_orders integer DEFAULT 1000)
 RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -1919,6 +1940,8 @@ CREATE FUNCTION pay.wait_next_action(order_id bigint, timeout interval) RETURNS 
     AS 'MODULE_PATHNAME', 'pay_wait_next_action' LANGUAGE C VOLATILE
     SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
+COMMENT ON FUNCTION pay._provider_kinds(text) IS
+  'the gateway kinds of the provider registry, or those with the feature';
 COMMENT ON FUNCTION pay.available_balance(text) IS
   'an account''s balance less what its open holds reserve: what a payment or a new hold may spend';
 COMMENT ON FUNCTION pay.create_order(text, text, bigint, text, text, interval, jsonb, text, text) IS
