@@ -18,10 +18,13 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-bench_env_names="$bench_env_names SECONDS_PER_RUN PSP_LATENCY_MS"
+bench_env_names="$bench_env_names SECONDS_PER_RUN PSP_LATENCY_MS POOL_SIZE"
 bench_as_postgres "$0" "$@"
 
 CLIENTS=${CLIENTS:-8} ROUNDS=${ROUNDS:-3} SECONDS_PER_RUN=${SECONDS_PER_RUN:-10} PSP_LATENCY_MS=${PSP_LATENCY_MS:-0}
+# a checkout holds one of pay-proxy's connections while it waits for the
+# PSP's answer: the pool covers the clients (README, "Checkout")
+POOL_SIZE=${POOL_SIZE:-$((CLIENTS * 2))}
 top=$(cd "$here/../.." && pwd)
 work=${PAY_BENCH_WORK:-$(mktemp -d "${TMPDIR:-/tmp}/pay-checkout-bench.XXXXXX")}
 data=$work/data
@@ -62,13 +65,13 @@ SELECT pay.set_secret('merchant:acme', 'api_secret', '$secret');
 SELECT pay.add_routing_rule('stripe_bench', currency => 'USD');
 SQL
 proxy_port=$(free_port)
-"$top/proxy/pay-proxy" --dsn "host=$work dbname=postgres user=proxy" --listen "127.0.0.1:$proxy_port" \
+"$top/proxy/pay-proxy" --dsn "host=$work dbname=postgres user=proxy" --listen "127.0.0.1:$proxy_port" --pool-size "$POOL_SIZE" \
   2>"$work/proxy.log" &
 pids+=($!)
 proxy="http://127.0.0.1:$proxy_port"
 for _ in $(seq 100); do curl -fs "$proxy/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 
-echo "checkout bench: $CLIENTS clients, $SECONDS_PER_RUN s per run, $ROUNDS rounds, fake PSP latency ${PSP_LATENCY_MS} ms"
+echo "checkout bench: $CLIENTS clients, $SECONDS_PER_RUN s per run, $ROUNDS rounds, fake PSP latency ${PSP_LATENCY_MS} ms, pay-proxy pool $POOL_SIZE"
 echo "machine: nproc=$(nproc), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 client=$here/checkout_client.py
 /usr/bin/python3 "$client" pay "$proxy" "$secret" acme 2 1 >/dev/null   # warm-up: connections, plans
