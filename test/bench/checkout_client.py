@@ -12,8 +12,6 @@ connection, for SECONDS seconds.
 
 Prints one JSON object: calls, per status, requests/s, p50/p99 in ms (of the
 calls that got next_action, or of every PSP call), errors."""
-import hashlib
-import hmac
 import http.client
 import json
 import os
@@ -22,18 +20,9 @@ import threading
 import time
 import urllib.parse
 
-
-def canonical(p):
-    def text(v):
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, (int, float)):
-            return json.dumps(v)
-        if isinstance(v, str):
-            return v or None
-        return json.dumps(v, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    pairs = [(k, text(p[k])) for k in sorted(p, key=lambda k: k.encode())]
-    return "&".join(f"{k}={v}" for k, v in pairs if v is not None)
+# the merchant's side of the signature, as test/vectors/merchant_sign.py computes it
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "vectors"))
+from merchant_sign import sign  # noqa: E402
 
 
 def pay_call(conn, secret, merchant, n):
@@ -41,8 +30,7 @@ def pay_call(conn, secret, merchant, n):
             "currency": "USD"}
     ts = str(int(time.time()))
     nonce = f"n{threading.get_ident()}x{n}x{time.monotonic_ns()}"
-    signed = dict(body, merchant=merchant, timestamp=ts, nonce=nonce)
-    sig = hmac.new(secret.encode(), canonical(signed).encode(), hashlib.sha256).hexdigest()
+    sig = sign(secret, merchant, ts, nonce, body)
     raw = json.dumps(body)
     conn.request("POST", "/api/v1/payments", raw, {
         "Content-Type": "application/json", "X-Pay-Merchant": merchant, "X-Pay-Timestamp": ts,

@@ -25,13 +25,17 @@ def text(v):
     return json.dumps(v, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def main():
-    secret, merchant, ts, nonce, params = sys.argv[1:6]
-    p = json.loads(params)
-    p.update({"merchant": merchant, "timestamp": ts, "nonce": nonce})
+def sign(secret, merchant, ts, nonce, params):
+    """The hex signature of a request with these params (a dict)."""
+    p = dict(params, merchant=merchant, timestamp=ts, nonce=nonce)
     pairs = [(k, text(p[k])) for k in sorted(p, key=lambda k: k.encode())]
     canonical = "&".join(f"{k}={v}" for k, v in pairs if v is not None)
-    print(hmac.new(secret.encode(), canonical.encode(), hashlib.sha256).hexdigest())
+    return hmac.new(secret.encode(), canonical.encode(), hashlib.sha256).hexdigest()
+
+
+def main():
+    secret, merchant, ts, nonce, params = sys.argv[1:6]
+    print(sign(secret, merchant, ts, nonce, json.loads(params)))
 
 
 if __name__ == "__main__":
