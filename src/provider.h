@@ -142,6 +142,39 @@ extern const ProviderOperation *ProviderRequireOperation(const Provider *p, cons
 extern void ProviderAnswerJson(bool verified, const char *reason, const char **type, char **body);
 
 /*
+ * provider_request.c: what request builders share.  The order and refund
+ * of a request (22023 when it has none; each connects to SPI itself), a
+ * gateway credential (SecretFetch's: 42704 when missing; SecretScrub it),
+ * a form body (pay.form_urlencode's), jsonb a || b (b NULL: a), and the
+ * pay.http_request value (headers: a List of "Name: value" strings; body
+ * NULL for none).
+ */
+typedef struct ProviderOrder
+{
+	int64		id;
+	int64		amount;
+	char	   *currency;
+	char	   *psp_txn_id;		/* NULL until the PSP named it */
+} ProviderOrder;
+
+typedef struct ProviderRefund
+{
+	int64		id;
+	int64		amount;
+	char	   *psp_refund_id;	/* NULL until the PSP named it */
+} ProviderRefund;
+
+extern char *ProviderRowText(Datum row, const char *column);
+extern int64 ProviderRowInt64(Datum row, const char *column);
+extern Jsonb *ProviderRowJsonb(Datum row, const char *column);
+extern void ProviderRequestOrder(const ProviderRequest *req, ProviderOrder *o);
+extern void ProviderRequestRefund(const ProviderRequest *req, ProviderRefund *f);
+extern char *ProviderCredential(const ProviderRequest *req, const char *name, size_t *len);
+extern char *ProviderFormBody(Jsonb *fields);
+extern Jsonb *ProviderJsonbConcat(Jsonb *a, Jsonb *b);
+extern Datum ProviderHttpRequest(const char *method, const char *url, List *headers, const char *body);
+
+/*
  * provider_sql.c: a part still written in PL/pgSQL (or shared with SQL
  * callers).  ProviderSqlParse runs sql(gateway name $1, headers $2, body
  * $3) -> jsonb and ProviderSqlRead runs sql(outbox $1, gateway $2, order

@@ -8,8 +8,8 @@
  * The parser is C, not PL/pgSQL, because PostgreSQL would prepare a
  * PL/pgSQL parser's expressions again in every transaction.
  *
- * Requests (payment intents, refunds) and their answers: _build_stripe
- * and _answer_stripe.
+ * Requests: payment intents (created, queried, captured, cancelled) and
+ * refunds, built here.  Their answers: _answer_stripe.
  */
 #include "postgres.h"
 
@@ -22,6 +22,7 @@
 #include "hmac.h"
 #include "secret_store.h"
 #include "stripe.h"
+#include "form_encode.h"
 
 /* Does the header's v1 signature verify over the body with the webhook secret? */
 static bool
@@ -140,15 +141,145 @@ ParseCallback(const CallbackGateway *g, Jsonb *headers, text *body)
 	return EventBuild(keys, values, 9);
 }
 
-/* Requests and answers: the builder and reader of 80_outbox.sql and 81_psp_answers.sql. */
-static ProviderSqlFunction builder = {.name = "_build_stripe"};
-static SPIPlanPtr read_plan = NULL;
+/*
+ * Requests: form bodies, Bearer secret key, Idempotency-Key on every
+ * request.  params.extra goes into the form; params.psp_txn_id names the
+ * payment intent when the order has none yet.
+ */
+
+/* The request's payment intent, else 22023 saying what it was needed for. */
+static const char *
+PaymentIntent(const ProviderRequest *req, const ProviderOrder *o, const char *what)
+{
+	char	   *txn = JsonbGetText(ProviderRowJsonb(req->outbox, "params"), "psp_txn_id");
+
+	if (txn == NULL)
+		txn = o->psp_txn_id;
+	if (txn == NULL && what != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("order %lld has no Stripe payment intent to %s", (long long) o->id, what)));
+	return txn;
+}
+
+/* Stripe's currency code is lower case; ours is ASCII upper case. */
+static char *
+CurrencyLower(const char *code)
+{
+	char	   *lower = pstrdup(code);
+
+	for (char *c = lower; *c; c++)
+		if (*c >= 'A' && *c <= 'Z')
+			*c = *c - 'A' + 'a';
+	return lower;
+}
+
+/* The search of a payment intent by our order id (a query before Stripe named it). */
+static char *
+SearchPath(int64 order_id)
+{
+	char	   *q = psprintf("metadata['order_id']:'%lld'", (long long) order_id);
+	char	   *encoded = palloc(FORM_ENCODED_MAX(strlen(q)) + 1);
+
+	encoded[form_encode(q, strlen(q), encoded)] = '\0';
+	return psprintf("/v1/payment_intents/search?query=%s", encoded);
+}
 
 static Datum
 Build(const ProviderRequest *req)
 {
-	return ProviderSqlBuild(&builder, req);
+	Jsonb	   *params = ProviderRowJsonb(req->outbox, "params");
+	Jsonb	   *extra = JsonbGetObject(params, "extra");
+	char	   *base = ProviderRowText(req->gateway, "base_url");
+	const char *method = "POST";
+	char	   *path;
+	Jsonb	   *form = NULL;
+	ProviderOrder o;
+	char	   *key;
+	size_t		key_len;
+	List	   *headers;
+	int			base_len;
+
+	ProviderRequestOrder(req, &o);
+	if (strcmp(req->operation, "create_payment") == 0)
+	{
+		static const char *const keys[] = {"amount", "currency", "metadata[order_id]", "capture_method"};
+		char	   *manual = JsonbGetText(params, "capture");
+		char	   *values[4] = {psprintf("%lld", (long long) o.amount), CurrencyLower(o.currency),
+		psprintf("%lld", (long long) o.id), "manual"};
+
+		/* authorize only: pay.capture or pay.void finishes it */
+		path = "/v1/payment_intents";
+		form = EventBuild(keys, values, manual && strcmp(manual, "manual") == 0 ? 4 : 3);
+	}
+	else if (strcmp(req->operation, "query") == 0)
+	{
+		const char *txn = PaymentIntent(req, &o, NULL);
+
+		method = "GET";
+		path = txn ? psprintf("/v1/payment_intents/%s", txn) : SearchPath(o.id);
+	}
+	else if (strcmp(req->operation, "refund") == 0)
+	{
+		static const char *const keys[] = {"payment_intent", "amount", "metadata[refund_id]"};
+		const char *txn = PaymentIntent(req, &o, "refund");
+		ProviderRefund f;
+		char	   *values[3];
+
+		ProviderRequestRefund(req, &f);
+		values[0] = (char *) txn;
+		values[1] = psprintf("%lld", (long long) f.amount);
+		values[2] = JsonbGetText(params, "refund_id");
+		path = "/v1/refunds";
+		form = EventBuild(keys, values, 3);
+	}
+	else if (strcmp(req->operation, "close") == 0 || strcmp(req->operation, "void") == 0)
+	{
+		/* a void is the cancel of an authorized (requires_capture) intent */
+		path = psprintf("/v1/payment_intents/%s/cancel", PaymentIntent(req, &o, "cancel"));
+	}
+	else if (strcmp(req->operation, "capture") == 0)
+	{
+		static const char *const keys[] = {"amount_to_capture"};
+		char	   *values[1] = {JsonbGetText(params, "amount")};
+
+		path = psprintf("/v1/payment_intents/%s/capture", PaymentIntent(req, &o, "capture"));
+		form = EventBuild(keys, values, 1);
+	}
+	else if (strcmp(req->operation, "query_refund") == 0)
+	{
+		ProviderRefund f;
+
+		ProviderRequestRefund(req, &f);
+		if (f.psp_refund_id == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("refund %lld has no Stripe refund id to query", (long long) f.id)));
+		method = "GET";
+		path = psprintf("/v1/refunds/%s", f.psp_refund_id);
+	}
+	else
+		elog(ERROR, "Stripe has no operation \"%s\"", req->operation);
+
+	if (base == NULL)
+		base = "https://api.stripe.com";
+	for (base_len = strlen(base); base_len > 0 && base[base_len - 1] == '/'; base_len--)
+		;
+	key = ProviderCredential(req, "api_key", &key_len);
+	headers = list_make2(psprintf("Authorization: Bearer %s", key),
+						 psprintf("Idempotency-Key: %s", ProviderRowText(req->outbox, "idempotency_key")));
+	SecretScrub(key, key_len);
+	if (strcmp(method, "GET") == 0)
+		return ProviderHttpRequest(method, psprintf("%.*s%s", base_len, base, path), headers, NULL);
+	headers = lappend(headers, "Content-Type: application/x-www-form-urlencoded");
+	if (form == NULL)
+		form = EventBuild(NULL, NULL, 0);
+	return ProviderHttpRequest(method, psprintf("%.*s%s", base_len, base, path), headers,
+							   ProviderFormBody(ProviderJsonbConcat(form, extra)));
 }
+
+/* Answers: _answer_stripe (81_psp_answers.sql). */
+static SPIPlanPtr read_plan = NULL;
 
 static Jsonb *
 Read(const ProviderAnswer *ans)
@@ -162,11 +293,14 @@ static const ProviderOperation operations[] = {
 	{"refund", Build, Read},
 	{"query_refund", Build, Read},
 	{"close", Build, Read},
+	{"capture", Build, Read},
+	{"void", Build, Read},
 };
 
 const Provider stripe_provider = {
 	.kind = "stripe",
-	.flags = PROVIDER_CALLBACKS | PROVIDER_CREATES_PAYMENTS | PROVIDER_REFUNDS | PROVIDER_STATEMENTS,
+	.flags = PROVIDER_CALLBACKS | PROVIDER_CREATES_PAYMENTS | PROVIDER_REFUNDS | PROVIDER_STATEMENTS |
+	PROVIDER_MANUAL_CAPTURE,
 	.parse_callback = ParseCallback,
 	.answer_callback = ProviderAnswerJson,
 	.operations = operations,

@@ -559,61 +559,7 @@ BEGIN
   RETURN f;
 END $$;
 
--- Stripe: form bodies, Bearer secret key, Idempotency-Key on every POST.
-CREATE FUNCTION pay._build_stripe(r pay.outbox, g pay.gateways) RETURNS pay.http_request
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  o pay.orders := pay._request_order(r);
-  v_base text := rtrim(coalesce(g.base_url, 'https://api.stripe.com'), '/');
-  v_method text := 'POST';
-  v_path text;
-  v_form jsonb;
-  v_extra jsonb := coalesce(r.params->'extra', '{}');
-  v_txn text := coalesce(r.params->>'psp_txn_id', o.psp_txn_id);
-  v_refund pay.refunds;
-BEGIN
-  CASE r.operation
-    WHEN 'create_payment' THEN
-      v_path := '/v1/payment_intents';
-      v_form := jsonb_build_object('amount', o.amount::text, 'currency', lower(o.currency),
-                                   'metadata[order_id]', o.id::text) || v_extra;
-    WHEN 'query' THEN
-      v_method := 'GET';
-      IF v_txn IS NOT NULL THEN
-        v_path := '/v1/payment_intents/' || v_txn;
-      ELSE
-        v_path := '/v1/payment_intents/search?query=' ||
-                  pay.form_urlencode(jsonb_build_object('q', format('metadata[''order_id'']:''%s''', o.id)));
-        v_path := replace(v_path, 'query=q=', 'query=');
-      END IF;
-    WHEN 'refund' THEN
-      IF v_txn IS NULL THEN
-        RAISE EXCEPTION 'order % has no Stripe payment intent to refund', o.id USING ERRCODE = 'invalid_parameter_value';
-      END IF;
-      v_path := '/v1/refunds';
-      v_form := jsonb_build_object('payment_intent', v_txn,
-                                   'amount', (pay._request_refund(r)).amount::text,
-                                   'metadata[refund_id]', r.params->>'refund_id') || v_extra;
-    WHEN 'close' THEN
-      IF v_txn IS NULL THEN
-        RAISE EXCEPTION 'order % has no Stripe payment intent to cancel', o.id USING ERRCODE = 'invalid_parameter_value';
-      END IF;
-      v_path := '/v1/payment_intents/' || v_txn || '/cancel';
-      v_form := v_extra;
-    WHEN 'query_refund' THEN
-      v_method := 'GET';
-      v_refund := pay._request_refund(r);
-      IF v_refund.psp_refund_id IS NULL THEN
-        RAISE EXCEPTION 'refund % has no Stripe refund id to query', v_refund.id USING ERRCODE = 'invalid_parameter_value';
-      END IF;
-      v_path := '/v1/refunds/' || v_refund.psp_refund_id;
-  END CASE;
-  RETURN ROW(v_method, v_base || v_path,
-             ARRAY['Authorization: Bearer ' || pay._credential('gateway:' || g.name, 'api_key'),
-                   'Idempotency-Key: ' || r.idempotency_key]
-             || CASE WHEN v_method = 'POST' THEN ARRAY['Content-Type: application/x-www-form-urlencoded'] ELSE '{}' END,
-             CASE WHEN v_method = 'POST' THEN pay.form_urlencode(coalesce(v_form, '{}')) END)::pay.http_request;
-END $$;
+-- Stripe's requests are built in C (src/provider_stripe.c).
 
 -- Alipay (openapi gateway): common parameters, biz_content as JSON, RSA2
 -- sign; the request of one API method (also the statement fetch's).
@@ -727,25 +673,7 @@ BEGIN
              CASE WHEN v_method = 'POST' THEN v_body END)::pay.http_request;
 END $$;
 
--- A generic PSP: POST <base_url>/<operation> with a JSON body and the key in
--- the Idempotency-Key header; Bearer api_key when options.auth = 'bearer'.
-CREATE FUNCTION pay._build_generic(r pay.outbox, g pay.gateways) RETURNS pay.http_request
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  o pay.orders := pay._request_order(r);
-  v_headers text[] := ARRAY['Content-Type: application/json', 'Idempotency-Key: ' || r.idempotency_key];
-BEGIN
-  IF g.base_url IS NULL THEN
-    RAISE EXCEPTION 'gateway "%" has no base_url', g.name USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  IF g.options->>'auth' = 'bearer' THEN
-    v_headers := v_headers || ('Authorization: Bearer ' || pay._credential('gateway:' || g.name, 'api_key'));
-  END IF;
-  RETURN ROW('POST', rtrim(g.base_url, '/') || '/' || r.operation, v_headers,
-             (jsonb_build_object('order_id', o.id::text, 'amount', o.amount, 'currency', o.currency::text,
-                                 'psp_txn_id', o.psp_txn_id, 'idempotency_key', r.idempotency_key)
-              || r.params)::text)::pay.http_request;
-END $$;
+-- A generic PSP's requests are built in C (src/provider_generic.c).
 
 -- The request of operation r.operation built by the provider of g.kind
 -- (src/provider_dispatch.c); 0A000 for an operation it does not have.
