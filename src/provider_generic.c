@@ -21,7 +21,6 @@
 #include "mb/pg_wchar.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/numeric.h"
 
 #include "pay.h"
 #include "callback.h"
@@ -192,46 +191,19 @@ AnswerCallback(bool verified, const char *reason, const char **type, char **body
  * "bearer".
  */
 
-/* A key and a string value (NULL: JSON null) pushed onto an object being built. */
-static void
-PushText(JsonbParseState **state, const char *key, const char *value)
-{
-	JsonbValue	v;
-
-	v.type = jbvString;
-	v.val.string.val = (char *) key;
-	v.val.string.len = strlen(key);
-	pushJsonbValue(state, WJB_KEY, &v);
-	if (value == NULL)
-		v.type = jbvNull;
-	else
-	{
-		v.val.string.val = (char *) value;
-		v.val.string.len = strlen(value);
-	}
-	pushJsonbValue(state, WJB_VALUE, &v);
-}
-
 /* The request body: amount a JSON number, the rest strings; params last, so they win. */
 static char *
 Body(const ProviderRequest *req, const ProviderOrder *o, const char *idempotency_key)
 {
 	JsonbParseState *state = NULL;
-	JsonbValue	v;
 	Jsonb	   *body;
 
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
-	PushText(&state, "order_id", psprintf("%lld", (long long) o->id));
-	v.type = jbvString;
-	v.val.string.val = "amount";
-	v.val.string.len = strlen("amount");
-	pushJsonbValue(&state, WJB_KEY, &v);
-	v.type = jbvNumeric;
-	v.val.numeric = int64_to_numeric(o->amount);
-	pushJsonbValue(&state, WJB_VALUE, &v);
-	PushText(&state, "currency", o->currency);
-	PushText(&state, "psp_txn_id", o->psp_txn_id);
-	PushText(&state, "idempotency_key", idempotency_key);
+	ProviderPushText(&state, "order_id", psprintf("%lld", (long long) o->id));
+	ProviderPushInt64(&state, "amount", o->amount);
+	ProviderPushText(&state, "currency", o->currency);
+	ProviderPushText(&state, "psp_txn_id", o->psp_txn_id);
+	ProviderPushText(&state, "idempotency_key", idempotency_key);
 	body = JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
 	body = ProviderJsonbConcat(body, ProviderRowJsonb(req->outbox, "params"));
 	return JsonbToCString(NULL, &body->root, VARSIZE(body));

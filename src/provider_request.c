@@ -18,6 +18,7 @@
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/lsyscache.h"
+#include "utils/numeric.h"
 #include "utils/syscache.h"
 #include "utils/typcache.h"
 
@@ -193,4 +194,78 @@ ProviderHttpRequest(const char *method, const char *url, List *headers, const ch
 	tuple = heap_form_tuple(desc, values, nulls);
 	ReleaseTupleDesc(desc);
 	return HeapTupleGetDatum(tuple);
+}
+
+/* A key pushed onto an object being built. */
+static void
+PushKey(JsonbParseState **state, const char *key)
+{
+	JsonbValue	v;
+
+	v.type = jbvString;
+	v.val.string.val = (char *) key;
+	v.val.string.len = strlen(key);
+	pushJsonbValue(state, WJB_KEY, &v);
+}
+
+void
+ProviderPushText(JsonbParseState **state, const char *key, const char *value)
+{
+	JsonbValue	v;
+
+	PushKey(state, key);
+	if (value == NULL)
+		v.type = jbvNull;
+	else
+	{
+		v.type = jbvString;
+		v.val.string.val = (char *) value;
+		v.val.string.len = strlen(value);
+	}
+	pushJsonbValue(state, WJB_VALUE, &v);
+}
+
+void
+ProviderPushInt64(JsonbParseState **state, const char *key, int64 value)
+{
+	JsonbValue	v;
+
+	PushKey(state, key);
+	v.type = jbvNumeric;
+	v.val.numeric = int64_to_numeric(value);
+	pushJsonbValue(state, WJB_VALUE, &v);
+}
+
+void
+ProviderPushObject(JsonbParseState **state, const char *key)
+{
+	PushKey(state, key);
+	pushJsonbValue(state, WJB_BEGIN_OBJECT, NULL);
+}
+
+char *
+ProviderGatewayOption(const ProviderRequest *req, const char *name)
+{
+	char	   *v = JsonbGetText(ProviderRowJsonb(req->gateway, "options"), name);
+
+	if (v == NULL || v[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("gateway \"%s\" has no option \"%s\"", ProviderRowText(req->gateway, "name"), name),
+				 errhint("Set it in pay.gateways.options.")));
+	return v;
+}
+
+char *
+ProviderBaseUrl(const ProviderRequest *req, const char *default_url)
+{
+	char	   *base = ProviderRowText(req->gateway, "base_url");
+	int			len;
+
+	if (base == NULL)
+		base = pstrdup(default_url);
+	for (len = strlen(base); len > 0 && base[len - 1] == '/'; len--)
+		;
+	base[len] = '\0';
+	return base;
 }

@@ -562,7 +562,9 @@ END $$;
 -- Stripe's requests are built in C (src/provider_stripe.c).
 
 -- Alipay (openapi gateway): common parameters, biz_content as JSON, RSA2
--- sign; the request of one API method (also the statement fetch's).
+-- sign; the request of one API method, for the statement fetch
+-- (89_statement_fetch.sql).  Payments' requests are built in C
+-- (src/provider_alipay.c).
 CREATE FUNCTION pay._alipay_request(g pay.gateways, p_method text, p_biz jsonb, p_idempotency_key text,
                                     p_extra jsonb DEFAULT '{}') RETURNS pay.http_request
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -584,94 +586,14 @@ BEGIN
              pay.form_urlencode(v_params))::pay.http_request;
 END $$;
 
--- Idempotency: out_trade_no is the order id, out_request_no the refund id.
-CREATE FUNCTION pay._build_alipay(r pay.outbox, g pay.gateways) RETURNS pay.http_request
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  o pay.orders := pay._request_order(r);
-  v_biz jsonb := jsonb_build_object('out_trade_no', o.id::text);
-  v_method text;
-  f pay.refunds;
-BEGIN
-  CASE r.operation
-    WHEN 'create_payment' THEN
-      v_method := 'alipay.trade.precreate';
-      v_biz := v_biz || jsonb_build_object('total_amount', pay.format_amount(o.amount, o.currency),
-                                           'subject', 'order ' || o.id);
-    WHEN 'query' THEN
-      v_method := 'alipay.trade.query';
-    WHEN 'refund' THEN
-      v_method := 'alipay.trade.refund';
-      f := pay._request_refund(r);
-      v_biz := v_biz || jsonb_build_object('refund_amount', pay.format_amount(f.amount, o.currency),
-                                           'out_request_no', f.id::text);
-    WHEN 'query_refund' THEN
-      v_method := 'alipay.trade.fastpay.refund.query';
-      v_biz := v_biz || jsonb_build_object('out_request_no', (pay._request_refund(r)).id::text);
-    WHEN 'close' THEN
-      v_method := 'alipay.trade.close';
-  END CASE;
-  v_biz := v_biz || coalesce(r.params->'extra', '{}');
-  RETURN pay._alipay_request(g, v_method, v_biz, r.idempotency_key,
-    CASE WHEN r.operation = 'create_payment' AND g.options ? 'notify_url'
-         THEN jsonb_build_object('notify_url', g.options->>'notify_url') ELSE '{}' END);
-END $$;
-
--- WeChat Pay API v3: JSON bodies, WECHATPAY2-SHA256-RSA2048 Authorization.
--- Idempotency: out_trade_no is the order id, out_refund_no the refund id.
+-- WeChat Pay's requests are built in C (src/provider_wechatpay.c); its
+-- answer reader still reads out_trade_no back with this:
 -- WeChat Pay wants out_trade_no of 6 to 32 characters: order ids below
 -- 100000 are sent with leading zeros (callbacks read "000042" back as 42).
 -- lpad alone would cut longer ids.
 CREATE FUNCTION pay._wechatpay_trade_no(p_order_id bigint) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT
 RETURN CASE WHEN length(p_order_id::text) < 6 THEN lpad(p_order_id::text, 6, '0') ELSE p_order_id::text END;
-
-CREATE FUNCTION pay._build_wechatpay(r pay.outbox, g pay.gateways) RETURNS pay.http_request
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  o pay.orders := pay._request_order(r);
-  v_mchid text := pay._gateway_option(g, 'mchid');
-  v_method text := 'POST';
-  v_path text;
-  v_body text := '';
-  v_nonce text := upper(replace(gen_random_uuid()::text, '-', ''));
-  v_ts bigint := floor(extract(epoch FROM clock_timestamp()))::bigint;
-  f pay.refunds;
-BEGIN
-  CASE r.operation
-    WHEN 'create_payment' THEN
-      v_path := '/v3/pay/transactions/native';
-      v_body := (jsonb_build_object('appid', pay._gateway_option(g, 'appid'), 'mchid', v_mchid,
-                                    'description', 'order ' || o.id, 'out_trade_no', pay._wechatpay_trade_no(o.id),
-                                    'notify_url', pay._gateway_option(g, 'notify_url'),
-                                    'amount', jsonb_build_object('total', o.amount, 'currency', o.currency::text))
-                 || coalesce(r.params->'extra', '{}'))::text;
-    WHEN 'query' THEN
-      v_method := 'GET';
-      v_path := '/v3/pay/transactions/out-trade-no/' || pay._wechatpay_trade_no(o.id) || '?mchid=' || v_mchid;
-    WHEN 'refund' THEN
-      f := pay._request_refund(r);
-      v_path := '/v3/refund/domestic/refunds';
-      v_body := (jsonb_build_object('out_trade_no', pay._wechatpay_trade_no(o.id), 'out_refund_no', f.id::text,
-                                    'amount', jsonb_build_object('refund', f.amount, 'total', o.amount,
-                                                                 'currency', o.currency::text))
-                 || coalesce(r.params->'extra', '{}'))::text;
-    WHEN 'query_refund' THEN
-      v_method := 'GET';
-      v_path := '/v3/refund/domestic/refunds/' || (pay._request_refund(r)).id;
-    WHEN 'close' THEN
-      v_path := '/v3/pay/transactions/out-trade-no/' || pay._wechatpay_trade_no(o.id) || '/close';
-      v_body := jsonb_build_object('mchid', v_mchid)::text;
-  END CASE;
-  RETURN ROW(v_method, rtrim(coalesce(g.base_url, 'https://api.mch.weixin.qq.com'), '/') || v_path,
-             ARRAY['Authorization: ' || pay.wechatpay_authorization(
-                       v_method, v_path, v_body, v_mchid, pay._gateway_option(g, 'serial_no'),
-                       pay._credential('gateway:' || g.name, 'private_key'), v_ts, v_nonce),
-                   'Accept: application/json',
-                   'Idempotency-Key: ' || r.idempotency_key]
-             || CASE WHEN v_method = 'POST' THEN ARRAY['Content-Type: application/json'] ELSE '{}' END,
-             CASE WHEN v_method = 'POST' THEN v_body END)::pay.http_request;
-END $$;
 
 -- A generic PSP's requests are built in C (src/provider_generic.c).
 
