@@ -533,33 +533,8 @@ BEGIN
              pay.form_urlencode(v_fields))::pay.http_request;
 END $$;
 
--- The order of a PSP request, and the refund it names.
-CREATE FUNCTION pay._request_order(r pay.outbox) RETURNS pay.orders
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  o pay.orders;
-BEGIN
-  SELECT * INTO o FROM pay.orders WHERE id = r.order_id;
-  IF NOT FOUND THEN
-    RAISE EXCEPTION 'order % of outbox row % does not exist', r.order_id, r.id USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  RETURN o;
-END $$;
-
-CREATE FUNCTION pay._request_refund(r pay.outbox) RETURNS pay.refunds
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  f pay.refunds;
-BEGIN
-  SELECT * INTO f FROM pay.refunds WHERE id = (r.params->>'refund_id')::bigint AND order_id = r.order_id;
-  IF NOT FOUND THEN
-    RAISE EXCEPTION 'refund % of outbox row % does not exist', r.params->>'refund_id', r.id
-      USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  RETURN f;
-END $$;
-
--- Stripe's requests are built in C (src/provider_stripe.c).
+-- A PSP's payment requests are built in C by its provider
+-- (src/provider_<kind>.c), through pay._provider_request below.
 
 -- Alipay (openapi gateway): common parameters, biz_content as JSON, RSA2
 -- sign; the request of one API method, for the statement fetch
@@ -594,8 +569,6 @@ END $$;
 CREATE FUNCTION pay._wechatpay_trade_no(p_order_id bigint) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT
 RETURN CASE WHEN length(p_order_id::text) < 6 THEN lpad(p_order_id::text, 6, '0') ELSE p_order_id::text END;
-
--- A generic PSP's requests are built in C (src/provider_generic.c).
 
 -- The request of operation r.operation built by the provider of g.kind
 -- (src/provider_dispatch.c); 0A000 for an operation it does not have.
