@@ -39,13 +39,33 @@ SELECT 950001, m.id, 'PV-1', 1000, 'USD', 'pv_stripe', now() + interval '1 hour'
 SELECT pay.enqueue_psp_request(950001, 'query') AS query_id \gset
 SELECT pay.set_secret('gateway:pv_stripe', 'api_key', 'sk_test_pv') IS NOT NULL AS api_key;
 SELECT (pay._outbox_request(o)).method, (pay._outbox_request(o)).url FROM pay.outbox o WHERE o.id = :query_id;
-SELECT pg_temp.err(format($$SELECT pay._outbox_request(jsonb_populate_record(o, '{"operation": "capture"}'))
+SELECT pg_temp.err(format($$SELECT pay._outbox_request(jsonb_populate_record(o, '{"operation": "teleport"}'))
                             FROM pay.outbox o WHERE o.id = %s$$, :query_id));
 -- and its answer the same
-SELECT pg_temp.err(format($$SELECT pay._provider_answer(jsonb_populate_record(o, '{"operation": "capture"}'), g, d,
+SELECT pg_temp.err(format($$SELECT pay._provider_answer(jsonb_populate_record(o, '{"operation": "teleport"}'), g, d,
                                                         200, '{}', '{}')
                             FROM pay.outbox o, pay.gateways g, pay.orders d
                            WHERE o.id = %s AND g.name = 'pv_stripe' AND d.id = 950001$$, :query_id));
+-- Stripe's two-phase requests: an authorization only, its capture and its void
+SELECT n, (q).method, (q).url, (q).headers[3:] AS content_type, (q).body FROM (
+  SELECT v.n, pay._outbox_request(jsonb_populate_record(o, format($f${"operation": %s, "params": %s}$f$, v.op, v.p)::jsonb)) AS q
+    FROM pay.outbox o,
+         (VALUES (1, '"create_payment"', '{"capture": "manual"}'),
+                 (2, '"create_payment"', '{"capture": "manual", "extra": {"capture_method": "automatic_async"}}'),
+                 (3, '"capture"', '{"amount": 600, "psp_txn_id": "pi_pv1"}'),
+                 (4, '"void"', '{"psp_txn_id": "pi_pv1"}')) v(n, op, p)
+   WHERE o.id = :query_id) s ORDER BY n;
+-- no payment intent yet: nothing to capture or void
+SELECT pg_temp.err(format($$SELECT pay._outbox_request(jsonb_populate_record(o, '{"operation": "%s"}'))
+                            FROM pay.outbox o WHERE o.id = %s$$, op, :query_id))
+  FROM unnest(ARRAY['capture', 'void']) op;
+-- Alipay and WeChat Pay capture as the buyer pays: no capture, no void
+SELECT pay.create_gateway(g, k, NULL, '{"app_id": "pv", "mchid": "pv"}') > 0 AS gateway
+  FROM (VALUES ('pv_alipay', 'alipay'), ('pv_wechatpay', 'wechatpay')) v(g, k);
+SELECT pg_temp.err(format($$SELECT pay._outbox_request(jsonb_populate_record(o,
+                              '{"destination": "gateway:%s", "operation": "%s"}'))
+                            FROM pay.outbox o WHERE o.id = %s$$, g, op, :query_id))
+  FROM unnest(ARRAY['pv_alipay', 'pv_wechatpay']) g, unnest(ARRAY['capture', 'void']) op;
 -- a provider with no requests yet (adyen, paypal) refuses them all
 SELECT pg_temp.err(format($$SELECT pay._outbox_request(jsonb_populate_record(o, '{"destination": "gateway:%s"}'))
                             FROM pay.outbox o WHERE o.id = %s$$, g, :query_id))

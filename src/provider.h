@@ -142,25 +142,54 @@ extern const ProviderOperation *ProviderRequireOperation(const Provider *p, cons
 extern void ProviderAnswerJson(bool verified, const char *reason, const char **type, char **body);
 
 /*
- * provider_sql.c: a part still written in PL/pgSQL (or shared with SQL
- * callers).  ProviderSqlParse runs sql(gateway name $1, headers $2, body
- * $3) -> jsonb and ProviderSqlRead runs sql(outbox $1, gateway $2, order
- * $3, status $4, headers $5, body $6) -> jsonb, each using the parameters
- * it needs, through a kept plan; ProviderSqlBuild calls the function
- * pay.<name>(pay.outbox, pay.gateways) -> pay.http_request directly (no
- * executor: it runs for every request the dispatcher sends).
+ * provider_request.c: what request builders share.  The order and refund
+ * of a request (22023 when it has none; each connects to SPI itself), a
+ * gateway credential (SecretFetch's: 42704 when missing; SecretScrub it),
+ * a form body (pay.form_urlencode's), jsonb a || b (b NULL: a), and the
+ * pay.http_request value (headers: a List of "Name: value" strings; body
+ * NULL for none).
  */
-typedef struct ProviderSqlFunction
+typedef struct ProviderOrder
 {
-	const char *name;			/* in schema pay */
-	Oid			types[2];		/* the argument types it was looked up with */
-	FmgrInfo	flinfo;
-	bool		ready;
-} ProviderSqlFunction;
+	int64		id;
+	int64		amount;
+	char	   *currency;
+	char	   *psp_txn_id;		/* NULL until the PSP named it */
+} ProviderOrder;
 
+typedef struct ProviderRefund
+{
+	int64		id;
+	int64		amount;
+	char	   *psp_refund_id;	/* NULL until the PSP named it */
+} ProviderRefund;
+
+extern char *ProviderRowText(Datum row, const char *column);
+extern int64 ProviderRowInt64(Datum row, const char *column);
+extern Jsonb *ProviderRowJsonb(Datum row, const char *column);
+extern void ProviderRequestOrder(const ProviderRequest *req, ProviderOrder *o);
+extern void ProviderRequestRefund(const ProviderRequest *req, ProviderRefund *f);
+extern char *ProviderCredential(const ProviderRequest *req, const char *name, size_t *len);
+extern char *ProviderFormBody(Jsonb *fields);
+extern Jsonb *ProviderJsonbConcat(Jsonb *a, Jsonb *b);
+extern Datum ProviderHttpRequest(const char *method, const char *url, List *headers, const char *body);
+/* A required gateway option (22023 naming it when missing or empty). */
+extern char *ProviderGatewayOption(const ProviderRequest *req, const char *name);
+/* The gateway's base_url (else default_url) without trailing slashes. */
+extern char *ProviderBaseUrl(const ProviderRequest *req, const char *default_url);
+/* Members of a jsonb object being built: a string (NULL: null), a number, a nested object's start. */
+extern void ProviderPushText(JsonbParseState **state, const char *key, const char *value);
+extern void ProviderPushInt64(JsonbParseState **state, const char *key, int64 value);
+extern void ProviderPushObject(JsonbParseState **state, const char *key);
+
+/*
+ * provider_sql.c: a part still written in PL/pgSQL.  ProviderSqlParse runs
+ * sql(gateway name $1, headers $2, body $3) -> jsonb and ProviderSqlRead
+ * runs sql(outbox $1, gateway $2, order $3, status $4, headers $5, body
+ * $6) -> jsonb, each using the parameters it needs, through a kept plan.
+ */
 extern Jsonb *ProviderSqlParse(SPIPlanPtr *slot, const char *sql, const CallbackGateway *g,
 							   Jsonb *headers, text *body);
-extern Datum ProviderSqlBuild(ProviderSqlFunction *fn, const ProviderRequest *req);
 extern Jsonb *ProviderSqlRead(SPIPlanPtr *slot, const char *sql, const ProviderAnswer *ans);
 
 /* The providers (provider_<kind>.c) */

@@ -14,12 +14,13 @@
  * was priced in, which total_amount is in), else currency; a notify that
  * names neither is CNY, as Alipay omits it for a trade in yuan.
  *
- * Requests (RSA2-signed openapi calls) and their answers: _build_alipay
- * and _answer_alipay.
+ * Requests (RSA2-signed openapi calls): built here.  Their answers:
+ * _answer_alipay.
  */
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -148,15 +149,159 @@ AnswerCallback(bool verified, const char *reason, const char **type, char **body
 	*body = verified ? "success" : "fail";
 }
 
-/* Requests and answers: the builder and reader of 80_outbox.sql and 81_psp_answers.sql. */
-static ProviderSqlFunction builder = {.name = "_build_alipay"};
-static SPIPlanPtr read_plan = NULL;
+/*
+ * Requests: openapi calls, common parameters with biz_content as JSON,
+ * RSA2-signed with the merchant's private key (pay.alipay_sign's).
+ * Idempotency: out_trade_no is the order id, out_request_no the refund id.
+ */
+
+extern Datum pay_alipay_sign(PG_FUNCTION_ARGS);
+
+static SPIPlanPtr format_plan = NULL;
+
+/*
+ * The order's and the refund's amounts as major-unit decimals (the
+ * currency's exponent) and Alipay's timestamp, Beijing time, now.
+ */
+static void
+Formatted(const ProviderOrder *o, int64 refund_amount, char **amount, char **refunded, char **timestamp)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	Oid			types[3] = {INT8OID, TEXTOID, INT8OID};
+	Datum		values[3] = {Int64GetDatum(o->amount), CStringGetTextDatum(o->currency),
+	Int64GetDatum(refund_amount)};
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_plan(KeptPlan(&format_plan,
+								  "SELECT pay.format_amount($1, $2), pay.format_amount($3, $2), "
+								  "pg_catalog.to_char(pg_catalog.clock_timestamp() AT TIME ZONE 'Asia/Shanghai', "
+								  "'YYYY-MM-DD HH24:MI:SS')", 3, types),
+						 values, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not format an Alipay request");
+	*amount = MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	*refunded = MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
+	*timestamp = MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3));
+	SPI_finish();
+}
+
+/* The gateway's address: base_url when it names the .do endpoint, else <base_url>/gateway.do. */
+static char *
+GatewayUrl(const ProviderRequest *req)
+{
+	char	   *base = ProviderRowText(req->gateway, "base_url");
+	size_t		len = base ? strlen(base) : 0;
+
+	if (base == NULL)
+		return "https://openapi.alipay.com/gateway.do";
+	if (len >= 3 && strcmp(base + len - 3, ".do") == 0)
+		return base;
+	return psprintf("%s/gateway.do", ProviderBaseUrl(req, ""));
+}
+
+/* The signed form of one API method with biz_content biz. */
+static char *
+SignedForm(const ProviderRequest *req, const char *api_method, Jsonb *biz, const char *timestamp)
+{
+	JsonbParseState *state = NULL;
+	Jsonb	   *params;
+	char	   *notify_url = NULL;
+	Datum		exclude[1] = {CStringGetTextDatum("sign")};
+	size_t		len;
+	char	   *pem;
+	text	   *pem_text;
+	Datum		sign;
+
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	ProviderPushText(&state, "app_id", ProviderGatewayOption(req, "app_id"));
+	ProviderPushText(&state, "method", api_method);
+	ProviderPushText(&state, "format", "JSON");
+	ProviderPushText(&state, "charset", "utf-8");
+	ProviderPushText(&state, "sign_type", "RSA2");
+	ProviderPushText(&state, "version", "1.0");
+	ProviderPushText(&state, "timestamp", timestamp);
+	ProviderPushText(&state, "biz_content", JsonbToCString(NULL, &biz->root, VARSIZE(biz)));
+	/* where Alipay sends the payment's notify */
+	if (strcmp(req->operation, "create_payment") == 0 &&
+		JsonbGetText(ProviderRowJsonb(req->gateway, "options"), "notify_url") != NULL)
+		notify_url = JsonbGetText(ProviderRowJsonb(req->gateway, "options"), "notify_url");
+	if (notify_url != NULL)
+		ProviderPushText(&state, "notify_url", notify_url);
+	params = JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
+
+	pem = ProviderCredential(req, "private_key", &len);
+	pem_text = cstring_to_text_with_len(pem, len);
+	SecretScrub(pem, len);
+	PG_TRY();
+	{
+		sign = DirectFunctionCall3(pay_alipay_sign, JsonbPGetDatum(params), PointerGetDatum(pem_text),
+								   PointerGetDatum(construct_array(exclude, 1, TEXTOID, -1, false, TYPALIGN_INT)));
+	}
+	PG_FINALLY();
+	{
+		explicit_bzero(VARDATA(pem_text), len);
+	}
+	PG_END_TRY();
+	state = NULL;
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	ProviderPushText(&state, "sign", TextDatumGetCString(sign));
+	return ProviderFormBody(ProviderJsonbConcat(params, JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL))));
+}
 
 static Datum
 Build(const ProviderRequest *req)
 {
-	return ProviderSqlBuild(&builder, req);
+	ProviderOrder o;
+	ProviderRefund f = {0};
+	const char *api_method;
+	JsonbParseState *state = NULL;
+	Jsonb	   *biz;
+	char	   *amount,
+			   *refunded,
+			   *timestamp;
+
+	ProviderRequestOrder(req, &o);
+	if (strcmp(req->operation, "refund") == 0 || strcmp(req->operation, "query_refund") == 0)
+		ProviderRequestRefund(req, &f);
+	Formatted(&o, f.amount, &amount, &refunded, &timestamp);
+
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	ProviderPushText(&state, "out_trade_no", psprintf("%lld", (long long) o.id));
+	if (strcmp(req->operation, "create_payment") == 0)
+	{
+		api_method = "alipay.trade.precreate";
+		ProviderPushText(&state, "total_amount", amount);
+		ProviderPushText(&state, "subject", psprintf("order %lld", (long long) o.id));
+	}
+	else if (strcmp(req->operation, "query") == 0)
+		api_method = "alipay.trade.query";
+	else if (strcmp(req->operation, "refund") == 0)
+	{
+		api_method = "alipay.trade.refund";
+		ProviderPushText(&state, "refund_amount", refunded);
+		ProviderPushText(&state, "out_request_no", psprintf("%lld", (long long) f.id));
+	}
+	else if (strcmp(req->operation, "query_refund") == 0)
+	{
+		api_method = "alipay.trade.fastpay.refund.query";
+		ProviderPushText(&state, "out_request_no", psprintf("%lld", (long long) f.id));
+	}
+	else if (strcmp(req->operation, "close") == 0)
+		api_method = "alipay.trade.close";
+	else
+		elog(ERROR, "Alipay has no operation \"%s\"", req->operation);
+	biz = JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
+	biz = ProviderJsonbConcat(biz, JsonbGetObject(ProviderRowJsonb(req->outbox, "params"), "extra"));
+
+	return ProviderHttpRequest("POST", GatewayUrl(req),
+							   list_make2("Content-Type: application/x-www-form-urlencoded;charset=utf-8",
+										  psprintf("Idempotency-Key: %s",
+												   ProviderRowText(req->outbox, "idempotency_key"))),
+							   SignedForm(req, api_method, biz, timestamp));
 }
+
+/* Answers: _answer_alipay (81_psp_answers.sql). */
+static SPIPlanPtr read_plan = NULL;
 
 static Jsonb *
 Read(const ProviderAnswer *ans)

@@ -11,8 +11,8 @@
  * reads them, as the signed string leaves them out: they are not signed.
  *
  * Requests go to <base_url>/<operation> (so a gateway without base_url
- * creates nothing at its PSP): _build_generic, and their answers are read
- * by _answer_generic.
+ * creates nothing at its PSP), built here; their answers are read by
+ * _answer_generic.
  */
 #include "postgres.h"
 
@@ -184,15 +184,63 @@ AnswerCallback(bool verified, const char *reason, const char **type, char **body
 	*body = verified ? "success" : psprintf("fail: %s", reason);
 }
 
-/* Requests and answers: the builder and reader of 80_outbox.sql and 81_psp_answers.sql. */
-static ProviderSqlFunction builder = {.name = "_build_generic"};
-static SPIPlanPtr read_plan = NULL;
+/*
+ * Requests: POST <base_url>/<operation> with a JSON body (the order, its
+ * transaction id and the idempotency key, overlaid by params) and the key
+ * in the Idempotency-Key header; Bearer api_key when options.auth is
+ * "bearer".
+ */
+
+/* The request body: amount a JSON number, the rest strings; params last, so they win. */
+static char *
+Body(const ProviderRequest *req, const ProviderOrder *o, const char *idempotency_key)
+{
+	JsonbParseState *state = NULL;
+	Jsonb	   *body;
+
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	ProviderPushText(&state, "order_id", psprintf("%lld", (long long) o->id));
+	ProviderPushInt64(&state, "amount", o->amount);
+	ProviderPushText(&state, "currency", o->currency);
+	ProviderPushText(&state, "psp_txn_id", o->psp_txn_id);
+	ProviderPushText(&state, "idempotency_key", idempotency_key);
+	body = JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
+	body = ProviderJsonbConcat(body, ProviderRowJsonb(req->outbox, "params"));
+	return JsonbToCString(NULL, &body->root, VARSIZE(body));
+}
 
 static Datum
 Build(const ProviderRequest *req)
 {
-	return ProviderSqlBuild(&builder, req);
+	char	   *base = ProviderRowText(req->gateway, "base_url");
+	char	   *key = ProviderRowText(req->outbox, "idempotency_key");
+	char	   *auth = JsonbGetText(ProviderRowJsonb(req->gateway, "options"), "auth");
+	List	   *headers;
+	ProviderOrder o;
+	int			base_len;
+
+	ProviderRequestOrder(req, &o);
+	if (base == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("gateway \"%s\" has no base_url", ProviderRowText(req->gateway, "name"))));
+	headers = list_make2("Content-Type: application/json", psprintf("Idempotency-Key: %s", key));
+	if (auth != NULL && strcmp(auth, "bearer") == 0)
+	{
+		size_t		len;
+		char	   *api_key = ProviderCredential(req, "api_key", &len);
+
+		headers = lappend(headers, psprintf("Authorization: Bearer %s", api_key));
+		SecretScrub(api_key, len);
+	}
+	for (base_len = strlen(base); base_len > 0 && base[base_len - 1] == '/'; base_len--)
+		;
+	return ProviderHttpRequest("POST", psprintf("%.*s/%s", base_len, base, req->operation), headers,
+							   Body(req, &o, key));
 }
+
+/* Answers: _answer_generic (81_psp_answers.sql). */
+static SPIPlanPtr read_plan = NULL;
 
 static Jsonb *
 Read(const ProviderAnswer *ans)

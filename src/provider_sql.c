@@ -1,20 +1,19 @@
 /*
  * provider_sql.c — calling the parts of a provider that are SQL functions
- * (PL/pgSQL parsers, request builders and answer readers) from its C
+ * (PL/pgSQL parsers and answer readers) from its C
  * description, through plans kept for the session.
  *
  * The row arguments (pay.outbox, pay.gateways, pay.orders) are passed as
  * composite parameters whose type ids come from the calling function; a
  * kept plan or function whose parameter types are not those any more (the
- * extension was dropped and created again in this session) is prepared or
- * looked up again.
+ * extension was dropped and created again in this session) is prepared
+ * again.
  */
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "nodes/value.h"
-#include "parser/parse_func.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
@@ -64,25 +63,6 @@ ProviderSqlParse(SPIPlanPtr *slot, const char *sql, const CallbackGateway *g, Js
 	event = OneValue(PlanFor(slot, sql, 3, types), values, nulls,
 					 psprintf("parse a %s callback", g->kind), &isnull);
 	return isnull ? NULL : DatumGetJsonbP(event);
-}
-
-Datum
-ProviderSqlBuild(ProviderSqlFunction *fn, const ProviderRequest *req)
-{
-	if (!fn->ready || fn->types[0] != req->outbox_type || fn->types[1] != req->gateway_type)
-	{
-		Oid			types[2] = {req->outbox_type, req->gateway_type};
-		Oid			oid = LookupFuncName(list_make2(makeString("pay"), makeString((char *) fn->name)),
-										 2, types, false);
-
-		fn->ready = false;
-		fmgr_info_cxt(oid, &fn->flinfo, TopMemoryContext);
-		fn->types[0] = types[0];
-		fn->types[1] = types[1];
-		fn->ready = true;
-	}
-	/* a NULL request is an error of FunctionCall2 */
-	return FunctionCall2(&fn->flinfo, req->outbox, req->gateway);
 }
 
 Jsonb *

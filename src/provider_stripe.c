@@ -8,12 +8,15 @@
  * The parser is C, not PL/pgSQL, because PostgreSQL would prepare a
  * PL/pgSQL parser's expressions again in every transaction.
  *
- * Requests (payment intents, refunds) and their answers: _build_stripe
- * and _answer_stripe.
+ * Requests: payment intents (created, queried, captured, cancelled) and
+ * refunds, built here, and their answers, read here.
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
+#include "utils/resowner.h"
 #include "utils/builtins.h"
 
 #include "pay.h"
@@ -22,6 +25,7 @@
 #include "hmac.h"
 #include "secret_store.h"
 #include "stripe.h"
+#include "form_encode.h"
 
 /* Does the header's v1 signature verify over the body with the webhook secret? */
 static bool
@@ -140,20 +144,408 @@ ParseCallback(const CallbackGateway *g, Jsonb *headers, text *body)
 	return EventBuild(keys, values, 9);
 }
 
-/* Requests and answers: the builder and reader of 80_outbox.sql and 81_psp_answers.sql. */
-static ProviderSqlFunction builder = {.name = "_build_stripe"};
-static SPIPlanPtr read_plan = NULL;
+/*
+ * Requests: form bodies, Bearer secret key, Idempotency-Key on every
+ * request.  params.extra goes into the form; params.psp_txn_id names the
+ * payment intent when the order has none yet.
+ */
+
+/* The request's payment intent, else 22023 saying what it was needed for. */
+static const char *
+PaymentIntent(const ProviderRequest *req, const ProviderOrder *o, const char *what)
+{
+	char	   *txn = JsonbGetText(ProviderRowJsonb(req->outbox, "params"), "psp_txn_id");
+
+	if (txn == NULL)
+		txn = o->psp_txn_id;
+	if (txn == NULL && what != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("order %lld has no Stripe payment intent to %s", (long long) o->id, what)));
+	return txn;
+}
+
+/* Stripe's currency code is lower case; ours is ASCII upper case. */
+static char *
+CurrencyLower(const char *code)
+{
+	char	   *lower = pstrdup(code);
+
+	for (char *c = lower; *c; c++)
+		if (*c >= 'A' && *c <= 'Z')
+			*c = *c - 'A' + 'a';
+	return lower;
+}
+
+/* The search of a payment intent by our order id (a query before Stripe named it). */
+static char *
+SearchPath(int64 order_id)
+{
+	char	   *q = psprintf("metadata['order_id']:'%lld'", (long long) order_id);
+	char	   *encoded = palloc(FORM_ENCODED_MAX(strlen(q)) + 1);
+
+	encoded[form_encode(q, strlen(q), encoded)] = '\0';
+	return psprintf("/v1/payment_intents/search?query=%s", encoded);
+}
 
 static Datum
 Build(const ProviderRequest *req)
 {
-	return ProviderSqlBuild(&builder, req);
+	Jsonb	   *params = ProviderRowJsonb(req->outbox, "params");
+	Jsonb	   *extra = JsonbGetObject(params, "extra");
+	char	   *base = ProviderRowText(req->gateway, "base_url");
+	const char *method = "POST";
+	char	   *path;
+	Jsonb	   *form = NULL;
+	ProviderOrder o;
+	char	   *key;
+	size_t		key_len;
+	List	   *headers;
+	int			base_len;
+
+	ProviderRequestOrder(req, &o);
+	if (strcmp(req->operation, "create_payment") == 0)
+	{
+		static const char *const keys[] = {"amount", "currency", "metadata[order_id]", "capture_method"};
+		char	   *manual = JsonbGetText(params, "capture");
+		char	   *values[4] = {psprintf("%lld", (long long) o.amount), CurrencyLower(o.currency),
+		psprintf("%lld", (long long) o.id), "manual"};
+
+		/* authorize only: pay.capture or pay.void finishes it */
+		path = "/v1/payment_intents";
+		form = EventBuild(keys, values, manual && strcmp(manual, "manual") == 0 ? 4 : 3);
+	}
+	else if (strcmp(req->operation, "query") == 0)
+	{
+		const char *txn = PaymentIntent(req, &o, NULL);
+
+		method = "GET";
+		path = txn ? psprintf("/v1/payment_intents/%s", txn) : SearchPath(o.id);
+	}
+	else if (strcmp(req->operation, "refund") == 0)
+	{
+		static const char *const keys[] = {"payment_intent", "amount", "metadata[refund_id]"};
+		const char *txn = PaymentIntent(req, &o, "refund");
+		ProviderRefund f;
+		char	   *values[3];
+
+		ProviderRequestRefund(req, &f);
+		values[0] = (char *) txn;
+		values[1] = psprintf("%lld", (long long) f.amount);
+		values[2] = JsonbGetText(params, "refund_id");
+		path = "/v1/refunds";
+		form = EventBuild(keys, values, 3);
+	}
+	else if (strcmp(req->operation, "close") == 0 || strcmp(req->operation, "void") == 0)
+	{
+		/* a void is the cancel of an authorized (requires_capture) intent */
+		path = psprintf("/v1/payment_intents/%s/cancel", PaymentIntent(req, &o, "cancel"));
+	}
+	else if (strcmp(req->operation, "capture") == 0)
+	{
+		static const char *const keys[] = {"amount_to_capture"};
+		char	   *values[1] = {JsonbGetText(params, "amount")};
+
+		path = psprintf("/v1/payment_intents/%s/capture", PaymentIntent(req, &o, "capture"));
+		form = EventBuild(keys, values, 1);
+	}
+	else if (strcmp(req->operation, "query_refund") == 0)
+	{
+		ProviderRefund f;
+
+		ProviderRequestRefund(req, &f);
+		if (f.psp_refund_id == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("refund %lld has no Stripe refund id to query", (long long) f.id)));
+		method = "GET";
+		path = psprintf("/v1/refunds/%s", f.psp_refund_id);
+	}
+	else
+		elog(ERROR, "Stripe has no operation \"%s\"", req->operation);
+
+	if (base == NULL)
+		base = "https://api.stripe.com";
+	for (base_len = strlen(base); base_len > 0 && base[base_len - 1] == '/'; base_len--)
+		;
+	key = ProviderCredential(req, "api_key", &key_len);
+	headers = list_make2(psprintf("Authorization: Bearer %s", key),
+						 psprintf("Idempotency-Key: %s", ProviderRowText(req->outbox, "idempotency_key")));
+	SecretScrub(key, key_len);
+	if (strcmp(method, "GET") == 0)
+		return ProviderHttpRequest(method, psprintf("%.*s%s", base_len, base, path), headers, NULL);
+	headers = lappend(headers, "Content-Type: application/x-www-form-urlencoded");
+	if (form == NULL)
+		form = EventBuild(NULL, NULL, 0);
+	return ProviderHttpRequest(method, psprintf("%.*s%s", base_len, base, path), headers,
+							   ProviderFormBody(ProviderJsonbConcat(form, extra)));
+}
+
+/*
+ * Answers: a PaymentIntent (create, query, close, capture, void), a search
+ * result (a query without a PaymentIntent id) or a Refund; errors as
+ * {"error": {...}}.  Stripe does not sign its answers: the TLS connection
+ * and our key authenticate them.
+ */
+
+/* A member of the answer must be ours, else 22023 (the answer is rejected). */
+static void
+Expect(const char *what, const char *theirs, const char *ours)
+{
+	if (theirs == NULL || strcmp(theirs, ours) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the answer's %s is \"%s\", not ours (\"%s\")", what, theirs ? theirs : "(none)", ours)));
+}
+
+/* The body as a JSON object; an empty body is {} (a 204). */
+static Jsonb *
+AnswerJson(text *body)
+{
+	if (body == NULL || VARSIZE_ANY_EXHDR(body) == 0)
+		return EventBuild(NULL, NULL, 0);
+	return DatumGetJsonbP(DirectFunctionCall1(pay_json_body, PointerGetDatum(body)));
+}
+
+/*
+ * The body of a refusal: a JSON object, else {"message": "HTTP <status>:
+ * <its first 200 characters>"} (a proxy's error page still refuses the
+ * request).  The parse runs in a subtransaction, as its error is caught.
+ */
+static Jsonb *
+RefusalJson(int32 status, text *body)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	Jsonb	   *volatile v = NULL;
+	ErrorData  *volatile e = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		v = AnswerJson(body);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		e = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	if (e != NULL)
+	{
+		static const char *const keys[] = {"message"};
+		char	   *text = VARDATA_ANY(body);
+		int			len = pg_mbcharcliplen(text, VARSIZE_ANY_EXHDR(body), 200);
+		char	   *values[1];
+
+		if (e->sqlerrcode != ERRCODE_INVALID_TEXT_REPRESENTATION &&
+			e->sqlerrcode != ERRCODE_PROGRAM_LIMIT_EXCEEDED)
+			ReThrowError(e);
+		values[0] = psprintf("HTTP %d: %.*s", status, len, text);
+		v = EventBuild(keys, values, 1);
+	}
+	return v;
+}
+
+/* A member of an object being built: a jsonb value (NULL: JSON null). */
+static void
+PushJsonb(JsonbParseState **state, const char *key, Jsonb *value)
+{
+	JsonbValue	v;
+
+	if (value == NULL)
+	{
+		ProviderPushText(state, key, NULL);
+		return;
+	}
+	v.type = jbvString;
+	v.val.string.val = (char *) key;
+	v.val.string.len = strlen(key);
+	pushJsonbValue(state, WJB_KEY, &v);
+	v.type = jbvBinary;
+	v.val.binary.data = &value->root;
+	v.val.binary.len = VARSIZE(value) - VARHDRSZ;
+	pushJsonbValue(state, WJB_VALUE, &v);
+}
+
+/* A boolean member; null when unknown (SQL's three-valued AND). */
+static void
+PushBool(JsonbParseState **state, const char *key, int value)
+{
+	JsonbValue	v;
+
+	v.type = jbvString;
+	v.val.string.val = (char *) key;
+	v.val.string.len = strlen(key);
+	pushJsonbValue(state, WJB_KEY, &v);
+	if (value < 0)
+		v.type = jbvNull;
+	else
+	{
+		v.type = jbvBool;
+		v.val.boolean = value != 0;
+	}
+	pushJsonbValue(state, WJB_VALUE, &v);
+}
+
+static Jsonb *
+Refused(const ProviderAnswer *ans)
+{
+	Jsonb	   *v = RefusalJson(ans->status, ans->body);
+	Jsonb	   *error = JsonbGetObject(v, "error");
+	char	   *reason = JsonbGetText(error, "message");
+	char	   *code = JsonbGetText(error, "code");
+	int			already_paid = 0;
+	JsonbParseState *state = NULL;
+
+	if (reason == NULL)
+		reason = JsonbGetText(v, "message");
+	if (reason == NULL)
+		reason = psprintf("HTTP %d", ans->status);
+	/* a close of an intent that was paid meanwhile */
+	if (strcmp(ans->request.operation, "close") == 0)
+		already_paid = code == NULL ? -1 : strcmp(code, "payment_intent_unexpected_state") == 0;
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	ProviderPushText(&state, "verdict", "refused");
+	PushBool(&state, "final", 1);
+	ProviderPushText(&state, "reason", reason);
+	ProviderPushText(&state, "code", code);
+	PushBool(&state, "already_paid", already_paid);
+	return JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
+}
+
+static Jsonb *
+RefundRead(const ProviderAnswer *ans, Jsonb *v)
+{
+	static const char *const keys[] = {"psp_refund_id", "status"};
+	char	   *ours = JsonbGetText(ProviderRowJsonb(ans->request.outbox, "params"), "refund_id");
+	char	   *status = JsonbGetText(v, "status");
+	char	   *values[2];
+	JsonbParseState *state = NULL;
+
+	Expect("object", JsonbGetText(v, "object"), "refund");
+	/* IS DISTINCT FROM: both missing is a match */
+	if (!(ours == NULL && JsonbGetText(JsonbGetObject(v, "metadata"), "refund_id") == NULL))
+		Expect("metadata.refund_id", JsonbGetText(JsonbGetObject(v, "metadata"), "refund_id"), ours ? ours : "");
+	values[0] = JsonbGetText(v, "id");
+	values[1] = status == NULL ? NULL :
+		strcmp(status, "succeeded") == 0 ? "succeeded" :
+		(strcmp(status, "failed") == 0 || strcmp(status, "canceled") == 0) ? "failed" : NULL;
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	ProviderPushText(&state, "verdict", "applied");
+	PushJsonb(&state, "refund", EventBuild(keys, values, 2));
+	return JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
+}
+
+/* The first element of v->'data' when it is an array, else NULL; *empty when it has none. */
+static Jsonb *
+FirstResult(Jsonb *v, bool *empty)
+{
+	JsonbValue	data;
+	JsonbValue *first;
+
+	*empty = true;
+	if (getKeyJsonValueFromContainer(&v->root, "data", strlen("data"), &data) == NULL)
+		return NULL;
+	/* as jsonb_array_length says it */
+	if (data.type != jbvBinary || JsonContainerIsScalar(data.val.binary.data))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cannot get array length of a scalar")));
+	if (!JsonContainerIsArray(data.val.binary.data))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cannot get array length of a non-array")));
+	first = getIthJsonbValueFromContainer(data.val.binary.data, 0);
+	if (first == NULL)
+		return NULL;
+	*empty = false;
+	return JsonbValueToJsonb(first);
+}
+
+/* Our event of a queried intent that succeeded or was canceled, else NULL. */
+static Jsonb *
+QueryEvent(const ProviderAnswer *ans, Jsonb *v, const char *status)
+{
+	static const char *const keys[] = {"event_id", "type", "kind", "order_ref", "psp_txn_id", "amount", "currency"};
+	char	   *values[7];
+	char	   *received = JsonbGetText(v, "amount_received");
+
+	if (strcmp(ans->request.operation, "query") != 0 || status == NULL)
+		return NULL;
+	if (strcmp(status, "succeeded") == 0)
+		values[2] = "payment_succeeded";
+	else if (strcmp(status, "canceled") == 0)
+		values[2] = "closed";
+	else
+		return NULL;
+	values[0] = psprintf("query:%lld", (long long) ProviderRowInt64(ans->request.outbox, "id"));
+	values[1] = psprintf("payment_intent.%s", status);
+	values[3] = JsonbGetText(JsonbGetObject(v, "metadata"), "order_id");
+	values[4] = JsonbGetText(v, "id");
+	/* what was received, of a payment; a canceled one received nothing */
+	values[5] = strcmp(status, "succeeded") == 0 && received ? received : JsonbGetText(v, "amount");
+	values[6] = JsonbGetText(v, "currency") ? CurrencyUpper(JsonbGetText(v, "currency")) : NULL;
+	return EventBuild(keys, values, 7);
 }
 
 static Jsonb *
 Read(const ProviderAnswer *ans)
 {
-	return ProviderSqlRead(&read_plan, "SELECT pay._answer_stripe($1, $3, $4, $6)", ans);
+	Jsonb	   *v;
+	char	   *status,
+			   *secret,
+			   *currency;
+	JsonbParseState *state = NULL;
+	Jsonb	   *next_action = NULL;
+	int64		order_id = ProviderRowInt64(ans->order, "id");
+
+	if (ans->status >= 400)
+		return Refused(ans);
+	v = AnswerJson(ans->body);
+	if (strcmp(ans->request.operation, "refund") == 0 || strcmp(ans->request.operation, "query_refund") == 0)
+		return RefundRead(ans, v);
+	if (JsonbGetText(v, "object") && strcmp(JsonbGetText(v, "object"), "search_result") == 0)
+	{
+		bool		empty;
+		Jsonb	   *first = FirstResult(v, &empty);
+
+		if (empty)
+		{
+			/* Stripe has no payment for the order yet */
+			pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+			ProviderPushText(&state, "verdict", "applied");
+			return JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
+		}
+		v = first;
+	}
+	Expect("object", JsonbGetText(v, "object"), "payment_intent");
+	Expect("metadata.order_id", JsonbGetText(JsonbGetObject(v, "metadata"), "order_id"),
+		   psprintf("%lld", (long long) order_id));
+	Expect("amount", JsonbGetText(v, "amount"), psprintf("%lld", (long long) ProviderRowInt64(ans->order, "amount")));
+	currency = JsonbGetText(v, "currency");
+	Expect("currency", currency ? CurrencyUpper(currency) : NULL, ProviderRowText(ans->order, "currency"));
+	status = JsonbGetText(v, "status");
+	secret = JsonbGetText(v, "client_secret");
+	if (secret != NULL)
+	{
+		static const char *const keys[] = {"type", "client_secret"};
+		char	   *values[2] = {"client_secret", secret};
+
+		next_action = EventBuild(keys, values, 2);
+	}
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	ProviderPushText(&state, "verdict", "applied");
+	ProviderPushText(&state, "psp_txn_id", JsonbGetText(v, "id"));
+	PushJsonb(&state, "next_action", next_action);
+	PushJsonb(&state, "event", QueryEvent(ans, v, status));
+	return JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
 }
 
 static const ProviderOperation operations[] = {
@@ -162,11 +554,14 @@ static const ProviderOperation operations[] = {
 	{"refund", Build, Read},
 	{"query_refund", Build, Read},
 	{"close", Build, Read},
+	{"capture", Build, Read},
+	{"void", Build, Read},
 };
 
 const Provider stripe_provider = {
 	.kind = "stripe",
-	.flags = PROVIDER_CALLBACKS | PROVIDER_CREATES_PAYMENTS | PROVIDER_REFUNDS | PROVIDER_STATEMENTS,
+	.flags = PROVIDER_CALLBACKS | PROVIDER_CREATES_PAYMENTS | PROVIDER_REFUNDS | PROVIDER_STATEMENTS |
+	PROVIDER_MANUAL_CAPTURE,
 	.parse_callback = ParseCallback,
 	.answer_callback = ProviderAnswerJson,
 	.operations = operations,

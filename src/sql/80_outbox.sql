@@ -533,90 +533,13 @@ BEGIN
              pay.form_urlencode(v_fields))::pay.http_request;
 END $$;
 
--- The order of a PSP request, and the refund it names.
-CREATE FUNCTION pay._request_order(r pay.outbox) RETURNS pay.orders
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  o pay.orders;
-BEGIN
-  SELECT * INTO o FROM pay.orders WHERE id = r.order_id;
-  IF NOT FOUND THEN
-    RAISE EXCEPTION 'order % of outbox row % does not exist', r.order_id, r.id USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  RETURN o;
-END $$;
-
-CREATE FUNCTION pay._request_refund(r pay.outbox) RETURNS pay.refunds
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  f pay.refunds;
-BEGIN
-  SELECT * INTO f FROM pay.refunds WHERE id = (r.params->>'refund_id')::bigint AND order_id = r.order_id;
-  IF NOT FOUND THEN
-    RAISE EXCEPTION 'refund % of outbox row % does not exist', r.params->>'refund_id', r.id
-      USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  RETURN f;
-END $$;
-
--- Stripe: form bodies, Bearer secret key, Idempotency-Key on every POST.
-CREATE FUNCTION pay._build_stripe(r pay.outbox, g pay.gateways) RETURNS pay.http_request
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  o pay.orders := pay._request_order(r);
-  v_base text := rtrim(coalesce(g.base_url, 'https://api.stripe.com'), '/');
-  v_method text := 'POST';
-  v_path text;
-  v_form jsonb;
-  v_extra jsonb := coalesce(r.params->'extra', '{}');
-  v_txn text := coalesce(r.params->>'psp_txn_id', o.psp_txn_id);
-  v_refund pay.refunds;
-BEGIN
-  CASE r.operation
-    WHEN 'create_payment' THEN
-      v_path := '/v1/payment_intents';
-      v_form := jsonb_build_object('amount', o.amount::text, 'currency', lower(o.currency),
-                                   'metadata[order_id]', o.id::text) || v_extra;
-    WHEN 'query' THEN
-      v_method := 'GET';
-      IF v_txn IS NOT NULL THEN
-        v_path := '/v1/payment_intents/' || v_txn;
-      ELSE
-        v_path := '/v1/payment_intents/search?query=' ||
-                  pay.form_urlencode(jsonb_build_object('q', format('metadata[''order_id'']:''%s''', o.id)));
-        v_path := replace(v_path, 'query=q=', 'query=');
-      END IF;
-    WHEN 'refund' THEN
-      IF v_txn IS NULL THEN
-        RAISE EXCEPTION 'order % has no Stripe payment intent to refund', o.id USING ERRCODE = 'invalid_parameter_value';
-      END IF;
-      v_path := '/v1/refunds';
-      v_form := jsonb_build_object('payment_intent', v_txn,
-                                   'amount', (pay._request_refund(r)).amount::text,
-                                   'metadata[refund_id]', r.params->>'refund_id') || v_extra;
-    WHEN 'close' THEN
-      IF v_txn IS NULL THEN
-        RAISE EXCEPTION 'order % has no Stripe payment intent to cancel', o.id USING ERRCODE = 'invalid_parameter_value';
-      END IF;
-      v_path := '/v1/payment_intents/' || v_txn || '/cancel';
-      v_form := v_extra;
-    WHEN 'query_refund' THEN
-      v_method := 'GET';
-      v_refund := pay._request_refund(r);
-      IF v_refund.psp_refund_id IS NULL THEN
-        RAISE EXCEPTION 'refund % has no Stripe refund id to query', v_refund.id USING ERRCODE = 'invalid_parameter_value';
-      END IF;
-      v_path := '/v1/refunds/' || v_refund.psp_refund_id;
-  END CASE;
-  RETURN ROW(v_method, v_base || v_path,
-             ARRAY['Authorization: Bearer ' || pay._credential('gateway:' || g.name, 'api_key'),
-                   'Idempotency-Key: ' || r.idempotency_key]
-             || CASE WHEN v_method = 'POST' THEN ARRAY['Content-Type: application/x-www-form-urlencoded'] ELSE '{}' END,
-             CASE WHEN v_method = 'POST' THEN pay.form_urlencode(coalesce(v_form, '{}')) END)::pay.http_request;
-END $$;
+-- A PSP's payment requests are built in C by its provider
+-- (src/provider_<kind>.c), through pay._provider_request below.
 
 -- Alipay (openapi gateway): common parameters, biz_content as JSON, RSA2
--- sign; the request of one API method (also the statement fetch's).
+-- sign; the request of one API method, for the statement fetch
+-- (89_statement_fetch.sql).  Payments' requests are built in C
+-- (src/provider_alipay.c).
 CREATE FUNCTION pay._alipay_request(g pay.gateways, p_method text, p_biz jsonb, p_idempotency_key text,
                                     p_extra jsonb DEFAULT '{}') RETURNS pay.http_request
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -638,114 +561,14 @@ BEGIN
              pay.form_urlencode(v_params))::pay.http_request;
 END $$;
 
--- Idempotency: out_trade_no is the order id, out_request_no the refund id.
-CREATE FUNCTION pay._build_alipay(r pay.outbox, g pay.gateways) RETURNS pay.http_request
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  o pay.orders := pay._request_order(r);
-  v_biz jsonb := jsonb_build_object('out_trade_no', o.id::text);
-  v_method text;
-  f pay.refunds;
-BEGIN
-  CASE r.operation
-    WHEN 'create_payment' THEN
-      v_method := 'alipay.trade.precreate';
-      v_biz := v_biz || jsonb_build_object('total_amount', pay.format_amount(o.amount, o.currency),
-                                           'subject', 'order ' || o.id);
-    WHEN 'query' THEN
-      v_method := 'alipay.trade.query';
-    WHEN 'refund' THEN
-      v_method := 'alipay.trade.refund';
-      f := pay._request_refund(r);
-      v_biz := v_biz || jsonb_build_object('refund_amount', pay.format_amount(f.amount, o.currency),
-                                           'out_request_no', f.id::text);
-    WHEN 'query_refund' THEN
-      v_method := 'alipay.trade.fastpay.refund.query';
-      v_biz := v_biz || jsonb_build_object('out_request_no', (pay._request_refund(r)).id::text);
-    WHEN 'close' THEN
-      v_method := 'alipay.trade.close';
-  END CASE;
-  v_biz := v_biz || coalesce(r.params->'extra', '{}');
-  RETURN pay._alipay_request(g, v_method, v_biz, r.idempotency_key,
-    CASE WHEN r.operation = 'create_payment' AND g.options ? 'notify_url'
-         THEN jsonb_build_object('notify_url', g.options->>'notify_url') ELSE '{}' END);
-END $$;
-
--- WeChat Pay API v3: JSON bodies, WECHATPAY2-SHA256-RSA2048 Authorization.
--- Idempotency: out_trade_no is the order id, out_refund_no the refund id.
+-- WeChat Pay's requests are built in C (src/provider_wechatpay.c); its
+-- answer reader still reads out_trade_no back with this:
 -- WeChat Pay wants out_trade_no of 6 to 32 characters: order ids below
 -- 100000 are sent with leading zeros (callbacks read "000042" back as 42).
 -- lpad alone would cut longer ids.
 CREATE FUNCTION pay._wechatpay_trade_no(p_order_id bigint) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT
 RETURN CASE WHEN length(p_order_id::text) < 6 THEN lpad(p_order_id::text, 6, '0') ELSE p_order_id::text END;
-
-CREATE FUNCTION pay._build_wechatpay(r pay.outbox, g pay.gateways) RETURNS pay.http_request
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  o pay.orders := pay._request_order(r);
-  v_mchid text := pay._gateway_option(g, 'mchid');
-  v_method text := 'POST';
-  v_path text;
-  v_body text := '';
-  v_nonce text := upper(replace(gen_random_uuid()::text, '-', ''));
-  v_ts bigint := floor(extract(epoch FROM clock_timestamp()))::bigint;
-  f pay.refunds;
-BEGIN
-  CASE r.operation
-    WHEN 'create_payment' THEN
-      v_path := '/v3/pay/transactions/native';
-      v_body := (jsonb_build_object('appid', pay._gateway_option(g, 'appid'), 'mchid', v_mchid,
-                                    'description', 'order ' || o.id, 'out_trade_no', pay._wechatpay_trade_no(o.id),
-                                    'notify_url', pay._gateway_option(g, 'notify_url'),
-                                    'amount', jsonb_build_object('total', o.amount, 'currency', o.currency::text))
-                 || coalesce(r.params->'extra', '{}'))::text;
-    WHEN 'query' THEN
-      v_method := 'GET';
-      v_path := '/v3/pay/transactions/out-trade-no/' || pay._wechatpay_trade_no(o.id) || '?mchid=' || v_mchid;
-    WHEN 'refund' THEN
-      f := pay._request_refund(r);
-      v_path := '/v3/refund/domestic/refunds';
-      v_body := (jsonb_build_object('out_trade_no', pay._wechatpay_trade_no(o.id), 'out_refund_no', f.id::text,
-                                    'amount', jsonb_build_object('refund', f.amount, 'total', o.amount,
-                                                                 'currency', o.currency::text))
-                 || coalesce(r.params->'extra', '{}'))::text;
-    WHEN 'query_refund' THEN
-      v_method := 'GET';
-      v_path := '/v3/refund/domestic/refunds/' || (pay._request_refund(r)).id;
-    WHEN 'close' THEN
-      v_path := '/v3/pay/transactions/out-trade-no/' || pay._wechatpay_trade_no(o.id) || '/close';
-      v_body := jsonb_build_object('mchid', v_mchid)::text;
-  END CASE;
-  RETURN ROW(v_method, rtrim(coalesce(g.base_url, 'https://api.mch.weixin.qq.com'), '/') || v_path,
-             ARRAY['Authorization: ' || pay.wechatpay_authorization(
-                       v_method, v_path, v_body, v_mchid, pay._gateway_option(g, 'serial_no'),
-                       pay._credential('gateway:' || g.name, 'private_key'), v_ts, v_nonce),
-                   'Accept: application/json',
-                   'Idempotency-Key: ' || r.idempotency_key]
-             || CASE WHEN v_method = 'POST' THEN ARRAY['Content-Type: application/json'] ELSE '{}' END,
-             CASE WHEN v_method = 'POST' THEN v_body END)::pay.http_request;
-END $$;
-
--- A generic PSP: POST <base_url>/<operation> with a JSON body and the key in
--- the Idempotency-Key header; Bearer api_key when options.auth = 'bearer'.
-CREATE FUNCTION pay._build_generic(r pay.outbox, g pay.gateways) RETURNS pay.http_request
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  o pay.orders := pay._request_order(r);
-  v_headers text[] := ARRAY['Content-Type: application/json', 'Idempotency-Key: ' || r.idempotency_key];
-BEGIN
-  IF g.base_url IS NULL THEN
-    RAISE EXCEPTION 'gateway "%" has no base_url', g.name USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  IF g.options->>'auth' = 'bearer' THEN
-    v_headers := v_headers || ('Authorization: Bearer ' || pay._credential('gateway:' || g.name, 'api_key'));
-  END IF;
-  RETURN ROW('POST', rtrim(g.base_url, '/') || '/' || r.operation, v_headers,
-             (jsonb_build_object('order_id', o.id::text, 'amount', o.amount, 'currency', o.currency::text,
-                                 'psp_txn_id', o.psp_txn_id, 'idempotency_key', r.idempotency_key)
-              || r.params)::text)::pay.http_request;
-END $$;
 
 -- The request of operation r.operation built by the provider of g.kind
 -- (src/provider_dispatch.c); 0A000 for an operation it does not have.

@@ -2,7 +2,8 @@
 --
 -- The dispatcher hands every answer it does not retry (a 2xx, or a
 -- permanent 4xx) to pay._outbox_apply with its status, header lines and
--- body.  Each gateway's reader (pay._answer_<kind>) verifies the answer
+-- body.  Each gateway's reader (its provider's read operation: C for
+-- Stripe, pay._answer_<kind> for the others) verifies the answer
 -- (Alipay: RSA2 over the *_response member; WeChat Pay: the platform
 -- certificate named by Wechatpay-Serial, exactly as a callback; Stripe and
 -- generic gateways do not sign answers, the TLS connection and our key
@@ -91,57 +92,7 @@ EXCEPTION WHEN invalid_text_representation OR program_limit_exceeded THEN
   RETURN jsonb_build_object('message', 'HTTP ' || p_status || ': ' || left(p_body, 200));
 END $$;
 
--- Stripe's lower-case currency in upper case, ASCII letters only (as the
--- callback parser does: no Unicode case mapping).
-CREATE FUNCTION pay._stripe_currency(p_code text) RETURNS text
-LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
-RETURN translate(p_code, 'abcdefghijklmnopqrstuvwxyz', 'ABCDEFGHIJKLMNOPQRSTUVWXYZ');
-
--- Stripe: a PaymentIntent (create, query, close), a search result (query
--- without a PaymentIntent id) or a Refund; errors as {"error":{...}}.
-CREATE FUNCTION pay._answer_stripe(r pay.outbox, o pay.orders, p_status integer, p_body text) RETURNS jsonb
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  v jsonb;
-  v_kind text;
-BEGIN
-  IF p_status >= 400 THEN
-    v := pay._answer_refusal_json(p_status, p_body);
-    RETURN jsonb_build_object('verdict', 'refused', 'final', true,
-      'reason', coalesce(v->'error'->>'message', v->>'message', 'HTTP ' || p_status), 'code', v->'error'->>'code',
-      'already_paid', r.operation = 'close' AND v->'error'->>'code' = 'payment_intent_unexpected_state');
-  END IF;
-  v := pay._answer_json(p_body);
-  IF r.operation IN ('refund', 'query_refund') THEN
-    PERFORM pay._answer_expect('object', v->>'object', 'refund');
-    PERFORM pay._answer_expect('metadata.refund_id', v->'metadata'->>'refund_id', r.params->>'refund_id');
-    RETURN jsonb_build_object('verdict', 'applied', 'refund', jsonb_build_object(
-      'psp_refund_id', v->>'id',
-      'status', CASE WHEN v->>'status' = 'succeeded' THEN 'succeeded'
-                     WHEN v->>'status' IN ('failed', 'canceled') THEN 'failed' END));
-  END IF;
-  IF v->>'object' = 'search_result' THEN
-    IF jsonb_array_length(coalesce(v->'data', '[]')) = 0 THEN
-      RETURN jsonb_build_object('verdict', 'applied');     -- Stripe has no payment for the order yet
-    END IF;
-    v := v->'data'->0;
-  END IF;
-  PERFORM pay._answer_expect('object', v->>'object', 'payment_intent');
-  PERFORM pay._answer_expect('metadata.order_id', v->'metadata'->>'order_id', o.id::text);
-  PERFORM pay._answer_expect('amount', v->>'amount', o.amount::text);
-  PERFORM pay._answer_expect('currency', pay._stripe_currency(v->>'currency'), o.currency::text);
-  v_kind := CASE v->>'status' WHEN 'succeeded' THEN 'payment_succeeded' WHEN 'canceled' THEN 'closed' END;
-  RETURN jsonb_build_object('verdict', 'applied', 'psp_txn_id', v->>'id',
-    'next_action', CASE WHEN v->>'client_secret' IS NOT NULL
-                        THEN jsonb_build_object('type', 'client_secret', 'client_secret', v->>'client_secret') END,
-    'event', CASE WHEN r.operation = 'query' AND v_kind IS NOT NULL THEN jsonb_build_object(
-               'event_id', 'query:' || r.id, 'type', 'payment_intent.' || (v->>'status'), 'kind', v_kind,
-               'order_ref', v->'metadata'->>'order_id', 'psp_txn_id', v->>'id',
-               -- what was received, of a payment; a canceled one received nothing
-               'amount', CASE WHEN v->>'status' = 'succeeded' THEN coalesce(v->>'amount_received', v->>'amount')
-                              ELSE v->>'amount' END,
-               'currency', pay._stripe_currency(v->>'currency')) END);
-END $$;
+-- Stripe's answers are read in C (src/provider_stripe.c).
 
 -- Alipay: {"<method>_response": {...}, "sign": "..."}, the signature over
 -- the raw text of the member, with Alipay's public key.  Gateway errors
