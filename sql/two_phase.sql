@@ -10,7 +10,7 @@ CREATE FUNCTION pg_temp.booked(p_order bigint) RETURNS bigint LANGUAGE sql AS $$
 
 SELECT pay.create_merchant('tp_shop', 'Two-phase Shop') > 0 AS merchant;
 SELECT pay.create_gateway('tp_stripe', 'stripe', 'https://api.stripe.example') > 0 AS stripe;
-SELECT pay.create_gateway('tp_adyen', 'adyen', 'https://adyen.example', '{"authorization_days": 3}') > 0 AS adyen;
+SELECT pay.create_gateway('tp_stripe3', 'stripe', 'https://stripe.example', '{"authorization_days": 3}') > 0 AS stripe3;
 SELECT pay.create_gateway('tp_alipay', 'alipay') > 0 AS alipay;
 SELECT pay.create_gateway('tp_generic', 'generic', 'https://psp.example') > 0 AS generic;
 SELECT pg_temp.err($$SELECT pay.create_gateway('tp_bad', 'stripe', NULL, '{"authorization_days": 0}')$$) AS bad_days;
@@ -80,8 +80,8 @@ SELECT pg_temp.err($$UPDATE pay.orders SET capture_mode = 'automatic' WHERE id =
 SELECT pg_temp.err($$UPDATE pay.orders SET status = 'authorized', authorized_at = now() WHERE merchant_order_no = 'T-auto'$$) AS auto_authorized;
 
 -- void of a gateway order: cancelled, the PSP void queued, nothing booked
-SELECT id AS g2 FROM pay.create_order('tp_shop', 'T-g2', 700, 'USD', gateway => 'tp_adyen', capture => 'manual') \gset
-SELECT authorization_expires_at - authorized_at AS adyen_window FROM pay.mark_paid(:g2, 'psp_g2', 700, 'USD');
+SELECT id AS g2 FROM pay.create_order('tp_shop', 'T-g2', 700, 'USD', gateway => 'tp_stripe3', capture => 'manual') \gset
+SELECT authorization_expires_at - authorized_at AS window_3_days FROM pay.mark_paid(:g2, 'psp_g2', 700, 'USD');
 SELECT status FROM pay.void(:g2);
 SELECT operation, params FROM pay.outbox WHERE order_id = :g2 AND operation = 'void';
 SELECT pg_temp.booked(:g2) AS booked_voided;

@@ -32,10 +32,12 @@ DECLARE
   v_kind text;
 BEGIN
   SELECT g.kind INTO v_kind FROM pay.gateways g WHERE g.name = p_gateway;
-  IF v_kind IS NULL OR v_kind NOT IN ('stripe', 'paypal', 'adyen') THEN
+  -- the providers that authorize, capture and void (src/provider_registry.c)
+  IF v_kind IS NULL OR v_kind <> ALL (pay._provider_kinds('manual_capture')) THEN
     RAISE EXCEPTION 'capture: gateway "%" (%) cannot authorize without capturing', p_gateway, coalesce(v_kind, 'unknown')
       USING ERRCODE = 'feature_not_supported',
-            HINT = 'capture => ''manual'' needs a stripe, paypal or adyen gateway, or a wallet payment.';
+            HINT = format('capture => ''manual'' needs a gateway of kind %s, or a wallet payment.',
+                          array_to_string(pay._provider_kinds('manual_capture'), ' or '));
   END IF;
 END $$;
 

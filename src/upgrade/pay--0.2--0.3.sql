@@ -142,6 +142,14 @@ DROP FUNCTION pay._apply_psp_refund(pay.orders, pay.gateways, jsonb, bigint);
 DROP FUNCTION pay._callback_order(pay.gateways, jsonb);
 DROP FUNCTION pay._event_amount(text, text, text);
 DROP FUNCTION pay._callback_generic(pay.gateways, jsonb, text);
+-- Payment requests are built in C, in each provider's file; Stripe's
+-- answers are read there too.
+DROP FUNCTION pay._build_stripe(pay.outbox, pay.gateways);
+DROP FUNCTION pay._build_alipay(pay.outbox, pay.gateways);
+DROP FUNCTION pay._build_wechatpay(pay.outbox, pay.gateways);
+DROP FUNCTION pay._build_generic(pay.outbox, pay.gateways);
+DROP FUNCTION pay._request_order(pay.outbox);
+DROP FUNCTION pay._request_refund(pay.outbox);
 
 -- Functions new or changed in 0.3 (their definitions as a fresh install has them).
 CREATE FUNCTION pay._answer_alipay(r pay.outbox, g pay.gateways, o pay.orders, p_status integer, p_body text)
@@ -262,50 +270,6 @@ BEGIN
   RETURN pay._answer_json(p_body);
 EXCEPTION WHEN invalid_text_representation OR program_limit_exceeded THEN
   RETURN jsonb_build_object('message', 'HTTP ' || p_status || ': ' || left(p_body, 200));
-END $$;
-
-CREATE FUNCTION pay._answer_stripe(r pay.outbox, o pay.orders, p_status integer, p_body text) RETURNS jsonb
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  v jsonb;
-  v_kind text;
-BEGIN
-  IF p_status >= 400 THEN
-    v := pay._answer_refusal_json(p_status, p_body);
-    RETURN jsonb_build_object('verdict', 'refused', 'final', true,
-      'reason', coalesce(v->'error'->>'message', v->>'message', 'HTTP ' || p_status), 'code', v->'error'->>'code',
-      'already_paid', r.operation = 'close' AND v->'error'->>'code' = 'payment_intent_unexpected_state');
-  END IF;
-  v := pay._answer_json(p_body);
-  IF r.operation IN ('refund', 'query_refund') THEN
-    PERFORM pay._answer_expect('object', v->>'object', 'refund');
-    PERFORM pay._answer_expect('metadata.refund_id', v->'metadata'->>'refund_id', r.params->>'refund_id');
-    RETURN jsonb_build_object('verdict', 'applied', 'refund', jsonb_build_object(
-      'psp_refund_id', v->>'id',
-      'status', CASE WHEN v->>'status' = 'succeeded' THEN 'succeeded'
-                     WHEN v->>'status' IN ('failed', 'canceled') THEN 'failed' END));
-  END IF;
-  IF v->>'object' = 'search_result' THEN
-    IF jsonb_array_length(coalesce(v->'data', '[]')) = 0 THEN
-      RETURN jsonb_build_object('verdict', 'applied');     -- Stripe has no payment for the order yet
-    END IF;
-    v := v->'data'->0;
-  END IF;
-  PERFORM pay._answer_expect('object', v->>'object', 'payment_intent');
-  PERFORM pay._answer_expect('metadata.order_id', v->'metadata'->>'order_id', o.id::text);
-  PERFORM pay._answer_expect('amount', v->>'amount', o.amount::text);
-  PERFORM pay._answer_expect('currency', pay._stripe_currency(v->>'currency'), o.currency::text);
-  v_kind := CASE v->>'status' WHEN 'succeeded' THEN 'payment_succeeded' WHEN 'canceled' THEN 'closed' END;
-  RETURN jsonb_build_object('verdict', 'applied', 'psp_txn_id', v->>'id',
-    'next_action', CASE WHEN v->>'client_secret' IS NOT NULL
-                        THEN jsonb_build_object('type', 'client_secret', 'client_secret', v->>'client_secret') END,
-    'event', CASE WHEN r.operation = 'query' AND v_kind IS NOT NULL THEN jsonb_build_object(
-               'event_id', 'query:' || r.id, 'type', 'payment_intent.' || (v->>'status'), 'kind', v_kind,
-               'order_ref', v->'metadata'->>'order_id', 'psp_txn_id', v->>'id',
-               -- what was received, of a payment; a canceled one received nothing
-               'amount', CASE WHEN v->>'status' = 'succeeded' THEN coalesce(v->>'amount_received', v->>'amount')
-                              ELSE v->>'amount' END,
-               'currency', pay._stripe_currency(v->>'currency')) END);
 END $$;
 
 CREATE FUNCTION pay._answer_wechatpay(r pay.outbox, g pay.gateways, o pay.orders, p_status integer, h jsonb,
@@ -607,140 +571,6 @@ BEGIN
   RETURN v_id;
 END $$;
 
-CREATE OR REPLACE FUNCTION pay._build_alipay(r pay.outbox, g pay.gateways) RETURNS pay.http_request
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  o pay.orders := pay._request_order(r);
-  v_biz jsonb := jsonb_build_object('out_trade_no', o.id::text);
-  v_method text;
-  f pay.refunds;
-BEGIN
-  CASE r.operation
-    WHEN 'create_payment' THEN
-      v_method := 'alipay.trade.precreate';
-      v_biz := v_biz || jsonb_build_object('total_amount', pay.format_amount(o.amount, o.currency),
-                                           'subject', 'order ' || o.id);
-    WHEN 'query' THEN
-      v_method := 'alipay.trade.query';
-    WHEN 'refund' THEN
-      v_method := 'alipay.trade.refund';
-      f := pay._request_refund(r);
-      v_biz := v_biz || jsonb_build_object('refund_amount', pay.format_amount(f.amount, o.currency),
-                                           'out_request_no', f.id::text);
-    WHEN 'query_refund' THEN
-      v_method := 'alipay.trade.fastpay.refund.query';
-      v_biz := v_biz || jsonb_build_object('out_request_no', (pay._request_refund(r)).id::text);
-    WHEN 'close' THEN
-      v_method := 'alipay.trade.close';
-  END CASE;
-  v_biz := v_biz || coalesce(r.params->'extra', '{}');
-  RETURN pay._alipay_request(g, v_method, v_biz, r.idempotency_key,
-    CASE WHEN r.operation = 'create_payment' AND g.options ? 'notify_url'
-         THEN jsonb_build_object('notify_url', g.options->>'notify_url') ELSE '{}' END);
-END $$;
-
-CREATE OR REPLACE FUNCTION pay._build_stripe(r pay.outbox, g pay.gateways) RETURNS pay.http_request
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  o pay.orders := pay._request_order(r);
-  v_base text := rtrim(coalesce(g.base_url, 'https://api.stripe.com'), '/');
-  v_method text := 'POST';
-  v_path text;
-  v_form jsonb;
-  v_extra jsonb := coalesce(r.params->'extra', '{}');
-  v_txn text := coalesce(r.params->>'psp_txn_id', o.psp_txn_id);
-  v_refund pay.refunds;
-BEGIN
-  CASE r.operation
-    WHEN 'create_payment' THEN
-      v_path := '/v1/payment_intents';
-      v_form := jsonb_build_object('amount', o.amount::text, 'currency', lower(o.currency),
-                                   'metadata[order_id]', o.id::text) || v_extra;
-    WHEN 'query' THEN
-      v_method := 'GET';
-      IF v_txn IS NOT NULL THEN
-        v_path := '/v1/payment_intents/' || v_txn;
-      ELSE
-        v_path := '/v1/payment_intents/search?query=' ||
-                  pay.form_urlencode(jsonb_build_object('q', format('metadata[''order_id'']:''%s''', o.id)));
-        v_path := replace(v_path, 'query=q=', 'query=');
-      END IF;
-    WHEN 'refund' THEN
-      IF v_txn IS NULL THEN
-        RAISE EXCEPTION 'order % has no Stripe payment intent to refund', o.id USING ERRCODE = 'invalid_parameter_value';
-      END IF;
-      v_path := '/v1/refunds';
-      v_form := jsonb_build_object('payment_intent', v_txn,
-                                   'amount', (pay._request_refund(r)).amount::text,
-                                   'metadata[refund_id]', r.params->>'refund_id') || v_extra;
-    WHEN 'close' THEN
-      IF v_txn IS NULL THEN
-        RAISE EXCEPTION 'order % has no Stripe payment intent to cancel', o.id USING ERRCODE = 'invalid_parameter_value';
-      END IF;
-      v_path := '/v1/payment_intents/' || v_txn || '/cancel';
-      v_form := v_extra;
-    WHEN 'query_refund' THEN
-      v_method := 'GET';
-      v_refund := pay._request_refund(r);
-      IF v_refund.psp_refund_id IS NULL THEN
-        RAISE EXCEPTION 'refund % has no Stripe refund id to query', v_refund.id USING ERRCODE = 'invalid_parameter_value';
-      END IF;
-      v_path := '/v1/refunds/' || v_refund.psp_refund_id;
-  END CASE;
-  RETURN ROW(v_method, v_base || v_path,
-             ARRAY['Authorization: Bearer ' || pay._credential('gateway:' || g.name, 'api_key'),
-                   'Idempotency-Key: ' || r.idempotency_key]
-             || CASE WHEN v_method = 'POST' THEN ARRAY['Content-Type: application/x-www-form-urlencoded'] ELSE '{}' END,
-             CASE WHEN v_method = 'POST' THEN pay.form_urlencode(coalesce(v_form, '{}')) END)::pay.http_request;
-END $$;
-
-CREATE OR REPLACE FUNCTION pay._build_wechatpay(r pay.outbox, g pay.gateways) RETURNS pay.http_request
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  o pay.orders := pay._request_order(r);
-  v_mchid text := pay._gateway_option(g, 'mchid');
-  v_method text := 'POST';
-  v_path text;
-  v_body text := '';
-  v_nonce text := upper(replace(gen_random_uuid()::text, '-', ''));
-  v_ts bigint := floor(extract(epoch FROM clock_timestamp()))::bigint;
-  f pay.refunds;
-BEGIN
-  CASE r.operation
-    WHEN 'create_payment' THEN
-      v_path := '/v3/pay/transactions/native';
-      v_body := (jsonb_build_object('appid', pay._gateway_option(g, 'appid'), 'mchid', v_mchid,
-                                    'description', 'order ' || o.id, 'out_trade_no', pay._wechatpay_trade_no(o.id),
-                                    'notify_url', pay._gateway_option(g, 'notify_url'),
-                                    'amount', jsonb_build_object('total', o.amount, 'currency', o.currency::text))
-                 || coalesce(r.params->'extra', '{}'))::text;
-    WHEN 'query' THEN
-      v_method := 'GET';
-      v_path := '/v3/pay/transactions/out-trade-no/' || pay._wechatpay_trade_no(o.id) || '?mchid=' || v_mchid;
-    WHEN 'refund' THEN
-      f := pay._request_refund(r);
-      v_path := '/v3/refund/domestic/refunds';
-      v_body := (jsonb_build_object('out_trade_no', pay._wechatpay_trade_no(o.id), 'out_refund_no', f.id::text,
-                                    'amount', jsonb_build_object('refund', f.amount, 'total', o.amount,
-                                                                 'currency', o.currency::text))
-                 || coalesce(r.params->'extra', '{}'))::text;
-    WHEN 'query_refund' THEN
-      v_method := 'GET';
-      v_path := '/v3/refund/domestic/refunds/' || (pay._request_refund(r)).id;
-    WHEN 'close' THEN
-      v_path := '/v3/pay/transactions/out-trade-no/' || pay._wechatpay_trade_no(o.id) || '/close';
-      v_body := jsonb_build_object('mchid', v_mchid)::text;
-  END CASE;
-  RETURN ROW(v_method, rtrim(coalesce(g.base_url, 'https://api.mch.weixin.qq.com'), '/') || v_path,
-             ARRAY['Authorization: ' || pay.wechatpay_authorization(
-                       v_method, v_path, v_body, v_mchid, pay._gateway_option(g, 'serial_no'),
-                       pay._credential('gateway:' || g.name, 'private_key'), v_ts, v_nonce),
-                   'Accept: application/json',
-                   'Idempotency-Key: ' || r.idempotency_key]
-             || CASE WHEN v_method = 'POST' THEN ARRAY['Content-Type: application/json'] ELSE '{}' END,
-             CASE WHEN v_method = 'POST' THEN v_body END)::pay.http_request;
-END $$;
-
 CREATE OR REPLACE FUNCTION pay._callback_wechatpay(g pay.gateways, h jsonb, p_body text) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -789,10 +619,12 @@ DECLARE
   v_kind text;
 BEGIN
   SELECT g.kind INTO v_kind FROM pay.gateways g WHERE g.name = p_gateway;
-  IF v_kind IS NULL OR v_kind NOT IN ('stripe', 'paypal', 'adyen') THEN
+  -- the providers that authorize, capture and void (src/provider_registry.c)
+  IF v_kind IS NULL OR v_kind <> ALL (pay._provider_kinds('manual_capture')) THEN
     RAISE EXCEPTION 'capture: gateway "%" (%) cannot authorize without capturing', p_gateway, coalesce(v_kind, 'unknown')
       USING ERRCODE = 'feature_not_supported',
-            HINT = 'capture => ''manual'' needs a stripe, paypal or adyen gateway, or a wallet payment.';
+            HINT = format('capture => ''manual'' needs a gateway of kind %s, or a wallet payment.',
+                          array_to_string(pay._provider_kinds('manual_capture'), ' or '));
   END IF;
 END $$;
 
@@ -1099,10 +931,6 @@ BEGIN
    WHERE b.account_id = h.account_id AND b.slot = 0;
   RETURN h;
 END $$;
-
-CREATE FUNCTION pay._stripe_currency(p_code text) RETURNS text
-LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
-RETURN translate(p_code, 'abcdefghijklmnopqrstuvwxyz', 'ABCDEFGHIJKLMNOPQRSTUVWXYZ');
 
 CREATE FUNCTION pay._void(o pay.orders, p_outcome text, p_cause text) RETURNS pay.orders
 LANGUAGE plpgsql AS $$
