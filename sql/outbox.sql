@@ -141,6 +141,15 @@ SELECT method, url, pg_temp.n(headers::text) AS headers,
        form->>'nonce' ~ '^[0-9a-f]{32}$' AS nonce
   FROM f;
 SELECT id AS n2 FROM pay.outbox WHERE idempotency_key = 'evt_' || :o2 || '_paid' \gset
+-- a merchant's notify_url changed in the transaction is the one the next request goes to
+BEGIN;
+SELECT (pay._build_merchant_notification(o, 'k')).url = m.notify_url AS to_notify_url
+  FROM pay.outbox o, pay.merchants m WHERE o.id = :n2 AND m.code = 'ob_shop';
+UPDATE pay.merchants SET notify_url = notify_url || '/moved' WHERE code = 'ob_shop';
+SELECT (pay._build_merchant_notification(o, 'k')).url LIKE '%/moved' AS to_the_new_url FROM pay.outbox o WHERE o.id = :n2;
+UPDATE pay.merchants SET notify_url = NULL WHERE code = 'ob_shop';
+SELECT pg_temp.err(format('SELECT pay._build_merchant_notification(o) FROM pay.outbox o WHERE o.id = %s', :n2));
+ROLLBACK;
 SELECT regexp_replace(error, '[0-9]+', 'N', 'g') AS error, url IS NOT NULL AS built
   FROM pay._outbox_requests(ARRAY[:n2, :c2]) ORDER BY id;
 DELETE FROM pay.secrets;

@@ -510,28 +510,11 @@ END $$;
 
 -- A merchant notification (API.md, "Callbacks"): form fields signed with
 -- pay.sign_params under the merchant's api_secret (read here unless the
--- caller has it already), new timestamp and nonce for every attempt.
+-- caller has it already), new timestamp and nonce for every attempt
+-- (src/notification_request.c).
 CREATE FUNCTION pay._build_merchant_notification(r pay.outbox, p_secret text DEFAULT NULL)
 RETURNS pay.http_request
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  m pay.merchants;
-  v_fields jsonb;
-BEGIN
-  SELECT * INTO m FROM pay.merchants WHERE code = substr(r.destination, length('merchant:') + 1);
-  IF NOT FOUND OR m.notify_url IS NULL THEN
-    RAISE EXCEPTION 'merchant of % has no notify_url', r.destination USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  v_fields := r.params || jsonb_build_object(
-      'timestamp', floor(extract(epoch FROM clock_timestamp()))::bigint::text,
-      'nonce', replace(gen_random_uuid()::text, '-', ''));
-  v_fields := v_fields || jsonb_build_object(
-      'sign', pay.sign_params(v_fields, coalesce(p_secret, pay._credential(r.destination, 'api_secret'))));
-  RETURN ROW('POST', m.notify_url,
-             ARRAY['Content-Type: application/x-www-form-urlencoded',
-                   'Idempotency-Key: ' || r.idempotency_key],
-             pay.form_urlencode(v_fields))::pay.http_request;
-END $$;
+    AS 'MODULE_PATHNAME', 'pay_build_merchant_notification' LANGUAGE C STABLE;
 
 -- A PSP's payment requests are built in C by its provider
 -- (src/provider_<kind>.c), through pay._provider_request below.
@@ -599,9 +582,13 @@ COMMENT ON FUNCTION pay._outbox_request(pay.outbox, text) IS
 -- For the dispatcher: the requests of claimed rows; a row whose request
 -- cannot be built gets the error instead.  Rows come by destination, so a
 -- merchant's api_secret is read once per batch.
+-- plan_cache_mode = auto: the dispatcher's session plans custom plans
+-- (its claim's plans depend on the backlog), but every statement reached
+-- from here looks rows up by key and has one good plan whatever the values;
+-- planning each of them again for every row was most of a claim's CPU.
 CREATE FUNCTION pay._outbox_requests(p_ids bigint[])
 RETURNS TABLE (id bigint, method text, url text, headers text[], body text, error text)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = auto AS $$
 DECLARE
   r pay.outbox;
   q pay.http_request;
@@ -616,7 +603,8 @@ BEGIN
         v_secret := pay._credential(r.destination, 'api_secret');
         v_owner := r.destination;
       END IF;
-      q := pay._outbox_request(r, CASE WHEN r.kind = 'merchant_notification' THEN v_secret END);
+      q := CASE WHEN r.kind = 'merchant_notification' THEN pay._build_merchant_notification(r, v_secret)
+                ELSE pay._outbox_request(r) END;
       method := q.method; url := q.url; headers := q.headers; body := q.body; error := NULL;
       -- the row's trace, with a new span id for this attempt
       IF r.trace_id IS NOT NULL THEN
