@@ -1,6 +1,6 @@
 /*
  * callback_handle.c — pay.handle_callback(provider, headers, body), the one
- * door PSP callbacks come in by (API.md).
+ * door PSP callbacks come in by (doc/api.md).
  *
  *   1. find the gateway (a callback to any other name is only counted)
  *      and record the callback as received, before anything can fail

@@ -307,7 +307,7 @@ Classify(HttpResult *r, int attempts_max, bool *healthy, bool *counts)
 	else if (s == 408 || s == 429 || s >= 500 || r->notification)
 	{
 		/*
-		 * API.md: a merchant that does not acknowledge (any other answer, a
+		 * doc/api.md: a merchant that does not acknowledge (any other answer, a
 		 * 4xx included) is retried on the notification schedule; the
 		 * merchant may fix its endpoint before the schedule ends.
 		 */

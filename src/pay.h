@@ -4,7 +4,7 @@
 #ifndef PAY_H
 #define PAY_H
 
-/* SQLSTATEs of API.md, "Errors" */
+/* SQLSTATEs of doc/api.md, "Errors" */
 #define ERRCODE_PAY_ILLEGAL_TRANSITION	MAKE_SQLSTATE('P','Y','0','0','1')
 #define ERRCODE_PAY_IDEMPOTENCY_MISMATCH MAKE_SQLSTATE('P','Y','0','0','2')
 #define ERRCODE_PAY_INSUFFICIENT_FUNDS	MAKE_SQLSTATE('P','Y','0','0','3')

@@ -508,7 +508,7 @@ BEGIN
   RETURN g.options->>p_name;
 END $$;
 
--- A merchant notification (API.md, "Callbacks"): form fields signed with
+-- A merchant notification (doc/api.md, "Callbacks"): form fields signed with
 -- pay.sign_params under the merchant's api_secret (read here unless the
 -- caller has it already), new timestamp and nonce for every attempt
 -- (src/notification_request.c).

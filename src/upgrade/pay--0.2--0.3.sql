@@ -571,6 +571,10 @@ BEGIN
   RETURN v_id;
 END $$;
 
+CREATE OR REPLACE FUNCTION pay._build_merchant_notification(r pay.outbox, p_secret text DEFAULT NULL)
+RETURNS pay.http_request
+    AS 'MODULE_PATHNAME', 'pay_build_merchant_notification' LANGUAGE C STABLE;
+
 CREATE OR REPLACE FUNCTION pay._callback_wechatpay(g pay.gateways, h jsonb, p_body text) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -864,6 +868,38 @@ BEGIN
     RETURN pay._build_statement_request(r, g);
   END IF;
   RETURN pay._provider_request(r, g);
+END $$;
+
+CREATE OR REPLACE FUNCTION pay._outbox_requests(p_ids bigint[])
+RETURNS TABLE (id bigint, method text, url text, headers text[], body text, error text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = auto AS $$
+DECLARE
+  r pay.outbox;
+  q pay.http_request;
+  v_owner text;
+  v_secret text;
+BEGIN
+  FOR r IN SELECT * FROM pay.outbox o WHERE o.id = ANY(p_ids) ORDER BY o.destination LOOP
+    id := r.id;
+    BEGIN
+      IF r.kind = 'merchant_notification' AND r.destination IS DISTINCT FROM v_owner THEN
+        v_owner := NULL;
+        v_secret := pay._credential(r.destination, 'api_secret');
+        v_owner := r.destination;
+      END IF;
+      q := CASE WHEN r.kind = 'merchant_notification' THEN pay._build_merchant_notification(r, v_secret)
+                ELSE pay._outbox_request(r) END;
+      method := q.method; url := q.url; headers := q.headers; body := q.body; error := NULL;
+      -- the row's trace, with a new span id for this attempt
+      IF r.trace_id IS NOT NULL THEN
+        headers := coalesce(headers, '{}') || ('traceparent: ' || pay._traceparent(r.trace_id));
+      END IF;
+    EXCEPTION WHEN OTHERS THEN
+      method := NULL; url := NULL; headers := NULL; body := NULL;
+      error := 'building the request failed: ' || SQLSTATE || ': ' || SQLERRM;
+    END;
+    RETURN NEXT;
+  END LOOP;
 END $$;
 
 CREATE FUNCTION pay._outcome_unknown(p_status integer) RETURNS boolean

@@ -1,5 +1,5 @@
 """The merchant notify sink: POST /merchant/{code}/notify receives the
-notifications pay sends to merchants (API.md "Callbacks", last paragraph).
+notifications pay sends to merchants (doc/api.md "Callbacks", last paragraph).
 
 Form-encoded; `sign` = hex HMAC-SHA256 over the canonical string of the other
 fields (sign and sign_type excluded) with that merchant's api_secret;

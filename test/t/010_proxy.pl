@@ -1,6 +1,6 @@
 # test/t/010_proxy.pl — pay-proxy over real HTTP(S), against a cluster whose
-# pay.handle_callback / pay.api_* are stubs with the real signatures
-# (interfaces-4-5.md): the stubs echo what they received, raise chosen
+# pay.handle_callback / pay.api_* are stubs with the real signatures:
+# the stubs echo what they received, raise chosen
 # SQLSTATEs or sleep, so every route, limit and mapping of the proxy can be
 # checked without the extension.  Needs curl and openssl (test/install-deps).
 use strict;

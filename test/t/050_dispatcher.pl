@@ -1,7 +1,7 @@
 # The dispatcher's basics: the worker (backend_type, restart, signals, DROP
 # DATABASE), wake on commit (latency without polling, no CPU when idle),
 # merchant notifications for every transition to paid, refunded or failed
-# (signed as API.md says, checked here with Perl's own HMAC), the outbox
+# (signed as doc/api.md says, checked here with Perl's own HMAC), the outbox
 # bound, and what happens without shared_preload_libraries.
 use strict;
 use warnings;
@@ -67,11 +67,11 @@ my ($worst) = sort { $b <=> $a } @latencies;
 note(sprintf('call-to-arrival latencies (ms): %s', join(' ', map { sprintf '%.1f', $_ * 1000 } @latencies)));
 cmp_ok($worst, '<', 0.2, 'each notification arrived well under a second after COMMIT (the idle wait is 60 s)');
 
-# 4. The notification: form fields of API.md, signed with the merchant's api_secret.
+# 4. The notification: form fields of doc/api.md, signed with the merchant's api_secret.
 my ($entry) = grep { ($_->[2] // '') eq "evt_$orders[0]_paid" } @{ peer_get($port, '/_log') };
 my %f = form_fields($entry->[4]);
 is(join(',', sort keys %f), 'amount,currency,event_id,id,merchant_order_no,nonce,sign,status,timestamp',
-	'the notification carries the fields of API.md');
+	'the notification carries the fields of doc/api.md');
 is("$f{id}|$f{merchant_order_no}|$f{amount}|$f{currency}|$f{status}", "$orders[0]|L-1|1001|USD|paid",
 	'the fields describe the order');
 is($entry->[3], 'POST', 'the notification is a POST');
@@ -84,7 +84,7 @@ is($node->safe_psql('postgres', "SELECT outcome || ':' || http_status || ':' || 
 	'done:200:true', 'the attempt is recorded with its status and latency');
 
 # 5. Every transition to paid, refunded or failed queues exactly one, and so
-# does every refund (API.md: "and on refunds"); nothing else does.
+# does every refund (doc/api.md: "and on refunds"); nothing else does.
 $node->safe_psql('postgres', q{
 SELECT pay.create_merchant('quiet', 'No notify_url');
 SELECT pay.mark_paid((pay.create_order('quiet', 'Q-1', 100, 'USD')).id, 'q1', 100, 'USD');

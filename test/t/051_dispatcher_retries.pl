@@ -55,7 +55,7 @@ SELECT split_part(destination, ':', 2), state, attempts, coalesce(last_status, 0
   FROM pay.outbox WHERE kind = 'merchant_notification'});
 is("@{$row{ok}}[0..2]", 'done 1 200', '200 "success": done at once');
 is("@{$row{flaky}}[0..2]", 'done 3 200', 'two 500s then success: done at the third attempt');
-# API.md: a merchant that does not acknowledge is retried on the schedule,
+# doc/api.md: a merchant that does not acknowledge is retried on the schedule,
 # whatever it answered (a 4xx or a redirect too: redirects are not followed)
 like($row{e404}[3], qr/^HTTP 404 \(attempt 4 of 4: no more\)$/, 'a merchant\'s 404 is retried until the schedule ends');
 like($row{e301}[3], qr/^HTTP 301 \(attempt 4 of 4: no more\)$/, 'a merchant\'s redirect is not followed, and retried');
