@@ -10,6 +10,9 @@
 # dispatcher's call to the PSP, its answer verified and stored, the waiting
 # request woken).  PSP_LATENCY_MS (0) makes the fake PSP answer that much
 # later (a "slow" fault rule), as a real PSP's 100-500 ms would.
+# SERVER_OPTS adds server settings for a diagnostic run (e.g.
+# "-c synchronous_commit=off -c pay.dispatcher_synchronous_commit=off" to see
+# what waiting for the WAL flush costs); the figures to report use none.
 #
 # Reports, per round and as medians: requests/s, p50 and p99 of
 # create-to-next_action for pay and of the PSP call alone, and pay's p99
@@ -18,7 +21,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-bench_env_names="$bench_env_names SECONDS_PER_RUN PSP_LATENCY_MS POOL_SIZE"
+bench_env_names="$bench_env_names SECONDS_PER_RUN PSP_LATENCY_MS POOL_SIZE SERVER_OPTS"
 bench_as_postgres "$0" "$@"
 
 CLIENTS=${CLIENTS:-8} ROUNDS=${ROUNDS:-3} SECONDS_PER_RUN=${SECONDS_PER_RUN:-10} PSP_LATENCY_MS=${PSP_LATENCY_MS:-0}
@@ -43,7 +46,7 @@ export PATH="$bindir:$PATH" PGHOST=$work PGDATABASE=postgres
 unset PGPORT PGUSER
 initdb -D "$data" -A trust -N >"$work/initdb.log" 2>&1 || { cat "$work/initdb.log"; exit 1; }
 pg_ctl -D "$data" -l "$work/server.log" -w -o "-c listen_addresses='' -k $work -c shared_preload_libraries=pay \
-  -c pay.master_key_file=$top/test/keys/master-a.hex -c pay.allow_private_destinations=on" start >/dev/null
+  -c pay.master_key_file=$top/test/keys/master-a.hex -c pay.allow_private_destinations=on ${SERVER_OPTS:-}" start >/dev/null
 
 /usr/bin/python3 "$top/test/fake_psp/fake_psp.py" --port 0 --fast >"$work/fake.out" 2>"$work/fake.err" &
 pids+=($!)
@@ -72,7 +75,7 @@ proxy="http://127.0.0.1:$proxy_port"
 for _ in $(seq 100); do curl -fs "$proxy/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 
 echo "checkout bench: $CLIENTS clients, $SECONDS_PER_RUN s per run, $ROUNDS rounds, fake PSP latency ${PSP_LATENCY_MS} ms, pay-proxy pool $POOL_SIZE"
-echo "machine: nproc=$(nproc), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "machine: nproc=$(nproc), load average $(cut -d' ' -f1-3 /proc/loadavg)${SERVER_OPTS:+, server options: $SERVER_OPTS}"
 client=$here/checkout_client.py
 /usr/bin/python3 "$client" pay "$proxy" "$secret" acme 2 1 >/dev/null   # warm-up: connections, plans
 for r in $(seq "$ROUNDS"); do

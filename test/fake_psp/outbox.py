@@ -146,7 +146,9 @@ class Outbox:
         mod = self.providers[d["provider"]]
         s = self.settings[d["provider"]]
         headers, body, event_ids = mod.outbox_render(self.app, [e["payload"] for e in d["entries"]])
-        res = sender._post({"url": d["url"], "timeout_s": s["timeout_s"], "cafile": s.get("cafile"),
+        # (through the callback fault rules too: a notification can be dropped or delayed)
+        res = sender._post(self.app,
+                           {"url": d["url"], "timeout_s": s["timeout_s"], "cafile": s.get("cafile"),
                             "insecure": s.get("insecure")},
                            {"event": d["provider"], "event_id": ",".join(event_ids), "headers": headers, "body": body})
         accepted = res["error"] is None and mod.outbox_accepted(res["status"], res["body"])
