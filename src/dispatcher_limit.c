@@ -45,6 +45,7 @@
 #include "utils/timestamp.h"
 
 #include "dispatcher.h"
+#include "header_lines.h"
 #include "pay.h"
 
 #define DESTINATION_LEN			80
@@ -78,9 +79,9 @@ typedef struct DestinationLimit
 int			destination_concurrency_min = 4;
 
 static HTAB *limits_by_destination = NULL;
-static double busy_ms = 0;
+static double busy_ms = 0;		/* how long the worker's loop works between two waits (moving average) */
 static int	rated_count = 0;		/* destinations with a max_rate */
-static TimestampTz latest_not_before = 0;	/* the furthest Retry-After */		/* how long the worker's loop works between two waits (moving average) */
+static TimestampTz latest_not_before = 0;	/* the furthest Retry-After */
 static TimestampTz rates_loaded_at = 0;
 static SPIPlanPtr rates_plan = NULL;
 
@@ -337,34 +338,22 @@ LimitNextChange(TimestampTz now)
 	return next;
 }
 
-/* The value of header name (case-insensitive) in "Name: value\r\n" lines, copied into out; false if absent. */
+/* The value of header name (case-insensitive) in an answer's header lines, copied into out; false if absent. */
 static bool
 HeaderValue(const char *headers, const char *name, char *out, size_t outlen)
 {
-	size_t		len = strlen(name);
-	const char *line = headers;
+	const char *cursor = headers;
+	HeaderLine	h;
 
-	while (line != NULL && *line != '\0')
+	while (cursor != NULL && header_lines_next(&cursor, &h))
 	{
-		const char *end = strstr(line, "\r\n");
-		size_t		linelen = end ? (size_t) (end - line) : strlen(line);
-
-		if (linelen > len && pg_strncasecmp(line, name, len) == 0 && line[len] == ':')
-		{
-			const char *v = line + len + 1;
-			size_t		vlen = linelen - len - 1;
-
-			while (vlen > 0 && (*v == ' ' || *v == '\t'))
-				v++, vlen--;
-			while (vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
-				vlen--;
-			if (vlen >= outlen)
-				return false;
-			memcpy(out, v, vlen);
-			out[vlen] = '\0';
-			return true;
-		}
-		line = end ? end + 2 : NULL;
+		if (!header_line_named(&h, name))
+			continue;
+		if (h.value_len >= outlen)
+			return false;
+		memcpy(out, h.value, h.value_len);
+		out[h.value_len] = '\0';
+		return true;
 	}
 	return false;
 }

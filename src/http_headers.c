@@ -20,6 +20,7 @@
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
 
+#include "header_lines.h"
 #include "pay.h"
 
 PG_FUNCTION_INFO_V1(pay_lower_headers);
@@ -101,44 +102,23 @@ Datum
 HeaderLinesJsonb(const char *lines)
 {
 	JsonbParseState *state = NULL;
-	const char *line = lines ? lines : "";
+	const char *cursor = lines ? lines : "";
+	HeaderLine	h;
 
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
-	while (*line)
+	while (header_lines_next(&cursor, &h))
 	{
-		const char *end = strchr(line, '\n');
-		const char *next = end ? end + 1 : line + strlen(line);
-		const char *colon = memchr(line, ':', (end ? end : next) - line);
-		const char *value;
-		int			name_len,
-					value_len;
 		JsonbValue	v;
 
-		if (end == NULL)
-			end = next;
-		if (end > line && end[-1] == '\r')
-			end--;
-		if (colon != NULL && colon > line)
-		{
-			name_len = colon - line;
-			value = colon + 1;
-			while (value < end && (*value == ' ' || *value == '\t'))
-				value++;
-			value_len = end - value;
-			while (value_len > 0 && (value[value_len - 1] == ' ' || value[value_len - 1] == '\t'))
-				value_len--;
-			if (pg_verifymbstr(line, name_len, true) && pg_verifymbstr(value, value_len, true))
-			{
-				v.type = jbvString;
-				v.val.string.val = asc_tolower(line, name_len);
-				v.val.string.len = strlen(v.val.string.val);
-				pushJsonbValue(&state, WJB_KEY, &v);
-				v.val.string.val = pnstrdup(value, value_len);
-				v.val.string.len = value_len;
-				pushJsonbValue(&state, WJB_VALUE, &v);
-			}
-		}
-		line = next;
+		if (!pg_verifymbstr(h.name, (int) h.name_len, true) || !pg_verifymbstr(h.value, (int) h.value_len, true))
+			continue;
+		v.type = jbvString;
+		v.val.string.val = asc_tolower(h.name, h.name_len);
+		v.val.string.len = strlen(v.val.string.val);
+		pushJsonbValue(&state, WJB_KEY, &v);
+		v.val.string.val = pnstrdup(h.value, h.value_len);
+		v.val.string.len = (int) h.value_len;
+		pushJsonbValue(&state, WJB_VALUE, &v);
 	}
 	return JsonbPGetDatum(JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL)));
 }
