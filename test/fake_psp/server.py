@@ -219,9 +219,8 @@ class Handler(BaseHTTPRequestHandler):
         rule = app.faults.take(req.method, req.path)
         fault = None if rule is None else f"{rule.mode}#{rule.id}"
         if rule is not None and not rule.after:
-            status = self._fault(rule)
+            status = self._fault(rule, lambda st: app.store.finish(rec, "fault", st, "fault", None, fault))
             if status != "continue":
-                app.store.finish(rec, "fault", status, "fault", None, fault)
                 return
         try:
             route, resp, verdict = app.route(req)
@@ -233,22 +232,25 @@ class Handler(BaseHTTPRequestHandler):
             if rule.mode == "slow":
                 self._sleep(rule.delay_ms)
             else:
-                status = self._fault(rule)
-                app.store.finish(rec, route, status, verdict, None, fault + " after")
+                self._fault(rule, lambda st: app.store.finish(rec, route, st, verdict, None, fault + " after"))
                 return
-        self._send(resp)
+        # Recorded before it is sent: a client that reads the record right after
+        # its answer must find the answer's status there.
         app.store.finish(rec, route, resp.status, verdict, resp.body, fault)
+        self._send(resp)
 
     def _sleep(self, ms):
         """Sleep ms milliseconds unless the server stops."""
         self.server.app.stopping.wait(ms / 1000.0)
 
-    def _fault(self, rule):
-        """Apply a fault; returns "continue" (slow), the status sent, or 0 when nothing was answered."""
+    def _fault(self, rule, record):
+        """Apply a fault; returns "continue" (slow), the status sent, or 0 when nothing was answered.
+        record(status) stores the outcome before anything reaches the client."""
         if rule.mode == "slow":
             self._sleep(rule.delay_ms)
             return "continue"
         if rule.mode == "status":
+            record(rule.status)
             headers = []
             if rule.retry_after is not None:
                 headers.append(("Retry-After", str(rule.retry_after)))
@@ -257,6 +259,7 @@ class Handler(BaseHTTPRequestHandler):
                            "message": f"injected {rule.status} (fault rule {rule.id})"}})
             self._send(Response(rule.status, body, rule.content_type, headers))
             return rule.status
+        record(0)
         self.close_connection = True
         if rule.mode == "reset":
             self._reset()
