@@ -426,7 +426,10 @@ StoreClaim(int max, ClaimedRequest **claimed, TimestampTz *next_due, MemoryConte
 	*claimed = NULL;
 	level = IndexOnlyPlanning();
 	npending = PendingDestinations(&pending);
+	AtEOXact_GUC(true, level);
+	/* its scan of pay.gateways is planned with the usual settings */
 	LimitLoadRates(now, NewGateway(pending, npending));
+	level = IndexOnlyPlanning();
 	for (i = 0; i < (uint64) npending; i++)
 	{
 		DueDestination *d = &pending[i];
