@@ -490,28 +490,40 @@ FirstResult(Jsonb *v, bool *empty)
 	return JsonbValueToJsonb(first);
 }
 
-/* Our event of a queried intent that succeeded or was canceled, else NULL. */
+/*
+ * Our event of a queried intent that succeeded, was canceled, or (a
+ * manual-capture one) waits for its capture, else NULL: what its webhook
+ * would have said (ParseCallback).
+ */
 static Jsonb *
 QueryEvent(const ProviderAnswer *ans, Jsonb *v, const char *status)
 {
 	static const char *const keys[] = {"event_id", "type", "kind", "order_ref", "psp_txn_id", "amount", "currency"};
 	char	   *values[7];
 	char	   *received = JsonbGetText(v, "amount_received");
+	char	   *method = JsonbGetText(v, "capture_method");
+	bool		manual = method != NULL && strcmp(method, "manual") == 0;
 
 	if (strcmp(ans->request.operation, "query") != 0 || status == NULL)
 		return NULL;
 	if (strcmp(status, "succeeded") == 0)
-		values[2] = "payment_succeeded";
+		values[2] = manual ? "payment_captured" : "payment_succeeded";
 	else if (strcmp(status, "canceled") == 0)
 		values[2] = "closed";
+	else if (strcmp(status, "requires_capture") == 0 && manual)
+	{
+		/* authorized: what can be captured is what was authorized */
+		values[2] = "payment_succeeded";
+		received = JsonbGetText(v, "amount_capturable");
+	}
 	else
 		return NULL;
 	values[0] = psprintf("query:%lld", (long long) ProviderRowInt64(ans->request.outbox, "id"));
 	values[1] = psprintf("payment_intent.%s", status);
 	values[3] = JsonbGetText(JsonbGetObject(v, "metadata"), "order_id");
 	values[4] = JsonbGetText(v, "id");
-	/* what was received, of a payment; a canceled one received nothing */
-	values[5] = strcmp(status, "succeeded") == 0 && received ? received : JsonbGetText(v, "amount");
+	/* what was received (or can be captured), of a payment; a canceled one received nothing */
+	values[5] = strcmp(status, "canceled") != 0 && received ? received : JsonbGetText(v, "amount");
 	values[6] = JsonbGetText(v, "currency") ? CurrencyUpper(JsonbGetText(v, "currency")) : NULL;
 	return EventBuild(keys, values, 7);
 }

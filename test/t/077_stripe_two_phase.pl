@@ -4,7 +4,8 @@
 # POST /callbacks/st.  Authorize, capture part, refund within what was
 # captured; authorize and void; a capture above the authorization refused
 # before anything is sent; an expired authorization voided here and
-# cancelled there; a capture and a cancel made on Stripe's side.
+# cancelled there; a capture and a cancel made on Stripe's side; an
+# authorization whose webhook was lost, found by the janitor's query.
 use strict;
 use warnings;
 use FindBin;
@@ -197,6 +198,25 @@ is(buyer_pays($e, 1500, 'closed'), '200 payment_intent.canceled', 'E: canceled o
 is(status($e), 'cancelled -', 'E: cancelled');
 is(psql("SELECT count(*) FROM pay.outbox WHERE order_id = $e AND operation = 'void'"), '0',
 	'E: no void request is sent for a cancel Stripe made');
+
+# --- an authorization whose webhook is lost: the janitor's query finds it ---------------------------
+my $f = order('F', 2000);
+quiet('F: the create request is answered');
+control('POST', '/control/faults', { target => 'callback', path => '/callbacks/st', mode => 'drop', count => 1 });
+my $out = control('POST', '/control/send', { provider => 'stripe', gateway => 'st', order_id => "$f",
+	amount => 2000, currency => 'USD', target => $proxy_url });
+ok($out->{results}[0]{dropped}, 'F: authorized at Stripe, its webhook lost');
+is(status($f), 'pending -', 'F: pay has not heard of it');
+sleep(1.1);
+is(psql(q{SELECT pay.run_janitor('1 second')}), '1', 'F: the janitor queues a query');
+quiet('F: the query is answered');
+is(psql("SELECT o.status || ' ' || regexp_replace(e.cause, '[0-9]+', 'N') FROM pay.orders o
+           JOIN pay.order_events e ON e.order_id = o.id WHERE o.id = $f ORDER BY e.id DESC LIMIT 1"),
+	'authorized query N', 'F: the query found the intent waiting for its capture: authorized');
+is(psql("SELECT status || ' ' || captured_amount FROM pay.capture($f)"), 'paid 2000', 'F: captured in full');
+quiet('F: the capture request is answered');
+webhooks_delivered('F: Stripe\'s payment_intent.succeeded reached pay');
+is(last_outcome($f), 'payment_intent.succeeded: already captured by this transaction', 'F: acknowledged');
 
 is(psql('SELECT count(*) FROM pay.anomalies'), '0', 'no anomaly anywhere');
 is(psql('SELECT count(*) FROM pay.ledger_problems'), '0', 'the books are sound');
