@@ -22,6 +22,7 @@ typedef struct EventOrder
 	char	   *status;
 	char	   *psp_txn_id;		/* NULL: none */
 	int64		paid_amount;	/* what it paid: coalesce(captured_amount, amount) */
+	bool		manual;			/* capture_mode = 'manual': authorized before it is captured */
 } EventOrder;
 
 /* Where an event came from: its callback (0: none) and the cause the order's events record. */

@@ -89,14 +89,21 @@ CurrencyUpper(const char *code)
 	return upper;
 }
 
-/* Stripe's event type as our kind of event. */
+/*
+ * Stripe's event type as our kind of event.  For a manual-capture intent
+ * (capture_method "manual") amount_capturable_updated is the authorization,
+ * which pay's payment success of a manual-capture order records, and
+ * succeeded is the capture; an automatic intent never waits for one.
+ */
 static const char *
-Kind(const char *type)
+Kind(const char *type, bool manual)
 {
 	if (type == NULL)
 		return "ignored";
+	if (strcmp(type, "payment_intent.amount_capturable_updated") == 0)
+		return manual ? "payment_succeeded" : "ignored";
 	if (strcmp(type, "payment_intent.succeeded") == 0)
-		return "payment_succeeded";
+		return manual ? "payment_captured" : "payment_succeeded";
 	if (strcmp(type, "payment_intent.payment_failed") == 0)
 		return "payment_failed";
 	if (strcmp(type, "payment_intent.canceled") == 0)
@@ -117,7 +124,9 @@ ParseCallback(const CallbackGateway *g, Jsonb *headers, text *body)
 			   *object;
 	char	   *type,
 			   *amount,
-			   *currency;
+			   *currency,
+			   *method;
+	bool		manual;
 	char	   *values[9];
 
 	if (header == NULL)
@@ -130,11 +139,23 @@ ParseCallback(const CallbackGateway *g, Jsonb *headers, text *body)
 	event = DatumGetJsonbP(DirectFunctionCall1(pay_json_body, PointerGetDatum(body)));
 	type = JsonbGetText(event, "type");
 	object = JsonbGetObject(JsonbGetObject(event, "data"), "object");
-	amount = JsonbGetText(object, "amount_received");
+	method = JsonbGetText(object, "capture_method");
+	manual = method != NULL && strcmp(method, "manual") == 0;
+	values[2] = (char *) Kind(type, manual);
+	/*
+	 * The event's amount: what was received (captured) of a payment; what
+	 * was authorized of an authorization; a canceled intent received
+	 * nothing, its amount is the order's.
+	 */
+	if (strcmp(values[2], "payment_succeeded") == 0 && manual)
+		amount = JsonbGetText(object, "amount_capturable");
+	else if (strcmp(values[2], "closed") == 0)
+		amount = NULL;
+	else
+		amount = JsonbGetText(object, "amount_received");
 	currency = JsonbGetText(object, "currency");
 	values[0] = JsonbGetText(event, "id");
 	values[1] = type;
-	values[2] = (char *) Kind(type);
 	values[3] = JsonbGetText(JsonbGetObject(object, "metadata"), "order_id");
 	values[4] = JsonbGetText(object, (type && strcmp(type, "charge.refunded") == 0) ? "payment_intent" : "id");
 	values[5] = amount ? amount : JsonbGetText(object, "amount");
@@ -469,28 +490,40 @@ FirstResult(Jsonb *v, bool *empty)
 	return JsonbValueToJsonb(first);
 }
 
-/* Our event of a queried intent that succeeded or was canceled, else NULL. */
+/*
+ * Our event of a queried intent that succeeded, was canceled, or (a
+ * manual-capture one) waits for its capture, else NULL: what its webhook
+ * would have said (ParseCallback).
+ */
 static Jsonb *
 QueryEvent(const ProviderAnswer *ans, Jsonb *v, const char *status)
 {
 	static const char *const keys[] = {"event_id", "type", "kind", "order_ref", "psp_txn_id", "amount", "currency"};
 	char	   *values[7];
 	char	   *received = JsonbGetText(v, "amount_received");
+	char	   *method = JsonbGetText(v, "capture_method");
+	bool		manual = method != NULL && strcmp(method, "manual") == 0;
 
 	if (strcmp(ans->request.operation, "query") != 0 || status == NULL)
 		return NULL;
 	if (strcmp(status, "succeeded") == 0)
-		values[2] = "payment_succeeded";
+		values[2] = manual ? "payment_captured" : "payment_succeeded";
 	else if (strcmp(status, "canceled") == 0)
 		values[2] = "closed";
+	else if (strcmp(status, "requires_capture") == 0 && manual)
+	{
+		/* authorized: what can be captured is what was authorized */
+		values[2] = "payment_succeeded";
+		received = JsonbGetText(v, "amount_capturable");
+	}
 	else
 		return NULL;
 	values[0] = psprintf("query:%lld", (long long) ProviderRowInt64(ans->request.outbox, "id"));
 	values[1] = psprintf("payment_intent.%s", status);
 	values[3] = JsonbGetText(JsonbGetObject(v, "metadata"), "order_id");
 	values[4] = JsonbGetText(v, "id");
-	/* what was received, of a payment; a canceled one received nothing */
-	values[5] = strcmp(status, "succeeded") == 0 && received ? received : JsonbGetText(v, "amount");
+	/* what was received (or can be captured), of a payment; a canceled one received nothing */
+	values[5] = strcmp(status, "canceled") != 0 && received ? received : JsonbGetText(v, "amount");
 	values[6] = JsonbGetText(v, "currency") ? CurrencyUpper(JsonbGetText(v, "currency")) : NULL;
 	return EventBuild(keys, values, 7);
 }

@@ -222,7 +222,9 @@ BEGIN
   v_event_id := 'evt_' || o.id || '_' || event;
   RETURN pay._enqueue('merchant_notification', 'merchant:' || m.code, event, o.id,
                       jsonb_build_object('id', o.id::text, 'merchant_order_no', o.merchant_order_no,
-                                         'amount', o.amount::text, 'currency', o.currency::text,
+                                         -- what the order paid: a capture may take less than was authorized
+                                         'amount', coalesce(o.captured_amount, o.amount)::text,
+                                         'currency', o.currency::text,
                                          'status', o.status, 'event_id', v_event_id),
                       v_event_id, false);
 END $$;
