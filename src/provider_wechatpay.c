@@ -112,11 +112,10 @@ Resource(const CallbackGateway *g, Jsonb *message)
 	nonce = JsonbGetText(resource, "nonce");
 	aad = JsonbGetText(resource, "associated_data");
 	ciphertext = JsonbGetText(resource, "ciphertext");
-	/* as the strict SQL function answers a missing argument: nothing to read */
 	if (nonce == NULL || ciphertext == NULL)
 		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-				 errmsg("callback body is not valid JSON")));
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("WeChat Pay notification's resource has no %s", nonce == NULL ? "nonce" : "ciphertext")));
 	key = GatewayCredential(g, "apiv3_key", &len);
 	key_text = cstring_to_text_with_len(key, len);
 	SecretScrub(key, len);
