@@ -13,10 +13,7 @@
  */
 #include "postgres.h"
 
-#include "access/xact.h"
 #include "fmgr.h"
-#include "mb/pg_wchar.h"
-#include "utils/resowner.h"
 #include "utils/builtins.h"
 
 #include "pay.h"
@@ -309,116 +306,10 @@ Build(const ProviderRequest *req)
  * and our key authenticate them.
  */
 
-/* A member of the answer must be ours, else 22023 (the answer is rejected). */
-static void
-Expect(const char *what, const char *theirs, const char *ours)
-{
-	if (theirs == NULL || strcmp(theirs, ours) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("the answer's %s is \"%s\", not ours (\"%s\")", what, theirs ? theirs : "(none)", ours)));
-}
-
-/* The body as a JSON object; an empty body is {} (a 204). */
-static Jsonb *
-AnswerJson(text *body)
-{
-	if (body == NULL || VARSIZE_ANY_EXHDR(body) == 0)
-		return EventBuild(NULL, NULL, 0);
-	return DatumGetJsonbP(DirectFunctionCall1(pay_json_body, PointerGetDatum(body)));
-}
-
-/*
- * The body of a refusal: a JSON object, else {"message": "HTTP <status>:
- * <its first 200 characters>"} (a proxy's error page still refuses the
- * request).  The parse runs in a subtransaction, as its error is caught.
- */
-static Jsonb *
-RefusalJson(int32 status, text *body)
-{
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	Jsonb	   *volatile v = NULL;
-	ErrorData  *volatile e = NULL;
-
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		v = AnswerJson(body);
-		ReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		e = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
-	if (e != NULL)
-	{
-		static const char *const keys[] = {"message"};
-		char	   *text = VARDATA_ANY(body);
-		int			len = pg_mbcharcliplen(text, VARSIZE_ANY_EXHDR(body), 200);
-		char	   *values[1];
-
-		if (e->sqlerrcode != ERRCODE_INVALID_TEXT_REPRESENTATION &&
-			e->sqlerrcode != ERRCODE_PROGRAM_LIMIT_EXCEEDED)
-			ReThrowError(e);
-		values[0] = psprintf("HTTP %d: %.*s", status, len, text);
-		v = EventBuild(keys, values, 1);
-	}
-	return v;
-}
-
-/* A member of an object being built: a jsonb value (NULL: JSON null). */
-static void
-PushJsonb(JsonbParseState **state, const char *key, Jsonb *value)
-{
-	JsonbValue	v;
-
-	if (value == NULL)
-	{
-		ProviderPushText(state, key, NULL);
-		return;
-	}
-	v.type = jbvString;
-	v.val.string.val = (char *) key;
-	v.val.string.len = strlen(key);
-	pushJsonbValue(state, WJB_KEY, &v);
-	v.type = jbvBinary;
-	v.val.binary.data = &value->root;
-	v.val.binary.len = VARSIZE(value) - VARHDRSZ;
-	pushJsonbValue(state, WJB_VALUE, &v);
-}
-
-/* A boolean member; null when unknown (SQL's three-valued AND). */
-static void
-PushBool(JsonbParseState **state, const char *key, int value)
-{
-	JsonbValue	v;
-
-	v.type = jbvString;
-	v.val.string.val = (char *) key;
-	v.val.string.len = strlen(key);
-	pushJsonbValue(state, WJB_KEY, &v);
-	if (value < 0)
-		v.type = jbvNull;
-	else
-	{
-		v.type = jbvBool;
-		v.val.boolean = value != 0;
-	}
-	pushJsonbValue(state, WJB_VALUE, &v);
-}
-
 static Jsonb *
 Refused(const ProviderAnswer *ans)
 {
-	Jsonb	   *v = RefusalJson(ans->status, ans->body);
+	Jsonb	   *v = ProviderRefusalBody(ans->status, ans->body);
 	Jsonb	   *error = JsonbGetObject(v, "error");
 	char	   *reason = JsonbGetText(error, "message");
 	char	   *code = JsonbGetText(error, "code");
@@ -434,10 +325,10 @@ Refused(const ProviderAnswer *ans)
 		already_paid = code == NULL ? -1 : strcmp(code, "payment_intent_unexpected_state") == 0;
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
 	ProviderPushText(&state, "verdict", "refused");
-	PushBool(&state, "final", 1);
+	ProviderPushBool(&state, "final", 1);
 	ProviderPushText(&state, "reason", reason);
 	ProviderPushText(&state, "code", code);
-	PushBool(&state, "already_paid", already_paid);
+	ProviderPushBool(&state, "already_paid", already_paid);
 	return JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
 }
 
@@ -450,17 +341,17 @@ RefundRead(const ProviderAnswer *ans, Jsonb *v)
 	char	   *values[2];
 	JsonbParseState *state = NULL;
 
-	Expect("object", JsonbGetText(v, "object"), "refund");
+	ProviderExpect("object", JsonbGetText(v, "object"), "refund", true);
 	/* IS DISTINCT FROM: both missing is a match */
 	if (!(ours == NULL && JsonbGetText(JsonbGetObject(v, "metadata"), "refund_id") == NULL))
-		Expect("metadata.refund_id", JsonbGetText(JsonbGetObject(v, "metadata"), "refund_id"), ours ? ours : "");
+		ProviderExpect("metadata.refund_id", JsonbGetText(JsonbGetObject(v, "metadata"), "refund_id"), ours ? ours : "", true);
 	values[0] = JsonbGetText(v, "id");
 	values[1] = status == NULL ? NULL :
 		strcmp(status, "succeeded") == 0 ? "succeeded" :
 		(strcmp(status, "failed") == 0 || strcmp(status, "canceled") == 0) ? "failed" : NULL;
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
 	ProviderPushText(&state, "verdict", "applied");
-	PushJsonb(&state, "refund", EventBuild(keys, values, 2));
+	ProviderPushJsonb(&state, "refund", EventBuild(keys, values, 2));
 	return JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
 }
 
@@ -541,7 +432,7 @@ Read(const ProviderAnswer *ans)
 
 	if (ans->status >= 400)
 		return Refused(ans);
-	v = AnswerJson(ans->body);
+	v = ProviderAnswerBody(ans->body);
 	if (strcmp(ans->request.operation, "refund") == 0 || strcmp(ans->request.operation, "query_refund") == 0)
 		return RefundRead(ans, v);
 	if (JsonbGetText(v, "object") && strcmp(JsonbGetText(v, "object"), "search_result") == 0)
@@ -558,12 +449,12 @@ Read(const ProviderAnswer *ans)
 		}
 		v = first;
 	}
-	Expect("object", JsonbGetText(v, "object"), "payment_intent");
-	Expect("metadata.order_id", JsonbGetText(JsonbGetObject(v, "metadata"), "order_id"),
-		   psprintf("%lld", (long long) order_id));
-	Expect("amount", JsonbGetText(v, "amount"), psprintf("%lld", (long long) ProviderRowInt64(ans->order, "amount")));
+	ProviderExpect("object", JsonbGetText(v, "object"), "payment_intent", true);
+	ProviderExpect("metadata.order_id", JsonbGetText(JsonbGetObject(v, "metadata"), "order_id"),
+		   psprintf("%lld", (long long) order_id), true);
+	ProviderExpect("amount", JsonbGetText(v, "amount"), psprintf("%lld", (long long) ProviderRowInt64(ans->order, "amount")), true);
 	currency = JsonbGetText(v, "currency");
-	Expect("currency", currency ? CurrencyUpper(currency) : NULL, ProviderRowText(ans->order, "currency"));
+	ProviderExpect("currency", currency ? CurrencyUpper(currency) : NULL, ProviderRowText(ans->order, "currency"), true);
 	status = JsonbGetText(v, "status");
 	secret = JsonbGetText(v, "client_secret");
 	if (secret != NULL)
@@ -576,8 +467,8 @@ Read(const ProviderAnswer *ans)
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
 	ProviderPushText(&state, "verdict", "applied");
 	ProviderPushText(&state, "psp_txn_id", JsonbGetText(v, "id"));
-	PushJsonb(&state, "next_action", next_action);
-	PushJsonb(&state, "event", QueryEvent(ans, v, status));
+	ProviderPushJsonb(&state, "next_action", next_action);
+	ProviderPushJsonb(&state, "event", QueryEvent(ans, v, status));
 	return JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
 }
 
@@ -589,6 +480,10 @@ static const ProviderOperation operations[] = {
 	{"close", Build, Read},
 	{"capture", Build, Read},
 	{"void", Build, Read},
+	/* statement fetches: provider_stripe_statement.c; applied by 89_statement_fetch.sql */
+	{"fetch_statement", StripeStatementBuild, NULL},
+	{"fetch_statement_poll", StripeStatementBuild, NULL},
+	{"fetch_statement_file", StripeStatementBuild, NULL},
 };
 
 const Provider stripe_provider = {
