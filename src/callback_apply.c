@@ -24,7 +24,9 @@
  *     or already paid by another transaction) is booked, booked back and
  *     refunded at the PSP (pay._book_and_return), and recorded as an
  *     anomaly: money is always accounted for;
- *   - a failure or close moves a pending order, and is ignored otherwise.
+ *   - a failure or close moves a pending order, and is ignored otherwise;
+ *   - a buyer's approval at the PSP queues the request that completes the
+ *     payment (event_approved.c).
  */
 #include "postgres.h"
 
@@ -322,7 +324,8 @@ ApplyLocked(const CallbackGateway *g, Jsonb *e, const EventSource *src, int64 *o
 		return o.paid ? EventApplyPspRefund(g, &o, e, src->callback_id) : EventDefer(g, &o, e, src->callback_id);
 
 	has_amount = EventAmount(JsonbGetText(e, "amount"), JsonbGetText(e, "amount_major"), currency, &amount);
-	if ((has_amount && amount != o.amount) || (!has_amount && kind != NULL && strcmp(kind, "payment_succeeded") == 0))
+	/* a paid order is held to what it paid: a partial capture's confirmation names the captured amount */
+	if ((has_amount && amount != (o.paid ? o.paid_amount : o.amount)) || (!has_amount && kind != NULL && strcmp(kind, "payment_succeeded") == 0))
 		return EventAnomaly(&o, g, src->callback_id, "amount_mismatch",
 							psprintf("callback says %s %s, order %lld is " INT64_FORMAT " %s",
 									 has_amount ? psprintf(INT64_FORMAT, amount) : "(none)", currency,
@@ -330,6 +333,8 @@ ApplyLocked(const CallbackGateway *g, Jsonb *e, const EventSource *src, int64 *o
 
 	if (kind != NULL && strcmp(kind, "payment_succeeded") == 0)
 		return ApplySuccess(g, &o, e, src, amount);
+	if (kind != NULL && strcmp(kind, "approved") == 0)
+		return EventApplyApproval(g, &o, e, src->callback_id);
 	if (kind != NULL && strcmp(kind, "payment_failed") == 0)
 	{
 		if (strcmp(o.status, "pending") != 0)
