@@ -264,29 +264,17 @@ static char *
 Authorization(const ProviderRequest *req, const char *base)
 {
 	size_t		id_len,
+				secret_len,
 				token_len;
 	char	   *id = ProviderCredential(req, "client_id", &id_len);
-	char	   *volatile secret = NULL;
-	volatile size_t secret_len = 0;
-	char	   *token;
-	char	   *header;
+	char	   *secret = ProviderCredential(req, "client_secret", &secret_len);
+	char	   *token = OauthTokenGet(ProviderRowText(req->outbox, "destination"),
+									  psprintf("%s/v1/oauth2/token", base),
+									  id, id_len, secret, secret_len, &token_len);
+	char	   *header = psprintf("Authorization: Bearer %s", token);
 
-	PG_TRY();
-	{
-		size_t		len;
-
-		secret = ProviderCredential(req, "client_secret", &len);
-		secret_len = len;
-		token = OauthTokenGet(ProviderRowText(req->outbox, "destination"), psprintf("%s/v1/oauth2/token", base),
-							  id, id_len, secret, secret_len, &token_len);
-	}
-	PG_FINALLY();
-	{
-		SecretScrub(id, id_len);
-		SecretScrub(secret, secret_len);
-	}
-	PG_END_TRY();
-	header = psprintf("Authorization: Bearer %s", token);
+	SecretScrub(id, id_len);
+	SecretScrub(secret, secret_len);
 	SecretScrub(token, token_len);
 	return header;
 }

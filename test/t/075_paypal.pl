@@ -1,0 +1,231 @@
+# PayPal end to end over real HTTP(S): the dispatcher sends Orders API v2
+# requests to the fake PSP (test/fake_psp/paypal.py, its own crypto) with an
+# OAuth token it fetched once; the fake's signed webhooks come back through
+# pay-proxy, verified with the certificate PAYPAL-CERT-URL names (fetched
+# once, its chain checked).  Automatic capture: create, the buyer approves,
+# the capture is queued and sent, paid, refunded.  Manual capture:
+# authorize, a partial capture, paid with the captured amount, refunded;
+# authorize and void.  Bad webhooks are recorded and refused; an expired
+# token is replaced.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/../lib";
+use Cwd qw(abs_path);
+use HTTP::Tiny;
+use IPC::Run;
+use JSON::PP;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use PayDispatcherTest;
+
+my $top = abs_path("$FindBin::Bin/../..");
+my $fake_dir = "$top/test/fake_psp";
+my $keys = "$fake_dir/keys";
+my $json = JSON::PP->new->canonical;
+my $cfg = $json->decode(slurp_file("$fake_dir/config.json"));
+my $pp = $cfg->{paypal};
+
+# One CA file for both: the fake's TLS certificate and PayPal's signing certificate.
+my $tmp = PostgreSQL::Test::Utils::tempdir();
+my $ca = "$tmp/ca.pem";
+open my $fh, '>', $ca or die;
+print $fh slurp_file("$keys/tls_ca.pem"), slurp_file("$keys/paypal_ca.pem");
+close $fh;
+my $http = HTTP::Tiny->new(timeout => 30);
+
+# --- the fake PSP, on HTTPS -------------------------------------------------
+my ($fake_out, $fake_err) = ('', '');
+my $fake = IPC::Run::start(['/usr/bin/python3', "$fake_dir/fake_psp.py", '--port', '0',
+		'--tls-cert', "$keys/tls_server.pem", '--tls-key', "$keys/tls_server.key"],
+	'>', \$fake_out, '2>', \$fake_err);
+my $deadline = time + 30;
+$fake->pump until $fake_out =~ /listening (\d+)/ || time > $deadline;
+my ($fake_port) = $fake_out =~ /listening (\d+)/;
+ok($fake_port, "fake PSP listening on $fake_port (HTTPS)");
+my $url = "https://127.0.0.1:$fake_port";
+# The fake's control API, over its HTTPS (curl: Perl here has no TLS module).
+sub control
+{
+	my ($method, $path, $body) = @_;
+	my ($out, $err) = ('', '');
+	IPC::Run::run(['curl', '-sS', '--cacert', $ca, '-X', $method, '-w', '\n%{http_code}',
+			($body ? ('-H', 'Content-Type: application/json', '--data-binary', $json->encode($body)) : ()),
+			"$url$path"], '>', \$out, '2>', \$err)
+	  or die "$path: $err";
+	my ($content, $status) = $out =~ /^(.*)\n(\d+)$/s or die "$path: $out";
+	die "$path: $status $content" unless $status =~ /^2/;
+	return $json->decode($content);
+}
+sub requests { scalar @{ control('GET', "/control/requests?path=$_[0]&limit=1000")->{requests} } }
+
+my $node = pay_node('paypal', qq{
+pay.psp_retry_base = '100ms'
+pay.retry_jitter = 0
+pay.breaker_failures = 0
+pay.http_ca_file = '$ca'
+pay.paypal_cert_hosts = '127.0.0.1'
+});
+$node->safe_psql('postgres', 'CREATE ROLE proxy LOGIN IN ROLE pay_callback, pay_app');
+sub psql { $node->safe_psql('postgres', $_[0]) }
+
+# --- pay-proxy, where the fake's webhooks go ------------------------------------
+system('make', '-s', '-C', "$top/proxy") == 0 or BAIL_OUT('cannot build pay-proxy');
+my $proxy_port = PostgreSQL::Test::Cluster::get_free_port();
+my $dsn = sprintf('host=%s port=%d dbname=postgres user=proxy', $node->host, $node->port);
+my ($proxy_out, $proxy_err) = ('', '');
+my $proxy = IPC::Run::start(["$top/proxy/pay-proxy", '--dsn', $dsn, '--listen', "127.0.0.1:$proxy_port",
+		'--pool-size', '4', '--max-body-bytes', '65536'],
+	'>', \$proxy_out, '2>', \$proxy_err);
+my $proxy_url = "http://127.0.0.1:$proxy_port";
+$deadline = time + 30;
+until (($http->get("$proxy_url/healthz")->{status} // 0) == 200 || time > $deadline) { select(undef, undef, undef, 0.1) }
+is($http->get("$proxy_url/healthz")->{status}, 200, 'pay-proxy is up');
+control('POST', '/control/outbox', { provider => 'paypal', target => $proxy_url, gateway => 'pp',
+	delay_ms => 20, retry_ms => [200, 400, 800, 1600] });
+
+psql(qq{
+SELECT pay.create_gateway('pp', 'paypal', '$url', '{"webhook_id": "$pp->{webhook_id}"}');
+SELECT pay.set_secret('gateway:pp', 'client_id', '$pp->{client_id}');
+SELECT pay.set_secret('gateway:pp', 'client_secret', '$pp->{client_secret}');
+SELECT pay.create_merchant('acme', 'ACME', '$url/merchant/acme/notify');
+SELECT pay.set_secret('merchant:acme', 'api_secret', '$cfg->{merchants}{acme}{api_secret}');
+});
+
+sub order
+{
+	my ($no, $amount, $currency, $capture) = @_;
+	return psql("SELECT id FROM pay.create_order('acme', '$no', $amount, '$currency', gateway => 'pp'"
+		  . ($capture ? ", capture => '$capture'" : '') . ')');
+}
+sub status { psql("SELECT status || ' ' || coalesce(captured_amount::text, '-') FROM pay.orders WHERE id = $_[0]") }
+sub txn { psql("SELECT psp_txn_id FROM pay.orders WHERE id = $_[0]") }
+sub wait_status
+{
+	my ($order, $status) = @_;
+	return wait_for_sql($node, "SELECT status = '$status' FROM pay.orders WHERE id = $order", 30);
+}
+sub approve { control('POST', '/control/paypal/approve', { id => $_[0] }) }
+sub fake_order { control('GET', '/control/state')->{paypal}{orders}{ $_[0] } }
+
+# --- automatic capture ----------------------------------------------------------
+my $o1 = order('PP-1', 1234, 'USD');
+ok(wait_for_sql($node, "SELECT next_action IS NOT NULL FROM pay.orders WHERE id = $o1", 30), 'create_payment answered');
+my $pid = txn($o1);
+like($pid, qr/^[A-Z0-9]{17}$/, 'the PayPal order id is the order\'s psp_txn_id');
+is(psql("SELECT next_action FROM pay.orders WHERE id = $o1"),
+	qq({"url": "https://www.sandbox.paypal.com/checkoutnow?token=$pid", "type": "redirect"}),
+	'the next action redirects the buyer to PayPal\'s approve link');
+my ($create) = grep { $_->{route} eq 'paypal.orders.create' } @{ control('GET', '/control/requests?path=/v2/checkout/orders&limit=100')->{requests} };
+my $sent = $json->decode($create->{body});
+is($sent->{intent} . ' ' . $sent->{purchase_units}[0]{custom_id} . ' ' . $sent->{purchase_units}[0]{amount}{value}
+	  . ' ' . $sent->{purchase_units}[0]{amount}{currency_code}, "CAPTURE $o1 12.34 USD",
+	'intent CAPTURE, custom_id our order id, 12.34 USD as a decimal string');
+is($create->{headers}{'PayPal-Request-Id'} // $create->{headers}{'Paypal-Request-Id'}, "psp_${o1}_create_payment",
+	'PayPal-Request-Id is the outbox idempotency key');
+is(status($o1), 'pending -', 'pending until the buyer approves');
+
+approve($pid);
+ok(wait_status($o1, 'paid'), 'approval webhook -> capture_order queued and sent -> PAYMENT.CAPTURE.COMPLETED -> paid');
+is(psql("SELECT string_agg(operation || ':' || state, ' ' ORDER BY id) FROM pay.outbox WHERE order_id = $o1 AND kind = 'psp_request'"),
+	'create_payment:done capture_order:done', 'the approval queued the order capture, which was sent');
+is(psql("SELECT string_agg(c.verdict, ' ' ORDER BY c.id) FROM pay.callbacks c WHERE c.gateway = 'pp'"),
+	'accepted accepted', 'both webhooks (approved, capture completed) verified and accepted');
+is(fake_order($pid)->{status}, 'COMPLETED', 'PayPal holds the order captured');
+
+my $r1 = psql("SELECT pay.refund($o1, 234)");
+ok(wait_for_sql($node, "SELECT psp_status = 'succeeded' FROM pay.refunds WHERE id = $r1", 30), 'the refund was sent and confirmed');
+like(psql("SELECT psp_refund_id FROM pay.refunds WHERE id = $r1"), qr/^[A-Z0-9]{17}$/, 'PayPal\'s refund id is kept');
+ok(wait_for_sql($node, "SELECT count(*) = 3 FROM pay.callbacks WHERE gateway = 'pp' AND verdict = 'accepted'", 30),
+	'PAYMENT.CAPTURE.REFUNDED accepted');
+is(psql("SELECT outcome FROM pay.callbacks WHERE gateway = 'pp' ORDER BY id DESC LIMIT 1"), 'no new refund amount',
+	'the refund webhook confirms the refund pay booked: nothing booked twice');
+is(psql("SELECT refunded_amount FROM pay.orders WHERE id = $o1"), '234', 'refunded once');
+
+# --- manual capture: authorize, partial capture, refund ------------------------------
+my $o2 = order('PP-2', 5000, 'JPY', 'manual');
+ok(wait_for_sql($node, "SELECT next_action IS NOT NULL FROM pay.orders WHERE id = $o2", 30), 'manual order created at PayPal');
+my $pid2 = txn($o2);
+is(fake_order($pid2)->{intent} . ' ' . fake_order($pid2)->{purchase_units}[0]{amount}{value}, 'AUTHORIZE 5000',
+	'intent AUTHORIZE; 5000 JPY has no decimals');
+approve($pid2);
+ok(wait_status($o2, 'authorized'), 'approval -> authorize -> PAYMENT.AUTHORIZATION.CREATED -> authorized');
+psql("SELECT pay.capture($o2, 3000)");
+is(status($o2), 'paid 3000', 'pay.capture(3000): paid with the captured amount');
+ok(wait_for_sql($node, "SELECT state = 'done' FROM pay.outbox WHERE order_id = $o2 AND operation = 'capture'", 30),
+	'the authorization capture was sent');
+my ($cap) = grep { $_->{route} eq 'paypal.authorizations.capture' } @{ control('GET', '/control/requests?path=/v2/payments/authorizations/&limit=100')->{requests} };
+my $cap_body = $json->decode($cap->{body});
+is("$cap_body->{amount}{value} $cap_body->{amount}{currency_code} " . ($cap_body->{final_capture} ? 'final' : 'not final'),
+	'3000 JPY final', 'a partial, final capture of 3000 JPY');
+ok(wait_for_sql($node, "SELECT count(*) = 3 FROM pay.callbacks WHERE gateway = 'pp' AND verdict = 'accepted' AND order_id = $o2", 30),
+	'approved, authorization created and capture completed: all accepted');
+is(psql("SELECT outcome FROM pay.callbacks WHERE order_id = $o2 ORDER BY id DESC LIMIT 1"), 'already paid by this transaction',
+	'the capture webhook of 3000 confirms the capture (no amount mismatch)');
+is(psql("SELECT count(*) FROM pay.anomalies WHERE order_id = $o2"), '0', 'no anomaly');
+my $r2 = psql("SELECT pay.refund($o2, 3000)");
+ok(wait_for_sql($node, "SELECT psp_status = 'succeeded' FROM pay.refunds WHERE id = $r2", 30), 'the captured amount is refunded at PayPal');
+is(control('GET', '/control/effects')->{orders}{"paypal:$o2"}{refunded_amount}, 3000, 'PayPal refunded 3000');
+
+# --- manual capture: authorize, void ---------------------------------------------------
+my $o3 = order('PP-3', 990, 'USD', 'manual');
+ok(wait_for_sql($node, "SELECT next_action IS NOT NULL FROM pay.orders WHERE id = $o3", 30), 'second manual order created');
+approve(txn($o3));
+ok(wait_status($o3, 'authorized'), 'authorized');
+psql("SELECT pay.void($o3)");
+is(status($o3), 'cancelled -', 'pay.void: cancelled');
+ok(wait_for_sql($node, "SELECT state = 'done' AND last_status = 200 FROM pay.outbox WHERE order_id = $o3 AND operation = 'void'", 30),
+	'the void was sent (200: the authorization, as return=representation asks)');
+ok(wait_for_sql($node, "SELECT EXISTS (SELECT 1 FROM pay.callbacks WHERE order_id = $o3 AND verdict = 'accepted' AND outcome LIKE 'close ignored%')", 30),
+	'PAYMENT.AUTHORIZATION.VOIDED accepted; the order is cancelled already');
+is(scalar(grep { $_->{status} eq 'VOIDED' } values %{ control('GET', '/control/state')->{paypal}{authorizations} }), 1,
+	'PayPal holds the authorization voided');
+
+# --- the certificate and the token: fetched once ---------------------------------------
+is(requests('/v1/notifications/certs/'), 1, 'the signing certificate was fetched once for all the webhooks');
+is(psql("SELECT count(*) FROM pay.paypal_certs"), '1', 'and is kept by URL');
+is(requests('/v1/oauth2/token'), 1, 'one OAuth token served every request');
+is(scalar(grep { ($_->{headers}{Authorization} // '') !~ /^Bearer A21AA/ } @{ control('GET', '/control/requests?path=/v2/&limit=1000')->{requests} }), 0,
+	'every /v2/ request carried the Bearer token');
+
+control('POST', '/control/paypal/expire_tokens', {});
+my $o4 = order('PP-4', 1, 'KWD');
+ok(wait_for_sql($node, "SELECT next_action IS NOT NULL FROM pay.orders WHERE id = $o4", 30),
+	'after PayPal expired the token, the create still went through');
+is(requests('/v1/oauth2/token'), 2, 'the refused token was replaced once');
+like(psql("SELECT string_agg(a.http_status::text, ' ' ORDER BY a.id) FROM pay.outbox_attempts a JOIN pay.outbox x ON x.id = a.outbox_id WHERE x.order_id = $o4"),
+	qr/^401 201$/, 'the 401 was retried with the new token');
+is(fake_order(txn($o4))->{purchase_units}[0]{amount}{value}, '0.001', '1 KWD minor unit is 0.001');
+
+# --- bad webhooks: recorded and refused ------------------------------------------------
+sub send_webhook
+{
+	my (%a) = @_;
+	my $r = control('POST', '/control/send', { provider => 'paypal', target => $proxy_url, gateway => 'pp',
+		order_id => "$a{order}", amount => $a{amount}, currency => $a{currency}, event => $a{event} // 'paid',
+		($a{variant} ? (variant => $a{variant}) : ()), ($a{age_s} ? (age_s => $a{age_s}) : ()) });
+	return $r->{results}[-1]{status};
+}
+my $o5 = order('PP-5', 700, 'USD');
+ok(wait_for_sql($node, "SELECT next_action IS NOT NULL FROM pay.orders WHERE id = $o5", 30), 'an order for bad webhooks');
+my $before = psql("SELECT count(*) FROM pay.callbacks");
+is(send_webhook(order => $o5, amount => 700, currency => 'USD', variant => 'tampered'), 401, 'a tampered body: 401');
+is(send_webhook(order => $o5, amount => 700, currency => 'USD', variant => 'wrong_key'), 401, 'signed with another key: 401');
+is(send_webhook(order => $o5, amount => 700, currency => 'USD', variant => 'wrong_cert_url'), 401,
+	'PAYPAL-CERT-URL on api.sandbox.paypal.com.attacker.example: 401');
+is(send_webhook(order => $o5, amount => 700, currency => 'USD', variant => 'stale', age_s => 3600), 401, 'an hour old: 401');
+is(send_webhook(order => 999999, amount => 700, currency => 'USD'), 400, 'an unknown order: 400');
+is(psql("SELECT string_agg(verdict || ' ' || coalesce(reason_code, ''), ', ' ORDER BY id) FROM pay.callbacks WHERE id > (SELECT max(id) FROM pay.callbacks) - 5"),
+	'rejected PY010, rejected PY010, rejected PY010, rejected PY011, rejected 22023', 'each recorded with its reason');
+like(psql("SELECT reason FROM pay.callbacks WHERE reason_code = 'PY010' AND reason LIKE '%host%'"), qr/attacker\.example.*not PayPal's/,
+	'the certificate host was refused');
+is(send_webhook(order => $o5, amount => 701, currency => 'USD'), 200, 'an amount mismatch is acknowledged ...');
+is(psql("SELECT kind FROM pay.anomalies WHERE order_id = $o5"), 'amount_mismatch', '... recorded as an anomaly ...');
+is(status($o5), 'pending -', '... and moves nothing');
+is(requests('/v1/notifications/certs/'), 1, 'the bad webhooks fetched no certificate (the kept one, or a refused host)');
+
+$proxy->kill_kill;
+$fake->signal('TERM');
+$fake->finish;
+done_testing();
