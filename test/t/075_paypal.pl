@@ -198,6 +198,33 @@ like(psql("SELECT string_agg(a.http_status::text, ' ' ORDER BY a.id) FROM pay.ou
 	qr/^401 201$/, 'the 401 was retried with the new token');
 is(fake_order(txn($o4))->{purchase_units}[0]{amount}{value}, '0.001', '1 KWD minor unit is 0.001');
 
+# --- a capture PayPal denies ---------------------------------------------------------------
+my $o6 = order('PP-6', 4200, 'USD');
+ok(wait_for_sql($node, "SELECT next_action IS NOT NULL FROM pay.orders WHERE id = $o6", 30), 'an order whose capture will be denied');
+control('POST', '/control/paypal/approve', { id => txn($o6), capture => 'denied' });
+ok(wait_status($o6, 'failed'), 'PAYMENT.CAPTURE.DENIED: failed');
+is(psql("SELECT event_type FROM pay.callbacks WHERE order_id = $o6 AND outcome = 'failed'"), 'PAYMENT.CAPTURE.DENIED',
+	'moved by the denial');
+
+# --- wrong client credentials: no token, nothing leaked ----------------------------------------
+psql(qq{
+SELECT pay.create_gateway('pp_bad', 'paypal', '$url', '{"webhook_id": "$pp->{webhook_id}"}');
+SELECT pay.set_secret('gateway:pp_bad', 'client_id', '$pp->{client_id}');
+SELECT pay.set_secret('gateway:pp_bad', 'client_secret', 'EWRONG-secret-value');
+});
+my $o7 = psql("SELECT id FROM pay.create_order('acme', 'PP-7', 100, 'USD', gateway => 'pp_bad')");
+ok(wait_for_sql($node, "SELECT attempts >= 2 FROM pay.outbox WHERE order_id = $o7", 30), 'the create is tried again');
+like(psql("SELECT last_error FROM pay.outbox WHERE order_id = $o7"),
+	qr/OAuth token request to .*\/v1\/oauth2\/token was answered HTTP 401: invalid_client/,
+	'each attempt fails building the request: PayPal refused the client credentials');
+is(psql("SELECT status FROM pay.orders WHERE id = $o7"), 'pending', 'the order is not failed for it');
+# (the log holds this test's own statements, set_secret's among them: those lines aside)
+my $log = join '', grep { !/ statement: / } split /^/, slurp_file($node->logfile);
+my $leaks = psql("SELECT count(*) FROM pay.outbox WHERE last_error LIKE '%A21AA%' OR last_error LIKE '%EWRONG%' OR params::text LIKE '%A21AA%'")
+  + psql("SELECT count(*) FROM pay.psp_answers WHERE body LIKE '%A21AA%' OR headers::text LIKE '%A21AA%'");
+is($leaks . ' ' . ($log =~ /A21AA|EWRONG|\Q$pp->{client_secret}\E/ ? 'in the log' : 'not in the log'), '0 not in the log',
+	'no token or client secret in the outbox, the answers or the server log');
+
 # --- bad webhooks: recorded and refused ------------------------------------------------
 sub send_webhook
 {
