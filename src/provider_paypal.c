@@ -532,6 +532,14 @@ RefundRead(const ProviderAnswer *ans, Jsonb *v)
 	return Applied(NULL, NULL, NULL, EventBuild(keys, values, 2));
 }
 
+/* A capture's status once its money moved (refunds later do not undo the payment). */
+static bool
+Captured(const char *status)
+{
+	return status != NULL && (strcmp(status, "COMPLETED") == 0 || strcmp(status, "PARTIALLY_REFUNDED") == 0 ||
+							  strcmp(status, "REFUNDED") == 0);
+}
+
 /*
  * What a queried order says, as the event a webhook of the same news would
  * be: approved (the approval's webhook was lost), or its capture completed
@@ -562,7 +570,7 @@ QueryEvent(const ProviderAnswer *ans, Jsonb *v, Jsonb *unit)
 		values[7] = intent && strcmp(intent, "AUTHORIZE") == 0 ? "authorize" : "capture_order";
 		n = 8;
 	}
-	else if (capture != NULL && JsonbGetText(capture, "status") && strcmp(JsonbGetText(capture, "status"), "COMPLETED") == 0)
+	else if (capture != NULL && Captured(JsonbGetText(capture, "status")))
 	{
 		values[1] = "PAYMENT.CAPTURE.COMPLETED";
 		values[2] = "payment_succeeded";

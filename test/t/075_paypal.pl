@@ -143,6 +143,21 @@ is(psql("SELECT outcome FROM pay.callbacks WHERE gateway = 'pp' ORDER BY id DESC
 	'the refund webhook confirms the refund pay booked: nothing booked twice');
 is(psql("SELECT refunded_amount FROM pay.orders WHERE id = $o1"), '234', 'refunded once');
 
+# A query of the paid order: its answer is the event a webhook would be, and changes nothing.
+my $q1 = psql("SELECT pay.enqueue_psp_request($o1, 'query')");
+ok(wait_for_sql($node, "SELECT state = 'done' FROM pay.outbox WHERE id = $q1", 30), 'query sent');
+is(psql("SELECT verdict || ': ' || reason FROM pay.psp_answers WHERE outbox_id = $q1"),
+	'applied: already paid by this transaction', 'GET order: COMPLETED, the capture this order was paid by');
+
+# A create PayPal refuses: the order fails with PayPal's issue.
+control('POST', '/control/faults', { path => '/v2/checkout/orders', method => 'POST', mode => 'status', status => 422, count => 1,
+	body => $json->encode({ name => 'UNPROCESSABLE_ENTITY', message => 'The requested action could not be performed.',
+		details => [ { issue => 'PAYEE_ACCOUNT_RESTRICTED', description => 'The merchant account is restricted.' } ] }) });
+my $of = order('PP-F', 100, 'USD');
+ok(wait_status($of, 'failed'), 'a 422 to the create fails the order');
+is(psql("SELECT failure_reason FROM pay.orders WHERE id = $of"), 'PAYEE_ACCOUNT_RESTRICTED: The merchant account is restricted.',
+	'failure_reason: PayPal\'s issue and description');
+
 # --- manual capture: authorize, partial capture, refund ------------------------------
 my $o2 = order('PP-2', 5000, 'JPY', 'manual');
 ok(wait_for_sql($node, "SELECT next_action IS NOT NULL FROM pay.orders WHERE id = $o2", 30), 'manual order created at PayPal');
