@@ -213,6 +213,55 @@ like(psql("SELECT string_agg(a.http_status::text, ' ' ORDER BY a.id) FROM pay.ou
 	qr/^401 201$/, 'the 401 was retried with the new token');
 is(fake_order(txn($o4))->{purchase_units}[0]{amount}{value}, '0.001', '1 KWD minor unit is 0.001');
 
+# --- a token refreshed before it expires --------------------------------------------------
+# A second fake whose tokens last 10 s: pay takes a new one a tenth of that
+# before, so no request meets an expired token.
+my %short = %$cfg;
+# (key files are relative to the configuration's directory: made absolute)
+for my $v (values %short)
+{
+	if (ref $v eq 'HASH') { $_ = "$fake_dir/$_" for grep { !ref && /^keys\// } values %$v }
+	elsif (!ref $v && $v =~ /^keys\//) { $v = "$fake_dir/$v" }
+}
+$short{paypal} = { %{ $short{paypal} }, token_ttl_s => 10 };
+open my $cf, '>', "$tmp/short.json" or die;
+print $cf $json->encode(\%short);
+close $cf;
+my ($short_out, $short_err) = ('', '');
+my $short_fake = IPC::Run::start(['/usr/bin/python3', "$fake_dir/fake_psp.py", '--port', '0', '--config', "$tmp/short.json",
+		'--tls-cert', "$keys/tls_server.pem", '--tls-key', "$keys/tls_server.key"],
+	'>', \$short_out, '2>', \$short_err);
+$deadline = time + 30;
+$short_fake->pump until $short_out =~ /listening (\d+)/ || time > $deadline;
+my ($short_port) = $short_out =~ /listening (\d+)/;
+psql(qq{
+SELECT pay.create_gateway('pp_short', 'paypal', 'https://127.0.0.1:$short_port', '{"webhook_id": "$pp->{webhook_id}"}');
+SELECT pay.set_secret('gateway:pp_short', 'client_id', '$pp->{client_id}');
+SELECT pay.set_secret('gateway:pp_short', 'client_secret', '$pp->{client_secret}');
+});
+sub short_order
+{
+	my $o = psql("SELECT id FROM pay.create_order('acme', '$_[0]', 100, 'USD', gateway => 'pp_short')");
+	wait_for_sql($node, "SELECT next_action IS NOT NULL FROM pay.orders WHERE id = $o", 30);
+	return $o;
+}
+sub short_tokens
+{
+	my ($out, $err) = ('', '');
+	IPC::Run::run(['curl', '-sS', '--cacert', $ca, "https://127.0.0.1:$short_port/control/requests?path=/v1/oauth2/token"],
+		'>', \$out, '2>', \$err) or die $err;
+	return scalar @{ $json->decode($out)->{requests} };
+}
+my @short = (short_order('PP-S1'), short_order('PP-S2'));
+is(short_tokens(), 1, 'two creates, one token');
+select(undef, undef, undef, 9.5);
+push @short, short_order('PP-S3');
+is(short_tokens(), 2, 'after 9.5 s of a 10 s token, a new one');
+is(psql("SELECT string_agg(DISTINCT a.http_status::text, ' ') FROM pay.outbox_attempts a JOIN pay.outbox x ON x.id = a.outbox_id
+          WHERE x.order_id IN (" . join(',', @short) . ")"), '201', 'every create went through at once: no expired token met');
+$short_fake->signal('TERM');
+$short_fake->finish;
+
 # --- a capture PayPal denies ---------------------------------------------------------------
 my $o6 = order('PP-6', 4200, 'USD');
 ok(wait_for_sql($node, "SELECT next_action IS NOT NULL FROM pay.orders WHERE id = $o6", 30), 'an order whose capture will be denied');
