@@ -17,6 +17,9 @@
 --   event_id    the PSP's id of this notification (deduplication key)
 --   nonce       a per-delivery nonce, where the scheme has one (replay check)
 --   kind        payment_succeeded | payment_failed | refunded | closed | ignored
+--               | approved (the buyer approved at the PSP: complete_with
+--               names the request that completes the payment, PayPal's
+--               capture_order or authorize; src/event_approved.c)
 --   order_ref   our order id as the PSP echoes it, or NULL
 --   psp_txn_id  the PSP's transaction id
 --   amount      minor units, or amount_major: a decimal string (Alipay)
