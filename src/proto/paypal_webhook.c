@@ -142,7 +142,7 @@ paypal_cert_url_allowed(const char *url, const char *extra_hosts, char *why, siz
 		curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
 		curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK)
 		snprintf(why, why_size, "PAYPAL-CERT-URL is not a URL");
-	else if (strcasecmp(scheme, "https") != 0)
+	else if (strcasecmp(scheme, "https") != 0 || strncasecmp(url, "https://", 8) != 0)
 		snprintf(why, why_size, "PAYPAL-CERT-URL is not https");
 	else if (curl_url_get(u, CURLUPART_USER, &user, 0) != CURLUE_NO_USER)
 		snprintf(why, why_size, "PAYPAL-CERT-URL carries user information");

@@ -17,7 +17,8 @@
 extern bool paypal_transmission_time(const char *text, int64_t *unix_seconds);
 
 /*
- * May the signing certificate be fetched from url?  Only https, no user
+ * May the signing certificate be fetched from url?  Only https (written
+ * "https://", not one of the looser forms libcurl also reads), no user
  * information, a path under /v1/notifications/certs/, and a host of
  * PayPal's API (api.paypal.com, api.sandbox.paypal.com, api-m.paypal.com,
  * api-m.sandbox.paypal.com, on the default port) or one of extra_hosts (a

@@ -91,6 +91,7 @@ CertUrls(void)
 		{"https://127.0.0.1:4443/v1/notifications/certs/CERT-1", "localhost, 127.0.0.1:4443", 1},
 		{"https://127.0.0.1:4444/v1/notifications/certs/CERT-1", "127.0.0.1:4443", 0},
 		{"http://127.0.0.1:4443/v1/notifications/certs/CERT-1", "127.0.0.1", 0},
+		{"https:/api.paypal.com/v1/notifications/certs/CERT-1", NULL, 0},
 		{"not a url", NULL, 0},
 	};
 
