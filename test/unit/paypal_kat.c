@@ -3,15 +3,18 @@
  * as PayPal's decimal values (src/proto/amount.c, as the request builder
  * uses it) and PAYPAL-TRANSMISSION-TIME read as Unix seconds
  * (src/proto/paypal_webhook.c), against known answers made by Python
- * (test/vectors/paypal.py: decimal, datetime); and which PAYPAL-CERT-URLs
- * may be fetched.  Run by test/suites/paypal_kat from the top of the tree;
+ * (test/vectors/paypal.py: decimal, datetime); which PAYPAL-CERT-URLs
+ * may be fetched; and which served certificates count as PayPal's
+ * (src/crypto/x509_chain.c, with the fake PSP's keys, made by openssl).  Run by test/suites/paypal_kat from the top of the tree;
  * prints "N passed, N failed".
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "amount.h"
 #include "paypal_webhook.h"
+#include "x509_chain.h"
 #include "../vectors/paypal_kat.h"
 
 static int	passed;
@@ -104,12 +107,80 @@ CertUrls(void)
 	}
 }
 
+/* A file's contents (malloc'd, NUL-terminated), or NULL. */
+static char *
+Slurp(const char *path, size_t *len)
+{
+	FILE	   *f = fopen(path, "rb");
+	char	   *buf;
+
+	if (f == NULL)
+		return NULL;
+	buf = malloc(65536);
+	*len = fread(buf, 1, 65535, f);
+	buf[*len] = '\0';
+	fclose(f);
+	return buf;
+}
+
+static void
+Chains(void)
+{
+	static const char *keys = "test/fake_psp/keys/";
+	static const struct
+	{
+		const char *served[2];	/* files served, in order */
+		const char *ca;
+		const char *name;
+		X509ChainResult result;
+	}			cases[] = {
+		{{"paypal_signing_cert.pem", "paypal_ca.pem"}, "paypal_ca.pem", "messageverificationcerts.paypal.com", X509_CHAIN_OK},
+		{{"paypal_signing_cert.pem", NULL}, "paypal_ca.pem", "messageverificationcerts.paypal.com", X509_CHAIN_OK},
+		{{"paypal_signing_cert.pem", "paypal_ca.pem"}, "tls_ca.pem", "messageverificationcerts.paypal.com", X509_CHAIN_UNTRUSTED},
+		{{"paypal_signing_cert.pem", "paypal_ca.pem"}, "paypal_ca.pem", "api.paypal.com", X509_CHAIN_WRONG_NAME},
+		{{"tls_server.pem", NULL}, "tls_ca.pem", "messageverificationcerts.paypal.com", X509_CHAIN_WRONG_NAME},
+		{{"paypal_ca.pem", NULL}, "tls_ca.pem", "messageverificationcerts.paypal.com", X509_CHAIN_UNTRUSTED},
+		{{"paypal_signing_private.pem", NULL}, "paypal_ca.pem", "messageverificationcerts.paypal.com", X509_CHAIN_MALFORMED},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+	{
+		char		pem[131072] = "";
+		char		path[256];
+		char		why[256];
+		char	   *leaf = NULL;
+		int64_t		not_after = 0;
+		X509ChainResult r;
+
+		for (int k = 0; k < 2 && cases[i].served[k]; k++)
+		{
+			size_t		len;
+			char	   *part;
+
+			snprintf(path, sizeof(path), "%s%s", keys, cases[i].served[k]);
+			part = Slurp(path, &len);
+			if (part != NULL)
+				strncat(pem, part, sizeof(pem) - strlen(pem) - 1);
+			free(part);
+		}
+		snprintf(path, sizeof(path), "%s%s", keys, cases[i].ca);
+		r = x509_chain_verify(pem, strlen(pem), path, cases[i].name, &leaf, &not_after, why, sizeof(why));
+		Check(r == cases[i].result, "certificate chain", cases[i].served[0]);
+		if (r == X509_CHAIN_OK)
+			Check(leaf != NULL && strncmp(leaf, "-----BEGIN CERTIFICATE-----", 27) == 0 &&
+				  strstr(leaf + 27, "-----BEGIN CERTIFICATE-----") == NULL && not_after > 1700000000,
+				  "the leaf alone, with its expiry", cases[i].served[0]);
+		free(leaf);
+	}
+}
+
 int
 main(void)
 {
 	Values();
 	Times();
 	CertUrls();
+	Chains();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed == 0 ? 0 : 1;
 }
