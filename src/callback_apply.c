@@ -28,7 +28,9 @@
  *     manual-capture order's authorization) is checked against what
  *     pay.capture booked, or booked when it was made on the PSP's side;
  *   - a failure or close moves a pending order, a close an authorized one
- *     too (the PSP voided it), and is ignored otherwise.
+ *     too (the PSP voided it), and is ignored otherwise;
+ *   - a buyer's approval at the PSP queues the request that completes the
+ *     payment (event_approved.c).
  */
 #include "postgres.h"
 
@@ -419,7 +421,8 @@ ApplyLocked(const CallbackGateway *g, Jsonb *e, const EventSource *src, int64 *o
 	/* a capture's amount is what was taken, up to the authorized amount */
 	if (kind != NULL && strcmp(kind, "payment_captured") == 0 && has_amount)
 		return ApplyCapture(g, &o, e, src, amount);
-	if ((has_amount && amount != o.amount) ||
+	/* a paid order is held to what it paid: a partial capture's confirmation names the captured amount */
+	if ((has_amount && amount != (o.paid ? o.paid_amount : o.amount)) ||
 		(!has_amount && kind != NULL && (strcmp(kind, "payment_succeeded") == 0 || strcmp(kind, "payment_captured") == 0)))
 		return EventAnomaly(&o, g, src->callback_id, "amount_mismatch",
 							psprintf("callback says %s %s, order %lld is " INT64_FORMAT " %s",
@@ -428,6 +431,8 @@ ApplyLocked(const CallbackGateway *g, Jsonb *e, const EventSource *src, int64 *o
 
 	if (kind != NULL && strcmp(kind, "payment_succeeded") == 0)
 		return ApplySuccess(g, &o, e, src, amount);
+	if (kind != NULL && strcmp(kind, "approved") == 0)
+		return EventApplyApproval(g, &o, e, src->callback_id);
 	if (kind != NULL && strcmp(kind, "payment_failed") == 0)
 	{
 		if (strcmp(o.status, "pending") != 0)

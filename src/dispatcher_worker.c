@@ -39,6 +39,7 @@
 #include "delivery_context.h"
 #include "dispatcher.h"
 #include "metrics.h"
+#include "oauth_token.h"
 #include "pay.h"
 #include "span_export.h"
 
@@ -302,6 +303,12 @@ Classify(HttpResult *r, int attempts_max, bool *healthy, bool *counts)
 			return OUTCOME_DONE;
 		}
 		snprintf(r->error, sizeof(r->error), "the merchant answered %d without \"success\"", s);
+		outcome = OUTCOME_RETRY;
+	}
+	else if (s == 401 && !r->notification && OauthTokenForget(r->destination))
+	{
+		/* the PSP ended the access token the request carried early: the next attempt fetches a new one */
+		snprintf(r->error, sizeof(r->error), "HTTP 401: the access token was refused, a new one is fetched");
 		outcome = OUTCOME_RETRY;
 	}
 	else if (s == 408 || s == 429 || s >= 500 || r->notification)

@@ -50,4 +50,7 @@ extern char *EventApplyPspRefund(const CallbackGateway *g, const EventOrder *o, 
 extern char *EventDefer(const CallbackGateway *g, const EventOrder *o, Jsonb *e, int64 callback_id);
 extern char *EventApplyDeferred(const CallbackGateway *g, int64 order_id);
 
+/* event_approved.c */
+extern char *EventApplyApproval(const CallbackGateway *g, const EventOrder *o, Jsonb *e, int64 callback_id);
+
 #endif							/* PAY_EVENT_APPLY_H */

@@ -9,6 +9,7 @@
 #include "pay.h"
 #include "lookup_cache.h"
 #include "metrics.h"
+#include "paypal_cert.h"
 #include "trace_context.h"
 #include "secret_cache.h"
 
@@ -36,5 +37,6 @@ _PG_init(void)
 	MetricsInit();
 	TraceContextInit();
 	NextActionWaitInit();
+	PaypalCertInit();
 	MarkGUCPrefixReserved("pay");
 }

@@ -17,9 +17,13 @@
 --   event_id    the PSP's id of this notification (deduplication key)
 --   nonce       a per-delivery nonce, where the scheme has one (replay check)
 --   kind        payment_succeeded | payment_captured | payment_failed | refunded | closed | ignored
+--               | approved
 --               (payment_succeeded of a manual-capture order: authorized;
 --               payment_captured: what the PSP took of an authorization,
---               amount its captured part)
+--               amount its captured part; approved: the buyer approved at
+--               the PSP, complete_with names the request that completes the
+--               payment, PayPal's capture_order or authorize;
+--               src/event_approved.c)
 --   order_ref   our order id as the PSP echoes it, or NULL
 --   psp_txn_id  the PSP's transaction id
 --   amount      minor units, or amount_major: a decimal string (Alipay)
