@@ -1,7 +1,8 @@
 /*
  * lookup_cache.c — per-backend caches of reference rows that never change
- * once committed: currencies (code -> exponent), merchants (code <-> id) and
- * ledger accounts (id -> code, currency, floor, slots; code -> id).
+ * once committed: currencies (code -> exponent), merchants (code <-> id,
+ * notify_url) and ledger accounts (id -> code, currency, floor, slots;
+ * code -> id).
  *
  * Why: every payment looks these up several times, and these tables are
  * small enough that the planner reads them with a sequential scan, which
@@ -11,7 +12,7 @@
  * Why it is safe: triggers refuse, for every role, to UPDATE the cached
  * columns of these tables, to DELETE their rows or to TRUNCATE them
  * (pay._forbid_parent_change), so a committed row stays as cached.  The
- * one mutable fact cached, whether a merchant has a notify_url, is guarded
+ * one mutable fact cached, a merchant's notify_url, is guarded
  * by a statement trigger on pay.merchants that sends a relcache
  * invalidation on every UPDATE (cache_invalidate.c), which every backend
  * applies like a catalog change.  Two things could still make
@@ -53,7 +54,7 @@ typedef struct MerchantById
 {
 	int64		id;				/* key */
 	char		code[MERCHANT_CODE_MAX + 1];
-	bool		notified;		/* has a notify_url (see LookupMerchantNotified) */
+	char	   *notify_url;		/* in strings_context; NULL: none (no notifications) */
 } MerchantById;
 
 typedef struct AccountByCode
@@ -67,6 +68,8 @@ static HTAB *merchants_by_code = NULL;
 static HTAB *merchants_by_id = NULL;
 static HTAB *accounts_by_code = NULL;
 static HTAB *accounts_by_id = NULL;
+/* What entries point to (notify_url), emptied with them. */
+static MemoryContext strings_context = NULL;
 
 static const char *const cached_tables[] = {"currencies", "merchants", "accounts"};
 static Oid	cached_relids[lengthof(cached_tables)];
@@ -90,6 +93,8 @@ LookupCacheReset(void)
 			hash_destroy(*tables[i]);
 		*tables[i] = NULL;
 	}
+	if (strings_context != NULL)
+		MemoryContextReset(strings_context);
 	memset(cached_relids, 0, sizeof(cached_relids));
 	abort_guard.added = false;
 }
@@ -247,12 +252,15 @@ RememberMerchantCode(const char *code, int64 id)
 
 /* Enter a merchant in both maps. */
 static void
-RememberMerchant(const char *code, int64 id, bool notified)
+RememberMerchant(const char *code, int64 id, const char *notify_url)
 {
 	MerchantById *i = hash_search(MerchantsById(), &id, HASH_ENTER, NULL);
 
+	if (strings_context == NULL)
+		strings_context = AllocSetContextCreate(TopMemoryContext, "pay lookup cache strings",
+												ALLOCSET_SMALL_SIZES);
 	strlcpy(i->code, code, sizeof(i->code));
-	i->notified = notified;
+	i->notify_url = notify_url ? MemoryContextStrdup(strings_context, notify_url) : NULL;
 	RememberMerchantCode(code, id);
 }
 
@@ -290,12 +298,12 @@ LoadMerchant(int64 id)
 	e = hash_search(MerchantsById(), &id, HASH_FIND, NULL);
 	if (e != NULL)
 		return e;
-	if (!FetchRow("SELECT code, notify_url IS NOT NULL FROM pay.merchants WHERE id = $1",
+	if (!FetchRow("SELECT code, notify_url FROM pay.merchants WHERE id = $1",
 				  INT8OID, Int64GetDatum(id), 2, cols, nulls))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("merchant_id: merchant %lld does not exist", (long long) id)));
-	RememberMerchant(TextDatumGetCString(cols[0]), id, DatumGetBool(cols[1]));
+	RememberMerchant(TextDatumGetCString(cols[0]), id, nulls[1] ? NULL : TextDatumGetCString(cols[1]));
 	return hash_search(MerchantsById(), &id, HASH_FIND, NULL);
 }
 
@@ -308,7 +316,15 @@ LookupMerchantCode(int64 id)
 bool
 LookupMerchantNotified(int64 id)
 {
-	return LoadMerchant(id)->notified;
+	return LoadMerchant(id)->notify_url != NULL;
+}
+
+char *
+LookupMerchantNotifyUrl(int64 id)
+{
+	const char *url = LoadMerchant(id)->notify_url;
+
+	return url ? pstrdup(url) : NULL;
 }
 
 /* Read an account by id into the caches and *out; false if there is none. */

@@ -30,6 +30,9 @@ extern char *LookupMerchantCode(int64 id);
 /* does the merchant take notifications (has a notify_url)? */
 extern bool LookupMerchantNotified(int64 id);
 
+/* the merchant's notify_url (palloc'd), NULL when it has none; an error if there is no such merchant */
+extern char *LookupMerchantNotifyUrl(int64 id);
+
 /* false when there is no such account */
 extern bool LookupAccount(int64 id, AccountInfo *out);
 

@@ -8,25 +8,22 @@
  * under the merchant's api_secret (the caller's p_secret, else read from the
  * secret store) and form-encoded by pay.form_urlencode: the same functions
  * the SQL signature checks use, so the bytes are those of the SQL builder
- * this replaces.  The dispatcher builds a claim's notifications in one go:
- * the merchant's notify_url is read once per destination while nothing has
- * been written in between (same transaction and command), not once per row.
+ * this replaces.  The merchant's notify_url comes from the lookup cache
+ * (lookup_cache.c): a claim's notifications do not read pay.merchants once
+ * per row.
  */
 #include "postgres.h"
 
 #include "access/htup_details.h"
-#include "access/xact.h"
 #include "catalog/pg_type.h"
-#include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
-#include "storage/proc.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
-#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "lookup_cache.h"
 #include "pay.h"
 #include "secret_store.h"
 
@@ -38,69 +35,24 @@ extern Datum pay_form_urlencode(PG_FUNCTION_ARGS);
 /* A destination is "merchant:" followed by the merchant's code. */
 #define MERCHANT_PREFIX_LEN 9
 
-/* The last merchant looked up, valid while transaction and command are the same. */
-static LocalTransactionId cached_lxid = InvalidLocalTransactionId;
-static CommandId cached_cid = InvalidCommandId;
-static char *cached_destination = NULL;
-static char *cached_notify_url = NULL;	/* NULL: the merchant has none */
-
-static SPIPlanPtr notify_url_plan = NULL;
-
-/* The notify_url of the merchant of destination, or NULL (no such merchant, or none set). */
-static char *
-LookUpNotifyUrl(const char *destination)
-{
-	const char *code = strlen(destination) > MERCHANT_PREFIX_LEN ? destination + MERCHANT_PREFIX_LEN : "";
-	Oid			types[1] = {TEXTOID};
-	Datum		values[1];
-	char	   *url = NULL;
-	int			rc;
-
-	values[0] = CStringGetTextDatum(code);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "could not connect to SPI");
-	rc = SPI_execute_plan(KeptPlan(&notify_url_plan,
-								   "SELECT notify_url FROM pay.merchants WHERE code OPERATOR(pg_catalog.=) $1", 1, types),
-						  values, NULL, true, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "could not read the merchant: %s", SPI_result_code_string(rc));
-	if (SPI_processed == 1)
-	{
-		char	   *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-
-		if (v != NULL)
-			url = MemoryContextStrdup(TopMemoryContext, v);
-	}
-	SPI_finish();
-	return url;
-}
-
-/* The notify_url of destination's merchant; raises 22023 when there is none. */
+/*
+ * The notify_url of destination's merchant, from the lookup cache (which a
+ * change of pay.merchants empties); raises 22023 when there is none.
+ */
 static const char *
 NotifyUrl(const char *destination)
 {
-	LocalTransactionId lxid = MyProc->lxid;
-	CommandId	cid = GetCurrentCommandId(false);
+	const char *code = strlen(destination) > MERCHANT_PREFIX_LEN ? destination + MERCHANT_PREFIX_LEN : "";
+	int64		id;
+	char	   *url = NULL;
 
-	if (cached_destination == NULL || cached_lxid != lxid || cached_cid != cid ||
-		strcmp(cached_destination, destination) != 0)
-	{
-		if (cached_destination != NULL)
-			pfree(cached_destination);
-		if (cached_notify_url != NULL)
-			pfree(cached_notify_url);
-		cached_destination = NULL;
-		cached_notify_url = NULL;
-		cached_notify_url = LookUpNotifyUrl(destination);
-		cached_destination = MemoryContextStrdup(TopMemoryContext, destination);
-		cached_lxid = lxid;
-		cached_cid = cid;
-	}
-	if (cached_notify_url == NULL)
+	if (LookupMerchantId(code, &id))
+		url = LookupMerchantNotifyUrl(id);
+	if (url == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("merchant of %s has no notify_url", destination)));
-	return cached_notify_url;
+	return url;
 }
 
 /* A one-key JSON object {"key": "value"}; value holds no character JSON must escape. */
