@@ -18,6 +18,8 @@
  *     days;
  *   - a refund is booked (event_refund.c), or deferred until the payment
  *     it refunds arrives;
+ *   - the outcome of a capture, cancel or refund pay asked the PSP for is
+ *     confirmed or acted on (event_modification.c);
  *   - a payment must match the amount exactly; a failure or close is
  *     checked when it names an amount;
  *   - money that reached us for an order that cannot take it (cancelled,
@@ -320,6 +322,9 @@ ApplyLocked(const CallbackGateway *g, Jsonb *e, const EventSource *src, int64 *o
 
 	if (kind != NULL && strcmp(kind, "refunded") == 0)
 		return o.paid ? EventApplyPspRefund(g, &o, e, src->callback_id) : EventDefer(g, &o, e, src->callback_id);
+	/* the outcome of a capture, cancel or refund pay asked for: its own amount (event_modification.c) */
+	if (kind != NULL && EventIsModification(kind))
+		return EventApplyModification(g, &o, e, src);
 
 	has_amount = EventAmount(JsonbGetText(e, "amount"), JsonbGetText(e, "amount_major"), currency, &amount);
 	if ((has_amount && amount != o.amount) || (!has_amount && kind != NULL && strcmp(kind, "payment_succeeded") == 0))

@@ -49,4 +49,13 @@ extern char *EventApplyPspRefund(const CallbackGateway *g, const EventOrder *o, 
 extern char *EventDefer(const CallbackGateway *g, const EventOrder *o, Jsonb *e, int64 callback_id);
 extern char *EventApplyDeferred(const CallbackGateway *g, int64 order_id);
 
+/*
+ * event_modification.c: the PSP's report of a capture, cancel or refund
+ * (kinds captured, capture_failed, cancelled, cancel_failed,
+ * refund_succeeded, refund_failed) applied to the locked order.
+ */
+extern bool EventIsModification(const char *kind);
+extern char *EventApplyModification(const CallbackGateway *g, const EventOrder *o, Jsonb *e,
+									const EventSource *src);
+
 #endif							/* PAY_EVENT_APPLY_H */
