@@ -197,7 +197,7 @@ ParseCallback(const CallbackGateway *g, Jsonb *headers, text *body)
 	}
 	PG_FINALLY();
 	{
-		SecretScrub(VARDATA(key), len);
+		explicit_bzero(VARDATA(key), len);
 	}
 	PG_END_TRY();
 	if (bad >= 0)
