@@ -124,7 +124,7 @@ my $deliveries = control('GET', '/control/outbox')->{deliveries};
 my ($del_a) = grep { grep { $_ eq $a } @{ $_->{refs} } } @$deliveries;
 ok($del_a && $del_a->{accepted}, 'the fake counts the delivery accepted ([accepted])');
 
-my $ra = psql("SELECT id FROM pay.refund($a, 1000, 'damaged')");
+my $ra = psql("SELECT pay.refund($a, 1000, 'damaged')");
 wait_sql("SELECT psp_status = 'succeeded' AND psp_refund_id IS NOT NULL FROM pay.refunds WHERE id = $ra",
 	'refund confirmed by the REFUND notification');
 my ($refund_req) = requests("/v71/payments/$psp_a/refunds");
@@ -152,7 +152,7 @@ is(psql("SELECT verdict || ' ' || outcome FROM pay.callbacks WHERE order_id = $m
 	'accepted capture of 4200 confirmed', 'the CAPTURE confirms 4200');
 is(fake_payment($psp_m)->{captured}, 4200, 'Adyen captured 4200');
 is(psql("SELECT balance FROM pay.balance('merchant:acme:EUR') balance"), 2500 - 1000 + 4200, 'the ledger booked what was captured');
-my $rm = psql("SELECT id FROM pay.refund($m, 4200)");
+my $rm = psql("SELECT pay.refund($m, 4200)");
 wait_sql("SELECT psp_status = 'succeeded' FROM pay.refunds WHERE id = $rm", 'the captured amount refunded and confirmed');
 is(psql("SELECT status FROM pay.orders WHERE id = $m"), 'refunded', 'refunded in full: what was captured');
 
