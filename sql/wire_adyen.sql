@@ -190,6 +190,11 @@ SELECT psp_status FROM pay.refunds WHERE id = :r2;
 -- a refund made in Adyen's customer area: booked as the PSP reports it
 SELECT * FROM pg_temp.notify(pg_temp.item('WAREFUND00000003', 'REFUND', (SELECT id FROM pg_temp.named WHERE name = 'auto'), 100,
                                           p_original => 'WAPSPAUTO0000001'));
+-- a refund that failed after its success (REFUND_FAILED): failed; a repeat of the success changes nothing
+SELECT * FROM pg_temp.notify(pg_temp.item('WAREFUND00000001', 'REFUND_FAILED', (SELECT id FROM pg_temp.named WHERE name = 'auto'), 250,
+                                          p_original => 'WAPSPAUTO0000001', p_reason => 'Refund rejected by the issuer'));
+SELECT * FROM pg_temp.notify(pg_temp.item('WAREFUND00000002', 'REFUND', (SELECT id FROM pg_temp.named WHERE name = 'auto'), 300,
+                                          p_original => 'WAPSPAUTO0000001'));
 SELECT amount, reason, psp_status FROM pay.refunds WHERE order_id = (SELECT id FROM pg_temp.named WHERE name = 'auto') ORDER BY id;
 -- an answer about another payment is rejected
 SELECT pay.refund((SELECT id FROM pg_temp.named WHERE name = 'auto'), 10, 'third') AS r3 \gset

@@ -23,8 +23,9 @@
  *                    the refund pay sent, found by the PSP's refund id or,
  *                    before the request's answer gave that id, by amount
  *                    among the refunds still waiting for the PSP's word:
- *                    succeeded or failed, once (a failed refund was booked:
- *                    an anomaly, as 81_psp_answers.sql records one).  A
+ *                    succeeded or failed (a failed refund was booked: an
+ *                    anomaly, as 81_psp_answers.sql records one); a failed
+ *                    refund stays failed, a succeeded one may still fail.  A
  *                    refund pay did not send (made at the PSP) is booked
  *                    as any PSP-reported refund (event_refund.c).
  *
@@ -210,7 +211,11 @@ Refund(const CallbackGateway *g, const EventOrder *o, Jsonb *e, const EventSourc
 		/* made at the PSP: booked as any refund the PSP reports */
 		return o->paid ? EventApplyPspRefund(g, o, e, src->callback_id) : EventDefer(g, o, e, src->callback_id);
 	}
-	if (was != NULL && (strcmp(was, "succeeded") == 0 || strcmp(was, "failed") == 0))
+	/*
+	 * Once failed, a refund stays failed; a success can still fail later
+	 * (Adyen's REFUND_FAILED, REFUNDED_REVERSED after its REFUND).
+	 */
+	if (was != NULL && (strcmp(was, "failed") == 0 || (succeeded && strcmp(was, "succeeded") == 0)))
 		return psprintf("refund %lld already %s", (long long) refund_id, was);
 	values[0] = Int64GetDatum(refund_id);
 	values[1] = CStringGetTextDatum(psp_refund_id ? psp_refund_id : "");
