@@ -6,7 +6,7 @@
  * A provider's parser turns a verified callback into one normalised event,
  * a jsonb object whose members 85_callbacks.sql describes (event_id, nonce,
  * kind, order_ref, psp_txn_id, amount or amount_major, currency, refund_*,
- * type).  Stripe and Alipay, the providers the benchmark measures, are
+ * type), or a batch of them, a JSON array (Adyen; callback_handle.c).  Stripe and Alipay, the providers the benchmark measures, are
  * parsed here in C; WeChat Pay and the generic scheme by their PL/pgSQL
  * parsers.  Every parser raises the same errors with the same messages.
  */

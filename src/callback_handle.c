@@ -158,8 +158,8 @@ ProcessEvent(const CallbackGateway *g, Jsonb *event, int64 callback_id, Verdict 
  * anything can fail): accepted when any event was new, a duplicate when
  * none was; its event ids and types joined by ", "; the first order an
  * event moved; the outcome of each event after its id (of a batch of one:
- * its outcome, as for a single event).  pay.callback_events
- * names the row for each event.
+ * its outcome, as for a single event).  pay.callback_events names the row
+ * for each event.
  */
 static void
 ProcessBatch(const CallbackGateway *g, Jsonb *events, int64 callback_id, Verdict *v)
