@@ -2,7 +2,9 @@
  * errors.c — SQLSTATE to HTTP status mapping and JSON error bodies.
  *
  * The mapping: class 22 → 400, PY001 (illegal transition) → 409,
- * PY002 → 422, PY003 and PY005 (not enough money) → 422, 23505 → 409,
+ * PY002 → 422, PY003 and PY005 (not enough money; a capture above its
+ * authorization) → 422, 0A000 on a create (capture the gateway cannot
+ * do) → 422, 23505 → 409,
  * PY029 → 429 with Retry-After, 42501 → 403, PY010/PY011/PY012 → 401,
  * 57014 (statement timeout, ours) → 504, anything else → 500.  4xx bodies
  * carry the error's SQLSTATE, the field it is about and its message; 5xx
@@ -27,22 +29,26 @@ typedef struct SqlStateMapping
 	unsigned	status;
 	const char *code;			/* stable error code in the JSON body */
 	int			show_message;	/* 4xx: the error's message is shown to the client */
+	const char *route;			/* only for this route, or NULL: any */
 } SqlStateMapping;
 
 /* Exact codes first, then classes; the first match wins */
 static const SqlStateMapping mappings[] = {
-	{"PY001", 409, "illegal_transition", 1},
-	{"PY002", 422, "idempotency_conflict", 1},
-	{"PY003", 422, "insufficient_funds", 1},
-	{"PY005", 422, "refund_exceeds_paid", 1},
-	{"23505", 409, "duplicate", 1},
-	{"PY029", 429, "rate_limited", 1},
-	{"42501", 403, "forbidden", 1},
-	{"PY010", 401, "unauthorized", 1},
-	{"PY011", 401, "unauthorized", 1},
-	{"PY012", 401, "unauthorized", 1},
-	{"57014", 504, "timeout", 0},
-	{"22", 400, "invalid_request", 1},
+	{"PY001", 409, "illegal_transition", 1, NULL},
+	{"PY002", 422, "idempotency_conflict", 1, NULL},
+	{"PY003", 422, "insufficient_funds", 1, NULL},
+	/* PY005 is "more than the money allows": for a capture, the authorization */
+	{"PY005", 422, "capture_exceeds_authorized", 1, "capture_payment"},
+	{"PY005", 422, "refund_exceeds_paid", 1, NULL},
+	{"0A000", 422, "not_supported", 1, "create_payment"},
+	{"23505", 409, "duplicate", 1, NULL},
+	{"PY029", 429, "rate_limited", 1, NULL},
+	{"42501", 403, "forbidden", 1, NULL},
+	{"PY010", 401, "unauthorized", 1, NULL},
+	{"PY011", 401, "unauthorized", 1, NULL},
+	{"PY012", 401, "unauthorized", 1, NULL},
+	{"57014", 504, "timeout", 0, NULL},
+	{"22", 400, "invalid_request", 1, NULL},
 };
 
 /* Append a JSON string, or null for NULL */
@@ -166,7 +172,8 @@ MapResult(ProxyResponse *r, const PGresult *res, const char *route)
 		message = "";
 
 	for (size_t i = 0; i < sizeof(mappings) / sizeof(mappings[0]) && m == NULL; i++)
-		if (strncmp(sqlstate, mappings[i].sqlstate, strlen(mappings[i].sqlstate)) == 0)
+		if (strncmp(sqlstate, mappings[i].sqlstate, strlen(mappings[i].sqlstate)) == 0 &&
+			(mappings[i].route == NULL || (route != NULL && strcmp(route, mappings[i].route) == 0)))
 			m = &mappings[i];
 
 	if (m == NULL)

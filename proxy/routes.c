@@ -66,6 +66,8 @@ static const Route routes[] = {
 	{"cancel_payment", PAYMENTS "/", "/cancel", PAYMENT_ID, "POST", "POST", true, RunMovePayment, "cancel"},
 	{"ship_payment", PAYMENTS "/", "/ship", PAYMENT_ID, "POST", "POST", true, RunMovePayment, "ship"},
 	{"complete_payment", PAYMENTS "/", "/complete", PAYMENT_ID, "POST", "POST", true, RunMovePayment, "complete"},
+	{"capture_payment", PAYMENTS "/", "/capture", PAYMENT_ID, "POST", "POST", true, RunMovePayment, "capture"},
+	{"void_payment", PAYMENTS "/", "/void", PAYMENT_ID, "POST", "POST", true, RunMovePayment, "void"},
 	{"get_payment", PAYMENTS "/", NULL, PAYMENT_ID, "GET", "GET, HEAD", false, RunGetPayment, NULL},
 	{"get_refund", "/api/v1/refunds/", NULL, "refund id", ROUTE_SEGMENT_MAX, "GET", "GET, HEAD", false, RunGetRefund, NULL},
 	{"healthz", "/healthz", NULL, NULL, 0, "GET", "GET, HEAD", false, RunHealthz, NULL},
@@ -435,7 +437,7 @@ RunCreateRefund(const RouteMatch *m, struct MHD_Connection *connection,
 	JsonBufFree(&headers);
 }
 
-/* POST /api/v1/payments/{id}/cancel, /ship, /complete → pay.api_move_payment(headers, id, action, body) */
+/* POST /api/v1/payments/{id}/cancel, /ship, /complete, /capture, /void → pay.api_move_payment(headers, id, action, body) */
 static void
 RunMovePayment(const RouteMatch *m, struct MHD_Connection *connection,
 			   const char *body, int64_t deadline_ms, ProxyResponse *r)

@@ -213,3 +213,19 @@ SELECT pg_temp.err(format('SELECT pay.repair_break(%s, 6)', :generic_id)) AS rep
 -- the settlement per gateway, currency and day
 SELECT * FROM pay.settlement_by_day WHERE gateway LIKE 'rc_%' ORDER BY gateway, currency, day;
 SELECT * FROM pay.ledger_problems;
+
+-- a manual-capture order is reconciled against what was captured, not
+-- against the authorization: 42.00 of 50.00 matches, 50.00 is a break
+SELECT pay.create_gateway('rc_manual', 'stripe') > 0 AS manual_gateway;
+SELECT id AS m1 FROM pay.create_order('rc_shop', 'RC-M1', 5000, 'USD', gateway => 'rc_manual', capture => 'manual') \gset
+SELECT id AS m2 FROM pay.create_order('rc_shop', 'RC-M2', 5000, 'USD', gateway => 'rc_manual', capture => 'manual') \gset
+SELECT status FROM pay.mark_paid(:m1, 'pi_rc_m1', 5000, 'USD');
+SELECT status FROM pay.mark_paid(:m2, 'pi_rc_m2', 5000, 'USD');
+SELECT status, captured_amount FROM pay.capture(:m1, 4200);
+SELECT status, captured_amount FROM pay.capture(:m2, 4200);
+SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS now_utc \gset
+SELECT pay.import_statement('rc_manual', convert_to(format(
+  E'psp_txn_id,order_id,kind,amount,fee,currency,occurred_at\npi_rc_m1,%s,payment,42.00,0,USD,%s\npi_rc_m2,%s,payment,50.00,0,USD,%s\n',
+  :m1, :'now_utc', :m2, :'now_utc'), 'UTF8'), 'generic_csv') AS manual_id \gset
+SELECT line_no, psp_txn_id, amount, our_amount, result FROM pay.statement_lines WHERE statement_id = :manual_id ORDER BY line_no;
+SELECT result, psp_txn_id, our_amount, psp_amount FROM pay.reconciliation_breaks WHERE statement_id = :manual_id;

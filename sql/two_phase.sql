@@ -182,3 +182,20 @@ RESET ROLE;
 -- the ledger is sound
 SELECT * FROM pay.ledger_problems;
 SELECT * FROM pay.order_ledger_mismatches WHERE order_id IN (SELECT id FROM pay.orders WHERE merchant_id = pay._merchant_id('tp_shop'));
+
+-- the merchant's notification of a captured order carries what was
+-- captured, not the authorized amount (the trigger's row, and
+-- enqueue_merchant_notification's)
+SELECT pay.create_merchant('tp_notified', 'Notified Shop', 'https://shop.example/notify') > 0 AS notified;
+SELECT id AS n1 FROM pay.create_order('tp_notified', 'T-n1', 5000, 'USD', gateway => 'tp_stripe', capture => 'manual') \gset
+SELECT status FROM pay.mark_paid(:n1, 'pi_n1', 5000, 'USD');
+SELECT count(*) AS notified_of_authorization FROM pay.outbox WHERE order_id = :n1 AND kind = 'merchant_notification';
+SELECT status, captured_amount FROM pay.capture(:n1, 4200);
+SELECT operation, params->>'amount' AS amount, params->>'status' AS status
+  FROM pay.outbox WHERE order_id = :n1 AND kind = 'merchant_notification';
+SELECT pay.enqueue_merchant_notification(:n1, 'captured') AS nid \gset
+SELECT params->>'amount' AS enqueued_amount FROM pay.outbox WHERE id = :nid;
+-- a full refund of what was captured: refunded, notified with that amount
+SELECT pay.refund(:n1, 4200) > 0 AS refunded;
+SELECT operation, params->>'amount' AS amount FROM pay.outbox
+ WHERE order_id = :n1 AND kind = 'merchant_notification' AND operation = 'refunded';

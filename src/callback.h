@@ -1,14 +1,13 @@
 /*
  * callback.h — what the C modules of pay.handle_callback share
  * (callback_handle.c, callback_record.c, callback_event.c,
- * callback_stripe.c, callback_alipay.c, callback_apply.c).
+ * callback_apply.c, and each provider's parser in provider_<kind>.c).
  *
  * A provider's parser turns a verified callback into one normalised event,
  * a jsonb object whose members 85_callbacks.sql describes (event_id, nonce,
  * kind, order_ref, psp_txn_id, amount or amount_major, currency, refund_*,
- * type), or a batch of them, a JSON array (Adyen; callback_handle.c).  Stripe and Alipay, the providers the benchmark measures, are
- * parsed here in C; WeChat Pay and the generic scheme by their PL/pgSQL
- * parsers.  Every parser raises the same errors with the same messages.
+ * type), or a batch of them, a JSON array (Adyen; callback_handle.c).
+ * Every parser is C and raises the same errors with the same messages.
  */
 #ifndef PAY_CALLBACK_H
 #define PAY_CALLBACK_H

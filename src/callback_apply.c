@@ -18,15 +18,19 @@
  *     days;
  *   - a refund is booked (event_refund.c), or deferred until the payment
  *     it refunds arrives;
- *   - the outcome of a capture, cancel or refund pay asked the PSP for is
- *     confirmed or acted on (event_modification.c);
+ *   - the PSP's report of a capture or cancel pay asked for that failed,
+ *     or of a refund's outcome, is recorded (event_modification.c);
  *   - a payment must match the amount exactly; a failure or close is
  *     checked when it names an amount;
  *   - money that reached us for an order that cannot take it (cancelled,
  *     or already paid by another transaction) is booked, booked back and
  *     refunded at the PSP (pay._book_and_return), and recorded as an
  *     anomaly: money is always accounted for;
- *   - a failure or close moves a pending order, and is ignored otherwise.
+ *   - a capture the PSP reports (payment_captured: what it took of a
+ *     manual-capture order's authorization) is checked against what
+ *     pay.capture booked, or booked when it was made on the PSP's side;
+ *   - a failure or close moves a pending order, a close an authorized one
+ *     too (the PSP voided it), and is ignored otherwise.
  */
 #include "postgres.h"
 
@@ -46,9 +50,11 @@ static SPIPlanPtr major_plan = NULL;
 static SPIPlanPtr return_plan = NULL;
 static SPIPlanPtr move_plan = NULL;
 static SPIPlanPtr waiting_plan = NULL;
+static SPIPlanPtr capture_plan = NULL;
+static SPIPlanPtr release_plan = NULL;
 
 #define ORDER_COLUMNS "SELECT id, currency::text, amount, refunded_amount, paid_at IS NOT NULL, status::text, " \
-	"psp_txn_id, coalesce(captured_amount, amount) FROM pay.orders "
+	"psp_txn_id, coalesce(captured_amount, amount), capture_mode = 'manual' FROM pay.orders "
 
 /* ^[0-9]{1,18}$: fits a bigint */
 static bool
@@ -81,6 +87,7 @@ OrderFromRow(EventOrder *o)
 	o->status = SPI_getvalue(row, d, 6);
 	o->psp_txn_id = SPI_getvalue(row, d, 7);
 	o->paid_amount = DatumGetInt64(SPI_getbinval(row, d, 8, &isnull));
+	o->manual = DatumGetBool(SPI_getbinval(row, d, 9, &isnull));
 	return true;
 }
 
@@ -248,7 +255,19 @@ BookAndReturn(const CallbackGateway *g, const EventOrder *o, Jsonb *e, const Eve
 	return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 }
 
-/* A pending order moved to status (failed, cancelled) by the event. */
+/* pay._release_hold: an authorized order's wallet hold, if it has one, released as voided. */
+static void
+ReleaseHold(int64 order_id)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(order_id)};
+
+	if (SPI_execute_plan(KeptPlan(&release_plan, "SELECT pay._release_hold($1, 'voided')", 1, types),
+						 values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not release the hold of order %lld", (long long) order_id);
+}
+
+/* A pending (or authorized) order moved to status (failed, cancelled) by the event. */
 static void
 MovePending(const EventOrder *o, const char *status, const char *cause)
 {
@@ -295,6 +314,81 @@ ApplySuccess(const CallbackGateway *g, const EventOrder *o, Jsonb *e, const Even
 	return BookAndReturn(g, o, e, src, amount, psprintf("payment_after_%s", o->status));
 }
 
+/* Is the event's transaction the order's (both unknown counts)? */
+static bool
+SameTransaction(const EventOrder *o, const char *txn)
+{
+	return (txn == NULL && o->psp_txn_id == NULL) ||
+		(txn != NULL && o->psp_txn_id != NULL && strcmp(txn, o->psp_txn_id) == 0);
+}
+
+/* pay._capture: a capture the PSP made, booked without asking it of the PSP again. */
+static void
+CaptureAtPsp(int64 order_id, int64 amount, const char *cause)
+{
+	Oid			types[3] = {INT8OID, INT8OID, TEXTOID};
+	Datum		values[3] = {Int64GetDatum(order_id), Int64GetDatum(amount), CStringGetTextDatum(cause)};
+
+	if (SPI_execute_plan(KeptPlan(&capture_plan,
+								  "SELECT pay._capture(o, $2, $3, false) FROM pay.orders o WHERE o.id = $1",
+								  3, types),
+						 values, NULL, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not capture order %lld", (long long) order_id);
+}
+
+/*
+ * A capture the PSP reports for the locked order (Stripe's succeeded of a
+ * manual-capture intent), amount its captured part.  The usual one follows
+ * pay.capture, which booked it: acknowledged when it names what was
+ * captured.  An authorized order was captured on the PSP's side: booked
+ * now, up to the authorized amount.  A pending one lost its authorization's
+ * callback: authorized, then captured.  Money an order cannot take (voided
+ * here, captured there) is returned, as any payment after a cancel.
+ */
+static char *
+ApplyCapture(const CallbackGateway *g, EventOrder *o, Jsonb *e, const EventSource *src, int64 amount)
+{
+	char	   *txn = JsonbGetText(e, "psp_txn_id");
+
+	if (o->paid && SameTransaction(o, txn))
+	{
+		if (amount == o->paid_amount)
+			return "already captured by this transaction";
+		return EventAnomaly(o, g, src->callback_id, "amount_mismatch",
+							psprintf("callback says " INT64_FORMAT " %s captured, order %lld paid " INT64_FORMAT,
+									 amount, o->currency, (long long) o->id, o->paid_amount));
+	}
+	if (amount > o->amount || (!o->manual && amount != o->amount))
+		return EventAnomaly(o, g, src->callback_id, "amount_mismatch",
+							psprintf("callback says " INT64_FORMAT " %s captured, order %lld is " INT64_FORMAT " %s",
+									 amount, o->currency, (long long) o->id, o->amount, o->currency));
+	if (!o->manual)
+		return ApplySuccess(g, o, e, src, amount);
+	if (strcmp(o->status, "pending") == 0 || strcmp(o->status, "failed") == 0)
+	{
+		SettleRequest r = {0};
+
+		r.order_id = o->id;
+		r.currency = o->currency;
+		r.has_amount = true;
+		r.amount = o->amount;
+		r.psp_txn_id = txn;
+		r.cause = src->cause;
+		if (!SettleOrder(&r))
+			elog(ERROR, "order %lld is no longer payable", (long long) o->id);
+		o->status = "authorized";
+		o->psp_txn_id = txn;
+	}
+	if (strcmp(o->status, "authorized") == 0 && SameTransaction(o, txn))
+	{
+		CaptureAtPsp(o->id, amount, src->cause);
+		return psprintf("captured " INT64_FORMAT "%s", amount, EventApplyDeferred(g, o->id));
+	}
+	if (o->paid)
+		return BookAndReturn(g, o, e, src, amount, "double_payment");
+	return BookAndReturn(g, o, e, src, amount, psprintf("payment_after_%s", o->status));
+}
+
 /* Everything but the fast path: lock the order and decide. */
 static char *
 ApplyLocked(const CallbackGateway *g, Jsonb *e, const EventSource *src, int64 *order_id)
@@ -322,12 +416,16 @@ ApplyLocked(const CallbackGateway *g, Jsonb *e, const EventSource *src, int64 *o
 
 	if (kind != NULL && strcmp(kind, "refunded") == 0)
 		return o.paid ? EventApplyPspRefund(g, &o, e, src->callback_id) : EventDefer(g, &o, e, src->callback_id);
-	/* the outcome of a capture, cancel or refund pay asked for: its own amount (event_modification.c) */
+	/* a failed capture or cancel, a refund's outcome: its own amount (event_modification.c) */
 	if (kind != NULL && EventIsModification(kind))
 		return EventApplyModification(g, &o, e, src);
 
 	has_amount = EventAmount(JsonbGetText(e, "amount"), JsonbGetText(e, "amount_major"), currency, &amount);
-	if ((has_amount && amount != o.amount) || (!has_amount && kind != NULL && strcmp(kind, "payment_succeeded") == 0))
+	/* a capture's amount is what was taken, up to the authorized amount */
+	if (kind != NULL && strcmp(kind, "payment_captured") == 0 && has_amount)
+		return ApplyCapture(g, &o, e, src, amount);
+	if ((has_amount && amount != o.amount) ||
+		(!has_amount && kind != NULL && (strcmp(kind, "payment_succeeded") == 0 || strcmp(kind, "payment_captured") == 0)))
 		return EventAnomaly(&o, g, src->callback_id, "amount_mismatch",
 							psprintf("callback says %s %s, order %lld is " INT64_FORMAT " %s",
 									 has_amount ? psprintf(INT64_FORMAT, amount) : "(none)", currency,
@@ -344,8 +442,15 @@ ApplyLocked(const CallbackGateway *g, Jsonb *e, const EventSource *src, int64 *o
 	}
 	if (kind != NULL && strcmp(kind, "closed") == 0)
 	{
-		if (strcmp(o.status, "pending") != 0)
+		/*
+		 * an authorization the PSP voided (it expired there, or was
+		 * cancelled on its side) ends as pay.void ends it, without a void
+		 * request to the PSP
+		 */
+		if (strcmp(o.status, "pending") != 0 && strcmp(o.status, "authorized") != 0)
 			return psprintf("close ignored: order is %s", o.status);
+		if (strcmp(o.status, "authorized") == 0)
+			ReleaseHold(o.id);
 		MovePending(&o, "cancelled", src->cause);
 		return "cancelled";
 	}

@@ -2,10 +2,8 @@
  * callback_event.c — the pieces every C callback parser uses: jsonb read
  * the way ->> and -> read it, the normalised event built the way
  * jsonb_build_object builds it, the Content-Type rule, the timestamp window
- * and the gateway's credentials, with the messages the PL/pgSQL helpers
- * of 85_callbacks.sql had.  The PL/pgSQL parsers (WeChat Pay, generic)
- * reach the same code as pay._require_content_type, pay._unix_time and
- * pay._check_window (the SQL face at the end of this file).
+ * and the gateway's credentials, with the same messages for every
+ * provider.
  */
 #include "postgres.h"
 
@@ -24,10 +22,6 @@
 #include "secret_store.h"
 
 #define TOLERANCE_DEFAULT_S 300
-
-PG_FUNCTION_INFO_V1(pay_require_content_type);
-PG_FUNCTION_INFO_V1(pay_unix_time);
-PG_FUNCTION_INFO_V1(pay_check_window);
 
 /* The value of key in an object container, or false. */
 static bool
@@ -185,52 +179,4 @@ char *
 GatewayCredential(const CallbackGateway *g, const char *name, size_t *len)
 {
 	return SecretFetch(psprintf("gateway:%s", g->name), name, len);
-}
-
-/*
- * The SQL face, for the PL/pgSQL parsers (WeChat Pay, generic).
- */
-
-/* pay._require_content_type(h jsonb, VARIADIC allowed text[]) -> void */
-Datum
-pay_require_content_type(PG_FUNCTION_ARGS)
-{
-	Datum	   *elems;
-	bool	   *elem_nulls;
-	const char **allowed;
-	int			n,
-				i;
-
-	if (PG_ARGISNULL(1))
-		elog(ERROR, "pay._require_content_type needs the allowed types");
-	deconstruct_array(PG_GETARG_ARRAYTYPE_P(1), TEXTOID, -1, false, TYPALIGN_INT, &elems, &elem_nulls, &n);
-	allowed = palloc(Max(n, 1) * sizeof(char *));
-	for (i = 0; i < n; i++)
-		allowed[i] = elem_nulls[i] ? "" : TextDatumGetCString(elems[i]);
-	RequireContentType(PG_ARGISNULL(0) ? NULL : PG_GETARG_JSONB_P(0), allowed, n);
-	PG_RETURN_VOID();
-}
-
-/* pay._unix_time(text) -> timestamptz */
-Datum
-pay_unix_time(PG_FUNCTION_ARGS)
-{
-	text	   *t = PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0);
-
-	PG_RETURN_TIMESTAMPTZ(CallbackUnixTime(t ? VARDATA_ANY(t) : NULL, t ? VARSIZE_ANY_EXHDR(t) : 0));
-}
-
-/* pay._check_window(g pay.gateways, at timestamptz) -> void */
-Datum
-pay_check_window(PG_FUNCTION_ARGS)
-{
-	CallbackGateway g = {0};
-	bool		isnull = true;
-	Datum		options = (Datum) 0;
-
-	if (!PG_ARGISNULL(0))
-		options = GetAttributeByName(PG_GETARG_HEAPTUPLEHEADER(0), "options", &isnull);
-	g.options = isnull ? NULL : DatumGetJsonbP(options);
-	CheckWindow(&g, PG_ARGISNULL(1) ? 0 : PG_GETARG_TIMESTAMPTZ(1), PG_ARGISNULL(1));
-	PG_RETURN_VOID();
 }

@@ -516,6 +516,13 @@ ApplySettings(void)
 	SetConfigOption("synchronous_commit", dispatcher_synchronous_commit ? "on" : "off",
 					PGC_SUSET, PGC_S_SESSION);
 	SetConfigOption("plan_cache_mode", "force_custom_plan", PGC_SUSET, PGC_S_SESSION);
+	/*
+	 * Every statement of the worker is a short OLTP one.  JIT compiling
+	 * one costs ~100 ms of the loop (every transfer's answer waits behind
+	 * it), and the claim's planning (IndexOnlyPlanning: enable_seqscan off)
+	 * gives any sequential scan a cost far above jit_above_cost.
+	 */
+	SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 }
 
 /* Entry point of the background worker. */

@@ -22,6 +22,7 @@ typedef struct EventOrder
 	char	   *status;
 	char	   *psp_txn_id;		/* NULL: none */
 	int64		paid_amount;	/* what it paid: coalesce(captured_amount, amount) */
+	bool		manual;			/* capture_mode = 'manual': authorized before it is captured */
 } EventOrder;
 
 /* Where an event came from: its callback (0: none) and the cause the order's events record. */
@@ -50,9 +51,9 @@ extern char *EventDefer(const CallbackGateway *g, const EventOrder *o, Jsonb *e,
 extern char *EventApplyDeferred(const CallbackGateway *g, int64 order_id);
 
 /*
- * event_modification.c: the PSP's report of a capture, cancel or refund
- * (kinds captured, capture_failed, cancelled, cancel_failed,
- * refund_succeeded, refund_failed) applied to the locked order.
+ * event_modification.c: the PSP's report of a failed capture or cancel, or
+ * of a refund's outcome (kinds capture_failed, cancel_failed,
+ * refund_succeeded, refund_failed), applied to the locked order.
  */
 extern bool EventIsModification(const char *kind);
 extern char *EventApplyModification(const CallbackGateway *g, const EventOrder *o, Jsonb *e,

@@ -5,18 +5,12 @@
  * (Adyen), this is where the request's outcome lands.
  *
  * pay moves an order when it asks (pay.capture, pay.void and pay.refund
- * book at once and queue the request), so the report is mostly a
- * confirmation; what it says otherwise is acted on:
+ * book at once and queue the request), so a success is mostly a
+ * confirmation: a capture's is the payment_captured event and a cancel's
+ * the closed event (callback_apply.c).  What is left is here:
  *
- *   captured         paid with that amount: confirmed; an order still
- *                    authorized was captured at the PSP by someone else:
- *                    pay.capture books it, and the capture request it
- *                    queues is retired unsent (the PSP has captured);
  *   capture_failed   the order pay booked as paid was not captured: an
  *                    anomaly for a person;
- *   cancelled        a cancelled order: confirmed; a pending one is
- *                    cancelled; an authorized one is voided as pay.void
- *                    does, its void request retired unsent;
  *   cancel_failed    a cancelled order whose authorization stays open at
  *                    the PSP: an anomaly;
  *   refund_succeeded, refund_failed
@@ -42,18 +36,13 @@
 #include "callback.h"
 #include "event_apply.h"
 
-static SPIPlanPtr capture_plan = NULL;
-static SPIPlanPtr void_plan = NULL;
-static SPIPlanPtr retire_plan = NULL;
-static SPIPlanPtr cancel_plan = NULL;
 static SPIPlanPtr refund_find_plan = NULL;
 static SPIPlanPtr refund_set_plan = NULL;
 
 bool
 EventIsModification(const char *kind)
 {
-	static const char *const kinds[] = {"captured", "capture_failed", "cancelled", "cancel_failed",
-	"refund_succeeded", "refund_failed"};
+	static const char *const kinds[] = {"capture_failed", "cancel_failed", "refund_succeeded", "refund_failed"};
 
 	for (int i = 0; i < (int) lengthof(kinds); i++)
 		if (strcmp(kind, kinds[i]) == 0)
@@ -81,90 +70,6 @@ Reason(Jsonb *e)
 	char	   *reason = JsonbGetText(e, "reason");
 
 	return reason && reason[0] ? reason : "no reason given";
-}
-
-/* Run a kept one-statement plan over (order id[, amount]); false if no row. */
-static bool
-Run(SPIPlanPtr *slot, const char *sql, int nargs, int64 order_id, int64 amount)
-{
-	Oid			types[2] = {INT8OID, INT8OID};
-	Datum		values[2] = {Int64GetDatum(order_id), Int64GetDatum(amount)};
-
-	if (SPI_execute_plan(KeptPlan(slot, sql, nargs, types), values, NULL, false, 0) < 0)
-		elog(ERROR, "could not run \"%s\"", sql);
-	return SPI_processed > 0;
-}
-
-/*
- * The request the caller's pay.capture or pay.void just queued, retired
- * unsent: the PSP did it already.  In this transaction nothing can have
- * claimed it.
- */
-static void
-Retire(int64 order_id, const char *operation, const char *cause)
-{
-	Oid			types[2] = {TEXTOID, TEXTOID};
-	Datum		values[2] = {CStringGetTextDatum(psprintf("psp_%lld_%s", (long long) order_id, operation)),
-	CStringGetTextDatum(psprintf("not sent: the PSP reported it done (%s)", cause))};
-
-	if (SPI_execute_plan(KeptPlan(&retire_plan,
-								  "UPDATE pay.outbox SET state = 'done', finished_at = now(), last_error = $2 "
-								  "WHERE idempotency_key = $1 AND kind = 'psp_request' AND state = 'pending' "
-								  "AND attempts = 0",
-								  2, types),
-						 values, NULL, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not retire the %s request of order %lld", operation, (long long) order_id);
-}
-
-static char *
-Captured(const CallbackGateway *g, const EventOrder *o, Jsonb *e, const EventSource *src)
-{
-	int64		amount = Amount(o, e);
-
-	if (strcmp(o->status, "authorized") == 0)
-	{
-		if (amount > o->amount)
-			return EventAnomaly(o, g, src->callback_id, "capture_exceeds",
-								psprintf("the PSP captured " INT64_FORMAT " %s of order %lld, authorized for " INT64_FORMAT,
-										 amount, o->currency, (long long) o->id, o->amount));
-		Run(&capture_plan, "SELECT pay.capture($1, $2)", 2, o->id, amount);
-		Retire(o->id, "capture", src->cause);
-		return psprintf("captured " INT64_FORMAT " at the PSP: paid", amount);
-	}
-	if (o->paid && o->paid_amount == amount)
-		return psprintf("capture of " INT64_FORMAT " confirmed", amount);
-	return EventAnomaly(o, g, src->callback_id, "capture_mismatch",
-						psprintf("the PSP captured " INT64_FORMAT " %s of order %lld, which is %s here%s", amount,
-								 o->currency, (long long) o->id, o->status,
-								 o->paid ? psprintf(" with " INT64_FORMAT " paid", o->paid_amount) : ""));
-}
-
-static char *
-Cancelled(const CallbackGateway *g, const EventOrder *o, const EventSource *src)
-{
-	Oid			types[2] = {INT8OID, TEXTOID};
-	Datum		values[2] = {Int64GetDatum(o->id), CStringGetTextDatum(src->cause)};
-
-	if (strcmp(o->status, "cancelled") == 0)
-		return "cancellation confirmed";
-	if (strcmp(o->status, "authorized") == 0)
-	{
-		Run(&void_plan, "SELECT pay.void($1)", 1, o->id, 0);
-		Retire(o->id, "void", src->cause);
-		return "cancelled at the PSP: voided";
-	}
-	if (strcmp(o->status, "pending") == 0)
-	{
-		if (SPI_execute_plan(KeptPlan(&cancel_plan,
-									  "UPDATE pay.orders SET status = 'cancelled', status_cause = $2 WHERE id = $1",
-									  2, types),
-							 values, NULL, false, 0) != SPI_OK_UPDATE)
-			elog(ERROR, "could not cancel order %lld", (long long) o->id);
-		return "cancelled";
-	}
-	return EventAnomaly(o, g, src->callback_id, "cancel_mismatch",
-						psprintf("the PSP cancelled the payment of order %lld, which is %s here",
-								 (long long) o->id, o->status));
 }
 
 /*
@@ -238,14 +143,10 @@ EventApplyModification(const CallbackGateway *g, const EventOrder *o, Jsonb *e, 
 {
 	char	   *kind = JsonbGetText(e, "kind");
 
-	if (strcmp(kind, "captured") == 0)
-		return Captured(g, o, e, src);
 	if (strcmp(kind, "capture_failed") == 0)
 		return EventAnomaly(o, g, src->callback_id, "capture_failed",
 							psprintf("the PSP did not capture " INT64_FORMAT " %s of order %lld, which is %s here: %s",
 									 Amount(o, e), o->currency, (long long) o->id, o->status, Reason(e)));
-	if (strcmp(kind, "cancelled") == 0)
-		return Cancelled(g, o, src);
 	if (strcmp(kind, "cancel_failed") == 0)
 	{
 		if (strcmp(o->status, "cancelled") != 0)

@@ -67,12 +67,15 @@ QueueNotification(HeapTuple row, TupleDesc desc, int64 merchant_id, const char *
 	char	   *trace_id = TraceCurrentId(current) ? current :
 		SPI_getvalue(row, desc, SPI_fnumber(desc, "trace_id"));
 	Oid			types[7] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+	char	   *paid;
 
 	values[0] = CStringGetTextDatum(psprintf("merchant:%s", LookupMerchantCode(merchant_id)));
 	values[1] = CStringGetTextDatum(status);
 	values[2] = CStringGetTextDatum(id);
 	values[3] = CStringGetTextDatum(SPI_getvalue(row, desc, SPI_fnumber(desc, "merchant_order_no")));
-	values[4] = CStringGetTextDatum(SPI_getvalue(row, desc, SPI_fnumber(desc, "amount")));
+	/* what the order paid: a capture may have taken less than was authorized */
+	paid = SPI_getvalue(row, desc, SPI_fnumber(desc, "captured_amount"));
+	values[4] = CStringGetTextDatum(paid ? paid : SPI_getvalue(row, desc, SPI_fnumber(desc, "amount")));
 	values[5] = CStringGetTextDatum(SPI_getvalue(row, desc, SPI_fnumber(desc, "currency")));
 	values[6] = trace_id ? CStringGetTextDatum(trace_id) : (Datum) 0;
 	nulls[6] = trace_id ? ' ' : 'n';

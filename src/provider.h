@@ -20,10 +20,15 @@
  * fits without changing the callers: an operation a provider does not
  * list is refused with 0A000 naming the kind and the operation.
  *
+ * Statement fetches are operations too (fetch_statement, and the steps
+ * fetch_statement_poll, fetch_statement_file) of the providers flagged
+ * PROVIDER_STATEMENTS; their answers are applied by
+ * 89_statement_fetch.sql, so they have no read function.
+ *
  * Adding a provider: write src/provider_<kind>.c with its Provider, and
- * add one line to providers[] in provider_registry.c.  Kinds are also
- * listed by the CHECK on pay.gateways.kind (20_merchants.sql), which a
- * table constraint must spell out.
+ * add one line to providers[] in provider_registry.c.  Nothing else lists
+ * the kinds: the CHECK on pay.gateways.kind asks the registry
+ * (pay._provider_kind_known).
  */
 #ifndef PAY_PROVIDER_H
 #define PAY_PROVIDER_H
@@ -185,14 +190,28 @@ extern void ProviderPushInt64(JsonbParseState **state, const char *key, int64 va
 extern void ProviderPushObject(JsonbParseState **state, const char *key);
 
 /*
- * provider_sql.c: a part still written in PL/pgSQL.  ProviderSqlParse runs
- * sql(gateway name $1, headers $2, body $3) -> jsonb and ProviderSqlRead
- * runs sql(outbox $1, gateway $2, order $3, status $4, headers $5, body
- * $6) -> jsonb, each using the parameters it needs, through a kept plan.
+ * provider_answer.c: what answer readers share.  ProviderExpect raises
+ * 22023 (the answer is rejected) unless a member the answer names is ours
+ * (theirs NULL passes when not required; ours NULL matches only a missing
+ * member).  The body as a JSON object ({} when empty; 22P02 when not JSON);
+ * a refusal's body, else {"message": "HTTP <status>: <its start>"}.  The
+ * summary's members: a boolean (-1: null), a jsonb value (NULL: null), a
+ * refusal, an application (NULL members left out), a refund, a query's
+ * event id ("query:<outbox id>"), and the gateway as a callback sees it.
  */
-extern Jsonb *ProviderSqlParse(SPIPlanPtr *slot, const char *sql, const CallbackGateway *g,
-							   Jsonb *headers, text *body);
-extern Jsonb *ProviderSqlRead(SPIPlanPtr *slot, const char *sql, const ProviderAnswer *ans);
+extern void ProviderExpect(const char *what, const char *theirs, const char *ours, bool required);
+extern Jsonb *ProviderAnswerBody(text *body);
+extern Jsonb *ProviderRefusalBody(int32 status, text *body);
+extern void ProviderPushBool(JsonbParseState **state, const char *key, int value);
+extern void ProviderPushJsonb(JsonbParseState **state, const char *key, Jsonb *value);
+extern Jsonb *ProviderAnswerRefused(int final, const char *reason, const char *code, int already_paid);
+extern Jsonb *ProviderAnswerApplied(const char *psp_txn_id, Jsonb *next_action, Jsonb *event, Jsonb *refund);
+extern Jsonb *ProviderRefundSummary(const char *psp_refund_id, const char *status);
+extern char *ProviderQueryEventId(const ProviderAnswer *ans);
+extern CallbackGateway ProviderAnswerGateway(const ProviderAnswer *ans);
+
+/* provider_stripe_statement.c: Stripe's statement fetch steps (fetch_statement*) */
+extern Datum StripeStatementBuild(const ProviderRequest *req);
 
 /* The providers (provider_<kind>.c) */
 extern const Provider stripe_provider;

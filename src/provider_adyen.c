@@ -38,7 +38,6 @@
  */
 #include "postgres.h"
 
-#include "catalog/pg_type.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 
@@ -112,9 +111,9 @@ Kind(const char *code, bool success)
 	if (strcmp(code, "AUTHORISATION") == 0)
 		return success ? "payment_succeeded" : "payment_failed";
 	if (strcmp(code, "CAPTURE") == 0)
-		return success ? "captured" : "capture_failed";
+		return success ? "payment_captured" : "capture_failed";
 	if (strcmp(code, "CANCELLATION") == 0)
-		return success ? "cancelled" : "cancel_failed";
+		return success ? "closed" : "cancel_failed";
 	if (strcmp(code, "REFUND") == 0)
 		return success ? "refund_succeeded" : "refund_failed";
 	/* a refund that bounced back, or one Adyen could not make after all */
@@ -256,22 +255,6 @@ PushAmount(JsonbParseState **state, const char *currency, int64 value)
 	pushJsonbValue(state, WJB_END_OBJECT, NULL);
 }
 
-/* A member whose value is a jsonb object or array. */
-static void
-PushJsonb(JsonbParseState **state, const char *key, Jsonb *value)
-{
-	JsonbValue	v;
-
-	v.type = jbvString;
-	v.val.string.val = (char *) key;
-	v.val.string.len = strlen(key);
-	pushJsonbValue(state, WJB_KEY, &v);
-	v.type = jbvBinary;
-	v.val.binary.data = &value->root;
-	v.val.binary.len = VARSIZE(value) - VARHDRSZ;
-	pushJsonbValue(state, WJB_VALUE, &v);
-}
-
 /* The body of a create_payment: POST /payments. */
 static void
 PaymentBody(JsonbParseState **state, const ProviderRequest *req, const ProviderOrder *o)
@@ -283,7 +266,7 @@ PaymentBody(JsonbParseState **state, const ProviderRequest *req, const ProviderO
 
 	PushAmount(state, o->currency, o->amount);
 	if (method != NULL)
-		PushJsonb(state, "paymentMethod", method);
+		ProviderPushJsonb(state, "paymentMethod", method);
 	else
 	{
 		ProviderPushObject(state, "paymentMethod");
@@ -358,42 +341,6 @@ Build(const ProviderRequest *req)
 
 /* ---------------------------------------------------------------- answers */
 
-/* A member of the answer must be ours, else 22023 (the answer is rejected). */
-static void
-Expect(const char *what, const char *theirs, const char *ours)
-{
-	if (theirs == NULL || strcmp(theirs, ours) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("the answer's %s is \"%s\", not ours (\"%s\")", what, theirs ? theirs : "(none)", ours)));
-}
-
-/* The answer as a JSON object (pay._answer_refusal_json: an error page becomes {"message": ...}). */
-static Jsonb *
-AnswerJson(const ProviderAnswer *ans)
-{
-	Oid			types[2] = {INT4OID, TEXTOID};
-	Datum		values[2] = {Int32GetDatum(ans->status), PointerGetDatum(ans->body)};
-	char		nulls[2] = {' ', ans->body ? ' ' : 'n'};
-	static SPIPlanPtr plan = NULL;
-	bool		isnull;
-
-	if (SPI_execute_plan(KeptPlan(&plan, "SELECT pay._answer_refusal_json($1, $2)", 2, types),
-						 values, nulls, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "could not read Adyen's answer");
-	return DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-}
-
-/* A refusal for good: the PSP said no and will say it again. */
-static Jsonb *
-Refused(const char *reason, const char *code)
-{
-	static const char *const keys[] = {"verdict", "final", "reason", "code"};
-	char	   *values[4] = {"refused", "true", (char *) reason, (char *) code};
-
-	return EventBuild(keys, values, 4);
-}
-
 /* The buyer's next step from the answer's action: a redirect, else none. */
 static Jsonb *
 NextAction(Jsonb *v)
@@ -413,17 +360,12 @@ PaymentRead(const ProviderAnswer *ans, Jsonb *v)
 {
 	char	   *result = JsonbGetText(v, "resultCode");
 	Jsonb	   *amount = JsonbGetObject(v, "amount");
-	Jsonb	   *next_action;
-	JsonbParseState *state = NULL;
 
-	Expect("merchantReference", JsonbGetText(v, "merchantReference"),
-		   psprintf("%lld", (long long) ProviderRowInt64(ans->order, "id")));
-	if (amount != NULL)
-	{
-		Expect("amount.value", JsonbGetText(amount, "value"),
-			   psprintf("%lld", (long long) ProviderRowInt64(ans->order, "amount")));
-		Expect("amount.currency", JsonbGetText(amount, "currency"), ProviderRowText(ans->order, "currency"));
-	}
+	ProviderExpect("merchantReference", JsonbGetText(v, "merchantReference"),
+				   psprintf("%lld", (long long) ProviderRowInt64(ans->order, "id")), true);
+	ProviderExpect("amount.value", JsonbGetText(amount, "value"),
+				   psprintf("%lld", (long long) ProviderRowInt64(ans->order, "amount")), false);
+	ProviderExpect("amount.currency", JsonbGetText(amount, "currency"), ProviderRowText(ans->order, "currency"), false);
 	if (result == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -432,53 +374,46 @@ PaymentRead(const ProviderAnswer *ans, Jsonb *v)
 	{
 		char	   *reason = JsonbGetText(v, "refusalReason");
 
-		return Refused(reason ? reason : result, JsonbGetText(v, "refusalReasonCode"));
+		return ProviderAnswerRefused(1, reason ? reason : result, JsonbGetText(v, "refusalReasonCode"), 0);
 	}
-	next_action = NextAction(v);
-	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
-	ProviderPushText(&state, "verdict", "applied");
-	ProviderPushText(&state, "psp_txn_id", JsonbGetText(v, "pspReference"));
-	if (next_action != NULL)
-		PushJsonb(&state, "next_action", next_action);
-	return JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
+	return ProviderAnswerApplied(JsonbGetText(v, "pspReference"), NextAction(v), NULL, NULL);
 }
 
-/* A modification's 201: received, about the payment we named. */
+/* A modification's 201: received, about the payment we named; its outcome comes by notification. */
 static Jsonb *
 ModificationRead(const ProviderAnswer *ans, Jsonb *v)
 {
 	char	   *ours = JsonbGetText(ProviderRowJsonb(ans->request.outbox, "params"), "psp_txn_id");
+	Jsonb	   *summary;
 	JsonbParseState *state = NULL;
 
 	if (ours == NULL)
 		ours = ProviderRowText(ans->order, "psp_txn_id");
-	Expect("paymentPspReference", JsonbGetText(v, "paymentPspReference"), ours ? ours : "");
-	Expect("status", JsonbGetText(v, "status"), "received");
+	ProviderExpect("paymentPspReference", JsonbGetText(v, "paymentPspReference"), ours, true);
+	ProviderExpect("status", JsonbGetText(v, "status"), "received", true);
+	summary = ProviderAnswerApplied(NULL, NULL, NULL,
+									strcmp(ans->request.operation, "refund") == 0 ?
+									ProviderRefundSummary(JsonbGetText(v, "pspReference"), NULL) : NULL);
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
-	ProviderPushText(&state, "verdict", "applied");
-	/* the outcome comes by notification */
-	ProviderPushText(&state, "received", "true");
-	if (strcmp(ans->request.operation, "refund") == 0)
-	{
-		ProviderPushObject(&state, "refund");
-		ProviderPushText(&state, "psp_refund_id", JsonbGetText(v, "pspReference"));
-		ProviderPushText(&state, "status", NULL);
-		pushJsonbValue(&state, WJB_END_OBJECT, NULL);
-	}
-	return JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
+	ProviderPushBool(&state, "received", 1);
+	return ProviderJsonbConcat(summary, JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL)));
 }
 
 static Jsonb *
 Read(const ProviderAnswer *ans)
 {
-	Jsonb	   *v = AnswerJson(ans);
+	Jsonb	   *v;
 
 	if (ans->status >= 400)
 	{
-		char	   *reason = JsonbGetText(v, "message");
+		char	   *reason;
 
-		return Refused(reason ? reason : psprintf("HTTP %d", ans->status), JsonbGetText(v, "errorCode"));
+		v = ProviderRefusalBody(ans->status, ans->body);
+		reason = JsonbGetText(v, "message");
+		return ProviderAnswerRefused(1, reason ? reason : psprintf("HTTP %d", ans->status),
+									 JsonbGetText(v, "errorCode"), 0);
 	}
+	v = ProviderAnswerBody(ans->body);
 	if (strcmp(ans->request.operation, "create_payment") == 0)
 		return PaymentRead(ans, v);
 	return ModificationRead(ans, v);

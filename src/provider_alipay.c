@@ -14,8 +14,8 @@
  * was priced in, which total_amount is in), else currency; a notify that
  * names neither is CNY, as Alipay omits it for a trade in yuan.
  *
- * Requests (RSA2-signed openapi calls): built here.  Their answers:
- * _answer_alipay.
+ * Requests (RSA2-signed openapi calls, statement fetches included) and
+ * their answers: here.
  */
 #include "postgres.h"
 
@@ -24,6 +24,8 @@
 #include "fmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "pgtime.h"
+#include "utils/datetime.h"
 #include "utils/timestamp.h"
 
 #include "pay.h"
@@ -33,6 +35,7 @@
 #include "secret_store.h"
 #include "sign_canonical.h"
 #include "sign_rsa.h"
+#include "event_apply.h"
 
 /* What a notify without trans_currency (or currency) is in. */
 #define ALIPAY_DEFAULT_CURRENCY "CNY"
@@ -159,12 +162,9 @@ extern Datum pay_alipay_sign(PG_FUNCTION_ARGS);
 
 static SPIPlanPtr format_plan = NULL;
 
-/*
- * The order's and the refund's amounts as major-unit decimals (the
- * currency's exponent) and Alipay's timestamp, Beijing time, now.
- */
+/* The order's and the refund's amounts as major-unit decimals (the currency's exponent). */
 static void
-Formatted(const ProviderOrder *o, int64 refund_amount, char **amount, char **refunded, char **timestamp)
+Formatted(const ProviderOrder *o, int64 refund_amount, char **amount, char **refunded)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	Oid			types[3] = {INT8OID, TEXTOID, INT8OID};
@@ -173,16 +173,28 @@ Formatted(const ProviderOrder *o, int64 refund_amount, char **amount, char **ref
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_plan(KeptPlan(&format_plan,
-								  "SELECT pay.format_amount($1, $2), pay.format_amount($3, $2), "
-								  "pg_catalog.to_char(pg_catalog.clock_timestamp() AT TIME ZONE 'Asia/Shanghai', "
-								  "'YYYY-MM-DD HH24:MI:SS')", 3, types),
+	if (SPI_execute_plan(KeptPlan(&format_plan, "SELECT pay.format_amount($1, $2), pay.format_amount($3, $2)",
+								  3, types),
 						 values, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not format an Alipay request");
 	*amount = MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
 	*refunded = MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
-	*timestamp = MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3));
 	SPI_finish();
+}
+
+/* Alipay's timestamp: now, Beijing time, "YYYY-MM-DD HH24:MI:SS". */
+static char *
+BeijingNow(void)
+{
+	pg_tz	   *tz = pg_tzset("Asia/Shanghai");
+	struct pg_tm tm;
+	fsec_t		fsec;
+	int			tzoff;
+
+	if (tz == NULL || timestamp2tm(GetCurrentTimestamp(), &tzoff, &tm, &fsec, NULL, tz) != 0)
+		elog(ERROR, "could not compute Beijing time");
+	return psprintf("%04d-%02d-%02d %02d:%02d:%02d", tm.tm_year, tm.tm_mon, tm.tm_mday,
+					tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
 /* The gateway's address: base_url when it names the .do endpoint, else <base_url>/gateway.do. */
@@ -257,13 +269,12 @@ Build(const ProviderRequest *req)
 	JsonbParseState *state = NULL;
 	Jsonb	   *biz;
 	char	   *amount,
-			   *refunded,
-			   *timestamp;
+			   *refunded;
 
 	ProviderRequestOrder(req, &o);
 	if (strcmp(req->operation, "refund") == 0 || strcmp(req->operation, "query_refund") == 0)
 		ProviderRequestRefund(req, &f);
-	Formatted(&o, f.amount, &amount, &refunded, &timestamp);
+	Formatted(&o, f.amount, &amount, &refunded);
 
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
 	ProviderPushText(&state, "out_trade_no", psprintf("%lld", (long long) o.id));
@@ -297,16 +308,215 @@ Build(const ProviderRequest *req)
 							   list_make2("Content-Type: application/x-www-form-urlencoded;charset=utf-8",
 										  psprintf("Idempotency-Key: %s",
 												   ProviderRowText(req->outbox, "idempotency_key"))),
-							   SignedForm(req, api_method, biz, timestamp));
+							   SignedForm(req, api_method, biz, BeijingNow()));
 }
 
-/* Answers: _answer_alipay (81_psp_answers.sql). */
-static SPIPlanPtr read_plan = NULL;
+/*
+ * Statement fetches (89_statement_fetch.sql): the trade bill's download
+ * URL of one day (alipay.data.dataservice.bill.downloadurl.query, signed
+ * like every call), then the bill itself, a plain GET (the URL carries its
+ * own short-lived token).
+ */
+static Datum
+StatementBuild(const ProviderRequest *req)
+{
+	Jsonb	   *params = ProviderRowJsonb(req->outbox, "params");
+	const char *name = strcmp(req->operation, "fetch_statement") == 0 ? "day" : "url";
+	char	   *value = JsonbGetText(params, name);
+
+	if (value == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s: outbox row %lld names none", name, (long long) ProviderRowInt64(req->outbox, "id"))));
+	if (strcmp(req->operation, "fetch_statement") == 0)
+	{
+		static const char *const keys[] = {"bill_type", "bill_date"};
+		char	   *values[2] = {"trade", value};
+
+		return ProviderHttpRequest("POST", GatewayUrl(req),
+								   list_make2("Content-Type: application/x-www-form-urlencoded;charset=utf-8",
+											  psprintf("Idempotency-Key: %s",
+													   ProviderRowText(req->outbox, "idempotency_key"))),
+								   SignedForm(req, "alipay.data.dataservice.bill.downloadurl.query",
+											  EventBuild(keys, values, 2), BeijingNow()));
+	}
+	return ProviderHttpRequest("GET", value, NIL, NULL);
+}
+
+/*
+ * Answers: {"<method>_response": {...}, "sign": "..."}, the signature over
+ * the raw text of the member, with Alipay's public key.  Gateway errors
+ * (40001, 40002) come unsigned: they are rejected like any unsigned
+ * answer.  Code 10000 is a success; 40004 "Business Failed" a refusal
+ * that sending again cannot change.
+ */
+
+extern Datum pay_alipay_response_valid(PG_FUNCTION_ARGS);
+
+#define ALIPAY_SUCCESS "10000"
+
+/* The member of the answer to an operation. */
+static const char *
+ResponseMember(const char *operation)
+{
+	if (strcmp(operation, "create_payment") == 0)
+		return "alipay_trade_precreate_response";
+	if (strcmp(operation, "query") == 0)
+		return "alipay_trade_query_response";
+	if (strcmp(operation, "refund") == 0)
+		return "alipay_trade_refund_response";
+	if (strcmp(operation, "query_refund") == 0)
+		return "alipay_trade_fastpay_refund_query_response";
+	return "alipay_trade_close_response";
+}
+
+/* Does the answer's sign verify over its *_response member with the gateway's Alipay public key? */
+static bool
+ResponseValid(const char *gateway, text *body)
+{
+	size_t		len;
+	char	   *pem = SecretFetch(psprintf("gateway:%s", gateway), "public_key", &len);
+	text	   *pem_text = cstring_to_text_with_len(pem, len);
+	bool		valid;
+
+	SecretScrub(pem, len);
+	PG_TRY();
+	{
+		valid = DatumGetBool(DirectFunctionCall2(pay_alipay_response_valid, PointerGetDatum(body),
+												 PointerGetDatum(pem_text)));
+	}
+	PG_FINALLY();
+	{
+		explicit_bzero(VARDATA(pem_text), len);
+	}
+	PG_END_TRY();
+	return valid;
+}
+
+/* The first of a, b that is not NULL. */
+static char *
+Coalesce(char *a, char *b)
+{
+	return a != NULL ? a : b;
+}
+
+static Jsonb *
+Refused(const ProviderAnswer *ans, Jsonb *v, const char *code)
+{
+	char	   *sub_code = JsonbGetText(v, "sub_code");
+	char	   *reason = Coalesce(JsonbGetText(v, "sub_msg"), JsonbGetText(v, "msg"));
+	int			already_paid = -1;
+
+	if (reason == NULL)
+		reason = psprintf("code %s", code ? code : "(none)");
+	/* a close of a trade the buyer paid meanwhile, or a create of a paid one */
+	if (sub_code != NULL)
+		already_paid = (strcmp(ans->request.operation, "close") == 0 &&
+						strcmp(sub_code, "ACQ.TRADE_STATUS_ERROR") == 0) ||
+			strcmp(sub_code, "ACQ.TRADE_HAS_SUCCESS") == 0;
+	return ProviderAnswerRefused(code == NULL ? -1 : strcmp(code, "40004") == 0, reason,
+								 Coalesce(sub_code, (char *) code), already_paid);
+}
+
+/* trade_status as our kind of event, NULL when it is none (still waiting) */
+static const char *
+QueryKind(const char *status)
+{
+	if (status == NULL)
+		return NULL;
+	if (strcmp(status, "TRADE_SUCCESS") == 0 || strcmp(status, "TRADE_FINISHED") == 0)
+		return "payment_succeeded";
+	if (strcmp(status, "TRADE_CLOSED") == 0)
+		return "closed";
+	return NULL;
+}
+
+/* A query's answer: the trade checked against our order, and the event it is. */
+static Jsonb *
+QueryRead(const ProviderAnswer *ans, Jsonb *v)
+{
+	static const char *const keys[] = {"event_id", "type", "kind", "order_ref", "psp_txn_id",
+	"amount_major", "currency"};
+	char	   *ours = ProviderRowText(ans->order, "currency");
+	/* the currency total_amount is in, as the notify parser reads it */
+	char	   *currency = Coalesce(Coalesce(JsonbGetText(v, "trans_currency"), JsonbGetText(v, "currency")),
+									ALIPAY_DEFAULT_CURRENCY);
+	char	   *total = JsonbGetText(v, "total_amount");
+	char	   *status = JsonbGetText(v, "trade_status");
+	const char *kind = QueryKind(status);
+	int64		amount;
+	char	   *values[7];
+
+	ProviderExpect("currency", currency, ours, true);
+	ProviderExpect("total_amount",
+				   EventAmount(NULL, total, ours, &amount) ? psprintf("%lld", (long long) amount) : NULL,
+				   psprintf("%lld", (long long) ProviderRowInt64(ans->order, "amount")), true);
+	if (kind == NULL)
+		return ProviderAnswerApplied(JsonbGetText(v, "trade_no"), NULL, NULL, NULL);
+	values[0] = ProviderQueryEventId(ans);
+	values[1] = status;
+	values[2] = (char *) kind;
+	values[3] = JsonbGetText(v, "out_trade_no");
+	values[4] = JsonbGetText(v, "trade_no");
+	values[5] = total;
+	values[6] = currency;
+	return ProviderAnswerApplied(values[4], NULL, EventBuild(keys, values, 7), NULL);
+}
 
 static Jsonb *
 Read(const ProviderAnswer *ans)
 {
-	return ProviderSqlRead(&read_plan, "SELECT pay._answer_alipay($1, $2, $3, $4, $6)", ans);
+	const char *op = ans->request.operation;
+	const char *member = ResponseMember(op);
+	Jsonb	   *v = JsonbGetObject(ProviderAnswerBody(ans->body), member);
+	char	   *code;
+	bool		success;
+
+	if (v == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("alipay's answer (HTTP %d) has no %s object", ans->status, member)));
+	code = JsonbGetText(v, "code");
+	if (!ResponseValid(ProviderRowText(ans->request.gateway, "name"), ans->body))
+		ereport(ERROR,
+				(errcode(ERRCODE_PAY_SIGNATURE_INVALID),
+				 errmsg("the signature of alipay's answer does not verify (code %s, %s)",
+						code ? code : "(none)",
+						Coalesce(Coalesce(JsonbGetText(v, "sub_code"), JsonbGetText(v, "msg")), ""))));
+	success = code != NULL && strcmp(code, ALIPAY_SUCCESS) == 0;
+	/* a refund query's answer may leave out out_trade_no; so may a refusal */
+	ProviderExpect("out_trade_no", JsonbGetText(v, "out_trade_no"),
+				   psprintf("%lld", (long long) ProviderRowInt64(ans->order, "id")),
+				   (code == NULL || success) && strcmp(op, "query_refund") != 0);
+	if (!success)
+		return Refused(ans, v, code);
+	if (strcmp(op, "create_payment") == 0)
+	{
+		static const char *const keys[] = {"type", "qr_code"};
+		char	   *values[2] = {"qr_code", JsonbGetText(v, "qr_code")};
+
+		return ProviderAnswerApplied(NULL, values[1] ? EventBuild(keys, values, 2) : NULL, NULL, NULL);
+	}
+	if (strcmp(op, "query") == 0)
+		return QueryRead(ans, v);
+	if (strcmp(op, "refund") == 0)
+	{
+		/* code 10000: the refund is done (fund_change N: an earlier request did it) */
+		return ProviderAnswerApplied(JsonbGetText(v, "trade_no"), NULL, NULL,
+									 ProviderRefundSummary(NULL, "succeeded"));
+	}
+	if (strcmp(op, "query_refund") == 0)
+	{
+		char	   *status = JsonbGetText(v, "refund_status");
+
+		ProviderExpect("out_request_no", JsonbGetText(v, "out_request_no"),
+					   JsonbGetText(ProviderRowJsonb(ans->request.outbox, "params"), "refund_id"), false);
+		/* no refund_status: Alipay has not (yet) refunded */
+		return ProviderAnswerApplied(NULL, NULL, NULL,
+									 ProviderRefundSummary(NULL, status && strcmp(status, "REFUND_SUCCESS") == 0 ?
+														   "succeeded" : NULL));
+	}
+	return ProviderAnswerApplied(NULL, NULL, NULL, NULL);
 }
 
 static const ProviderOperation operations[] = {
@@ -315,6 +525,8 @@ static const ProviderOperation operations[] = {
 	{"refund", Build, Read},
 	{"query_refund", Build, Read},
 	{"close", Build, Read},
+	{"fetch_statement", StatementBuild, NULL},
+	{"fetch_statement_file", StatementBuild, NULL},
 };
 
 const Provider alipay_provider = {

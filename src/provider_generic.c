@@ -11,8 +11,7 @@
  * reads them, as the signed string leaves them out: they are not signed.
  *
  * Requests go to <base_url>/<operation> (so a gateway without base_url
- * creates nothing at its PSP), built here; their answers are read by
- * _answer_generic.
+ * creates nothing at its PSP), built here; their answers are read here.
  */
 #include "postgres.h"
 
@@ -239,13 +238,93 @@ Build(const ProviderRequest *req)
 							   Body(req, &o, key));
 }
 
-/* Answers: _answer_generic (81_psp_answers.sql). */
-static SPIPlanPtr read_plan = NULL;
+/*
+ * Answers: JSON naming order_id, psp_txn_id, status (the callback's words:
+ * paid, failed, closed; refunds: succeeded, failed), amount, currency,
+ * next_action; errors {"message": ...}.  Unsigned: the TLS connection and
+ * our key authenticate them.  A member the answer leaves out is not
+ * checked.
+ */
+
+static Jsonb *
+Refused(const ProviderAnswer *ans)
+{
+	Jsonb	   *v = ProviderRefusalBody(ans->status, ans->body);
+	char	   *reason = JsonbGetText(v, "message");
+	char	   *code = JsonbGetText(v, "code");
+	int			already_paid = 0;
+
+	if (reason == NULL)
+		reason = JsonbGetText(v, "error");
+	if (reason == NULL)
+		reason = psprintf("HTTP %d", ans->status);
+	/* a close of a payment the buyer made meanwhile */
+	if (strcmp(ans->request.operation, "close") == 0)
+		already_paid = code == NULL ? -1 : strcmp(code, "already_paid") == 0;
+	return ProviderAnswerRefused(1, reason, code, already_paid);
+}
+
+static Jsonb *
+RefundRead(const ProviderAnswer *ans, Jsonb *v)
+{
+	char	   *status = JsonbGetText(v, "status");
+	const char *ours = NULL;
+
+	ProviderExpect("refund_id", JsonbGetText(v, "refund_id"),
+				   JsonbGetText(ProviderRowJsonb(ans->request.outbox, "params"), "refund_id"), false);
+	if (status != NULL && (strcmp(status, "succeeded") == 0 || strcmp(status, "refunded") == 0))
+		ours = "succeeded";
+	else if (status != NULL && strcmp(status, "failed") == 0)
+		ours = "failed";
+	return ProviderAnswerApplied(NULL, NULL, NULL, ProviderRefundSummary(JsonbGetText(v, "psp_refund_id"), ours));
+}
+
+/* status as a query's kind of event, NULL when it is none (still waiting) */
+static const char *
+QueryKind(const char *status)
+{
+	if (status == NULL)
+		return NULL;
+	if (strcmp(status, "paid") == 0 || strcmp(status, "success") == 0)
+		return "payment_succeeded";
+	if (strcmp(status, "failed") == 0)
+		return "payment_failed";
+	if (strcmp(status, "closed") == 0)
+		return "closed";
+	return NULL;
+}
 
 static Jsonb *
 Read(const ProviderAnswer *ans)
 {
-	return ProviderSqlRead(&read_plan, "SELECT pay._answer_generic($1, $3, $4, $6)", ans);
+	static const char *const keys[] = {"event_id", "type", "kind", "order_ref", "psp_txn_id", "amount", "currency"};
+	const char *op = ans->request.operation;
+	char	   *order_id = psprintf("%lld", (long long) ProviderRowInt64(ans->order, "id"));
+	char	   *order_amount = psprintf("%lld", (long long) ProviderRowInt64(ans->order, "amount"));
+	Jsonb	   *v;
+	char	   *status,
+			   *amount;
+	const char *kind;
+	Jsonb	   *event = NULL;
+
+	if (ans->status >= 400)
+		return Refused(ans);
+	v = ProviderAnswerBody(ans->body);
+	ProviderExpect("order_id", JsonbGetText(v, "order_id"), order_id, false);
+	if (strcmp(op, "refund") == 0 || strcmp(op, "query_refund") == 0)
+		return RefundRead(ans, v);
+	amount = JsonbGetText(v, "amount");
+	ProviderExpect("amount", amount, order_amount, false);
+	status = JsonbGetText(v, "status");
+	kind = QueryKind(status);
+	if (strcmp(op, "query") == 0 && kind != NULL)
+	{
+		char	   *values[7] = {ProviderQueryEventId(ans), status, (char *) kind, order_id,
+		JsonbGetText(v, "psp_txn_id"), amount ? amount : order_amount, JsonbGetText(v, "currency")};
+
+		event = EventBuild(keys, values, 7);
+	}
+	return ProviderAnswerApplied(JsonbGetText(v, "psp_txn_id"), JsonbGetObject(v, "next_action"), event, NULL);
 }
 
 static const ProviderOperation operations[] = {

@@ -6,7 +6,9 @@
  * parser and answer (callback_handle.c), the request builders and answer
  * readers (provider_dispatch.c), and the kind lists SQL asks for
  * (pay._provider_kinds: create_gateway, _creates_at_psp, the jobs, the
- * statement fetch).  Adding a provider is one line here and its own file.
+ * statement fetch), and the CHECK on pay.gateways.kind
+ * (pay._provider_kind_known).  Adding a provider is one line here and its
+ * own file.
  *
  * The order is the order pay.create_gateway's error message lists them in.
  */
@@ -122,4 +124,20 @@ pay_provider_kinds(PG_FUNCTION_ARGS)
 		if (flag == 0 || (providers[i]->flags & flag) != 0)
 			kinds[n++] = CStringGetTextDatum(providers[i]->kind);
 	PG_RETURN_ARRAYTYPE_P(construct_array(kinds, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+PG_FUNCTION_INFO_V1(pay_provider_kind_known);
+
+/*
+ * pay._provider_kind_known(kind text) -> boolean: is there a provider of
+ * this kind?  The CHECK on pay.gateways.kind, so that the registry is the
+ * one list of kinds.  IMMUTABLE as far as a CHECK may rely on: the list
+ * changes only with a new build of pay, and a build never drops a kind.
+ */
+Datum
+pay_provider_kind_known(PG_FUNCTION_ARGS)
+{
+	char	   *kind = text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+	PG_RETURN_BOOL(ProviderFind(kind) != NULL);
 }

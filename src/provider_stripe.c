@@ -13,10 +13,7 @@
  */
 #include "postgres.h"
 
-#include "access/xact.h"
 #include "fmgr.h"
-#include "mb/pg_wchar.h"
-#include "utils/resowner.h"
 #include "utils/builtins.h"
 
 #include "pay.h"
@@ -89,14 +86,21 @@ CurrencyUpper(const char *code)
 	return upper;
 }
 
-/* Stripe's event type as our kind of event. */
+/*
+ * Stripe's event type as our kind of event.  For a manual-capture intent
+ * (capture_method "manual") amount_capturable_updated is the authorization,
+ * which pay's payment success of a manual-capture order records, and
+ * succeeded is the capture; an automatic intent never waits for one.
+ */
 static const char *
-Kind(const char *type)
+Kind(const char *type, bool manual)
 {
 	if (type == NULL)
 		return "ignored";
+	if (strcmp(type, "payment_intent.amount_capturable_updated") == 0)
+		return manual ? "payment_succeeded" : "ignored";
 	if (strcmp(type, "payment_intent.succeeded") == 0)
-		return "payment_succeeded";
+		return manual ? "payment_captured" : "payment_succeeded";
 	if (strcmp(type, "payment_intent.payment_failed") == 0)
 		return "payment_failed";
 	if (strcmp(type, "payment_intent.canceled") == 0)
@@ -117,7 +121,9 @@ ParseCallback(const CallbackGateway *g, Jsonb *headers, text *body)
 			   *object;
 	char	   *type,
 			   *amount,
-			   *currency;
+			   *currency,
+			   *method;
+	bool		manual;
 	char	   *values[9];
 
 	if (header == NULL)
@@ -130,11 +136,23 @@ ParseCallback(const CallbackGateway *g, Jsonb *headers, text *body)
 	event = DatumGetJsonbP(DirectFunctionCall1(pay_json_body, PointerGetDatum(body)));
 	type = JsonbGetText(event, "type");
 	object = JsonbGetObject(JsonbGetObject(event, "data"), "object");
-	amount = JsonbGetText(object, "amount_received");
+	method = JsonbGetText(object, "capture_method");
+	manual = method != NULL && strcmp(method, "manual") == 0;
+	values[2] = (char *) Kind(type, manual);
+	/*
+	 * The event's amount: what was received (captured) of a payment; what
+	 * was authorized of an authorization; a canceled intent received
+	 * nothing, its amount is the order's.
+	 */
+	if (strcmp(values[2], "payment_succeeded") == 0 && manual)
+		amount = JsonbGetText(object, "amount_capturable");
+	else if (strcmp(values[2], "closed") == 0)
+		amount = NULL;
+	else
+		amount = JsonbGetText(object, "amount_received");
 	currency = JsonbGetText(object, "currency");
 	values[0] = JsonbGetText(event, "id");
 	values[1] = type;
-	values[2] = (char *) Kind(type);
 	values[3] = JsonbGetText(JsonbGetObject(object, "metadata"), "order_id");
 	values[4] = JsonbGetText(object, (type && strcmp(type, "charge.refunded") == 0) ? "payment_intent" : "id");
 	values[5] = amount ? amount : JsonbGetText(object, "amount");
@@ -288,116 +306,10 @@ Build(const ProviderRequest *req)
  * and our key authenticate them.
  */
 
-/* A member of the answer must be ours, else 22023 (the answer is rejected). */
-static void
-Expect(const char *what, const char *theirs, const char *ours)
-{
-	if (theirs == NULL || strcmp(theirs, ours) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("the answer's %s is \"%s\", not ours (\"%s\")", what, theirs ? theirs : "(none)", ours)));
-}
-
-/* The body as a JSON object; an empty body is {} (a 204). */
-static Jsonb *
-AnswerJson(text *body)
-{
-	if (body == NULL || VARSIZE_ANY_EXHDR(body) == 0)
-		return EventBuild(NULL, NULL, 0);
-	return DatumGetJsonbP(DirectFunctionCall1(pay_json_body, PointerGetDatum(body)));
-}
-
-/*
- * The body of a refusal: a JSON object, else {"message": "HTTP <status>:
- * <its first 200 characters>"} (a proxy's error page still refuses the
- * request).  The parse runs in a subtransaction, as its error is caught.
- */
-static Jsonb *
-RefusalJson(int32 status, text *body)
-{
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	Jsonb	   *volatile v = NULL;
-	ErrorData  *volatile e = NULL;
-
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		v = AnswerJson(body);
-		ReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		e = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
-	if (e != NULL)
-	{
-		static const char *const keys[] = {"message"};
-		char	   *text = VARDATA_ANY(body);
-		int			len = pg_mbcharcliplen(text, VARSIZE_ANY_EXHDR(body), 200);
-		char	   *values[1];
-
-		if (e->sqlerrcode != ERRCODE_INVALID_TEXT_REPRESENTATION &&
-			e->sqlerrcode != ERRCODE_PROGRAM_LIMIT_EXCEEDED)
-			ReThrowError(e);
-		values[0] = psprintf("HTTP %d: %.*s", status, len, text);
-		v = EventBuild(keys, values, 1);
-	}
-	return v;
-}
-
-/* A member of an object being built: a jsonb value (NULL: JSON null). */
-static void
-PushJsonb(JsonbParseState **state, const char *key, Jsonb *value)
-{
-	JsonbValue	v;
-
-	if (value == NULL)
-	{
-		ProviderPushText(state, key, NULL);
-		return;
-	}
-	v.type = jbvString;
-	v.val.string.val = (char *) key;
-	v.val.string.len = strlen(key);
-	pushJsonbValue(state, WJB_KEY, &v);
-	v.type = jbvBinary;
-	v.val.binary.data = &value->root;
-	v.val.binary.len = VARSIZE(value) - VARHDRSZ;
-	pushJsonbValue(state, WJB_VALUE, &v);
-}
-
-/* A boolean member; null when unknown (SQL's three-valued AND). */
-static void
-PushBool(JsonbParseState **state, const char *key, int value)
-{
-	JsonbValue	v;
-
-	v.type = jbvString;
-	v.val.string.val = (char *) key;
-	v.val.string.len = strlen(key);
-	pushJsonbValue(state, WJB_KEY, &v);
-	if (value < 0)
-		v.type = jbvNull;
-	else
-	{
-		v.type = jbvBool;
-		v.val.boolean = value != 0;
-	}
-	pushJsonbValue(state, WJB_VALUE, &v);
-}
-
 static Jsonb *
 Refused(const ProviderAnswer *ans)
 {
-	Jsonb	   *v = RefusalJson(ans->status, ans->body);
+	Jsonb	   *v = ProviderRefusalBody(ans->status, ans->body);
 	Jsonb	   *error = JsonbGetObject(v, "error");
 	char	   *reason = JsonbGetText(error, "message");
 	char	   *code = JsonbGetText(error, "code");
@@ -413,10 +325,10 @@ Refused(const ProviderAnswer *ans)
 		already_paid = code == NULL ? -1 : strcmp(code, "payment_intent_unexpected_state") == 0;
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
 	ProviderPushText(&state, "verdict", "refused");
-	PushBool(&state, "final", 1);
+	ProviderPushBool(&state, "final", 1);
 	ProviderPushText(&state, "reason", reason);
 	ProviderPushText(&state, "code", code);
-	PushBool(&state, "already_paid", already_paid);
+	ProviderPushBool(&state, "already_paid", already_paid);
 	return JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
 }
 
@@ -429,17 +341,17 @@ RefundRead(const ProviderAnswer *ans, Jsonb *v)
 	char	   *values[2];
 	JsonbParseState *state = NULL;
 
-	Expect("object", JsonbGetText(v, "object"), "refund");
+	ProviderExpect("object", JsonbGetText(v, "object"), "refund", true);
 	/* IS DISTINCT FROM: both missing is a match */
 	if (!(ours == NULL && JsonbGetText(JsonbGetObject(v, "metadata"), "refund_id") == NULL))
-		Expect("metadata.refund_id", JsonbGetText(JsonbGetObject(v, "metadata"), "refund_id"), ours ? ours : "");
+		ProviderExpect("metadata.refund_id", JsonbGetText(JsonbGetObject(v, "metadata"), "refund_id"), ours ? ours : "", true);
 	values[0] = JsonbGetText(v, "id");
 	values[1] = status == NULL ? NULL :
 		strcmp(status, "succeeded") == 0 ? "succeeded" :
 		(strcmp(status, "failed") == 0 || strcmp(status, "canceled") == 0) ? "failed" : NULL;
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
 	ProviderPushText(&state, "verdict", "applied");
-	PushJsonb(&state, "refund", EventBuild(keys, values, 2));
+	ProviderPushJsonb(&state, "refund", EventBuild(keys, values, 2));
 	return JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
 }
 
@@ -469,28 +381,40 @@ FirstResult(Jsonb *v, bool *empty)
 	return JsonbValueToJsonb(first);
 }
 
-/* Our event of a queried intent that succeeded or was canceled, else NULL. */
+/*
+ * Our event of a queried intent that succeeded, was canceled, or (a
+ * manual-capture one) waits for its capture, else NULL: what its webhook
+ * would have said (ParseCallback).
+ */
 static Jsonb *
 QueryEvent(const ProviderAnswer *ans, Jsonb *v, const char *status)
 {
 	static const char *const keys[] = {"event_id", "type", "kind", "order_ref", "psp_txn_id", "amount", "currency"};
 	char	   *values[7];
 	char	   *received = JsonbGetText(v, "amount_received");
+	char	   *method = JsonbGetText(v, "capture_method");
+	bool		manual = method != NULL && strcmp(method, "manual") == 0;
 
 	if (strcmp(ans->request.operation, "query") != 0 || status == NULL)
 		return NULL;
 	if (strcmp(status, "succeeded") == 0)
-		values[2] = "payment_succeeded";
+		values[2] = manual ? "payment_captured" : "payment_succeeded";
 	else if (strcmp(status, "canceled") == 0)
 		values[2] = "closed";
+	else if (strcmp(status, "requires_capture") == 0 && manual)
+	{
+		/* authorized: what can be captured is what was authorized */
+		values[2] = "payment_succeeded";
+		received = JsonbGetText(v, "amount_capturable");
+	}
 	else
 		return NULL;
 	values[0] = psprintf("query:%lld", (long long) ProviderRowInt64(ans->request.outbox, "id"));
 	values[1] = psprintf("payment_intent.%s", status);
 	values[3] = JsonbGetText(JsonbGetObject(v, "metadata"), "order_id");
 	values[4] = JsonbGetText(v, "id");
-	/* what was received, of a payment; a canceled one received nothing */
-	values[5] = strcmp(status, "succeeded") == 0 && received ? received : JsonbGetText(v, "amount");
+	/* what was received (or can be captured), of a payment; a canceled one received nothing */
+	values[5] = strcmp(status, "canceled") != 0 && received ? received : JsonbGetText(v, "amount");
 	values[6] = JsonbGetText(v, "currency") ? CurrencyUpper(JsonbGetText(v, "currency")) : NULL;
 	return EventBuild(keys, values, 7);
 }
@@ -508,7 +432,7 @@ Read(const ProviderAnswer *ans)
 
 	if (ans->status >= 400)
 		return Refused(ans);
-	v = AnswerJson(ans->body);
+	v = ProviderAnswerBody(ans->body);
 	if (strcmp(ans->request.operation, "refund") == 0 || strcmp(ans->request.operation, "query_refund") == 0)
 		return RefundRead(ans, v);
 	if (JsonbGetText(v, "object") && strcmp(JsonbGetText(v, "object"), "search_result") == 0)
@@ -525,12 +449,12 @@ Read(const ProviderAnswer *ans)
 		}
 		v = first;
 	}
-	Expect("object", JsonbGetText(v, "object"), "payment_intent");
-	Expect("metadata.order_id", JsonbGetText(JsonbGetObject(v, "metadata"), "order_id"),
-		   psprintf("%lld", (long long) order_id));
-	Expect("amount", JsonbGetText(v, "amount"), psprintf("%lld", (long long) ProviderRowInt64(ans->order, "amount")));
+	ProviderExpect("object", JsonbGetText(v, "object"), "payment_intent", true);
+	ProviderExpect("metadata.order_id", JsonbGetText(JsonbGetObject(v, "metadata"), "order_id"),
+		   psprintf("%lld", (long long) order_id), true);
+	ProviderExpect("amount", JsonbGetText(v, "amount"), psprintf("%lld", (long long) ProviderRowInt64(ans->order, "amount")), true);
 	currency = JsonbGetText(v, "currency");
-	Expect("currency", currency ? CurrencyUpper(currency) : NULL, ProviderRowText(ans->order, "currency"));
+	ProviderExpect("currency", currency ? CurrencyUpper(currency) : NULL, ProviderRowText(ans->order, "currency"), true);
 	status = JsonbGetText(v, "status");
 	secret = JsonbGetText(v, "client_secret");
 	if (secret != NULL)
@@ -543,8 +467,8 @@ Read(const ProviderAnswer *ans)
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
 	ProviderPushText(&state, "verdict", "applied");
 	ProviderPushText(&state, "psp_txn_id", JsonbGetText(v, "id"));
-	PushJsonb(&state, "next_action", next_action);
-	PushJsonb(&state, "event", QueryEvent(ans, v, status));
+	ProviderPushJsonb(&state, "next_action", next_action);
+	ProviderPushJsonb(&state, "event", QueryEvent(ans, v, status));
 	return JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
 }
 
@@ -556,6 +480,10 @@ static const ProviderOperation operations[] = {
 	{"close", Build, Read},
 	{"capture", Build, Read},
 	{"void", Build, Read},
+	/* statement fetches: provider_stripe_statement.c; applied by 89_statement_fetch.sql */
+	{"fetch_statement", StripeStatementBuild, NULL},
+	{"fetch_statement_poll", StripeStatementBuild, NULL},
+	{"fetch_statement_file", StripeStatementBuild, NULL},
 };
 
 const Provider stripe_provider = {

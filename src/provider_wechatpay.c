@@ -1,10 +1,14 @@
 /*
  * provider_wechatpay.c — WeChat Pay (API v3).
  *
- * Callbacks: Wechatpay-Signature (RSA over timestamp, nonce and body) and
- * an AEAD_AES_256_GCM resource, parsed by pay._callback_wechatpay
- * (85_callbacks.sql); answered with WeChat Pay's JSON code and message.
- * Requests: built here.  Their answers: _answer_wechatpay.
+ * Callbacks: Wechatpay-Signature (RSA over timestamp, nonce and body, with
+ * the platform certificate named by Wechatpay-Serial) and an
+ * AEAD_AES_256_GCM resource; answered with WeChat Pay's JSON code and
+ * message.  Requests (statement fetches included) and their answers, which
+ * are signed as callbacks are: here.
+ *
+ * The signature and AEAD primitives are pay.wechatpay_signature_valid's
+ * and pay.wechatpay_decrypt's C functions (sign_wechatpay.c), called here.
  */
 #include "postgres.h"
 
@@ -18,14 +22,171 @@
 #include "provider.h"
 #include "secret_store.h"
 
-static SPIPlanPtr parse_plan = NULL;
+extern Datum pay_wechatpay_signature_valid(PG_FUNCTION_ARGS);
+extern Datum pay_wechatpay_decrypt(PG_FUNCTION_ARGS);
 
+#define SERIAL_MAX 64
+
+/* What an answer or event without a currency is in. */
+#define WECHATPAY_DEFAULT_CURRENCY "CNY"
+
+/* A Wechatpay-Serial: 1 to 64 ASCII letters and digits (it names a secret). */
+static bool
+SerialWellFormed(const char *serial)
+{
+	size_t		len = strlen(serial);
+
+	if (len < 1 || len > SERIAL_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!((serial[i] >= 'A' && serial[i] <= 'Z') || (serial[i] >= 'a' && serial[i] <= 'z') ||
+			  (serial[i] >= '0' && serial[i] <= '9')))
+			return false;
+	return true;
+}
+
+/* Refuse a callback or answer without the four Wechatpay-* headers (PY010). */
+static void
+RequireSignatureHeaders(Jsonb *headers)
+{
+	if (JsonbGetText(headers, "wechatpay-timestamp") == NULL || JsonbGetText(headers, "wechatpay-nonce") == NULL ||
+		JsonbGetText(headers, "wechatpay-signature") == NULL || JsonbGetText(headers, "wechatpay-serial") == NULL)
+		CallbackSignatureInvalid("Wechatpay-Timestamp, -Nonce, -Signature and -Serial headers are required");
+}
+
+/*
+ * WeChat Pay v3 signs its callbacks and its answers alike: RSA over
+ * "timestamp\nnonce\nbody\n" with the platform certificate named by
+ * Wechatpay-Serial (secret platform_cert:<serial>), the timestamp within
+ * the gateway's window.  Raises PY010 / PY011; headers have lower-case
+ * names; a missing body is verified as an empty one.
+ */
+static void
+Verify(const CallbackGateway *g, Jsonb *headers, text *body)
+{
+	char	   *ts,
+			   *serial;
+	size_t		len;
+	char	   *cert;
+	text	   *cert_text;
+	bool		valid;
+
+	RequireSignatureHeaders(headers);
+	ts = JsonbGetText(headers, "wechatpay-timestamp");
+	serial = JsonbGetText(headers, "wechatpay-serial");
+	if (!SerialWellFormed(serial))
+		CallbackSignatureInvalid("Wechatpay-Serial is malformed");
+	cert = SecretFetchIfExists(psprintf("gateway:%s", g->name), psprintf("platform_cert:%s", serial), &len);
+	if (cert == NULL)
+		CallbackSignatureInvalid(psprintf("no platform certificate with serial %s", serial));
+	cert_text = cstring_to_text_with_len(cert, len);
+	SecretScrub(cert, len);
+	valid = DatumGetBool(DirectFunctionCall5(pay_wechatpay_signature_valid, CStringGetTextDatum(ts),
+											 CStringGetTextDatum(JsonbGetText(headers, "wechatpay-nonce")),
+											 PointerGetDatum(body ? body : cstring_to_text("")),
+											 CStringGetTextDatum(JsonbGetText(headers, "wechatpay-signature")),
+											 PointerGetDatum(cert_text)));
+	if (!valid)
+		CallbackSignatureInvalid("Wechatpay-Signature does not verify");
+	CheckWindow(g, CallbackUnixTime(ts, strlen(ts)), false);
+}
+
+/* The notification's resource, decrypted with the APIv3 key: the transaction or refund. */
+static Jsonb *
+Resource(const CallbackGateway *g, Jsonb *message)
+{
+	Jsonb	   *resource = JsonbGetObject(message, "resource");
+	char	   *algorithm = JsonbGetText(resource, "algorithm");
+	char	   *nonce,
+			   *aad,
+			   *ciphertext;
+	size_t		len;
+	char	   *key;
+	text	   *key_text;
+	Datum		plaintext;
+
+	if (algorithm == NULL || strcmp(algorithm, "AEAD_AES_256_GCM") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("WeChat Pay notification has no AEAD_AES_256_GCM resource")));
+	nonce = JsonbGetText(resource, "nonce");
+	aad = JsonbGetText(resource, "associated_data");
+	ciphertext = JsonbGetText(resource, "ciphertext");
+	if (nonce == NULL || ciphertext == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("WeChat Pay notification's resource has no %s", nonce == NULL ? "nonce" : "ciphertext")));
+	key = GatewayCredential(g, "apiv3_key", &len);
+	key_text = cstring_to_text_with_len(key, len);
+	SecretScrub(key, len);
+	PG_TRY();
+	{
+		plaintext = DirectFunctionCall4(pay_wechatpay_decrypt, PointerGetDatum(key_text),
+										CStringGetTextDatum(nonce), CStringGetTextDatum(aad ? aad : ""),
+										CStringGetTextDatum(ciphertext));
+	}
+	PG_FINALLY();
+	{
+		explicit_bzero(VARDATA(key_text), len);
+	}
+	PG_END_TRY();
+	return DatumGetJsonbP(DirectFunctionCall1(pay_json_body, plaintext));
+}
+
+/* The notification's news as our kind of event. */
+static const char *
+Kind(const char *type, Jsonb *tx)
+{
+	char	   *state = JsonbGetText(tx, "trade_state");
+
+	if (type != NULL && strncmp(type, "REFUND.", strlen("REFUND.")) == 0)
+	{
+		char	   *refund = JsonbGetText(tx, "refund_status");
+
+		return refund && strcmp(refund, "SUCCESS") == 0 ? "refunded" : "ignored";
+	}
+	if (state == NULL)
+		return "ignored";
+	if (strcmp(state, "SUCCESS") == 0)
+		return "payment_succeeded";
+	if (strcmp(state, "PAYERROR") == 0)
+		return "payment_failed";
+	if (strcmp(state, "CLOSED") == 0)
+		return "closed";
+	return "ignored";
+}
+
+/* A notification: verified as above; its resource is AES-256-GCM under the APIv3 key. */
 static Jsonb *
 ParseCallback(const CallbackGateway *g, Jsonb *headers, text *body)
 {
-	return ProviderSqlParse(&parse_plan,
-							"SELECT pay._callback_wechatpay(g, $2, $3) FROM pay.gateways g WHERE g.name = $1",
-							g, headers, body);
+	static const char *const json[] = {"application/json"};
+	static const char *const keys[] = {"event_id", "nonce", "type", "kind", "order_ref", "psp_txn_id",
+	"amount", "currency", "refund_id", "refund_amount"};
+	Jsonb	   *message,
+			   *tx,
+			   *amount;
+	char	   *values[10];
+
+	RequireSignatureHeaders(headers);
+	RequireContentType(headers, json, 1);
+	Verify(g, headers, body);
+	message = DatumGetJsonbP(DirectFunctionCall1(pay_json_body, PointerGetDatum(body)));
+	tx = Resource(g, message);
+	amount = JsonbGetObject(tx, "amount");
+	values[0] = JsonbGetText(message, "id");
+	values[1] = JsonbGetText(headers, "wechatpay-nonce");
+	values[2] = JsonbGetText(message, "event_type");
+	values[3] = (char *) Kind(values[2], tx);
+	values[4] = JsonbGetText(tx, "out_trade_no");
+	values[5] = JsonbGetText(tx, "transaction_id");
+	values[6] = JsonbGetText(amount, "total");
+	values[7] = JsonbGetText(amount, "currency");
+	if (values[7] == NULL)
+		values[7] = WECHATPAY_DEFAULT_CURRENCY;
+	values[8] = JsonbGetText(tx, "refund_id");
+	values[9] = JsonbGetText(amount, "refund");
+	return EventBuild(keys, values, 10);
 }
 
 static void
@@ -203,13 +364,163 @@ Build(const ProviderRequest *req)
 							   headers, strcmp(method, "POST") == 0 ? body : NULL);
 }
 
-/* Answers: _answer_wechatpay (81_psp_answers.sql). */
-static SPIPlanPtr read_plan = NULL;
+/*
+ * Statement fetches (89_statement_fetch.sql): the trade bill of one day,
+ * then its file, both GETs signed like every API call (the path and query
+ * are what is signed).
+ */
+
+/* The path and query of an absolute http(s) URL ("" when it has none). */
+static const char *
+UrlPath(const char *url)
+{
+	const char *host;
+
+	if (strncmp(url, "https://", strlen("https://")) == 0)
+		host = url + strlen("https://");
+	else if (strncmp(url, "http://", strlen("http://")) == 0)
+		host = url + strlen("http://");
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("url: \"%s\" is not an http(s) URL", url)));
+	if (*host == '\0' || *host == '/')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("url: \"%s\" has no host", url)));
+	return strchr(host, '/') ? strchr(host, '/') : "";
+}
+
+static Datum
+StatementBuild(const ProviderRequest *req)
+{
+	Jsonb	   *params = ProviderRowJsonb(req->outbox, "params");
+	char	   *url;
+	const char *path;
+	char	   *mchid;
+
+	if (strcmp(req->operation, "fetch_statement") == 0)
+	{
+		char	   *day = JsonbGetText(params, "day");
+
+		if (day == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("day: outbox row %lld names none", (long long) ProviderRowInt64(req->outbox, "id"))));
+		path = psprintf("/v3/bill/tradebill?bill_date=%s&bill_type=ALL", day);
+		url = psprintf("%s%s", ProviderBaseUrl(req, "https://api.mch.weixin.qq.com"), path);
+	}
+	else
+	{
+		url = JsonbGetText(params, "url");
+		if (url == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("url: outbox row %lld names none", (long long) ProviderRowInt64(req->outbox, "id"))));
+		path = UrlPath(url);
+	}
+	mchid = ProviderGatewayOption(req, "mchid");
+	return ProviderHttpRequest("GET", url,
+							   list_make2(psprintf("Authorization: %s", Authorization(req, "GET", path, "", mchid)),
+										  "Accept: application/json"),
+							   NULL);
+}
+
+/*
+ * Answers: every one is signed like a callback (Verify); errors are
+ * {"code": ..., "message": ...}.  out_trade_no is zero-padded (TradeNo).
+ */
+
+/* trade_state as our kind of event, NULL when it is none (still waiting) */
+static const char *
+QueryKind(const char *state)
+{
+	if (state == NULL)
+		return NULL;
+	if (strcmp(state, "SUCCESS") == 0)
+		return "payment_succeeded";
+	if (strcmp(state, "CLOSED") == 0 || strcmp(state, "REVOKED") == 0)
+		return "closed";
+	if (strcmp(state, "PAYERROR") == 0)
+		return "payment_failed";
+	return NULL;
+}
+
+/* A query's answer: the transaction checked against our order, and the event it is. */
+static Jsonb *
+QueryRead(const ProviderAnswer *ans, Jsonb *v)
+{
+	static const char *const keys[] = {"event_id", "type", "kind", "order_ref", "psp_txn_id", "amount", "currency"};
+	Jsonb	   *amount = JsonbGetObject(v, "amount");
+	char	   *currency = JsonbGetText(amount, "currency");
+	char	   *state = JsonbGetText(v, "trade_state");
+	const char *kind = QueryKind(state);
+	char	   *values[7];
+
+	if (currency == NULL)
+		currency = WECHATPAY_DEFAULT_CURRENCY;
+	ProviderExpect("amount.total", JsonbGetText(amount, "total"),
+				   psprintf("%lld", (long long) ProviderRowInt64(ans->order, "amount")), true);
+	ProviderExpect("amount.currency", currency, ProviderRowText(ans->order, "currency"), true);
+	if (kind == NULL)
+		return ProviderAnswerApplied(JsonbGetText(v, "transaction_id"), NULL, NULL, NULL);
+	values[0] = ProviderQueryEventId(ans);
+	values[1] = state;
+	values[2] = (char *) kind;
+	values[3] = JsonbGetText(v, "out_trade_no");
+	values[4] = JsonbGetText(v, "transaction_id");
+	values[5] = JsonbGetText(amount, "total");
+	values[6] = currency;
+	return ProviderAnswerApplied(values[4], NULL, EventBuild(keys, values, 7), NULL);
+}
+
+/* A refund's answer (to the refund or its query): ours, and how it stands. */
+static Jsonb *
+RefundRead(const ProviderAnswer *ans, Jsonb *v)
+{
+	char	   *status = JsonbGetText(v, "status");
+	const char *ours = NULL;
+
+	ProviderExpect("out_refund_no", JsonbGetText(v, "out_refund_no"),
+				   JsonbGetText(ProviderRowJsonb(ans->request.outbox, "params"), "refund_id"), true);
+	if (status != NULL && strcmp(status, "SUCCESS") == 0)
+		ours = "succeeded";
+	else if (status != NULL && (strcmp(status, "CLOSED") == 0 || strcmp(status, "ABNORMAL") == 0))
+		ours = "failed";
+	return ProviderAnswerApplied(NULL, NULL, NULL, ProviderRefundSummary(JsonbGetText(v, "refund_id"), ours));
+}
 
 static Jsonb *
 Read(const ProviderAnswer *ans)
 {
-	return ProviderSqlRead(&read_plan, "SELECT pay._answer_wechatpay($1, $2, $3, $4, $5, $6)", ans);
+	const char *op = ans->request.operation;
+	CallbackGateway g = ProviderAnswerGateway(ans);
+	Jsonb	   *v;
+
+	Verify(&g, ans->headers, ans->body);
+	v = ProviderAnswerBody(ans->body);
+	if (ans->status >= 400)
+	{
+		char	   *reason = JsonbGetText(v, "message");
+		char	   *code = JsonbGetText(v, "code");
+
+		return ProviderAnswerRefused(1, reason ? reason : psprintf("HTTP %d", ans->status), code,
+									 code == NULL ? -1 : strcmp(code, "ORDERPAID") == 0);
+	}
+	ProviderExpect("out_trade_no", JsonbGetText(v, "out_trade_no"),
+				   TradeNo(ProviderRowInt64(ans->order, "id")), strcmp(op, "query") == 0);
+	if (strcmp(op, "create_payment") == 0)
+	{
+		static const char *const keys[] = {"type", "code_url"};
+		char	   *values[2] = {"code_url", JsonbGetText(v, "code_url")};
+
+		return ProviderAnswerApplied(NULL, values[1] ? EventBuild(keys, values, 2) : NULL, NULL, NULL);
+	}
+	if (strcmp(op, "query") == 0)
+		return QueryRead(ans, v);
+	if (strcmp(op, "refund") == 0 || strcmp(op, "query_refund") == 0)
+		return RefundRead(ans, v);
+	return ProviderAnswerApplied(NULL, NULL, NULL, NULL);
 }
 
 static const ProviderOperation operations[] = {
@@ -218,6 +529,8 @@ static const ProviderOperation operations[] = {
 	{"refund", Build, Read},
 	{"query_refund", Build, Read},
 	{"close", Build, Read},
+	{"fetch_statement", StatementBuild, NULL},
+	{"fetch_statement_file", StatementBuild, NULL},
 };
 
 const Provider wechatpay_provider = {

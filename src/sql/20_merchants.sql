@@ -17,10 +17,17 @@ CREATE FUNCTION pay._provider_kinds(feature text DEFAULT NULL) RETURNS text[]
 COMMENT ON FUNCTION pay._provider_kinds(text) IS
   'the gateway kinds of the provider registry, or those with the feature';
 
+-- Is there a provider of this kind?  The CHECK on pay.gateways.kind asks
+-- the registry, so that it is the one list of kinds.
+CREATE FUNCTION pay._provider_kind_known(kind text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'pay_provider_kind_known' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION pay._provider_kind_known(text) IS
+  'true if the provider registry has a provider of this gateway kind (the CHECK on pay.gateways.kind)';
+
 CREATE TABLE pay.gateways (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     name        text NOT NULL UNIQUE CHECK (name ~ '^[A-Za-z0-9_.-]{1,64}$'),
-    kind        text NOT NULL CHECK (kind IN ('stripe', 'alipay', 'wechatpay', 'adyen', 'paypal', 'generic')),
+    kind        text NOT NULL CHECK (pay._provider_kind_known(kind)),
     base_url    text CHECK (base_url ~ '^https?://'),
     options     jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(options) = 'object'),
     enabled     boolean NOT NULL DEFAULT true,

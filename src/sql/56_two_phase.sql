@@ -113,6 +113,30 @@ LANGUAGE sql STABLE AS $$
      AND EXISTS (SELECT 1 FROM pay.accounts a WHERE a.id = o.paid_account_id AND a.code LIKE 'psp:%')
 $$;
 
+-- Captures p_amount (at most the authorized amount) of a locked authorized
+-- order: the rest of a wallet hold released, the order paid with
+-- captured_amount, what it took booked.  p_send: queue the PSP's capture
+-- request (pay.capture); false for a capture the PSP reports it made (its
+-- callback), which must not be asked of it again.
+CREATE FUNCTION pay._capture(o pay.orders, p_amount bigint, p_cause text, p_send boolean) RETURNS pay.orders
+LANGUAGE plpgsql AS $$
+BEGIN
+  -- a wallet's hold goes first, so that the posting below spends the
+  -- money it reserved
+  PERFORM pay._release_hold(o.id, 'captured', p_amount);
+  UPDATE pay.orders
+     SET status = 'paid', status_cause = p_cause, paid_at = now(), captured_amount = p_amount
+   WHERE id = o.id
+  RETURNING * INTO o;
+  PERFORM pay._post('order:' || o.id || ':paid', o.id,
+                    ARRAY[o.paid_account_id, pay._merchant_account(o.merchant_id, o.currency)],
+                    ARRAY[-p_amount, p_amount]);
+  IF p_send AND pay._paid_through_psp(o) THEN
+    PERFORM pay.enqueue_psp_request(o.id, 'capture', jsonb_build_object('amount', p_amount));
+  END IF;
+  RETURN o;
+END $$;
+
 CREATE FUNCTION pay.capture(order_id bigint, amount bigint DEFAULT NULL) RETURNS pay.orders
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -134,20 +158,7 @@ BEGIN
     RAISE EXCEPTION 'capture of % exceeds the authorized amount % of order %', v_amount, o.amount, o.id
       USING ERRCODE = 'PY005';
   END IF;
-  -- a wallet's hold goes first, so that the posting below spends the
-  -- money it reserved
-  PERFORM pay._release_hold(o.id, 'captured', v_amount);
-  UPDATE pay.orders
-     SET status = 'paid', status_cause = 'capture', paid_at = now(), captured_amount = v_amount
-   WHERE id = o.id
-  RETURNING * INTO o;
-  PERFORM pay._post('order:' || o.id || ':paid', o.id,
-                    ARRAY[o.paid_account_id, pay._merchant_account(o.merchant_id, o.currency)],
-                    ARRAY[-v_amount, v_amount]);
-  IF pay._paid_through_psp(o) THEN
-    PERFORM pay.enqueue_psp_request(o.id, 'capture', jsonb_build_object('amount', v_amount));
-  END IF;
-  RETURN o;
+  RETURN pay._capture(o, v_amount, 'capture', true);
 END $$;
 COMMENT ON FUNCTION pay.capture(bigint, bigint) IS
   'captures an authorized order: all of it, or amount (PY005 past the authorized amount); books what it took, releases the rest of a wallet hold, moves the order to paid and queues the PSP capture request; PY001 unless authorized';

@@ -222,7 +222,9 @@ BEGIN
   v_event_id := 'evt_' || o.id || '_' || event;
   RETURN pay._enqueue('merchant_notification', 'merchant:' || m.code, event, o.id,
                       jsonb_build_object('id', o.id::text, 'merchant_order_no', o.merchant_order_no,
-                                         'amount', o.amount::text, 'currency', o.currency::text,
+                                         -- what the order paid: a capture may take less than was authorized
+                                         'amount', coalesce(o.captured_amount, o.amount)::text,
+                                         'currency', o.currency::text,
                                          'status', o.status, 'event_id', v_event_id),
                       v_event_id, false);
 END $$;
@@ -497,17 +499,6 @@ BEGIN
   RETURN v;
 END $$;
 
--- A required gateway option.
-CREATE FUNCTION pay._gateway_option(g pay.gateways, p_name text) RETURNS text
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-  IF coalesce(g.options->>p_name, '') = '' THEN
-    RAISE EXCEPTION 'gateway "%" has no option "%"', g.name, p_name USING ERRCODE = 'invalid_parameter_value',
-      HINT = 'Set it in pay.gateways.options.';
-  END IF;
-  RETURN g.options->>p_name;
-END $$;
-
 -- A merchant notification (doc/api.md, "Callbacks"): form fields signed with
 -- pay.sign_params under the merchant's api_secret (read here unless the
 -- caller has it already), new timestamp and nonce for every attempt
@@ -519,42 +510,9 @@ RETURNS pay.http_request
 -- A PSP's payment requests are built in C by its provider
 -- (src/provider_<kind>.c), through pay._provider_request below.
 
--- Alipay (openapi gateway): common parameters, biz_content as JSON, RSA2
--- sign; the request of one API method, for the statement fetch
--- (89_statement_fetch.sql).  Payments' requests are built in C
--- (src/provider_alipay.c).
-CREATE FUNCTION pay._alipay_request(g pay.gateways, p_method text, p_biz jsonb, p_idempotency_key text,
-                                    p_extra jsonb DEFAULT '{}') RETURNS pay.http_request
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  v_params jsonb;
-BEGIN
-  v_params := jsonb_build_object(
-      'app_id', pay._gateway_option(g, 'app_id'), 'method', p_method, 'format', 'JSON',
-      'charset', 'utf-8', 'sign_type', 'RSA2', 'version', '1.0',
-      'timestamp', to_char(clock_timestamp() AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD HH24:MI:SS'),
-      'biz_content', p_biz::text) || p_extra;
-  v_params := v_params || jsonb_build_object(
-      'sign', pay.alipay_sign(v_params, pay._credential('gateway:' || g.name, 'private_key')));
-  RETURN ROW('POST', CASE WHEN g.base_url IS NULL THEN 'https://openapi.alipay.com/gateway.do'
-                          WHEN g.base_url ~ '\.do$' THEN g.base_url
-                          ELSE rtrim(g.base_url, '/') || '/gateway.do' END,
-             ARRAY['Content-Type: application/x-www-form-urlencoded;charset=utf-8',
-                   'Idempotency-Key: ' || p_idempotency_key],
-             pay.form_urlencode(v_params))::pay.http_request;
-END $$;
-
--- WeChat Pay's requests are built in C (src/provider_wechatpay.c); its
--- answer reader still reads out_trade_no back with this:
--- WeChat Pay wants out_trade_no of 6 to 32 characters: order ids below
--- 100000 are sent with leading zeros (callbacks read "000042" back as 42).
--- lpad alone would cut longer ids.
-CREATE FUNCTION pay._wechatpay_trade_no(p_order_id bigint) RETURNS text
-LANGUAGE sql IMMUTABLE STRICT
-RETURN CASE WHEN length(p_order_id::text) < 6 THEN lpad(p_order_id::text, 6, '0') ELSE p_order_id::text END;
-
 -- The request of operation r.operation built by the provider of g.kind
--- (src/provider_dispatch.c); 0A000 for an operation it does not have.
+-- (src/provider_dispatch.c), statement fetches included; 0A000 for an
+-- operation it does not have.
 CREATE FUNCTION pay._provider_request(r pay.outbox, g pay.gateways) RETURNS pay.http_request
     AS 'MODULE_PATHNAME', 'pay_provider_request' LANGUAGE C STABLE STRICT;
 
@@ -569,10 +527,6 @@ BEGIN
   SELECT * INTO g FROM pay.gateways WHERE name = substr(r.destination, length('gateway:') + 1);
   IF NOT FOUND THEN
     RAISE EXCEPTION 'gateway of % does not exist', r.destination USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  -- statements: no order (89_statement_fetch.sql)
-  IF r.operation LIKE 'fetch\_statement%' THEN
-    RETURN pay._build_statement_request(r, g);
   END IF;
   RETURN pay._provider_request(r, g);
 END $$;

@@ -16,7 +16,10 @@
 -- event (jsonb):
 --   event_id    the PSP's id of this notification (deduplication key)
 --   nonce       a per-delivery nonce, where the scheme has one (replay check)
---   kind        payment_succeeded | payment_failed | refunded | closed | ignored
+--   kind        payment_succeeded | payment_captured | payment_failed | refunded | closed | ignored
+--               (payment_succeeded of a manual-capture order: authorized;
+--               payment_captured: what the PSP took of an authorization,
+--               amount its captured part)
 --   order_ref   our order id as the PSP echoes it, or NULL
 --   psp_txn_id  the PSP's transaction id
 --   amount      minor units, or amount_major: a decimal string (Alipay)
@@ -127,115 +130,19 @@ CREATE INDEX deferred_events_waiting ON pay.deferred_events (order_id) WHERE app
 COMMENT ON TABLE pay.deferred_events IS
   'events that arrived before the one they depend on (a refund before the payment); applied when it arrives';
 
--- Refuse a timestamp outside the gateway's window, options.tolerance_s
--- (default 300 s), with PY011 (src/callback_event.c).
-CREATE FUNCTION pay._check_window(g pay.gateways, p_at timestamptz) RETURNS void
-    AS 'MODULE_PATHNAME', 'pay_check_window' LANGUAGE C STABLE;
-
--- A gateway's credential from the secret store (pay._credential, shared
--- with the dispatcher); a missing one is a configuration error, never a
--- reason to accept.
-CREATE FUNCTION pay._gateway_secret(g pay.gateways, p_name text) RETURNS text
-LANGUAGE sql STABLE
-RETURN pay._credential('gateway:' || g.name, p_name);
-
--- Unix seconds as a timestamp; garbage is PY011 (src/callback_event.c).
-CREATE FUNCTION pay._unix_time(p_text text) RETURNS timestamptz
-    AS 'MODULE_PATHNAME', 'pay_unix_time' LANGUAGE C IMMUTABLE;
-
 -- The body as a JSON object, or a clear 22P02 (src/json_body.c).
 CREATE FUNCTION pay._json_body(p_body text) RETURNS jsonb
     AS 'MODULE_PATHNAME', 'pay_json_body' LANGUAGE C IMMUTABLE;
 
--- Refuse a body whose Content-Type is not one the provider sends (src/callback_event.c).
-CREATE FUNCTION pay._require_content_type(h jsonb, VARIADIC p_allowed text[]) RETURNS void
-    AS 'MODULE_PATHNAME', 'pay_require_content_type' LANGUAGE C STABLE;
+-- Every provider's callbacks are verified and parsed in C, by its provider
+-- (src/provider_<kind>.c).
 
--- WeChat Pay v3 signs its callbacks and its answers alike: RSA over
--- "timestamp\nnonce\nbody\n" with the platform certificate named by
--- Wechatpay-Serial (secret platform_cert:<serial>), the timestamp within
--- the gateway's window.  Raises PY010 / PY011; h has lower-case names.
-CREATE FUNCTION pay._wechatpay_verify(g pay.gateways, h jsonb, p_body text) RETURNS void
-LANGUAGE plpgsql AS $$
-DECLARE
-  v_ts text := h->>'wechatpay-timestamp';
-  v_nonce text := h->>'wechatpay-nonce';
-  v_sig text := h->>'wechatpay-signature';
-  v_serial text := h->>'wechatpay-serial';
-  v_cert text;
-BEGIN
-  IF v_ts IS NULL OR v_nonce IS NULL OR v_sig IS NULL OR v_serial IS NULL THEN
-    RAISE EXCEPTION 'Wechatpay-Timestamp, -Nonce, -Signature and -Serial headers are required'
-      USING ERRCODE = 'PY010';
-  END IF;
-  IF v_serial !~ '^[A-Za-z0-9]{1,64}$' THEN
-    RAISE EXCEPTION 'Wechatpay-Serial is malformed' USING ERRCODE = 'PY010';
-  END IF;
-  BEGIN
-    v_cert := pay._gateway_secret(g, 'platform_cert:' || v_serial);
-  EXCEPTION WHEN undefined_object THEN
-    RAISE EXCEPTION 'no platform certificate with serial %', v_serial USING ERRCODE = 'PY010';
-  END;
-  IF NOT pay.wechatpay_signature_valid(v_ts, v_nonce, p_body, v_sig, v_cert) THEN
-    RAISE EXCEPTION 'Wechatpay-Signature does not verify' USING ERRCODE = 'PY010';
-  END IF;
-  PERFORM pay._check_window(g, pay._unix_time(v_ts));
-END $$;
-
--- A WeChat Pay v3 notification: verified as above; the resource is
--- AES-256-GCM under the APIv3 key.
-CREATE FUNCTION pay._callback_wechatpay(g pay.gateways, h jsonb, p_body text) RETURNS jsonb
-LANGUAGE plpgsql AS $$
-DECLARE
-  v_nonce text := h->>'wechatpay-nonce';
-  v_msg jsonb;
-  v_res jsonb;
-  v_tx jsonb;
-  v_type text;
-BEGIN
-  IF h->>'wechatpay-timestamp' IS NULL OR v_nonce IS NULL OR h->>'wechatpay-signature' IS NULL
-     OR h->>'wechatpay-serial' IS NULL THEN
-    RAISE EXCEPTION 'Wechatpay-Timestamp, -Nonce, -Signature and -Serial headers are required'
-      USING ERRCODE = 'PY010';
-  END IF;
-  PERFORM pay._require_content_type(h, 'application/json');
-  PERFORM pay._wechatpay_verify(g, h, p_body);
-  v_msg := pay._json_body(p_body);
-  v_res := v_msg->'resource';
-  IF jsonb_typeof(v_res) IS DISTINCT FROM 'object' OR v_res->>'algorithm' IS DISTINCT FROM 'AEAD_AES_256_GCM' THEN
-    RAISE EXCEPTION 'WeChat Pay notification has no AEAD_AES_256_GCM resource' USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  v_tx := pay._json_body(pay.wechatpay_decrypt(pay._gateway_secret(g, 'apiv3_key'), v_res->>'nonce',
-                                               coalesce(v_res->>'associated_data', ''), v_res->>'ciphertext'));
-  v_type := v_msg->>'event_type';
-  RETURN jsonb_build_object(
-    'event_id', v_msg->>'id',
-    'nonce', v_nonce,
-    'type', v_type,
-    'kind', CASE
-              WHEN v_type LIKE 'REFUND.%' THEN CASE WHEN v_tx->>'refund_status' = 'SUCCESS' THEN 'refunded' ELSE 'ignored' END
-              WHEN v_tx->>'trade_state' = 'SUCCESS' THEN 'payment_succeeded'
-              WHEN v_tx->>'trade_state' = 'PAYERROR' THEN 'payment_failed'
-              WHEN v_tx->>'trade_state' = 'CLOSED' THEN 'closed'
-              ELSE 'ignored' END,
-    'order_ref', v_tx->>'out_trade_no',
-    'psp_txn_id', v_tx->>'transaction_id',
-    'amount', v_tx->'amount'->>'total',
-    'currency', coalesce(v_tx->'amount'->>'currency', 'CNY'),
-    'refund_id', v_tx->>'refund_id',
-    'refund_amount', v_tx->'amount'->>'refund');
-END $$;
-
--- pay's own generic scheme is verified and parsed in C (src/provider_generic.c).
-
+-- Record an anomaly of order o at gateway g (p_callback NULL: none) and
+-- return the outcome that says so, as the callbacks' C code records one
+-- (src/anomaly_sql.c, src/callback_apply.c: EventAnomaly).
 CREATE FUNCTION pay._anomaly(o pay.orders, g pay.gateways, p_callback bigint, p_kind text, p_detail text)
 RETURNS text
-LANGUAGE plpgsql AS $$
-BEGIN
-  INSERT INTO pay.anomalies (order_id, gateway, callback_id, kind, detail)
-    VALUES (o.id, g.name, p_callback, p_kind, p_detail);
-  RETURN 'anomaly ' || p_kind || ': ' || p_detail;
-END $$;
+    AS 'MODULE_PATHNAME', 'pay_anomaly' LANGUAGE C VOLATILE;
 
 -- Money that reached us for an order that cannot take it (cancelled, or
 -- already paid by another transaction): book it, book it back, queue the

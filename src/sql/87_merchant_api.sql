@@ -156,7 +156,9 @@ RETURN jsonb_build_object(
   'status', o.status, 'refunded_amount', o.refunded_amount, 'gateway', o.gateway,
   'psp_txn_id', o.psp_txn_id, 'metadata', o.metadata, 'expires_at', o.expires_at,
   'paid_at', o.paid_at, 'created_at', o.created_at, 'updated_at', o.updated_at,
-  'next_action', o.next_action, 'failure_reason', o.failure_reason);
+  'next_action', o.next_action, 'failure_reason', o.failure_reason,
+  'capture', o.capture_mode, 'captured_amount', o.captured_amount,
+  'authorization_expires_at', o.authorization_expires_at);
 
 CREATE FUNCTION pay.api_create_payment(headers jsonb, body text) RETURNS SETOF pay.http_response
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -184,17 +186,24 @@ BEGIN
   IF p ? 'expires_in_s' AND (p->>'expires_in_s') !~ '^[0-9]{1,9}$' THEN
     RAISE EXCEPTION 'expires_in_s must be a whole number of seconds' USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  PERFORM pay._api_known_fields(p, '{merchant_order_no,amount,currency,metadata,expires_in_s,gateway}');
+  PERFORM pay._api_known_fields(p, '{merchant_order_no,amount,currency,metadata,expires_in_s,gateway,capture}');
+  -- a capture mode the API does not know is unprocessable, not malformed
+  IF p ? 'capture' AND (jsonb_typeof(p->'capture') IS DISTINCT FROM 'string'
+                        OR p->>'capture' NOT IN ('automatic', 'manual')) THEN
+    RETURN NEXT pay._api_error(422, 'invalid_capture', 'capture', 'capture must be "automatic" or "manual"');
+    RETURN;
+  END IF;
   o := pay.create_order((SELECT code FROM pay.merchants WHERE id = v_merchant),
                         p->>'merchant_order_no', (p->>'amount')::bigint, p->>'currency',
                         idempotency_key => h->>'idempotency-key',
                         expires_in => coalesce((p->>'expires_in_s')::integer * interval '1 second', interval '15 minutes'),
                         metadata => coalesce(p->'metadata', '{}'),
-                        gateway => p->>'gateway');
+                        gateway => p->>'gateway',
+                        capture => coalesce(p->>'capture', 'automatic'));
   RETURN NEXT ROW(201, 'application/json', pay._order_json(o)::text)::pay.http_response;
 END $$;
 COMMENT ON FUNCTION pay.api_create_payment(jsonb, text) IS
-  'POST /api/v1/payments, first call: a signed merchant request creating an order (Idempotency-Key honoured; the PSP''s create request is queued with it); 201 with the order';
+  'POST /api/v1/payments, first call: a signed merchant request creating an order (Idempotency-Key honoured; the PSP''s create request is queued with it; capture automatic or manual, else 422); 201 with the order';
 
 CREATE FUNCTION pay.api_get_payment(headers jsonb, id text) RETURNS SETOF pay.http_response
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -325,9 +334,12 @@ BEGIN
   END;
 END $$;
 
--- POST /api/v1/payments/{id}/cancel, /ship, /complete: the order moved as
--- pay.cancel (body member reason), pay.ship, pay.complete move it; 200
--- with the order.  PY001 (an illegal move) is pay-proxy's 409.
+-- POST /api/v1/payments/{id}/cancel, /ship, /complete, /capture, /void:
+-- the order moved as pay.cancel (body member reason), pay.ship,
+-- pay.complete, pay.capture (body member amount, else all that was
+-- authorized) and pay.void move it; 200 with the order.  PY001 (an illegal
+-- move: a capture or void of an order that is not authorized) is
+-- pay-proxy's 409, PY005 (a capture above the authorization) its 422.
 CREATE FUNCTION pay.api_move_payment(headers jsonb, id text, action text, body text)
 RETURNS SETOF pay.http_response
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -337,13 +349,17 @@ DECLARE
   v_merchant bigint;
   o pay.orders;
 BEGIN
-  IF action IS NULL OR action NOT IN ('cancel', 'ship', 'complete') THEN
-    RAISE EXCEPTION 'action must be cancel, ship or complete' USING ERRCODE = 'invalid_parameter_value';
+  IF action IS NULL OR action NOT IN ('cancel', 'ship', 'complete', 'capture', 'void') THEN
+    RAISE EXCEPTION 'action must be cancel, ship, complete, capture or void' USING ERRCODE = 'invalid_parameter_value';
   END IF;
   v_merchant := pay._api_authenticate(h, p || jsonb_build_object('id', id));
-  PERFORM pay._api_known_fields(p, CASE WHEN action = 'cancel' THEN '{reason}'::text[] ELSE '{}' END);
+  PERFORM pay._api_known_fields(p, CASE action WHEN 'cancel' THEN '{reason}'::text[]
+                                               WHEN 'capture' THEN '{amount}'::text[] ELSE '{}' END);
   IF p ? 'reason' AND jsonb_typeof(p->'reason') <> 'string' THEN
     RAISE EXCEPTION 'reason must be a string' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF p ? 'amount' AND (jsonb_typeof(p->'amount') <> 'number' OR (p->>'amount') !~ '^[0-9]{1,18}$') THEN
+    RAISE EXCEPTION 'amount must be a whole number of minor units' USING ERRCODE = 'invalid_parameter_value';
   END IF;
   o := pay._api_order(v_merchant, id);
   IF o.id IS NULL THEN
@@ -352,11 +368,13 @@ BEGIN
   END IF;
   o := CASE action WHEN 'cancel' THEN pay.cancel(o.id, p->>'reason')
                    WHEN 'ship' THEN pay.ship(o.id)
+                   WHEN 'capture' THEN pay.capture(o.id, (p->>'amount')::bigint)
+                   WHEN 'void' THEN pay.void(o.id)
                    ELSE pay.complete(o.id) END;
   RETURN NEXT ROW(200, 'application/json', pay._order_json(o)::text)::pay.http_response;
 END $$;
 COMMENT ON FUNCTION pay.api_move_payment(jsonb, text, text, text) IS
-  'POST /api/v1/payments/{id}/cancel (body member reason), /ship, /complete: a signed merchant request moving one of its orders; 200 with the order';
+  'POST /api/v1/payments/{id}/cancel (body member reason), /ship, /complete, /capture (body member amount), /void: a signed merchant request moving one of its orders; 200 with the order';
 
 -- A refund as the API shows it.
 CREATE FUNCTION pay._refund_json(r pay.refunds, p_currency text) RETURNS jsonb

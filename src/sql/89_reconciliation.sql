@@ -210,7 +210,8 @@ END $$;
 --                     order not paid (pending, failed); a refund no refund
 --                     of ours matches; any other movement (kind other)
 --   currency_mismatch the order is in another currency
---   amount_mismatch   a payment's amount is not the order's; a refund's
+--   amount_mismatch   a payment's amount is not what the order paid (its
+--                     captured amount, else its amount); a refund's
 --                     amount is none of the order's unmatched refunds'
 --   status_mismatch   a payment for an order cancelled, or paid by another
 --                     transaction
@@ -236,7 +237,9 @@ LANGUAGE sql AS $$
         ON s.kind IN ('payment', 'refund') AND by_ref.id IS NULL AND by_txn.gateway = p_gateway
        AND by_txn.psp_txn_id = coalesce(s.payment_ref, s.psp_txn_id)
       CROSS JOIN LATERAL (SELECT coalesce(by_ref.id, by_txn.id) AS id,
-                                 coalesce(by_ref.amount, by_txn.amount) AS amount,
+                                 -- what the order paid: a capture may take less than was authorized
+                                 CASE WHEN by_ref.id IS NOT NULL THEN coalesce(by_ref.captured_amount, by_ref.amount)
+                                      ELSE coalesce(by_txn.captured_amount, by_txn.amount) END AS amount,
                                  coalesce(by_ref.currency, by_txn.currency) AS currency,
                                  coalesce(by_ref.status, by_txn.status) AS status,
                                  CASE WHEN by_ref.id IS NOT NULL THEN by_ref.paid_at ELSE by_txn.paid_at END AS paid_at,
@@ -434,8 +437,9 @@ CREATE VIEW pay.reconciliation_breaks AS
     LEFT JOIN pay.orders o ON o.id = l.order_id
    WHERE l.result <> 'matched' AND l.repaired_at IS NULL
   UNION ALL
-  SELECT s.id, 'missing_at_psp', o.id, o.psp_txn_id, o.amount, NULL,
-         format('payment of order %s (%s %s, paid %s) is on no %s statement line', o.id, o.amount, o.currency,
+  SELECT s.id, 'missing_at_psp', o.id, o.psp_txn_id, coalesce(o.captured_amount, o.amount), NULL,
+         format('payment of order %s (%s %s, paid %s) is on no %s statement line', o.id,
+                coalesce(o.captured_amount, o.amount), o.currency,
                 o.paid_at, s.gateway),
          NULL
     FROM pay.statements s

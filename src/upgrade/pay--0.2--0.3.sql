@@ -150,171 +150,26 @@ DROP FUNCTION pay._build_wechatpay(pay.outbox, pay.gateways);
 DROP FUNCTION pay._build_generic(pay.outbox, pay.gateways);
 DROP FUNCTION pay._request_order(pay.outbox);
 DROP FUNCTION pay._request_refund(pay.outbox);
+-- Every provider's callbacks, answers and statement-fetch requests are C, in
+-- its file (src/provider_<kind>.c, src/provider_answer.c).
+DROP FUNCTION pay._build_statement_request(pay.outbox, pay.gateways);
+DROP FUNCTION pay._build_stripe_statement(pay.outbox, pay.gateways);
+DROP FUNCTION pay._build_wechatpay_statement(pay.outbox, pay.gateways);
+DROP FUNCTION pay._build_alipay_statement(pay.outbox, pay.gateways);
+DROP FUNCTION pay._alipay_request(pay.gateways, text, jsonb, text, jsonb);
+DROP FUNCTION pay._stripe_report_columns();
+DROP FUNCTION pay._wechatpay_trade_no(bigint);
+DROP FUNCTION pay._callback_wechatpay(pay.gateways, jsonb, text);
+DROP FUNCTION pay._check_window(pay.gateways, timestamptz);
+DROP FUNCTION pay._unix_time(text);
+DROP FUNCTION pay._require_content_type(jsonb, text[]);
+DROP FUNCTION pay._gateway_option(pay.gateways, text);
+DROP FUNCTION pay._gateway_secret(pay.gateways, text);
 
 -- Functions new or changed in 0.3 (their definitions as a fresh install has them).
-CREATE FUNCTION pay._answer_alipay(r pay.outbox, g pay.gateways, o pay.orders, p_status integer, p_body text)
-RETURNS jsonb
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  v_member text := CASE r.operation WHEN 'create_payment' THEN 'alipay_trade_precreate_response'
-                                    WHEN 'query' THEN 'alipay_trade_query_response'
-                                    WHEN 'refund' THEN 'alipay_trade_refund_response'
-                                    WHEN 'query_refund' THEN 'alipay_trade_fastpay_refund_query_response'
-                                    ELSE 'alipay_trade_close_response' END;
-  v jsonb := pay._answer_json(p_body)->v_member;
-  v_currency text;
-  v_kind text;
-BEGIN
-  IF jsonb_typeof(v) IS DISTINCT FROM 'object' THEN
-    RAISE EXCEPTION 'alipay''s answer (HTTP %) has no % object', p_status, v_member USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  IF NOT pay.alipay_response_valid(p_body, pay._credential('gateway:' || g.name, 'public_key')) THEN
-    RAISE EXCEPTION 'the signature of alipay''s answer does not verify (code %, %)',
-      coalesce(v->>'code', '(none)'), coalesce(v->>'sub_code', v->>'msg', '')
-      USING ERRCODE = 'PY010';
-  END IF;
-  PERFORM pay._answer_expect('out_trade_no', v->>'out_trade_no', o.id::text, v->>'code' = '10000' AND r.operation <> 'query_refund');
-  IF v->>'code' IS DISTINCT FROM '10000' THEN
-    RETURN jsonb_build_object('verdict', 'refused', 'final', v->>'code' = '40004',
-      'reason', coalesce(v->>'sub_msg', v->>'msg', 'code ' || coalesce(v->>'code', '(none)')),
-      'code', coalesce(v->>'sub_code', v->>'code'),
-      'already_paid', (r.operation = 'close' AND v->>'sub_code' = 'ACQ.TRADE_STATUS_ERROR')
-                      OR v->>'sub_code' = 'ACQ.TRADE_HAS_SUCCESS');
-  END IF;
-  CASE r.operation
-  WHEN 'create_payment' THEN
-    RETURN jsonb_build_object('verdict', 'applied',
-      'next_action', CASE WHEN v->>'qr_code' IS NOT NULL
-                          THEN jsonb_build_object('type', 'qr_code', 'qr_code', v->>'qr_code') END);
-  WHEN 'query' THEN
-    -- the currency total_amount is in, as the notify parser reads it
-    v_currency := coalesce(v->>'trans_currency', v->>'currency', 'CNY');
-    PERFORM pay._answer_expect('currency', v_currency, o.currency::text);
-    PERFORM pay._answer_expect('total_amount', pay.parse_amount(v->>'total_amount', o.currency)::text, o.amount::text);
-    v_kind := CASE WHEN v->>'trade_status' IN ('TRADE_SUCCESS', 'TRADE_FINISHED') THEN 'payment_succeeded'
-                   WHEN v->>'trade_status' = 'TRADE_CLOSED' THEN 'closed' END;
-    RETURN jsonb_build_object('verdict', 'applied', 'psp_txn_id', v->>'trade_no',
-      'event', CASE WHEN v_kind IS NOT NULL THEN jsonb_build_object(
-                 'event_id', 'query:' || r.id, 'type', v->>'trade_status', 'kind', v_kind,
-                 'order_ref', v->>'out_trade_no', 'psp_txn_id', v->>'trade_no',
-                 'amount_major', v->>'total_amount', 'currency', v_currency) END);
-  WHEN 'refund' THEN
-    -- code 10000: the refund is done (fund_change N: an earlier request did it)
-    RETURN jsonb_build_object('verdict', 'applied', 'psp_txn_id', v->>'trade_no',
-      'refund', jsonb_build_object('status', 'succeeded'));
-  WHEN 'query_refund' THEN
-    PERFORM pay._answer_expect('out_request_no', v->>'out_request_no', r.params->>'refund_id', false);
-    -- no refund_status: Alipay has not (yet) refunded
-    RETURN jsonb_build_object('verdict', 'applied',
-      'refund', jsonb_build_object('status', CASE WHEN v->>'refund_status' = 'REFUND_SUCCESS' THEN 'succeeded' END));
-  ELSE
-    RETURN jsonb_build_object('verdict', 'applied');
-  END CASE;
-END $$;
-
-CREATE FUNCTION pay._answer_expect(p_what text, p_theirs text, p_ours text, p_required boolean DEFAULT true)
-RETURNS void
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-  IF p_theirs IS NULL AND NOT p_required THEN
-    RETURN;
-  END IF;
-  IF p_theirs IS DISTINCT FROM p_ours THEN
-    RAISE EXCEPTION 'the answer''s % is "%", not ours ("%")', p_what, coalesce(p_theirs, '(none)'), p_ours
-      USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-END $$;
-
-CREATE FUNCTION pay._answer_generic(r pay.outbox, o pay.orders, p_status integer, p_body text) RETURNS jsonb
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  v jsonb;
-  v_kind text;
-BEGIN
-  IF p_status >= 400 THEN
-    v := pay._answer_refusal_json(p_status, p_body);
-    RETURN jsonb_build_object('verdict', 'refused', 'final', true,
-      'reason', coalesce(v->>'message', v->>'error', 'HTTP ' || p_status), 'code', v->>'code',
-      'already_paid', r.operation = 'close' AND v->>'code' = 'already_paid');
-  END IF;
-  v := pay._answer_json(p_body);
-  PERFORM pay._answer_expect('order_id', v->>'order_id', o.id::text, false);
-  IF r.operation IN ('refund', 'query_refund') THEN
-    PERFORM pay._answer_expect('refund_id', v->>'refund_id', r.params->>'refund_id', false);
-    RETURN jsonb_build_object('verdict', 'applied', 'refund', jsonb_build_object(
-      'psp_refund_id', v->>'psp_refund_id',
-      'status', CASE WHEN v->>'status' IN ('succeeded', 'refunded') THEN 'succeeded'
-                     WHEN v->>'status' = 'failed' THEN 'failed' END));
-  END IF;
-  PERFORM pay._answer_expect('amount', v->>'amount', o.amount::text, false);
-  v_kind := CASE WHEN v->>'status' IN ('paid', 'success') THEN 'payment_succeeded'
-                 WHEN v->>'status' = 'failed' THEN 'payment_failed'
-                 WHEN v->>'status' = 'closed' THEN 'closed' END;
-  RETURN jsonb_build_object('verdict', 'applied', 'psp_txn_id', v->>'psp_txn_id',
-    'next_action', CASE WHEN jsonb_typeof(v->'next_action') = 'object' THEN v->'next_action' END,
-    'event', CASE WHEN r.operation = 'query' AND v_kind IS NOT NULL THEN jsonb_build_object(
-               'event_id', 'query:' || r.id, 'type', v->>'status', 'kind', v_kind,
-               'order_ref', o.id::text, 'psp_txn_id', v->>'psp_txn_id',
-               'amount', coalesce(v->>'amount', o.amount::text), 'currency', v->>'currency') END);
-END $$;
-
-CREATE FUNCTION pay._answer_json(p_body text) RETURNS jsonb
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-  RETURN CASE WHEN coalesce(p_body, '') = '' THEN '{}'::jsonb ELSE pay._json_body(p_body) END;
-END $$;
-
-CREATE FUNCTION pay._answer_refusal_json(p_status integer, p_body text) RETURNS jsonb
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-  RETURN pay._answer_json(p_body);
-EXCEPTION WHEN invalid_text_representation OR program_limit_exceeded THEN
-  RETURN jsonb_build_object('message', 'HTTP ' || p_status || ': ' || left(p_body, 200));
-END $$;
-
-CREATE FUNCTION pay._answer_wechatpay(r pay.outbox, g pay.gateways, o pay.orders, p_status integer, h jsonb,
-                                      p_body text)
-RETURNS jsonb
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  v jsonb;
-  v_kind text;
-BEGIN
-  PERFORM pay._wechatpay_verify(g, h, coalesce(p_body, ''));
-  v := pay._answer_json(p_body);
-  IF p_status >= 400 THEN
-    RETURN jsonb_build_object('verdict', 'refused', 'final', true,
-      'reason', coalesce(v->>'message', 'HTTP ' || p_status), 'code', v->>'code',
-      'already_paid', v->>'code' = 'ORDERPAID');
-  END IF;
-  PERFORM pay._answer_expect('out_trade_no', v->>'out_trade_no', pay._wechatpay_trade_no(o.id),
-                             r.operation = 'query');
-  CASE r.operation
-  WHEN 'create_payment' THEN
-    RETURN jsonb_build_object('verdict', 'applied',
-      'next_action', CASE WHEN v->>'code_url' IS NOT NULL
-                          THEN jsonb_build_object('type', 'code_url', 'code_url', v->>'code_url') END);
-  WHEN 'query' THEN
-    PERFORM pay._answer_expect('amount.total', v->'amount'->>'total', o.amount::text);
-    PERFORM pay._answer_expect('amount.currency', coalesce(v->'amount'->>'currency', 'CNY'), o.currency::text);
-    v_kind := CASE WHEN v->>'trade_state' = 'SUCCESS' THEN 'payment_succeeded'
-                   WHEN v->>'trade_state' IN ('CLOSED', 'REVOKED') THEN 'closed'
-                   WHEN v->>'trade_state' = 'PAYERROR' THEN 'payment_failed' END;
-    RETURN jsonb_build_object('verdict', 'applied', 'psp_txn_id', v->>'transaction_id',
-      'event', CASE WHEN v_kind IS NOT NULL THEN jsonb_build_object(
-                 'event_id', 'query:' || r.id, 'type', v->>'trade_state', 'kind', v_kind,
-                 'order_ref', v->>'out_trade_no', 'psp_txn_id', v->>'transaction_id',
-                 'amount', v->'amount'->>'total', 'currency', coalesce(v->'amount'->>'currency', 'CNY')) END);
-  WHEN 'refund', 'query_refund' THEN
-    PERFORM pay._answer_expect('out_refund_no', v->>'out_refund_no', r.params->>'refund_id');
-    RETURN jsonb_build_object('verdict', 'applied', 'refund', jsonb_build_object(
-      'psp_refund_id', v->>'refund_id',
-      'status', CASE WHEN v->>'status' = 'SUCCESS' THEN 'succeeded'
-                     WHEN v->>'status' IN ('CLOSED', 'ABNORMAL') THEN 'failed' END));
-  ELSE
-    RETURN jsonb_build_object('verdict', 'applied');
-  END CASE;
-END $$;
+CREATE OR REPLACE FUNCTION pay._anomaly(o pay.orders, g pay.gateways, p_callback bigint, p_kind text, p_detail text)
+RETURNS text
+    AS 'MODULE_PATHNAME', 'pay_anomaly' LANGUAGE C VOLATILE;
 
 CREATE OR REPLACE FUNCTION pay._api_authenticate(h jsonb, p_params jsonb) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -575,46 +430,23 @@ CREATE OR REPLACE FUNCTION pay._build_merchant_notification(r pay.outbox, p_secr
 RETURNS pay.http_request
     AS 'MODULE_PATHNAME', 'pay_build_merchant_notification' LANGUAGE C STABLE;
 
-CREATE OR REPLACE FUNCTION pay._callback_wechatpay(g pay.gateways, h jsonb, p_body text) RETURNS jsonb
+CREATE FUNCTION pay._capture(o pay.orders, p_amount bigint, p_cause text, p_send boolean) RETURNS pay.orders
 LANGUAGE plpgsql AS $$
-DECLARE
-  v_nonce text := h->>'wechatpay-nonce';
-  v_msg jsonb;
-  v_res jsonb;
-  v_tx jsonb;
-  v_type text;
 BEGIN
-  IF h->>'wechatpay-timestamp' IS NULL OR v_nonce IS NULL OR h->>'wechatpay-signature' IS NULL
-     OR h->>'wechatpay-serial' IS NULL THEN
-    RAISE EXCEPTION 'Wechatpay-Timestamp, -Nonce, -Signature and -Serial headers are required'
-      USING ERRCODE = 'PY010';
+  -- a wallet's hold goes first, so that the posting below spends the
+  -- money it reserved
+  PERFORM pay._release_hold(o.id, 'captured', p_amount);
+  UPDATE pay.orders
+     SET status = 'paid', status_cause = p_cause, paid_at = now(), captured_amount = p_amount
+   WHERE id = o.id
+  RETURNING * INTO o;
+  PERFORM pay._post('order:' || o.id || ':paid', o.id,
+                    ARRAY[o.paid_account_id, pay._merchant_account(o.merchant_id, o.currency)],
+                    ARRAY[-p_amount, p_amount]);
+  IF p_send AND pay._paid_through_psp(o) THEN
+    PERFORM pay.enqueue_psp_request(o.id, 'capture', jsonb_build_object('amount', p_amount));
   END IF;
-  PERFORM pay._require_content_type(h, 'application/json');
-  PERFORM pay._wechatpay_verify(g, h, p_body);
-  v_msg := pay._json_body(p_body);
-  v_res := v_msg->'resource';
-  IF jsonb_typeof(v_res) IS DISTINCT FROM 'object' OR v_res->>'algorithm' IS DISTINCT FROM 'AEAD_AES_256_GCM' THEN
-    RAISE EXCEPTION 'WeChat Pay notification has no AEAD_AES_256_GCM resource' USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  v_tx := pay._json_body(pay.wechatpay_decrypt(pay._gateway_secret(g, 'apiv3_key'), v_res->>'nonce',
-                                               coalesce(v_res->>'associated_data', ''), v_res->>'ciphertext'));
-  v_type := v_msg->>'event_type';
-  RETURN jsonb_build_object(
-    'event_id', v_msg->>'id',
-    'nonce', v_nonce,
-    'type', v_type,
-    'kind', CASE
-              WHEN v_type LIKE 'REFUND.%' THEN CASE WHEN v_tx->>'refund_status' = 'SUCCESS' THEN 'refunded' ELSE 'ignored' END
-              WHEN v_tx->>'trade_state' = 'SUCCESS' THEN 'payment_succeeded'
-              WHEN v_tx->>'trade_state' = 'PAYERROR' THEN 'payment_failed'
-              WHEN v_tx->>'trade_state' = 'CLOSED' THEN 'closed'
-              ELSE 'ignored' END,
-    'order_ref', v_tx->>'out_trade_no',
-    'psp_txn_id', v_tx->>'transaction_id',
-    'amount', v_tx->'amount'->>'total',
-    'currency', coalesce(v_tx->'amount'->>'currency', 'CNY'),
-    'refund_id', v_tx->>'refund_id',
-    'refund_amount', v_tx->'amount'->>'refund');
+  RETURN o;
 END $$;
 
 CREATE FUNCTION pay._check_manual_capture(p_gateway text) RETURNS void
@@ -801,7 +633,9 @@ RETURN jsonb_build_object(
   'status', o.status, 'refunded_amount', o.refunded_amount, 'gateway', o.gateway,
   'psp_txn_id', o.psp_txn_id, 'metadata', o.metadata, 'expires_at', o.expires_at,
   'paid_at', o.paid_at, 'created_at', o.created_at, 'updated_at', o.updated_at,
-  'next_action', o.next_action, 'failure_reason', o.failure_reason);
+  'next_action', o.next_action, 'failure_reason', o.failure_reason,
+  'capture', o.capture_mode, 'captured_amount', o.captured_amount,
+  'authorization_expires_at', o.authorization_expires_at);
 
 CREATE FUNCTION pay._outbox_apply(p_id bigint, p_status integer, p_body text, p_headers jsonb DEFAULT '{}')
 RETURNS text
@@ -863,10 +697,6 @@ BEGIN
   IF NOT FOUND THEN
     RAISE EXCEPTION 'gateway of % does not exist', r.destination USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  -- statements: no order (89_statement_fetch.sql)
-  IF r.operation LIKE 'fetch\_statement%' THEN
-    RETURN pay._build_statement_request(r, g);
-  END IF;
   RETURN pay._provider_request(r, g);
 END $$;
 
@@ -915,6 +745,9 @@ $$;
 CREATE FUNCTION pay._provider_answer(r pay.outbox, g pay.gateways, o pay.orders, p_status integer, h jsonb,
                                      p_body text) RETURNS jsonb
     AS 'MODULE_PATHNAME', 'pay_provider_answer' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION pay._provider_kind_known(kind text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'pay_provider_kind_known' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
 CREATE FUNCTION pay._provider_kinds(feature text DEFAULT NULL) RETURNS text[]
     AS 'MODULE_PATHNAME', 'pay_provider_kinds' LANGUAGE C IMMUTABLE PARALLEL SAFE;
@@ -968,6 +801,92 @@ BEGIN
   RETURN h;
 END $$;
 
+CREATE OR REPLACE FUNCTION pay._statement_classify(p_statement bigint, p_gateway text) RETURNS void
+LANGUAGE sql AS $$
+  WITH lines AS (
+    SELECT s.*, o.id AS order_id, o.amount AS order_amount, o.currency AS order_currency,
+           o.status AS order_status, o.paid_at, o.psp_txn_id AS order_txn,
+           (row_number() OVER (PARTITION BY s.psp_txn_id, s.kind ORDER BY s.line_no) > 1
+            OR EXISTS (SELECT 1 FROM pay.statement_lines l JOIN pay.statements t ON t.id = l.statement_id
+                        WHERE l.psp_txn_id = s.psp_txn_id AND l.kind = s.kind AND t.gateway = p_gateway)) AS dup
+      FROM pg_temp.pay_statement_stage s
+      LEFT JOIN pay.orders by_ref
+        ON s.kind IN ('payment', 'refund') AND s.order_ref ~ '^[0-9]{1,18}$'
+       AND by_ref.id = (CASE WHEN s.order_ref ~ '^[0-9]{1,18}$' THEN s.order_ref::bigint END)
+       AND by_ref.gateway = p_gateway
+      LEFT JOIN pay.orders by_txn
+        ON s.kind IN ('payment', 'refund') AND by_ref.id IS NULL AND by_txn.gateway = p_gateway
+       AND by_txn.psp_txn_id = coalesce(s.payment_ref, s.psp_txn_id)
+      CROSS JOIN LATERAL (SELECT coalesce(by_ref.id, by_txn.id) AS id,
+                                 -- what the order paid: a capture may take less than was authorized
+                                 CASE WHEN by_ref.id IS NOT NULL THEN coalesce(by_ref.captured_amount, by_ref.amount)
+                                      ELSE coalesce(by_txn.captured_amount, by_txn.amount) END AS amount,
+                                 coalesce(by_ref.currency, by_txn.currency) AS currency,
+                                 coalesce(by_ref.status, by_txn.status) AS status,
+                                 CASE WHEN by_ref.id IS NOT NULL THEN by_ref.paid_at ELSE by_txn.paid_at END AS paid_at,
+                                 CASE WHEN by_ref.id IS NOT NULL THEN by_ref.psp_txn_id ELSE by_txn.psp_txn_id END
+                                   AS psp_txn_id) o
+  ),
+  -- refund lines that can take a refund of ours, numbered per order and amount
+  refund_lines AS (
+    SELECT l.line_no, l.order_id, l.amount,
+           row_number() OVER (PARTITION BY l.order_id, l.amount ORDER BY l.line_no) AS nth
+      FROM lines l
+     WHERE l.kind = 'refund' AND NOT l.dup AND l.order_id IS NOT NULL AND l.currency = l.order_currency
+  ),
+  open_refunds AS (
+    SELECT r.id, r.order_id, r.amount,
+           row_number() OVER (PARTITION BY r.order_id, r.amount ORDER BY r.id) AS nth
+      FROM pay.refunds r
+     WHERE r.order_id IN (SELECT order_id FROM refund_lines)
+       AND NOT EXISTS (SELECT 1 FROM pay.statement_lines x WHERE x.refund_id = r.id)
+  ),
+  paired AS (
+    SELECT rl.line_no, orf.id AS refund_id, orf.amount
+      FROM refund_lines rl JOIN open_refunds orf USING (order_id, amount, nth)
+  ),
+  classified AS (
+    SELECT l.*, p.refund_id,
+           CASE WHEN l.kind = 'payment' THEN pay._fee_of(fr.r, l.order_amount) END AS expected,
+           -- a refund line's: the refund it took, else the order's first refund no line took
+           CASE WHEN l.kind = 'refund'
+                THEN coalesce(p.amount, (SELECT orf.amount FROM open_refunds orf
+                                          WHERE orf.order_id = l.order_id
+                                            AND orf.id NOT IN (SELECT x.refund_id FROM paired x)
+                                          ORDER BY orf.id LIMIT 1))
+                ELSE l.order_amount END AS ours
+      FROM lines l LEFT JOIN paired p USING (line_no)
+      -- the fee rule in force when the order was paid (pay._fee_rule_at, as a join)
+      LEFT JOIN LATERAL (
+        SELECT r FROM pay.fee_rules r
+         WHERE l.kind = 'payment' AND l.order_id IS NOT NULL
+           AND r.gateway = p_gateway AND (r.currency = l.order_currency OR r.currency IS NULL)
+           AND r.valid_from <= coalesce(l.paid_at, l.occurred_at)
+         ORDER BY r.currency IS NULL, r.valid_from DESC, r.id DESC LIMIT 1) fr ON true
+  )
+  INSERT INTO pay.statement_lines (statement_id, line_no, kind, psp_txn_id, order_id, amount, fee, currency,
+                                   occurred_at, result, payment_ref, refund_id, our_amount, expected_fee, source_line)
+  SELECT p_statement, c.line_no, c.kind, c.psp_txn_id, c.order_id, c.amount, c.fee, c.currency, c.occurred_at,
+         CASE
+           WHEN c.dup THEN 'duplicate'
+           WHEN c.kind IN ('fee', 'payout') THEN 'matched'
+           WHEN c.kind = 'other' OR c.order_id IS NULL THEN 'missing_in_books'
+           WHEN c.kind = 'payment' AND c.paid_at IS NULL AND c.order_status IN ('pending', 'failed') THEN 'missing_in_books'
+           WHEN c.kind = 'refund' AND c.refund_id IS NULL AND c.currency = c.order_currency
+                AND NOT EXISTS (SELECT 1 FROM open_refunds orf WHERE orf.order_id = c.order_id AND orf.amount <> c.amount)
+             THEN 'missing_in_books'
+           WHEN c.currency <> c.order_currency THEN 'currency_mismatch'
+           WHEN c.kind = 'payment' AND c.amount <> c.order_amount THEN 'amount_mismatch'
+           WHEN c.kind = 'refund' AND c.refund_id IS NULL THEN 'amount_mismatch'
+           WHEN c.kind = 'payment' AND (c.paid_at IS NULL OR c.order_txn IS DISTINCT FROM c.psp_txn_id) THEN 'status_mismatch'
+           WHEN c.kind = 'payment' AND c.fee <> c.expected THEN 'fee_mismatch'
+           ELSE 'matched'
+         END,
+         c.payment_ref, c.refund_id, CASE WHEN c.order_id IS NOT NULL THEN c.ours END,
+         CASE WHEN c.order_id IS NOT NULL THEN c.expected END, c.source_line
+    FROM classified c;
+$$;
+
 CREATE FUNCTION pay._void(o pay.orders, p_outcome text, p_cause text) RETURNS pay.orders
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -979,33 +898,6 @@ BEGIN
     PERFORM pay.enqueue_psp_request(o.id, 'void');
   END IF;
   RETURN o;
-END $$;
-
-CREATE FUNCTION pay._wechatpay_verify(g pay.gateways, h jsonb, p_body text) RETURNS void
-LANGUAGE plpgsql AS $$
-DECLARE
-  v_ts text := h->>'wechatpay-timestamp';
-  v_nonce text := h->>'wechatpay-nonce';
-  v_sig text := h->>'wechatpay-signature';
-  v_serial text := h->>'wechatpay-serial';
-  v_cert text;
-BEGIN
-  IF v_ts IS NULL OR v_nonce IS NULL OR v_sig IS NULL OR v_serial IS NULL THEN
-    RAISE EXCEPTION 'Wechatpay-Timestamp, -Nonce, -Signature and -Serial headers are required'
-      USING ERRCODE = 'PY010';
-  END IF;
-  IF v_serial !~ '^[A-Za-z0-9]{1,64}$' THEN
-    RAISE EXCEPTION 'Wechatpay-Serial is malformed' USING ERRCODE = 'PY010';
-  END IF;
-  BEGIN
-    v_cert := pay._gateway_secret(g, 'platform_cert:' || v_serial);
-  EXCEPTION WHEN undefined_object THEN
-    RAISE EXCEPTION 'no platform certificate with serial %', v_serial USING ERRCODE = 'PY010';
-  END;
-  IF NOT pay.wechatpay_signature_valid(v_ts, v_nonce, p_body, v_sig, v_cert) THEN
-    RAISE EXCEPTION 'Wechatpay-Signature does not verify' USING ERRCODE = 'PY010';
-  END IF;
-  PERFORM pay._check_window(g, pay._unix_time(v_ts));
 END $$;
 
 CREATE FUNCTION pay.api_await_payment(headers jsonb, body text)
@@ -1059,13 +951,20 @@ BEGIN
   IF p ? 'expires_in_s' AND (p->>'expires_in_s') !~ '^[0-9]{1,9}$' THEN
     RAISE EXCEPTION 'expires_in_s must be a whole number of seconds' USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  PERFORM pay._api_known_fields(p, '{merchant_order_no,amount,currency,metadata,expires_in_s,gateway}');
+  PERFORM pay._api_known_fields(p, '{merchant_order_no,amount,currency,metadata,expires_in_s,gateway,capture}');
+  -- a capture mode the API does not know is unprocessable, not malformed
+  IF p ? 'capture' AND (jsonb_typeof(p->'capture') IS DISTINCT FROM 'string'
+                        OR p->>'capture' NOT IN ('automatic', 'manual')) THEN
+    RETURN NEXT pay._api_error(422, 'invalid_capture', 'capture', 'capture must be "automatic" or "manual"');
+    RETURN;
+  END IF;
   o := pay.create_order((SELECT code FROM pay.merchants WHERE id = v_merchant),
                         p->>'merchant_order_no', (p->>'amount')::bigint, p->>'currency',
                         idempotency_key => h->>'idempotency-key',
                         expires_in => coalesce((p->>'expires_in_s')::integer * interval '1 second', interval '15 minutes'),
                         metadata => coalesce(p->'metadata', '{}'),
-                        gateway => p->>'gateway');
+                        gateway => p->>'gateway',
+                        capture => coalesce(p->>'capture', 'automatic'));
   RETURN NEXT ROW(201, 'application/json', pay._order_json(o)::text)::pay.http_response;
 END $$;
 
@@ -1198,13 +1097,17 @@ DECLARE
   v_merchant bigint;
   o pay.orders;
 BEGIN
-  IF action IS NULL OR action NOT IN ('cancel', 'ship', 'complete') THEN
-    RAISE EXCEPTION 'action must be cancel, ship or complete' USING ERRCODE = 'invalid_parameter_value';
+  IF action IS NULL OR action NOT IN ('cancel', 'ship', 'complete', 'capture', 'void') THEN
+    RAISE EXCEPTION 'action must be cancel, ship, complete, capture or void' USING ERRCODE = 'invalid_parameter_value';
   END IF;
   v_merchant := pay._api_authenticate(h, p || jsonb_build_object('id', id));
-  PERFORM pay._api_known_fields(p, CASE WHEN action = 'cancel' THEN '{reason}'::text[] ELSE '{}' END);
+  PERFORM pay._api_known_fields(p, CASE action WHEN 'cancel' THEN '{reason}'::text[]
+                                               WHEN 'capture' THEN '{amount}'::text[] ELSE '{}' END);
   IF p ? 'reason' AND jsonb_typeof(p->'reason') <> 'string' THEN
     RAISE EXCEPTION 'reason must be a string' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF p ? 'amount' AND (jsonb_typeof(p->'amount') <> 'number' OR (p->>'amount') !~ '^[0-9]{1,18}$') THEN
+    RAISE EXCEPTION 'amount must be a whole number of minor units' USING ERRCODE = 'invalid_parameter_value';
   END IF;
   o := pay._api_order(v_merchant, id);
   IF o.id IS NULL THEN
@@ -1213,6 +1116,8 @@ BEGIN
   END IF;
   o := CASE action WHEN 'cancel' THEN pay.cancel(o.id, p->>'reason')
                    WHEN 'ship' THEN pay.ship(o.id)
+                   WHEN 'capture' THEN pay.capture(o.id, (p->>'amount')::bigint)
+                   WHEN 'void' THEN pay.void(o.id)
                    ELSE pay.complete(o.id) END;
   RETURN NEXT ROW(200, 'application/json', pay._order_json(o)::text)::pay.http_response;
 END $$;
@@ -1247,20 +1152,7 @@ BEGIN
     RAISE EXCEPTION 'capture of % exceeds the authorized amount % of order %', v_amount, o.amount, o.id
       USING ERRCODE = 'PY005';
   END IF;
-  -- a wallet's hold goes first, so that the posting below spends the
-  -- money it reserved
-  PERFORM pay._release_hold(o.id, 'captured', v_amount);
-  UPDATE pay.orders
-     SET status = 'paid', status_cause = 'capture', paid_at = now(), captured_amount = v_amount
-   WHERE id = o.id
-  RETURNING * INTO o;
-  PERFORM pay._post('order:' || o.id || ':paid', o.id,
-                    ARRAY[o.paid_account_id, pay._merchant_account(o.merchant_id, o.currency)],
-                    ARRAY[-v_amount, v_amount]);
-  IF pay._paid_through_psp(o) THEN
-    PERFORM pay.enqueue_psp_request(o.id, 'capture', jsonb_build_object('amount', v_amount));
-  END IF;
-  RETURN o;
+  RETURN pay._capture(o, v_amount, 'capture', true);
 END $$;
 
 CREATE OR REPLACE FUNCTION pay.create_gateway(name text, kind text, base_url text DEFAULT NULL,
@@ -1385,6 +1277,36 @@ BEGIN
                          'psp_' || o.id || '_create_payment', true);
   END IF;
   RETURN o;
+END $$;
+
+CREATE OR REPLACE FUNCTION pay.enqueue_merchant_notification(order_id bigint, event text) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  o pay.orders;
+  m pay.merchants;
+  v_event_id text;
+BEGIN
+  IF event IS NULL OR event !~ '^[a-z][a-z0-9_.:-]{0,63}$' THEN
+    RAISE EXCEPTION 'event must be 1 to 64 lower-case letters, digits or _.:- starting with a letter, not "%"',
+      coalesce(event, 'null') USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT * INTO o FROM pay.orders WHERE id = enqueue_merchant_notification.order_id;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'order_id: order % does not exist', coalesce(enqueue_merchant_notification.order_id::text, 'null')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT * INTO STRICT m FROM pay.merchants WHERE id = o.merchant_id;
+  IF m.notify_url IS NULL THEN
+    RETURN NULL;                -- the merchant takes no notifications
+  END IF;
+  v_event_id := 'evt_' || o.id || '_' || event;
+  RETURN pay._enqueue('merchant_notification', 'merchant:' || m.code, event, o.id,
+                      jsonb_build_object('id', o.id::text, 'merchant_order_no', o.merchant_order_no,
+                                         -- what the order paid: a capture may take less than was authorized
+                                         'amount', coalesce(o.captured_amount, o.amount)::text,
+                                         'currency', o.currency::text,
+                                         'status', o.status, 'event_id', v_event_id),
+                      v_event_id, false);
 END $$;
 
 CREATE OR REPLACE FUNCTION pay.enqueue_psp_request(order_id bigint, operation text, params jsonb DEFAULT '{}')
@@ -1806,6 +1728,8 @@ CREATE FUNCTION pay.wait_next_action(order_id bigint, timeout interval) RETURNS 
 
 COMMENT ON FUNCTION pay._provider_kinds(text) IS
   'the gateway kinds of the provider registry, or those with the feature';
+COMMENT ON FUNCTION pay._provider_kind_known(text) IS
+  'true if the provider registry has a provider of this gateway kind (the CHECK on pay.gateways.kind)';
 COMMENT ON FUNCTION pay.available_balance(text) IS
   'an account''s balance less what its open holds reserve: what a payment or a new hold may spend';
 COMMENT ON FUNCTION pay.create_order(text, text, bigint, text, text, interval, jsonb, text, text) IS
@@ -1833,7 +1757,7 @@ COMMENT ON FUNCTION pay.next_action(bigint) IS
 COMMENT ON FUNCTION pay.wait_next_action(bigint, interval) IS
   'the order''s next_action, waiting up to timeout (0 to 10 minutes) for the PSP''s answer; at once for an order that has one or is no longer pending (its next_action as stored, possibly NULL); NULL on timeout. Woken at the commit that stores the answer (needs pay in shared_preload_libraries; without it, it sleeps the whole timeout). A REPEATABLE READ transaction does not see the answer.';
 COMMENT ON FUNCTION pay.api_create_payment(jsonb, text) IS
-  'POST /api/v1/payments, first call: a signed merchant request creating an order (Idempotency-Key honoured; the PSP''s create request is queued with it); 201 with the order';
+  'POST /api/v1/payments, first call: a signed merchant request creating an order (Idempotency-Key honoured; the PSP''s create request is queued with it; capture automatic or manual, else 422); 201 with the order';
 COMMENT ON FUNCTION pay.api_get_payment(jsonb, text) IS
   'GET /api/v1/payments/{id}: a signed merchant request reading one of its orders (with next_action and failure_reason)';
 COMMENT ON FUNCTION pay.api_await_payment(jsonb, text) IS
@@ -1841,7 +1765,7 @@ COMMENT ON FUNCTION pay.api_await_payment(jsonb, text) IS
 COMMENT ON FUNCTION pay.api_list_payments(jsonb, jsonb) IS
   'GET /api/v1/payments: a merchant''s payments, newest first; query status, created_from (inclusive), created_to (exclusive, RFC 3339), limit (1 to 100, default 20), after (the "next" of the page before); {"data": [...], "next": cursor or null}';
 COMMENT ON FUNCTION pay.api_move_payment(jsonb, text, text, text) IS
-  'POST /api/v1/payments/{id}/cancel (body member reason), /ship, /complete: a signed merchant request moving one of its orders; 200 with the order';
+  'POST /api/v1/payments/{id}/cancel (body member reason), /ship, /complete, /capture (body member amount), /void: a signed merchant request moving one of its orders; 200 with the order';
 COMMENT ON FUNCTION pay.api_create_refund(jsonb, text, text) IS
   'POST /api/v1/payments/{id}/refunds (Idempotency-Key required; body amount, reason): a signed merchant request refunding one of its orders through pay.refund; 201 with the refund';
 COMMENT ON FUNCTION pay.api_get_refund(jsonb, text) IS
@@ -1904,6 +1828,57 @@ CREATE OR REPLACE VIEW pay.order_ledger_mismatches AS
 
 COMMENT ON VIEW pay.order_ledger_mismatches IS
   'orders whose merchant ledger postings differ from amount paid (coalesce(captured_amount, amount)) minus refunded; empty when sound';
+
+-- Breaks compare a PSP's payment with what was captured.
+CREATE OR REPLACE VIEW pay.reconciliation_breaks AS
+  SELECT l.statement_id, l.result, l.order_id, l.psp_txn_id,
+         CASE WHEN l.result = 'fee_mismatch' THEN l.expected_fee ELSE l.our_amount END AS our_amount,
+         CASE WHEN l.result = 'fee_mismatch' THEN l.fee ELSE l.amount END AS psp_amount,
+         CASE l.result
+           WHEN 'duplicate' THEN format('line %s: %s %s was on an earlier line', l.line_no, l.kind, l.psp_txn_id)
+           WHEN 'missing_in_books' THEN
+             CASE WHEN l.order_id IS NULL THEN format('line %s: %s %s matches no order of ours', l.line_no, l.kind, l.psp_txn_id)
+                  ELSE format('line %s: %s %s of order %s (%s) is not in our books', l.line_no, l.kind, l.psp_txn_id,
+                              l.order_id, o.status) END
+           WHEN 'currency_mismatch' THEN format('line %s: PSP says %s, order %s is in %s', l.line_no, l.currency,
+                                                l.order_id, o.currency)
+           WHEN 'amount_mismatch' THEN format('line %s: %s of %s %s, ours %s', l.line_no, l.kind, l.amount,
+                                              l.currency, coalesce(l.our_amount::text, '(none)'))
+           WHEN 'status_mismatch' THEN format('line %s: order %s is %s, paid by %s', l.line_no, l.order_id, o.status,
+                                              coalesce(o.psp_txn_id, '(nothing)'))
+           WHEN 'fee_mismatch' THEN format('line %s: PSP charged %s, expected %s (%s)', l.line_no, l.fee,
+                                           l.expected_fee, l.currency)
+         END AS detail,
+         l.line_no
+    FROM pay.statement_lines l
+    LEFT JOIN pay.orders o ON o.id = l.order_id
+   WHERE l.result <> 'matched' AND l.repaired_at IS NULL
+  UNION ALL
+  SELECT s.id, 'missing_at_psp', o.id, o.psp_txn_id, coalesce(o.captured_amount, o.amount), NULL,
+         format('payment of order %s (%s %s, paid %s) is on no %s statement line', o.id,
+                coalesce(o.captured_amount, o.amount), o.currency,
+                o.paid_at, s.gateway),
+         NULL
+    FROM pay.statements s
+    JOIN pay.orders o ON o.gateway = s.gateway AND o.paid_at BETWEEN s.period_start AND s.period_end
+    JOIN pay.accounts a ON a.id = o.paid_account_id AND a.code = 'psp:' || o.gateway || ':' || o.currency
+   WHERE NOT EXISTS (SELECT 1 FROM pay.statement_lines l JOIN pay.statements t ON t.id = l.statement_id
+                      WHERE l.order_id = o.id AND l.kind = 'payment' AND t.gateway = s.gateway)
+  UNION ALL
+  SELECT s.id, 'missing_at_psp', o.id, o.psp_txn_id, r.amount, NULL,
+         format('refund %s of order %s (%s %s, %s) is on no %s statement line', r.id, o.id, r.amount, o.currency,
+                r.created_at, s.gateway),
+         NULL
+    FROM pay.statements s
+    JOIN pay.orders o ON o.gateway = s.gateway
+    JOIN pay.accounts a ON a.id = o.paid_account_id AND a.code = 'psp:' || o.gateway || ':' || o.currency
+    JOIN pay.refunds r ON r.order_id = o.id AND r.created_at BETWEEN s.period_start AND s.period_end
+   WHERE NOT EXISTS (SELECT 1 FROM pay.statement_lines l WHERE l.refund_id = r.id);
+
+-- The gateway kinds are the provider registry's (pay._provider_kind_known):
+-- adding a provider lists it once.
+ALTER TABLE pay.gateways DROP CONSTRAINT gateways_kind_check,
+  ADD CONSTRAINT gateways_kind_check CHECK (pay._provider_kind_known(kind));
 
 -- Waiters of pay.wait_next_action are woken at the commit that changed
 -- their order (src/next_action_wait.c).

@@ -92,7 +92,7 @@ class App:
         self.stopping = threading.Event()
         self.base_url = None
         self.merchants = {code: dict(m) for code, m in cfg.merchants.items()}
-        self.outbox = outbox_mod.Outbox(self, {"paypal": paypal, "adyen": adyen})
+        self.outbox = outbox_mod.Outbox(self, {"paypal": paypal, "adyen": adyen, "stripe": stripe})
 
     def route(self, req):
         """(route name, Response, verdict) for a provider request."""

@@ -7,7 +7,20 @@ with the same parameters replays the first answer (header
 `Idempotent-Replayed: true`) with no second effect; other parameters give a
 400 idempotency_error.  Requests on one key are serialised (Stripe would
 answer 409 to a concurrent one).  Validation errors are not saved under the
-key, as at Stripe."""
+key, as at Stripe.
+
+Manual capture: a PaymentIntent created with capture_method=manual stops at
+requires_capture when the buyer pays (amount_capturable = amount);
+POST /v1/payment_intents/{id}/capture takes all of it or amount_to_capture
+(more than capturable: 400 amount_too_large) and releases the rest;
+POST /v1/payment_intents/{id}/cancel voids it.
+
+Webhooks: sent by /control/send (sender.py), and, as Stripe sends them to an
+account's webhook endpoints, queued in the outbox after the API call that
+caused them (payment_intent.amount_capturable_updated or .succeeded for a
+create confirmed at once, .succeeded for a capture, .canceled for a cancel,
+charge.refunded for a refund) — only while POST /control/outbox gives stripe
+a target (or url): an account without an endpoint gets no events."""
 
 import base64
 import hmac
@@ -29,6 +42,10 @@ CANCELABLE = ("requires_payment_method", "requires_capture", "requires_confirmat
 
 ROUTE_PI = re.compile(r"^/v1/payment_intents/([A-Za-z0-9_]+)$")
 ROUTE_PI_CANCEL = re.compile(r"^/v1/payment_intents/([A-Za-z0-9_]+)/cancel$")
+ROUTE_PI_CAPTURE = re.compile(r"^/v1/payment_intents/([A-Za-z0-9_]+)/capture$")
+CAPTURE_METHODS = ("automatic", "automatic_async", "manual")
+PROVIDER = "stripe"
+OUTBOX_BATCH = False
 ROUTE_REFUND = re.compile(r"^/v1/refunds/([A-Za-z0-9_]+)$")
 
 
@@ -174,6 +191,9 @@ def handle(app, req):
         m = ROUTE_PI_CANCEL.match(req.path)
         if m:
             return _post(app, req, "stripe.payment_intents.cancel", lambda a, p: _cancel(a, m.group(1), p))
+        m = ROUTE_PI_CAPTURE.match(req.path)
+        if m:
+            return _post(app, req, "stripe.payment_intents.capture", lambda a, p: _capture(a, m.group(1), p))
     return "stripe.unknown", error(404, f"Unrecognized request URL ({req.method}: {req.path}).",
                                    "invalid_request_error"), "no_route"
 
@@ -282,7 +302,12 @@ def _create(app, params):
     metadata = params.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise Invalid("Invalid object", param="metadata")
+    capture_method = params.get("capture_method") or "automatic"
+    if capture_method not in CAPTURE_METHODS:
+        raise Invalid(f"Invalid capture_method: must be one of {', '.join(CAPTURE_METHODS)}",
+                      param="capture_method")
     pi = _new_pi(amount, currency.lower(), metadata, params.get("description"))
+    pi["capture_method"] = capture_method
     status, body = 200, None
     if params.get("confirm") == "true":
         pm = params.get("payment_method")
@@ -297,7 +322,7 @@ def _create(app, params):
             body = {"error": dict(pi["last_payment_error"], payment_intent=_public(pi),
                                   doc_url="https://stripe.com/docs/error-codes/card-declined")}
         else:
-            _succeed(pi)
+            _pay(pi)
     st = _state(app)
     with app.store.lock:
         st["pis"][pi["id"]] = pi
@@ -305,6 +330,9 @@ def _create(app, params):
     app.store.order_bump("stripe", _order_ref(pi), "payment_intents")
     if body is not None:
         return server.json_response(status, body, _headers()), True
+    if pi["status"] in ("succeeded", "requires_capture"):
+        _webhook(app, pi, "payment_intent.succeeded" if pi["status"] == "succeeded"
+                 else "payment_intent.amount_capturable_updated", _public(pi))
     return ok(_public(pi)), True
 
 
@@ -317,13 +345,74 @@ def _report_run(app, params):
     return ok(run), True
 
 
-def _succeed(pi):
-    """Mark a PaymentIntent paid."""
+def _succeed(pi, amount=None):
+    """Mark a PaymentIntent paid: all of it, or `amount` captured of a manual one."""
     pi["succeeded_at"] = pi.get("succeeded_at") or int(time.time())
     pi["status"] = "succeeded"
-    pi["amount_received"] = pi["amount"]
+    pi["amount_received"] = pi["amount"] if amount is None else amount
+    pi["amount_capturable"] = 0
     pi["latest_charge"] = pi["latest_charge"] or ids.stripe_id("ch")
     pi["last_payment_error"] = None
+
+
+def _authorize(pi):
+    """The buyer paid a manual-capture PaymentIntent: the amount waits for its capture."""
+    pi["status"] = "requires_capture"
+    pi["amount_capturable"] = pi["amount"]
+    pi["latest_charge"] = pi["latest_charge"] or ids.stripe_id("ch")
+    pi["last_payment_error"] = None
+
+
+def _pay(pi):
+    """The buyer paid: captured at once, or authorized for a manual capture."""
+    if pi.get("capture_method") == "manual":
+        _authorize(pi)
+    else:
+        _succeed(pi)
+
+
+def _charge(pi, refund=None):
+    """The Charge of a paid PaymentIntent, as charge.* events carry it."""
+    captured = pi["amount_received"]
+    obj = {"id": pi["latest_charge"], "object": "charge", "amount": pi["amount"],
+           "amount_captured": captured, "amount_refunded": pi["amount_refunded"],
+           "captured": pi["status"] == "succeeded", "created": pi["created"], "currency": pi["currency"],
+           "livemode": False, "metadata": dict(pi.get("metadata") or {}), "paid": True,
+           "payment_intent": pi["id"], "refunded": captured > 0 and pi["amount_refunded"] >= captured,
+           "status": "succeeded"}
+    if refund is not None:
+        obj["refunds"] = {"object": "list", "data": [refund], "has_more": False, "total_count": 1,
+                          "url": f"/v1/charges/{pi['latest_charge']}/refunds"}
+    return obj
+
+
+def _event(event_type, obj, event_id=None, previous=None):
+    """A webhook event around a snapshot of its object."""
+    evt = {"id": event_id or "evt_" + ids.alnum(24), "object": "event", "api_version": API_VERSION,
+           "created": int(time.time()), "data": {"object": obj}, "livemode": False, "pending_webhooks": 1,
+           "request": {"id": None, "idempotency_key": None}, "type": event_type}
+    if previous:
+        evt["data"]["previous_attributes"] = previous
+    return evt
+
+
+def _webhook(app, pi, event_type, obj, previous=None):
+    """Queue the event an API call caused, when the account has a webhook endpoint (an outbox url)."""
+    if app.outbox.settings.get(PROVIDER, {}).get("url"):
+        app.outbox.enqueue(PROVIDER, _event(event_type, json.loads(json.dumps(obj)), previous=previous),
+                           _order_ref(pi))
+
+
+def outbox_render(app, payloads):
+    """One event per request, signed when it is sent."""
+    (event,) = payloads
+    headers, body = Callbacks().render(app, event, int(time.time()), ids.alnum(32))
+    return headers, body, [event["id"]]
+
+
+def outbox_accepted(status, body):
+    """Stripe counts any 2xx as delivered."""
+    return status is not None and 200 <= status < 300
 
 
 def _retrieve(app, pi_id):
@@ -349,8 +438,38 @@ def _cancel(app, pi_id, params):
         pi["status"] = "canceled"
         pi["canceled_at"] = int(time.time())
         pi["cancellation_reason"] = params.get("cancellation_reason")
+        pi["amount_capturable"] = 0
+        obj = _public(pi)
     app.store.order_bump("stripe", _order_ref(pi), "cancels")
-    return ok(_public(pi)), True
+    _webhook(app, pi, "payment_intent.canceled", obj)
+    return ok(obj), True
+
+
+def _capture(app, pi_id, params):
+    """POST /v1/payment_intents/{id}/capture: all that is capturable, or amount_to_capture; the rest is released."""
+    amount = _int_param(params, "amount_to_capture", required=False)
+    st = _state(app)
+    with app.store.lock:
+        pi = st["pis"].get(pi_id)
+        if pi is None:
+            return error(404, f"No such payment_intent: '{pi_id}'", code="resource_missing", param="intent"), False
+        if pi["status"] != "requires_capture":
+            return error(400, f"This PaymentIntent could not be captured because it has a status of {pi['status']}. "
+                              "Only a PaymentIntent with one of the following statuses may be captured: "
+                              "requires_capture.", code="payment_intent_unexpected_state"), False
+        capturable = pi["amount_capturable"]
+        amount = capturable if amount is None else amount
+        if amount > capturable:
+            return error(400, f"The amount to capture ({amount}) must be less than or equal to the "
+                              f"PaymentIntent's amount_capturable ({capturable}).",
+                         code="amount_too_large", param="amount_to_capture"), False
+        _succeed(pi, amount)
+        obj = _public(pi)
+    app.store.order_bump("stripe", _order_ref(pi), "captures")
+    app.store.order_bump("stripe", _order_ref(pi), "captured_amount", amount)
+    _webhook(app, pi, "payment_intent.succeeded", obj, {"amount_capturable": capturable, "amount_received": 0,
+                                                         "status": "requires_capture"})
+    return ok(obj), True
 
 
 def _refund(app, params):
@@ -387,8 +506,11 @@ def _refund(app, params):
                   "metadata": params.get("metadata") or {}, "payment_intent": pi["id"],
                   "reason": params.get("reason"), "status": "succeeded"}
         st["refunds"][refund["id"]] = refund
+        charge_obj = _charge(pi, refund)
     app.store.order_bump("stripe", _order_ref(pi), "refunds")
     app.store.order_bump("stripe", _order_ref(pi), "refunded_amount", amount)
+    _webhook(app, pi, "charge.refunded", charge_obj,
+             {"amount_refunded": pi["amount_refunded"] - amount, "refunded": False})
     return ok(refund), True
 
 
@@ -400,9 +522,11 @@ class Callbacks:
     provider = "stripe"
     ALIASES = {"paid": "payment_intent.succeeded", "succeeded": "payment_intent.succeeded",
                "success": "payment_intent.succeeded", "failed": "payment_intent.payment_failed",
-               "refunded": "charge.refunded", "refund": "charge.refunded"}
+               "refunded": "charge.refunded", "refund": "charge.refunded",
+               "authorized": "payment_intent.amount_capturable_updated",
+               "captured": "payment_intent.succeeded", "closed": "payment_intent.canceled"}
     EVENTS = ("payment_intent.succeeded", "payment_intent.payment_failed", "charge.refunded",
-              "payment_intent.canceled")
+              "payment_intent.canceled", "payment_intent.amount_capturable_updated")
     success_event = "payment_intent.succeeded"
     refund_event = "charge.refunded"
     nonce_is_event_id = True
@@ -411,11 +535,18 @@ class Callbacks:
         """The native event type for an alias or native name."""
         name = self.ALIASES.get(name, name)
         if name not in self.EVENTS:
-            raise ValueError(f"stripe events: {', '.join(self.EVENTS)} (or paid, failed, refunded)")
+            raise ValueError(f"stripe events: {', '.join(self.EVENTS)} (or paid, failed, refunded, "
+                             "authorized, captured, closed)")
         return name
 
     def build(self, app, p, event, event_id=None, update=True, mode=None):
-        """The event object for order p["ref"]; updates the fake's payment state when `update`."""
+        """The event object for order p["ref"]; updates the fake's payment state when `update`.
+
+        On a manual-capture PaymentIntent, payment_intent.succeeded is what
+        the buyer's payment means there: before the authorization it
+        authorizes (the event sent is payment_intent.amount_capturable_updated,
+        as Stripe's), after it captures p["amount"] (a capture made on
+        Stripe's side)."""
         st = _state(app)
         currency = p["currency"].lower()
         with app.store.lock:
@@ -433,7 +564,23 @@ class Callbacks:
             pi = pi if update else json.loads(json.dumps(pi))
             now = int(time.time())
             prev = {}
-            if event == "payment_intent.succeeded":
+            manual = pi.get("capture_method") == "manual"
+            if event == "payment_intent.succeeded" and manual and pi["status"] not in ("requires_capture", "succeeded"):
+                event = "payment_intent.amount_capturable_updated"
+            if event == "payment_intent.amount_capturable_updated":
+                pi["capture_method"] = "manual"
+                pi["amount"], pi["currency"] = p["amount"], currency
+                _authorize(pi)
+                prev = {"amount_capturable": 0, "status": "requires_payment_method"}
+                obj = _public(pi)
+            elif event == "payment_intent.succeeded" and manual:
+                if pi["status"] == "requires_capture":
+                    prev = {"amount_capturable": pi["amount_capturable"], "amount_received": 0,
+                            "status": "requires_capture"}
+                    _succeed(pi, p["amount"])
+                pi["currency"] = currency
+                obj = _public(pi)
+            elif event == "payment_intent.succeeded":
                 _succeed(pi)
                 pi["amount"] = pi["amount_received"] = p["amount"]
                 pi["currency"] = currency
@@ -446,6 +593,7 @@ class Callbacks:
             elif event == "payment_intent.canceled":
                 pi["status"], pi["canceled_at"] = "canceled", now
                 pi["cancellation_reason"] = "abandoned"
+                pi["amount_capturable"] = 0
                 obj = _public(pi)
             else:
                 pi["latest_charge"] = pi["latest_charge"] or ids.stripe_id("ch")
@@ -456,23 +604,20 @@ class Callbacks:
                           "amount": refund_amount, "charge": pi["latest_charge"], "created": now,
                           "currency": currency, "metadata": {}, "payment_intent": pi["id"],
                           "reason": "requested_by_customer", "status": "succeeded"}
-                obj = {"id": pi["latest_charge"], "object": "charge", "amount": p["amount"],
-                       "amount_captured": p["amount"], "amount_refunded": pi["amount_refunded"],
+                # what was captured: a manual capture's amount_received, else the event's amount
+                captured = pi["amount_received"] if manual and pi["status"] == "succeeded" else p["amount"]
+                obj = {"id": pi["latest_charge"], "object": "charge", "amount": pi["amount"] if manual else p["amount"],
+                       "amount_captured": captured, "amount_refunded": pi["amount_refunded"],
                        "captured": True, "created": pi["created"], "currency": currency,
                        "livemode": False, "metadata": {"order_id": p["ref"]}, "paid": True,
-                       "payment_intent": pi["id"], "refunded": pi["amount_refunded"] >= p["amount"],
+                       "payment_intent": pi["id"], "refunded": pi["amount_refunded"] >= captured,
                        "status": "succeeded",
                        "refunds": {"object": "list", "data": [refund], "has_more": False, "total_count": 1,
                                    "url": f"/v1/charges/{pi['latest_charge']}/refunds"}}
                 prev = {"amount_refunded": before, "refunded": False}
             if "metadata" in obj and "order_id" not in (obj["metadata"] or {}):
                 obj["metadata"] = dict(obj["metadata"] or {}, order_id=p["ref"])
-        evt = {"id": event_id or "evt_" + ids.alnum(24), "object": "event", "api_version": API_VERSION,
-               "created": now, "data": {"object": obj}, "livemode": False, "pending_webhooks": 1,
-               "request": {"id": None, "idempotency_key": None}, "type": event}
-        if prev:
-            evt["data"]["previous_attributes"] = prev
-        return evt
+        return _event(event, obj, event_id, prev)
 
     def event_id(self, payload):
         """The event's id."""

@@ -365,6 +365,153 @@ class StripeApiTest(ServerCase):
         self.assertEqual((status, body["error"]["code"]), (402, "card_declined"))
 
 
+class StripeManualCaptureTest(ServerCase):
+    """capture_method=manual: requires_capture, partial capture, cancel, and the webhooks an account gets."""
+
+    def setUp(self):
+        super().setUp()
+        self.sink = Sink()
+
+    def tearDown(self):
+        control(self.base, "POST", "outbox", {"provider": "stripe", "paused": True, "url": None})
+        self.sink.close()
+
+    def hook_to_sink(self):
+        status, out = control(self.base, "POST", "outbox", {"provider": "stripe", "target": self.sink.url,
+                                                            "gateway": "stripe_main", "delay_ms": 0,
+                                                            "retry_ms": [50], "paused": False})
+        self.assertEqual(status, 200, out)
+
+    def events(self):
+        status, _, _ = request(self.base, "GET", "/control/outbox/wait?timeout_s=10")
+        self.assertEqual(status, 200)
+        out = []
+        for path, headers, body in self.sink.requests:
+            self.assertEqual(path, "/callbacks/stripe_main")
+            self.assertTrue(stripe_ok(headers, body)[0])
+            out.append(json.loads(body))
+        return out
+
+    def manual_pi(self, ref, amount=5000):
+        status, _, pi = stripe_post(self, "/v1/payment_intents",
+                                    {"amount": amount, "currency": "usd", "metadata[order_id]": ref,
+                                     "capture_method": "manual"}, idem=f"create-{ref}")
+        self.assertEqual((status, pi["capture_method"], pi["status"]), (200, "manual", "requires_payment_method"))
+        return pi
+
+    def test_authorize_partial_capture_refund(self):
+        self.hook_to_sink()
+        pi = self.manual_pi("61")
+        # the buyer pays, as pay's tests make it happen: authorized, not captured
+        status, out = control(self.base, "POST", "send", {"provider": "stripe", "gateway": "stripe_main",
+                                                          "order_id": 61, "amount": 5000,
+                                                          "target": self.sink.url})
+        self.assertEqual(status, 200, out)
+        auth = json.loads(out["requests"][0]["body"])
+        self.assertEqual(auth["type"], "payment_intent.amount_capturable_updated")
+        obj = auth["data"]["object"]
+        self.assertEqual((obj["id"], obj["status"], obj["amount_capturable"], obj["amount_received"]),
+                         (pi["id"], "requires_capture", 5000, 0))
+        # a refund needs a captured charge
+        status, _, body = stripe_post(self, "/v1/refunds", {"payment_intent": pi["id"], "amount": 10})
+        self.assertEqual(status, 400, body)
+        # more than authorized: 400, nothing captured
+        status, _, body = stripe_post(self, f"/v1/payment_intents/{pi['id']}/capture",
+                                      {"amount_to_capture": 5001}, idem="cap-61-a")
+        self.assertEqual((status, body["error"]["code"], body["error"]["param"]),
+                         (400, "amount_too_large", "amount_to_capture"))
+        for _ in range(2):
+            status, h, cap = stripe_post(self, f"/v1/payment_intents/{pi['id']}/capture",
+                                         {"amount_to_capture": 4200}, idem="cap-61-b")
+            self.assertEqual(status, 200, cap)
+            self.assertEqual((cap["status"], cap["amount"], cap["amount_received"], cap["amount_capturable"]),
+                             ("succeeded", 5000, 4200, 0))
+        self.assertEqual(h["idempotent-replayed"], "true")
+        status, _, body = stripe_post(self, f"/v1/payment_intents/{pi['id']}/capture", {}, idem="cap-61-c")
+        self.assertEqual((status, body["error"]["code"]), (400, "payment_intent_unexpected_state"))
+        status, _, body = stripe_post(self, f"/v1/payment_intents/{pi['id']}/cancel", {}, idem="cancel-61")
+        self.assertEqual((status, body["error"]["code"]), (400, "payment_intent_unexpected_state"))
+        # refunds stop at what was captured
+        status, _, body = stripe_post(self, "/v1/refunds", {"payment_intent": pi["id"], "amount": 4201})
+        self.assertEqual(status, 400, body)
+        status, _, rf = stripe_post(self, "/v1/refunds", {"payment_intent": pi["id"], "amount": 1000}, idem="rf-61")
+        self.assertEqual((status, rf["amount"]), (200, 1000))
+        eff = self.effects()
+        self.assertEqual(eff["orders"]["stripe:61"]["captures"], 1)
+        self.assertEqual(eff["orders"]["stripe:61"]["captured_amount"], 4200)
+        evts = self.events()
+        self.assertEqual([e["type"] for e in evts],
+                         ["payment_intent.amount_capturable_updated", "payment_intent.succeeded", "charge.refunded"])
+        succeeded, refunded = evts[1]["data"]["object"], evts[2]["data"]["object"]
+        self.assertEqual((succeeded["amount_received"], succeeded["metadata"]["order_id"]), (4200, "61"))
+        self.assertEqual(evts[1]["data"]["previous_attributes"]["status"], "requires_capture")
+        self.assertEqual((refunded["object"], refunded["payment_intent"], refunded["amount"],
+                          refunded["amount_captured"], refunded["amount_refunded"], refunded["refunded"]),
+                         ("charge", pi["id"], 5000, 4200, 1000, False))
+
+    def test_cancel_authorized_and_confirm_at_create(self):
+        self.hook_to_sink()
+        pi = self.manual_pi("62")
+        control(self.base, "POST", "pay", {"provider": "stripe", "order_id": "62", "amount": 5000,
+                                           "currency": "USD"})
+        state = control(self.base, "GET", "state")[1]["stripe"]["pis"][pi["id"]]
+        self.assertEqual((state["status"], state["amount_capturable"]), ("requires_capture", 5000))
+        status, _, c = stripe_post(self, f"/v1/payment_intents/{pi['id']}/cancel", {}, idem="cancel-62")
+        self.assertEqual((status, c["status"], c["amount_capturable"]), (200, "canceled", 0))
+        status, _, body = stripe_post(self, f"/v1/payment_intents/{pi['id']}/capture", {}, idem="cap-62")
+        self.assertEqual((status, body["error"]["code"]), (400, "payment_intent_unexpected_state"))
+        status, _, p2 = stripe_post(self, "/v1/payment_intents",
+                                    {"amount": 700, "currency": "usd", "metadata[order_id]": "63",
+                                     "capture_method": "manual", "confirm": "true",
+                                     "payment_method": "pm_card_visa"})
+        self.assertEqual((status, p2["status"], p2["amount_capturable"]), (200, "requires_capture", 700))
+        status, _, body = stripe_post(self, "/v1/payment_intents",
+                                      {"amount": 700, "currency": "usd", "capture_method": "later"})
+        self.assertEqual((status, body["error"]["param"]), (400, "capture_method"))
+        self.assertEqual([(e["type"], e["data"]["object"]["id"]) for e in self.events()],
+                         [("payment_intent.canceled", pi["id"]),
+                          ("payment_intent.amount_capturable_updated", p2["id"])])
+
+    def test_no_events_without_an_endpoint(self):
+        pi = self.manual_pi("64")
+        control(self.base, "POST", "pay", {"provider": "stripe", "order_id": "64", "amount": 5000,
+                                           "currency": "USD"})
+        self.assertEqual(stripe_post(self, f"/v1/payment_intents/{pi['id']}/capture", {})[0], 200)
+        self.assertEqual(control(self.base, "GET", "outbox")[1]["pending"], [])
+
+    def test_sent_events_follow_the_intent(self):
+        """/control/send: authorized, then a capture made on Stripe's side, then canceled for another."""
+        pi = self.manual_pi("65")
+        out = control(self.base, "POST", "send", {"provider": "stripe", "order_id": 65, "amount": 5000,
+                                                  "event": "authorized", "target": self.sink.url})[1]
+        self.assertEqual(json.loads(out["requests"][0]["body"])["data"]["object"]["status"], "requires_capture")
+        out = control(self.base, "POST", "send", {"provider": "stripe", "order_id": 65, "amount": 3000,
+                                                  "event": "captured", "target": self.sink.url})[1]
+        obj = json.loads(out["requests"][0]["body"])["data"]["object"]
+        self.assertEqual((obj["id"], obj["status"], obj["amount"], obj["amount_received"]),
+                         (pi["id"], "succeeded", 5000, 3000))
+        out = control(self.base, "POST", "send", {"provider": "stripe", "order_id": 65, "amount": 5000,
+                                                  "event": "refunded", "refund_amount": 3000,
+                                                  "target": self.sink.url})[1]
+        obj = json.loads(out["requests"][0]["body"])["data"]["object"]
+        self.assertEqual((obj["amount"], obj["amount_captured"], obj["amount_refunded"], obj["refunded"]),
+                         (5000, 3000, 3000, True))
+
+    def test_faults_on_capture(self):
+        pi = self.manual_pi("66")
+        control(self.base, "POST", "pay", {"provider": "stripe", "order_id": "66", "amount": 5000,
+                                           "currency": "USD"})
+        control(self.base, "POST", "faults", {"path": f"/v1/payment_intents/{pi['id']}/capture", "mode": "status",
+                                              "status": 500, "after": True, "count": 1})
+        self.assertEqual(stripe_post(self, f"/v1/payment_intents/{pi['id']}/capture",
+                                     {"amount_to_capture": 100}, idem="cap-66")[0], 500)
+        # applied before the answer was lost: the retry on the key replays it
+        status, h, cap = stripe_post(self, f"/v1/payment_intents/{pi['id']}/capture",
+                                     {"amount_to_capture": 100}, idem="cap-66")
+        self.assertEqual((status, cap["amount_received"], h["idempotent-replayed"]), (200, 100, "true"))
+        self.assertEqual(self.effects()["orders"]["stripe:66"]["captures"], 1)
+
+
 class AlipayApiTest(ServerCase):
 
     def test_signature_verified_and_answer_signed(self):

@@ -1,7 +1,8 @@
 # The merchant REST API through pay-proxy over real HTTP: every route, a
 # checkout that waits for the PSP's answer (201 with next_action when it is
 # stored during the wait, woken at that commit; 202 with Location when it
-# is not), pagination, another merchant's payment and refund answering 404
+# is not), capture and void of a two-phase payment, pagination, another
+# merchant's payment and refund answering 404
 # exactly like missing ones, and each class of error with its JSON body and
 # nothing written.
 use strict;
@@ -275,6 +276,67 @@ $r = api('POST', "/api/v1/payments/$paid/complete", id => $paid);
 is("$r->{status} $r->{json}{status}", '200 completed', 'complete: 200, completed');
 is_error(api('POST', "/api/v1/payments/$paid/ship", id => $paid, body => { reason => 'x' }), 400, 'invalid_request',
 	'22023', 'reason', 'ship takes no reason');
+
+# ---------------------------------------------------------------------------
+# two-phase: create with capture, then capture (all or part) or void
+$before = q1($counts);
+is_error(api('POST', '/api/v1/payments', body => { merchant_order_no => 'C-bad', amount => 1000, currency => 'USD',
+	capture => 'later' }), 422, 'invalid_capture', undef, 'capture', 'capture neither automatic nor manual');
+is_error(api('POST', '/api/v1/payments', body => { merchant_order_no => 'C-num', amount => 1000, currency => 'USD',
+	capture => 1 }), 422, 'invalid_capture', undef, 'capture', 'capture not a string');
+is_error(api('POST', '/api/v1/payments', body => { merchant_order_no => 'C-gen', amount => 1000, currency => 'USD',
+	gateway => 'gdead', capture => 'manual' }), 422, 'not_supported', '0A000', undef,
+	'manual capture at a gateway that captures as the buyer pays');
+is(q1($counts), $before, 'nothing written by the refused creates');
+$r = api('POST', '/api/v1/payments', body => { merchant_order_no => 'C-1', amount => 1000, currency => 'USD',
+	capture => 'manual' });
+is("$r->{status} $r->{json}{capture} $r->{json}{status}", '201 manual pending', 'capture manual: 201, the order shows it');
+my $c1 = $r->{json}{id};
+$r = create('C-0');
+is("$r->{status} $r->{json}{capture}", '201 automatic', 'without capture: automatic');
+is_error(api('POST', "/api/v1/payments/$c1/capture", id => $c1), 409, 'illegal_transition', 'PY001', undef,
+	'capturing a pending order');
+q1("SELECT pay.mark_paid($c1, 'txn-c1', 1000, 'USD')");
+is(q1("SELECT status FROM pay.orders WHERE id = $c1"), 'authorized', 'the payment confirmed: authorized');
+$before = q1($counts);
+is_error(api('POST', "/api/v1/payments/$c1/capture", id => $c1, body => { amount => 1001 }), 422,
+	'capture_exceeds_authorized', 'PY005', undef, 'a capture above the authorization');
+is_error(api('POST', "/api/v1/payments/$c1/capture", id => $c1, body => { amount => '500' }), 400, 'invalid_request',
+	'22023', 'amount', 'a capture amount that is not a number');
+is_error(api('POST', "/api/v1/payments/$c1/capture", id => $c1, body => { amount => 0 }), 400, 'invalid_request',
+	'22023', 'amount', 'a capture of nothing');
+is_error(api('POST', "/api/v1/payments/$c1/capture", id => $c1, body => { reason => 'x' }), 400, 'invalid_request',
+	'22023', 'reason', 'capture takes no reason');
+$other = api('POST', "/api/v1/payments/$c1/capture", id => $c1, merchant => 'shopb');
+$missing = api('POST', '/api/v1/payments/999999/capture', id => '999999', merchant => 'shopb');
+is($other->{status}, 404, "capturing another merchant's payment: 404");
+is($other->{content}, $missing->{content}, 'exactly as a payment that does not exist');
+is(api('POST', "/api/v1/payments/$c1/void", id => $c1, merchant => 'shopb')->{status}, 404,
+	"voiding another merchant's payment: 404");
+is(q1($counts), $before, 'nothing written by the refused captures and voids');
+$r = api('POST', "/api/v1/payments/$c1/capture", id => $c1, body => { amount => 600 });
+is("$r->{status} $r->{json}{status} $r->{json}{captured_amount} $r->{json}{amount}", '200 paid 600 1000',
+	'capture of 600: 200, paid with 600 captured of 1000');
+is(q1("SELECT sum(e.amount) FROM pay.postings p JOIN pay.entries e ON e.posting_id = p.id
+        JOIN pay.accounts a ON a.id = e.account_id AND a.code LIKE 'merchant:%' WHERE p.order_id = $c1"), '600',
+	'the ledger books what was captured');
+is_error(api('POST', "/api/v1/payments/$c1/capture", id => $c1), 409, 'illegal_transition', 'PY001', undef,
+	'capturing a paid order');
+is_error(api('POST', "/api/v1/payments/$c1/void", id => $c1), 409, 'illegal_transition', 'PY001', undef,
+	'voiding a paid order');
+my $c2 = create('C-2', body => { merchant_order_no => 'C-2', amount => 700, currency => 'USD', capture => 'manual' })
+  ->{json}{id};
+q1("SELECT pay.mark_paid($c2, 'txn-c2', 700, 'USD')");
+is_error(api('POST', "/api/v1/payments/$c2/void", id => $c2, body => { amount => 1 }), 400, 'invalid_request',
+	'22023', 'amount', 'void takes no amount');
+$r = api('POST', "/api/v1/payments/$c2/void", id => $c2);
+is("$r->{status} $r->{json}{status} " . ($r->{json}{captured_amount} // 'null'), '200 cancelled null',
+	'void: 200, cancelled, nothing captured');
+$r = api('POST', "/api/v1/payments/$c2/capture", id => $c2);
+is($r->{status}, 409, 'a voided order cannot be captured');
+$r = api('POST', "/api/v1/payments/$c1/refunds", id => $c1, body => { amount => 601 },
+	headers => { 'Idempotency-Key' => 'rf-c1' });
+is("$r->{status} $r->{json}{error}{code}", '422 refund_exceeds_paid', 'a refund is bounded by what was captured');
 
 # ---------------------------------------------------------------------------
 # the other error classes, each writing nothing

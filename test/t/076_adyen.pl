@@ -149,7 +149,7 @@ is($json->decode($capture_req->{body})->{amount}{value}, 4200, 'the capture requ
 is(psql("SELECT verdict || ' ' || reason FROM pay.psp_answers WHERE order_id = $m AND operation = 'capture'"),
 	'applied capture received', 'the capture answer: received');
 is(psql("SELECT verdict || ' ' || outcome FROM pay.callbacks WHERE order_id = $m AND event_type = 'CAPTURE'"),
-	'accepted capture of 4200 confirmed', 'the CAPTURE confirms 4200');
+	'accepted already captured by this transaction', 'the CAPTURE confirms 4200');
 is(fake_payment($psp_m)->{captured}, 4200, 'Adyen captured 4200');
 is(psql("SELECT balance FROM pay.balance('merchant:acme:EUR') balance"), 2500 - 1000 + 4200, 'the ledger booked what was captured');
 my $rm = psql("SELECT pay.refund($m, 4200)");
@@ -164,7 +164,7 @@ is(psql("SELECT status FROM pay.void($v)"), 'cancelled', 'pay.void: cancelled');
 wait_sql("SELECT EXISTS (SELECT 1 FROM pay.callbacks WHERE order_id = $v AND event_type = 'CANCELLATION')",
 	'the CANCELLATION notification arrives');
 is(psql("SELECT outcome FROM pay.callbacks WHERE order_id = $v AND event_type = 'CANCELLATION'"),
-	'cancellation confirmed', 'it confirms the void');
+	'close ignored: order is cancelled', 'it confirms the void');
 ok(scalar(requests("/v71/payments/$psp_v/cancels")), 'the fake received the cancel');
 ok(fake_payment($psp_v)->{cancelled}, 'Adyen cancelled the authorization');
 is(psql("SELECT count(*) FROM pay.anomalies"), 0, 'no anomaly so far');
