@@ -48,6 +48,7 @@
 
 extern Datum pay_adyen_hmac_valid(PG_FUNCTION_ARGS);
 
+/* Adyen's test endpoint; a live gateway's base_url is its account's live prefix URL */
 #define DEFAULT_URL "https://checkout-test.adyen.com"
 #define API "/v71"
 
@@ -102,7 +103,12 @@ ItemSigned(Jsonb *item, text *key)
 	return DatumGetBool(DirectFunctionCall2(pay_adyen_hmac_valid, JsonbPGetDatum(item), PointerGetDatum(key)));
 }
 
-/* Our kind of event for an item's eventCode and success. */
+/*
+ * Our kind of event for an item's eventCode and success: a capture's and a
+ * cancel's success are the shared payment_captured and closed events
+ * (callback_apply.c), their failures and a refund's outcome
+ * event_modification.c's.
+ */
 static const char *
 Kind(const char *code, bool success)
 {
