@@ -56,7 +56,7 @@ SELECT pg_temp.order_at('JN-young', 'jn_alipay', '3 minutes') AS young \gset
 SELECT pg_temp.order_at('JN-paid', 'jn_wechat', '10 minutes') AS paid \gset
 SELECT status FROM pay.mark_paid(:paid, 'wx-jn-paid', 1000, 'CNY');
 SELECT pg_temp.order_at('JN-unrouted', NULL, '10 minutes') AS unrouted \gset
--- (pay sends no requests to Adyen)
+-- (Adyen has no payment query: the janitor asks it nothing)
 SELECT pg_temp.order_at('JN-adyen', 'jn_adyen', '10 minutes') AS adyen \gset
 SELECT pg_temp.order_at('JN-unsent', 'jn_stripe', '10 minutes') AS unsent \gset
 SELECT pay.enqueue_psp_request(:unsent, 'create_payment') AS unsent_create \gset

@@ -66,16 +66,12 @@ SELECT pg_temp.err(format($$SELECT pay._outbox_request(jsonb_populate_record(o,
                               '{"destination": "gateway:%s", "operation": "%s"}'))
                             FROM pay.outbox o WHERE o.id = %s$$, g, op, :query_id))
   FROM unnest(ARRAY['pv_alipay', 'pv_wechatpay']) g, unnest(ARRAY['capture', 'void']) op;
--- a provider with no requests yet (adyen, paypal) refuses them all
+-- Adyen has no payment query; PayPal's names PayPal's order, which a pending order has not yet
 SELECT pg_temp.err(format($$SELECT pay._outbox_request(jsonb_populate_record(o, '{"destination": "gateway:%s"}'))
                             FROM pay.outbox o WHERE o.id = %s$$, g, :query_id))
   FROM unnest(ARRAY['pv_adyen', 'pv_paypal']) g;
 
--- callbacks to a provider that takes none are answered as to no gateway, and not stored
-SELECT count(*) AS callbacks_before FROM pay.callbacks \gset
-SELECT http_status, content_type, body FROM pay.handle_callback('pv_adyen', '{"content-type": "application/json"}', '{}');
-SELECT http_status, content_type, body FROM pay.handle_callback('pv_paypal', '{}', '{}');
-SELECT count(*) - :callbacks_before AS stored FROM pay.callbacks;
 -- each provider answers a refused callback its own way
 SELECT http_status, content_type, body FROM pay.handle_callback('pv_generic', '{"content-type": "application/json"}', '{}');
+SELECT http_status, content_type, body FROM pay.handle_callback('pv_adyen', '{"content-type": "application/json"}', '{}');
 SELECT http_status, content_type, body FROM pay.handle_callback('pv_stripe', '{}', '{}');

@@ -6,8 +6,8 @@
  * A provider's parser turns a verified callback into one normalised event,
  * a jsonb object whose members 85_callbacks.sql describes (event_id, nonce,
  * kind, order_ref, psp_txn_id, amount or amount_major, currency, refund_*,
- * type).  Every parser is C and raises the same errors with the same
- * messages.
+ * type), or a batch of them, a JSON array (Adyen; callback_handle.c).
+ * Every parser is C and raises the same errors with the same messages.
  */
 #ifndef PAY_CALLBACK_H
 #define PAY_CALLBACK_H

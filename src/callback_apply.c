@@ -18,6 +18,8 @@
  *     days;
  *   - a refund is booked (event_refund.c), or deferred until the payment
  *     it refunds arrives;
+ *   - the PSP's report of a capture or cancel pay asked for that failed,
+ *     or of a refund's outcome, is recorded (event_modification.c);
  *   - a payment must match the amount exactly; a failure or close is
  *     checked when it names an amount;
  *   - money that reached us for an order that cannot take it (cancelled,
@@ -416,6 +418,9 @@ ApplyLocked(const CallbackGateway *g, Jsonb *e, const EventSource *src, int64 *o
 
 	if (kind != NULL && strcmp(kind, "refunded") == 0)
 		return o.paid ? EventApplyPspRefund(g, &o, e, src->callback_id) : EventDefer(g, &o, e, src->callback_id);
+	/* a failed capture or cancel, a refund's outcome: its own amount (event_modification.c) */
+	if (kind != NULL && EventIsModification(kind))
+		return EventApplyModification(g, &o, e, src);
 
 	has_amount = EventAmount(JsonbGetText(e, "amount"), JsonbGetText(e, "amount_major"), currency, &amount);
 	/* a capture's amount is what was taken, up to the authorized amount */

@@ -6,10 +6,11 @@
  *      and record the callback as received, before anything can fail
  *      (callback_record.c: an unverified body is kept up to a bound);
  *   2. verify and parse: the parse_callback of the gateway kind's
- *      provider (provider.h);
+ *      provider (provider.h), into one event or a batch of them;
  *   3. refuse a reused nonce (PY012);
  *   4. deduplicate by the PSP's event id: a repeat is acknowledged again;
- *   5. apply the event (callback_apply.c);
+ *   5. apply the event (callback_apply.c); steps 3 to 5 once per event of
+ *      a batch;
  *   6. answer what the provider expects (its answer_callback) and record
  *      the verdict.
  *
@@ -27,6 +28,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
+#include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/resowner.h"
@@ -121,19 +123,17 @@ FirstCallback(const CallbackGateway *g, const char *event_id)
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 
-/* Steps 2 to 5; raises for anything the callback is refused for. */
+/* Steps 3 to 5 for one event: its verdict, order and outcome in *v. */
 static void
-Process(const CallbackGateway *g, Jsonb *headers, text *body, int64 callback_id, Verdict *v)
+ProcessEvent(const CallbackGateway *g, Jsonb *event, int64 callback_id, Verdict *v)
 {
-	char	   *event_id;
+	char	   *event_id = JsonbGetText(event, "event_id");
 
-	v->event = g->provider->parse_callback(g, headers, body);
-	event_id = JsonbGetText(v->event, "event_id");
 	if (event_id == NULL || pg_mbstrlen(event_id) > EVENT_ID_MAX)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("callback has no usable event id")));
-	CheckNonce(g, v->event);
+	CheckNonce(g, event);
 	if (!InsertNew(&event_plan,
 				   "INSERT INTO pay.callback_events (gateway, event_id, callback_id) VALUES ($1, $2, $3) "
 				   "ON CONFLICT DO NOTHING",
@@ -143,9 +143,82 @@ Process(const CallbackGateway *g, Jsonb *headers, text *body, int64 callback_id,
 		v->outcome = psprintf("duplicate of callback %lld", (long long) FirstCallback(g, event_id));
 		return;
 	}
-	CallbackApply(g, v->event, callback_id, psprintf("callback %lld", (long long) callback_id),
+	CallbackApply(g, event, callback_id, psprintf("callback %lld", (long long) callback_id),
 				  &v->order_id, &v->outcome);
 	v->verdict = "accepted";
+}
+
+/*
+ * A batch: a PSP that sends several events in one request (Adyen's
+ * notificationItems) has its parser return them as a JSON array, every one
+ * verified.  Each is deduplicated by its own event id and applied in turn,
+ * all in this one subtransaction: an error in any undoes the whole batch,
+ * which the PSP then sends again, as it would a single event.  The batch
+ * keeps one pay.callbacks row (its body is one request, recorded before
+ * anything can fail): accepted when any event was new, a duplicate when
+ * none was; its event ids and types joined by ", "; the first order an
+ * event moved; the outcome of each event after its id (of a batch of one:
+ * its outcome, as for a single event).  pay.callback_events names the row
+ * for each event.
+ */
+static void
+ProcessBatch(const CallbackGateway *g, Jsonb *events, int64 callback_id, Verdict *v)
+{
+	static const char *const keys[] = {"event_id", "type"};
+	StringInfoData ids,
+				types,
+				outcomes;
+	JsonbValue *elem;
+	char	   *values[2];
+	char	   *last_outcome = NULL;
+	int			n = 0;
+
+	if (JsonContainerSize(&events->root) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("callback has no events")));
+	initStringInfo(&ids);
+	initStringInfo(&types);
+	initStringInfo(&outcomes);
+	v->verdict = "duplicate";
+	for (int i = 0; (elem = getIthJsonbValueFromContainer(&events->root, i)) != NULL; i++)
+	{
+		Jsonb	   *event = JsonbValueToJsonb(elem);
+		char	   *type = JsonbGetText(event, "type");
+		Verdict		one = {0};
+
+		ProcessEvent(g, event, callback_id, &one);
+		if (strcmp(one.verdict, "accepted") == 0)
+			v->verdict = "accepted";
+		if (v->order_id == 0)
+			v->order_id = one.order_id;
+		appendStringInfo(&ids, "%s%s", i ? ", " : "", JsonbGetText(event, "event_id"));
+		appendStringInfo(&types, "%s%s", i ? ", " : "", type ? type : "");
+		appendStringInfo(&outcomes, "%s%s: %s", i ? "; " : "", JsonbGetText(event, "event_id"),
+						 one.outcome ? one.outcome : "");
+		last_outcome = one.outcome;
+		n++;
+	}
+	values[0] = ids.data;
+	values[1] = types.data;
+	v->event = EventBuild(keys, values, 2);
+	/* a batch of one reads as a single event */
+	v->outcome = n == 1 ? last_outcome : outcomes.data;
+}
+
+/* Steps 2 to 5; raises for anything the callback is refused for. */
+static void
+Process(const CallbackGateway *g, Jsonb *headers, text *body, int64 callback_id, Verdict *v)
+{
+	Jsonb	   *parsed = g->provider->parse_callback(g, headers, body);
+
+	if (JB_ROOT_IS_ARRAY(parsed) && !JB_ROOT_IS_SCALAR(parsed))
+	{
+		ProcessBatch(g, parsed, callback_id, v);
+		return;
+	}
+	v->event = parsed;
+	ProcessEvent(g, parsed, callback_id, v);
 }
 
 /* Process in a subtransaction: an error becomes the verdict. */

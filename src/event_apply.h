@@ -53,4 +53,13 @@ extern char *EventApplyDeferred(const CallbackGateway *g, int64 order_id);
 /* event_approved.c */
 extern char *EventApplyApproval(const CallbackGateway *g, const EventOrder *o, Jsonb *e, int64 callback_id);
 
+/*
+ * event_modification.c: the PSP's report of a failed capture or cancel, or
+ * of a refund's outcome (kinds capture_failed, cancel_failed,
+ * refund_succeeded, refund_failed), applied to the locked order.
+ */
+extern bool EventIsModification(const char *kind);
+extern char *EventApplyModification(const CallbackGateway *g, const EventOrder *o, Jsonb *e,
+									const EventSource *src);
+
 #endif							/* PAY_EVENT_APPLY_H */

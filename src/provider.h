@@ -113,8 +113,10 @@ typedef void (*ProviderAnswerCallbackFn) (bool verified, const char *reason,
 										  const char **type, char **body);
 
 /*
- * Verify a callback and parse it into the common event (callback.h).
- * headers has lower-case names; body may be NULL.
+ * Verify a callback and parse it into the common event (callback.h), or,
+ * for a PSP that sends several events in one request (Adyen), into a JSON
+ * array of them, every one verified (callback_handle.c applies them in
+ * order).  headers has lower-case names; body may be NULL.
  */
 typedef Jsonb *(*ProviderParseCallbackFn) (const CallbackGateway *g, Jsonb *headers, text *body);
 

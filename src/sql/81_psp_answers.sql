@@ -20,6 +20,8 @@
 --   refund        {status: succeeded | failed | null (still processing),
 --                 psp_refund_id} (refund, query_refund)
 --   already_paid  a close (or create) refused because the buyer has paid
+--   received      the PSP took the request and will report its outcome
+--                 later, by notification (Adyen's modifications)
 -- Anything a reader raises (a bad or missing signature, a stale
 -- timestamp, a malformed answer, another order's or another amount) makes
 -- the answer rejected: it is recorded and moves nothing.
@@ -160,7 +162,8 @@ BEGIN
   WHEN 'refund', 'query_refund' THEN
     RETURN pay._apply_refund_answer(r, g, o, a->'refund'->>'status', a->'refund'->>'psp_refund_id', NULL);
   ELSE
-    v_outcome := r.operation || ' confirmed';
+    -- received: the PSP took the request; its outcome comes by notification (Adyen)
+    v_outcome := r.operation || CASE WHEN (a->>'received')::boolean THEN ' received' ELSE ' confirmed' END;
   END CASE;
   RETURN v_outcome;
 END $$;
