@@ -37,7 +37,8 @@ UPDATE pay.orders SET created_at = now() WHERE status = 'pending';
 SELECT count(*) AS dead_requests_before FROM pay.outbox WHERE state = 'dead';
 SELECT pay.create_merchant('jn_shop', 'Janitor Shop') > 0 AS merchant;
 SELECT pay.create_gateway(g, k, 'https://psp.example') > 0 AS gateway FROM (VALUES
-  ('jn_alipay', 'alipay'), ('jn_wechat', 'wechatpay'), ('jn_stripe', 'stripe'), ('jn_adyen', 'adyen')) v(g, k);
+  ('jn_alipay', 'alipay'), ('jn_wechat', 'wechatpay'), ('jn_stripe', 'stripe'), ('jn_adyen', 'adyen'),
+  ('jn_paypal', 'paypal')) v(g, k);
 
 -- 1. arguments
 SELECT pg_temp.err($$SELECT pay.run_janitor(NULL)$$) AS older_than_null;
@@ -56,8 +57,9 @@ SELECT pg_temp.order_at('JN-young', 'jn_alipay', '3 minutes') AS young \gset
 SELECT pg_temp.order_at('JN-paid', 'jn_wechat', '10 minutes') AS paid \gset
 SELECT status FROM pay.mark_paid(:paid, 'wx-jn-paid', 1000, 'CNY');
 SELECT pg_temp.order_at('JN-unrouted', NULL, '10 minutes') AS unrouted \gset
--- (Adyen has no payment query: the janitor asks it nothing)
+-- (Adyen has no payment query: the janitor asks it nothing; PayPal it asks)
 SELECT pg_temp.order_at('JN-adyen', 'jn_adyen', '10 minutes') AS adyen \gset
+SELECT pg_temp.order_at('JN-paypal', 'jn_paypal', '10 minutes') AS paypal \gset
 SELECT pg_temp.order_at('JN-unsent', 'jn_stripe', '10 minutes') AS unsent \gset
 SELECT pay.enqueue_psp_request(:unsent, 'create_payment') AS unsent_create \gset
 SELECT pg_temp.order_at('JN-answered', 'jn_wechat', '10 minutes') AS answered \gset

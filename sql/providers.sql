@@ -17,7 +17,7 @@ END $$;
 -- every kind, in the order create_gateway lists them
 SELECT pay._provider_kinds();
 SELECT f, pay._provider_kinds(f) FROM unnest(ARRAY['callbacks', 'creates_payments', 'needs_base_url',
-                                                   'refunds', 'statements', 'manual_capture']) f;
+                                                   'refunds', 'statements', 'manual_capture', 'close_needs_psp_id']) f;
 SELECT pg_temp.err($$SELECT pay._provider_kinds('teleport')$$);
 SELECT pg_temp.err($$SELECT pay.create_gateway('pv_bad', 'mollie')$$);
 
@@ -75,3 +75,12 @@ SELECT pg_temp.err(format($$SELECT pay._outbox_request(jsonb_populate_record(o, 
 SELECT http_status, content_type, body FROM pay.handle_callback('pv_generic', '{"content-type": "application/json"}', '{}');
 SELECT http_status, content_type, body FROM pay.handle_callback('pv_adyen', '{"content-type": "application/json"}', '{}');
 SELECT http_status, content_type, body FROM pay.handle_callback('pv_stripe', '{}', '{}');
+SELECT http_status, content_type, body FROM pay.handle_callback('pv_paypal', '{}', '{}');
+
+-- what the janitor may ask and the expiry job may close follows the providers' operations
+SELECT op, pay._provider_operation_kinds(op) FROM unnest(ARRAY['query', 'query_refund', 'close', 'capture', 'teleport']) op;
+-- a gateway's authorization window: its option authorization_days, else its provider's
+SELECT k, pay._provider_authorization_window(k) FROM unnest(pay._provider_kinds()) k;
+SELECT pay.create_gateway('pv_stripe_30', 'stripe', NULL, '{"authorization_days": 30}') > 0 AS gateway;
+SELECT g, pay._authorization_window(g)
+  FROM unnest(ARRAY['pv_stripe', 'pv_stripe_30', 'pv_adyen', 'pv_paypal', 'pv_alipay', 'no_such_gateway', NULL]) g;

@@ -49,7 +49,8 @@ typedef enum ProviderFlag
 	PROVIDER_NEEDS_BASE_URL = 1 << 2,	/* has no default API address: requests need base_url */
 	PROVIDER_REFUNDS = 1 << 3,	/* refunds are sent to it */
 	PROVIDER_STATEMENTS = 1 << 4,	/* its statements are fetched (89_statement_fetch.sql) */
-	PROVIDER_MANUAL_CAPTURE = 1 << 5	/* authorizes now, captures later (capture, void) */
+	PROVIDER_MANUAL_CAPTURE = 1 << 5,	/* authorizes now, captures later (capture, void) */
+	PROVIDER_CLOSE_NEEDS_PSP_ID = 1 << 6	/* its close names the PSP's id (psp_txn_id), not ours */
 } ProviderFlag;
 
 /*
@@ -135,7 +136,8 @@ typedef struct Provider
 
 	/*
 	 * Two-phase payments (capture, void): how long an authorization stays
-	 * capturable, in seconds; 0 when the provider has no manual capture.
+	 * capturable, in seconds (a gateway's default window, pay._authorization_window);
+	 * 0 when the provider has no manual capture.
 	 */
 	int32		authorization_validity_s;
 } Provider;

@@ -54,8 +54,8 @@ extern Datum pay_adyen_hmac_valid(PG_FUNCTION_ARGS);
 
 /*
  * Adyen keeps most card authorizations capturable for 28 days (Visa and
- * Mastercard among them; a few schemes and local methods less).  The
- * window pay applies is the gateway's authorization_days option.
+ * Mastercard among them; a few schemes and local methods less): the window
+ * of an Adyen gateway unless its authorization_days option says less.
  */
 #define AUTHORIZATION_VALIDITY_S (28 * 24 * 3600)
 

@@ -17,6 +17,7 @@
 #include "catalog/pg_type.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/timestamp.h"
 
 #include "pay.h"
 #include "provider.h"
@@ -44,6 +45,7 @@ static const struct
 	{"refunds", PROVIDER_REFUNDS},
 	{"statements", PROVIDER_STATEMENTS},
 	{"manual_capture", PROVIDER_MANUAL_CAPTURE},
+	{"close_needs_psp_id", PROVIDER_CLOSE_NEEDS_PSP_ID},
 };
 
 const Provider *
@@ -140,4 +142,51 @@ pay_provider_kind_known(PG_FUNCTION_ARGS)
 	char	   *kind = text_to_cstring(PG_GETARG_TEXT_PP(0));
 
 	PG_RETURN_BOOL(ProviderFind(kind) != NULL);
+}
+
+PG_FUNCTION_INFO_V1(pay_provider_operation_kinds);
+
+/*
+ * pay._provider_operation_kinds(operation text) -> text[]: the kinds whose
+ * provider sends that request (registry order).  What the janitor may ask
+ * (query, query_refund) and what the expiry job may close (close) follow
+ * from the providers' own operation lists.
+ */
+Datum
+pay_provider_operation_kinds(PG_FUNCTION_ARGS)
+{
+	char	   *operation = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	Datum		kinds[N_PROVIDERS];
+	int			n = 0;
+
+	for (int i = 0; i < (int) N_PROVIDERS; i++)
+	{
+		const ProviderOperation *op = ProviderFindOperation(providers[i], operation);
+
+		if (op != NULL && op->build != NULL)
+			kinds[n++] = CStringGetTextDatum(providers[i]->kind);
+	}
+	PG_RETURN_ARRAYTYPE_P(construct_array(kinds, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+PG_FUNCTION_INFO_V1(pay_provider_authorization_window);
+
+/*
+ * pay._provider_authorization_window(kind text) -> interval: how long the
+ * provider keeps an authorization capturable (Provider.authorization_validity_s),
+ * NULL for a kind without manual capture or one that names none.  The
+ * default of a gateway's authorization window (pay._authorization_window).
+ */
+Datum
+pay_provider_authorization_window(PG_FUNCTION_ARGS)
+{
+	const Provider *p = ProviderFind(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	Interval   *window;
+
+	if (p == NULL || (p->flags & PROVIDER_MANUAL_CAPTURE) == 0 || p->authorization_validity_s <= 0)
+		PG_RETURN_NULL();
+	window = palloc0(sizeof(Interval));
+	window->day = p->authorization_validity_s / SECS_PER_DAY;
+	window->time = (int64) (p->authorization_validity_s % SECS_PER_DAY) * USECS_PER_SEC;
+	PG_RETURN_INTERVAL_P(window);
 }

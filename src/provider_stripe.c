@@ -489,9 +489,11 @@ static const ProviderOperation operations[] = {
 const Provider stripe_provider = {
 	.kind = "stripe",
 	.flags = PROVIDER_CALLBACKS | PROVIDER_CREATES_PAYMENTS | PROVIDER_REFUNDS | PROVIDER_STATEMENTS |
-	PROVIDER_MANUAL_CAPTURE,
+	PROVIDER_MANUAL_CAPTURE | PROVIDER_CLOSE_NEEDS_PSP_ID,
 	.parse_callback = ParseCallback,
 	.answer_callback = ProviderAnswerJson,
 	.operations = operations,
 	.n_operations = lengthof(operations),
+	/* an uncaptured PaymentIntent is canceled after 7 days (online card payments) */
+	.authorization_validity_s = 7 * 24 * 3600,
 };

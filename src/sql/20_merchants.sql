@@ -11,7 +11,8 @@ COMMENT ON TABLE pay.merchants IS 'merchants that own orders; code is the public
 
 -- The payment providers pay knows (src/provider_registry.c), in that
 -- order; with a feature (callbacks, creates_payments, needs_base_url,
--- refunds, statements, manual_capture) only those that have it.
+-- refunds, statements, manual_capture, close_needs_psp_id) only those that
+-- have it.
 CREATE FUNCTION pay._provider_kinds(feature text DEFAULT NULL) RETURNS text[]
     AS 'MODULE_PATHNAME', 'pay_provider_kinds' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION pay._provider_kinds(text) IS
@@ -23,6 +24,20 @@ CREATE FUNCTION pay._provider_kind_known(kind text) RETURNS boolean
     AS 'MODULE_PATHNAME', 'pay_provider_kind_known' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION pay._provider_kind_known(text) IS
   'true if the provider registry has a provider of this gateway kind (the CHECK on pay.gateways.kind)';
+
+-- The kinds whose provider sends a request of this operation (the janitor's
+-- query and query_refund, the expiry job's close).
+CREATE FUNCTION pay._provider_operation_kinds(operation text) RETURNS text[]
+    AS 'MODULE_PATHNAME', 'pay_provider_operation_kinds' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION pay._provider_operation_kinds(text) IS
+  'the gateway kinds whose provider sends requests of this operation';
+
+-- How long a provider keeps an authorization capturable; NULL without
+-- manual capture.  A gateway's option authorization_days overrides it.
+CREATE FUNCTION pay._provider_authorization_window(kind text) RETURNS interval
+    AS 'MODULE_PATHNAME', 'pay_provider_authorization_window' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION pay._provider_authorization_window(text) IS
+  'how long the provider of this gateway kind keeps an authorization capturable (NULL without manual capture)';
 
 CREATE TABLE pay.gateways (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

@@ -15,12 +15,15 @@
 -- fixed idempotency key, as pay.refund books at once and sends its request:
 -- the PSP's refusal of it is for the answer readers to record.
 
--- The authorization window of a gateway (its option authorization_days,
--- whole days, 7 unless set); NULL, a wallet: 7 days.
+-- The authorization window of a gateway: its option authorization_days
+-- (whole days), else how long its provider keeps an authorization
+-- (Stripe 7 days, Adyen 28, PayPal 29); NULL, a wallet: 7 days.
 CREATE FUNCTION pay._authorization_window(p_gateway text) RETURNS interval
 LANGUAGE sql STABLE AS $$
-  SELECT make_interval(days => coalesce(
-           (SELECT (g.options->>'authorization_days')::integer FROM pay.gateways g WHERE g.name = p_gateway), 7))
+  SELECT coalesce((SELECT coalesce(make_interval(days => (g.options->>'authorization_days')::integer),
+                                   pay._provider_authorization_window(g.kind))
+                     FROM pay.gateways g WHERE g.name = p_gateway),
+                  interval '7 days')
 $$;
 
 -- Refuses capture => 'manual' for a gateway whose kind cannot authorize

@@ -42,13 +42,13 @@ BEGIN
   FOR o IN SELECT d.id, d.gateway, d.psp_txn_id, g.kind
              FROM pay.orders d JOIN pay.gateways g ON g.name = d.gateway
             WHERE d.id = ANY (p_orders) AND d.status = 'cancelled'
-              AND g.kind IN ('stripe', 'alipay', 'wechatpay', 'generic')
+              AND g.kind = ANY (pay._provider_operation_kinds('close'))
               AND EXISTS (SELECT 1 FROM pay.outbox x
                            WHERE x.order_id = d.id AND x.kind = 'psp_request' AND x.operation = 'create_payment'
                              AND x.destination = 'gateway:' || d.gateway
                              AND (x.attempts > 0 OR x.state = 'in_flight'))
             ORDER BY d.id LOOP
-    IF o.kind = 'stripe' AND o.psp_txn_id IS NULL THEN
+    IF o.kind = ANY (pay._provider_kinds('close_needs_psp_id')) AND o.psp_txn_id IS NULL THEN
       PERFORM pay._enqueue('psp_request', 'gateway:' || o.gateway, 'query', o.id, '{}',
                            'psp_' || o.id || '_query_close', false);
     END IF;
@@ -59,4 +59,4 @@ BEGIN
   RETURN n;
 END $$;
 COMMENT ON FUNCTION pay._close_expired(bigint[]) IS
-  'for orders just cancelled by expiry: retires create requests not yet sent, queues the close of every trade the PSP may know (Stripe without a known intent: a query too); returns how many closes';
+  'for orders just cancelled by expiry: retires create requests not yet sent, queues the close of every trade the PSP may know (a provider whose close names its own id, Stripe, with that id unknown: a query too); returns how many closes';

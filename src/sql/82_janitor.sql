@@ -54,12 +54,12 @@ RETURN EXISTS (SELECT 1 FROM pay.outbox q
                   AND q.last_attempt_at > p_since
                   AND (q.state = 'done' OR (q.state = 'dead' AND NOT pay._outcome_unknown(q.last_status))));
 
--- Whether pay sends requests to the order's gateway (a request builder for
--- its kind in 80_outbox.sql): other gateways' orders cannot be asked about.
-CREATE FUNCTION pay._gateway_queryable(p_gateway text) RETURNS boolean
+-- Whether the order's gateway can be asked about it: its provider sends
+-- p_operation requests (the registry; Adyen's API has no query).
+CREATE FUNCTION pay._gateway_queryable(p_gateway text, p_operation text DEFAULT 'query') RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 RETURN EXISTS (SELECT 1 FROM pay.gateways g
-                WHERE g.name = p_gateway AND g.kind IN ('stripe', 'alipay', 'wechatpay', 'generic'));
+                WHERE g.name = p_gateway AND g.kind = ANY (pay._provider_operation_kinds(p_operation)));
 
 -- A PSP request of the order that is waiting to be sent or being sent:
 -- a query now would cross it.
@@ -123,7 +123,7 @@ RETURNS TABLE (refund_id bigint, order_id bigint)
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
   SELECT f.id, f.order_id FROM pay.refunds f
    WHERE f.psp_status = 'requested'
-     AND EXISTS (SELECT 1 FROM pay.orders o WHERE o.id = f.order_id AND pay._gateway_queryable(o.gateway))
+     AND EXISTS (SELECT 1 FROM pay.orders o WHERE o.id = f.order_id AND pay._gateway_queryable(o.gateway, 'query_refund'))
      -- the latest request about it: answered "processing" (done), or dead
      -- without an answer; one the PSP refused for good is a person's to look at
      AND EXISTS (SELECT 1 FROM (SELECT y.state, y.last_status, coalesce(y.last_attempt_at, y.created_at) AS at

@@ -376,7 +376,8 @@ BEGIN
   WHEN 'refund', 'query_refund' THEN
     RETURN pay._apply_refund_answer(r, g, o, a->'refund'->>'status', a->'refund'->>'psp_refund_id', NULL);
   ELSE
-    v_outcome := r.operation || ' confirmed';
+    -- received: the PSP took the request; its outcome comes by notification (Adyen)
+    v_outcome := r.operation || CASE WHEN (a->>'received')::boolean THEN ' received' ELSE ' confirmed' END;
   END CASE;
   RETURN v_outcome;
 END $$;
@@ -413,8 +414,10 @@ END $$;
 
 CREATE FUNCTION pay._authorization_window(p_gateway text) RETURNS interval
 LANGUAGE sql STABLE AS $$
-  SELECT make_interval(days => coalesce(
-           (SELECT (g.options->>'authorization_days')::integer FROM pay.gateways g WHERE g.name = p_gateway), 7))
+  SELECT coalesce((SELECT coalesce(make_interval(days => (g.options->>'authorization_days')::integer),
+                                   pay._provider_authorization_window(g.kind))
+                     FROM pay.gateways g WHERE g.name = p_gateway),
+                  interval '7 days')
 $$;
 
 CREATE FUNCTION pay._authorize_from_wallet(o pay.orders, w pay.accounts) RETURNS pay.orders
@@ -511,13 +514,13 @@ BEGIN
   FOR o IN SELECT d.id, d.gateway, d.psp_txn_id, g.kind
              FROM pay.orders d JOIN pay.gateways g ON g.name = d.gateway
             WHERE d.id = ANY (p_orders) AND d.status = 'cancelled'
-              AND g.kind IN ('stripe', 'alipay', 'wechatpay', 'generic')
+              AND g.kind = ANY (pay._provider_operation_kinds('close'))
               AND EXISTS (SELECT 1 FROM pay.outbox x
                            WHERE x.order_id = d.id AND x.kind = 'psp_request' AND x.operation = 'create_payment'
                              AND x.destination = 'gateway:' || d.gateway
                              AND (x.attempts > 0 OR x.state = 'in_flight'))
             ORDER BY d.id LOOP
-    IF o.kind = 'stripe' AND o.psp_txn_id IS NULL THEN
+    IF o.kind = ANY (pay._provider_kinds('close_needs_psp_id')) AND o.psp_txn_id IS NULL THEN
       PERFORM pay._enqueue('psp_request', 'gateway:' || o.gateway, 'query', o.id, '{}',
                            'psp_' || o.id || '_query_close', false);
     END IF;
@@ -535,10 +538,10 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                      FROM pay.gateways g WHERE g.name = p_gateway), false)
 $$;
 
-CREATE FUNCTION pay._gateway_queryable(p_gateway text) RETURNS boolean
+CREATE FUNCTION pay._gateway_queryable(p_gateway text, p_operation text DEFAULT 'query') RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 RETURN EXISTS (SELECT 1 FROM pay.gateways g
-                WHERE g.name = p_gateway AND g.kind IN ('stripe', 'alipay', 'wechatpay', 'generic'));
+                WHERE g.name = p_gateway AND g.kind = ANY (pay._provider_operation_kinds(p_operation)));
 
 CREATE FUNCTION pay._hold(p_order_id bigint, p_account_id bigint, p_amount bigint, p_currency char(3),
                           p_expires_at timestamptz) RETURNS bigint
@@ -613,7 +616,7 @@ RETURNS TABLE (refund_id bigint, order_id bigint)
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
   SELECT f.id, f.order_id FROM pay.refunds f
    WHERE f.psp_status = 'requested'
-     AND EXISTS (SELECT 1 FROM pay.orders o WHERE o.id = f.order_id AND pay._gateway_queryable(o.gateway))
+     AND EXISTS (SELECT 1 FROM pay.orders o WHERE o.id = f.order_id AND pay._gateway_queryable(o.gateway, 'query_refund'))
      -- the latest request about it: answered "processing" (done), or dead
      -- without an answer; one the PSP refused for good is a person's to look at
      AND EXISTS (SELECT 1 FROM (SELECT y.state, y.last_status, coalesce(y.last_attempt_at, y.created_at) AS at
@@ -774,11 +777,17 @@ CREATE FUNCTION pay._provider_answer(r pay.outbox, g pay.gateways, o pay.orders,
                                      p_body text) RETURNS jsonb
     AS 'MODULE_PATHNAME', 'pay_provider_answer' LANGUAGE C VOLATILE;
 
+CREATE FUNCTION pay._provider_authorization_window(kind text) RETURNS interval
+    AS 'MODULE_PATHNAME', 'pay_provider_authorization_window' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
 CREATE FUNCTION pay._provider_kind_known(kind text) RETURNS boolean
     AS 'MODULE_PATHNAME', 'pay_provider_kind_known' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
 CREATE FUNCTION pay._provider_kinds(feature text DEFAULT NULL) RETURNS text[]
     AS 'MODULE_PATHNAME', 'pay_provider_kinds' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+CREATE FUNCTION pay._provider_operation_kinds(operation text) RETURNS text[]
+    AS 'MODULE_PATHNAME', 'pay_provider_operation_kinds' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
 CREATE FUNCTION pay._provider_request(r pay.outbox, g pay.gateways) RETURNS pay.http_request
     AS 'MODULE_PATHNAME', 'pay_provider_request' LANGUAGE C STABLE STRICT;
@@ -1758,6 +1767,10 @@ COMMENT ON FUNCTION pay._provider_kinds(text) IS
   'the gateway kinds of the provider registry, or those with the feature';
 COMMENT ON FUNCTION pay._provider_kind_known(text) IS
   'true if the provider registry has a provider of this gateway kind (the CHECK on pay.gateways.kind)';
+COMMENT ON FUNCTION pay._provider_operation_kinds(text) IS
+  'the gateway kinds whose provider sends requests of this operation';
+COMMENT ON FUNCTION pay._provider_authorization_window(text) IS
+  'how long the provider of this gateway kind keeps an authorization capturable (NULL without manual capture)';
 COMMENT ON FUNCTION pay.available_balance(text) IS
   'an account''s balance less what its open holds reserve: what a payment or a new hold may spend';
 COMMENT ON FUNCTION pay.create_order(text, text, bigint, text, text, interval, jsonb, text, text) IS
@@ -1777,7 +1790,7 @@ COMMENT ON FUNCTION pay.expire_authorizations(timestamptz, integer) IS
 COMMENT ON FUNCTION pay.enqueue_psp_request(bigint, text, jsonb) IS
   'queues a request (create_payment, query, refund or query_refund with params.refund_id, close, capture with params.amount, void) to the order''s gateway; params.extra goes into the request body; the same request twice is queued once (every query is sent)';
 COMMENT ON FUNCTION pay._close_expired(bigint[]) IS
-  'for orders just cancelled by expiry: retires create requests not yet sent, queues the close of every trade the PSP may know (Stripe without a known intent: a query too); returns how many closes';
+  'for orders just cancelled by expiry: retires create requests not yet sent, queues the close of every trade the PSP may know (a provider whose close names its own id, Stripe, with that id unknown: a query too); returns how many closes';
 COMMENT ON FUNCTION pay.run_janitor(interval, integer) IS
   'queues PSP queries (at most max_orders) about what pay cannot know: pending orders created more than older_than ago, orders whose create or close request died without an answer, refunds the PSP has not confirmed, last asked about more than older_than ago; once per period of older_than, never while one is open; returns how many it queued';
 COMMENT ON FUNCTION pay.next_action(bigint) IS
