@@ -364,58 +364,6 @@ Build(const ProviderRequest *req)
 
 /* --- answers ------------------------------------------------------------------------ */
 
-/* A member of the answer must be ours, else 22023 (the answer is rejected). */
-static void
-Expect(const char *what, const char *theirs, const char *ours)
-{
-	if (theirs == NULL || strcmp(theirs, ours) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("the answer's %s is \"%s\", not ours (\"%s\")", what, theirs ? theirs : "(none)", ours)));
-}
-
-/* The body as a JSON object; an empty body is {} (a 204). */
-static Jsonb *
-AnswerJson(text *body)
-{
-	if (body == NULL || VARSIZE_ANY_EXHDR(body) == 0)
-		return EventBuild(NULL, NULL, 0);
-	return DatumGetJsonbP(DirectFunctionCall1(pay_json_body, PointerGetDatum(body)));
-}
-
-/* The body of a refusal as JSON, else NULL (a proxy's error page); the parse's error is caught. */
-static Jsonb *
-RefusalJson(text *body)
-{
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	Jsonb	   *volatile v = NULL;
-
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		v = AnswerJson(body);
-		ReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		ErrorData  *e;
-
-		MemoryContextSwitchTo(cxt);
-		e = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		if (e->sqlerrcode != ERRCODE_INVALID_TEXT_REPRESENTATION &&
-			e->sqlerrcode != ERRCODE_PROGRAM_LIMIT_EXCEEDED)
-			ReThrowError(e);
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
-	return v;
-}
-
 /*
  * A 4xx: PayPal's {"name", "message", "details": [{"issue", "description"}]}
  * (or OAuth's {"error", "error_description"}), read into a final refusal.
@@ -423,77 +371,23 @@ RefusalJson(text *body)
 static Jsonb *
 Refused(const ProviderAnswer *ans)
 {
-	Jsonb	   *v = RefusalJson(ans->body);
+	Jsonb	   *v = ProviderRefusalBody(ans->status, ans->body);
 	Jsonb	   *detail = FirstObject(v, "details");
 	char	   *issue = JsonbGetText(detail, "issue");
 	char	   *description = JsonbGetText(detail, "description");
 	char	   *message = JsonbGetText(v, "message");
 	char	   *code = issue ? issue : JsonbGetText(v, "name") ? JsonbGetText(v, "name") : JsonbGetText(v, "error");
 	char	   *reason;
-	JsonbParseState *state = NULL;
-	JsonbValue	t;
 
 	if (issue != NULL)
 		reason = psprintf("%s: %s", issue, description ? description : message ? message : "");
 	else if (message != NULL)
-		reason = message;
+		reason = message;		/* PayPal's, or the body itself when it is not JSON */
 	else if (JsonbGetText(v, "error_description") != NULL)
 		reason = JsonbGetText(v, "error_description");
-	else if (v == NULL && ans->body != NULL)
-		reason = psprintf("HTTP %d: %.*s", ans->status,
-						  pg_mbcharcliplen(VARDATA_ANY(ans->body), VARSIZE_ANY_EXHDR(ans->body), 200),
-						  VARDATA_ANY(ans->body));
 	else
 		reason = psprintf("HTTP %d", ans->status);
-	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
-	ProviderPushText(&state, "verdict", "refused");
-	ProviderPushText(&state, "reason", reason);
-	ProviderPushText(&state, "code", code);
-	t.type = jbvString;
-	t.val.string.val = "final";
-	t.val.string.len = 5;
-	pushJsonbValue(&state, WJB_KEY, &t);
-	t.type = jbvBool;
-	t.val.boolean = true;
-	pushJsonbValue(&state, WJB_VALUE, &t);
-	return JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
-}
-
-/* A member of an object being built: a jsonb value (NULL: JSON null). */
-static void
-PushJsonb(JsonbParseState **state, const char *key, Jsonb *value)
-{
-	JsonbValue	v;
-
-	if (value == NULL)
-	{
-		ProviderPushText(state, key, NULL);
-		return;
-	}
-	v.type = jbvString;
-	v.val.string.val = (char *) key;
-	v.val.string.len = strlen(key);
-	pushJsonbValue(state, WJB_KEY, &v);
-	v.type = jbvBinary;
-	v.val.binary.data = &value->root;
-	v.val.binary.len = VARSIZE(value) - VARHDRSZ;
-	pushJsonbValue(state, WJB_VALUE, &v);
-}
-
-/* {"verdict": "applied", "psp_txn_id": ..., "next_action": ..., "event": ..., "refund": ...} */
-static Jsonb *
-Applied(const char *psp_txn_id, Jsonb *next_action, Jsonb *event, Jsonb *refund)
-{
-	JsonbParseState *state = NULL;
-
-	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
-	ProviderPushText(&state, "verdict", "applied");
-	ProviderPushText(&state, "psp_txn_id", psp_txn_id);
-	PushJsonb(&state, "next_action", next_action);
-	PushJsonb(&state, "event", event);
-	if (refund != NULL)
-		PushJsonb(&state, "refund", refund);
-	return JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
+	return ProviderAnswerRefused(true, reason, code, false);
 }
 
 /* A PayPal order (create, capture_order, authorize, query) must be for our order and amount. */
@@ -505,12 +399,12 @@ ExpectOrder(const ProviderAnswer *ans, Jsonb *v)
 	char	   *currency = ProviderRowText(ans->order, "currency");
 	char	   *txn = ProviderRowText(ans->order, "psp_txn_id");
 
-	Expect("purchase_units[0].custom_id", JsonbGetText(unit, "custom_id"),
-		   psprintf("%lld", (long long) ProviderRowInt64(ans->order, "id")));
-	Expect("amount currency_code", JsonbGetText(amount, "currency_code"), currency);
-	Expect("amount value", JsonbGetText(amount, "value"), Value(ProviderRowInt64(ans->order, "amount"), currency));
+	ProviderExpect("purchase_units[0].custom_id", JsonbGetText(unit, "custom_id"),
+				   psprintf("%lld", (long long) ProviderRowInt64(ans->order, "id")), true);
+	ProviderExpect("amount currency_code", JsonbGetText(amount, "currency_code"), currency, true);
+	ProviderExpect("amount value", JsonbGetText(amount, "value"), Value(ProviderRowInt64(ans->order, "amount"), currency), true);
 	if (txn != NULL)
-		Expect("id", JsonbGetText(v, "id"), txn);
+		ProviderExpect("id", JsonbGetText(v, "id"), txn, true);
 	return unit;
 }
 
@@ -524,12 +418,12 @@ RefundRead(const ProviderAnswer *ans, Jsonb *v)
 	char	   *custom = JsonbGetText(v, "custom_id");
 
 	if (custom != NULL)
-		Expect("custom_id", custom, psprintf("%lld", (long long) ProviderRowInt64(ans->order, "id")));
+		ProviderExpect("custom_id", custom, psprintf("%lld", (long long) ProviderRowInt64(ans->order, "id")), true);
 	values[0] = JsonbGetText(v, "id");
 	values[1] = status == NULL ? NULL :
 		strcmp(status, "COMPLETED") == 0 ? "succeeded" :
 		(strcmp(status, "FAILED") == 0 || strcmp(status, "CANCELLED") == 0) ? "failed" : NULL;
-	return Applied(NULL, NULL, NULL, EventBuild(keys, values, 2));
+	return ProviderAnswerApplied(NULL, NULL, NULL, EventBuild(keys, values, 2));
 }
 
 /* A capture's status once its money moved (refunds later do not undo the payment). */
@@ -597,16 +491,16 @@ Read(const ProviderAnswer *ans)
 
 	if (ans->status >= 400)
 		return Refused(ans);
-	v = AnswerJson(ans->body);
+	v = ProviderAnswerBody(ans->body);
 	if (strcmp(op, "refund") == 0 || strcmp(op, "query_refund") == 0)
 		return RefundRead(ans, v);
 	if (strcmp(op, "void") == 0)
-		return Applied(NULL, NULL, NULL, NULL);
+		return ProviderAnswerApplied(NULL, NULL, NULL, NULL);
 	if (strcmp(op, "capture") == 0)
 	{
 		/* the capture of the authorization: its id, for the refunds */
 		KeepPayment(order_id, "capture", JsonbGetText(v, "id"));
-		return Applied(NULL, NULL, NULL, NULL);
+		return ProviderAnswerApplied(NULL, NULL, NULL, NULL);
 	}
 	{
 		Jsonb	   *unit = ExpectOrder(ans, v);
@@ -628,7 +522,7 @@ Read(const ProviderAnswer *ans)
 			KeepPayment(order_id, "authorization", JsonbGetText(FirstObject(payments, "authorizations"), "id"));
 		else if (strcmp(op, "query") == 0)
 			event = QueryEvent(ans, v, unit);
-		return Applied(JsonbGetText(v, "id"), next_action, event, NULL);
+		return ProviderAnswerApplied(JsonbGetText(v, "id"), next_action, event, NULL);
 	}
 }
 

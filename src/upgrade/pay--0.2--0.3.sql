@@ -199,6 +199,42 @@ CREATE OR REPLACE FUNCTION pay._anomaly(o pay.orders, g pay.gateways, p_callback
 RETURNS text
     AS 'MODULE_PATHNAME', 'pay_anomaly' LANGUAGE C VOLATILE;
 
+CREATE FUNCTION pay._apply_answer_event(gateway text, event jsonb, cause text) RETURNS text
+    AS 'MODULE_PATHNAME', 'pay_apply_answer_event' LANGUAGE C VOLATILE STRICT;
+
+CREATE FUNCTION pay._await_checkout(order_id bigint, timeout interval) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'pay_await_checkout' LANGUAGE C VOLATILE;
+
+CREATE OR REPLACE FUNCTION pay._build_merchant_notification(r pay.outbox, p_secret text DEFAULT NULL)
+RETURNS pay.http_request
+    AS 'MODULE_PATHNAME', 'pay_build_merchant_notification' LANGUAGE C STABLE;
+
+CREATE FUNCTION pay._next_action_wake() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'pay_next_action_wake' LANGUAGE C;
+
+CREATE FUNCTION pay._provider_answer(r pay.outbox, g pay.gateways, o pay.orders, p_status integer, h jsonb,
+                                     p_body text) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'pay_provider_answer' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION pay._provider_authorization_window(kind text) RETURNS interval
+    AS 'MODULE_PATHNAME', 'pay_provider_authorization_window' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE FUNCTION pay._provider_kind_known(kind text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'pay_provider_kind_known' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE FUNCTION pay._provider_kinds(feature text DEFAULT NULL) RETURNS text[]
+    AS 'MODULE_PATHNAME', 'pay_provider_kinds' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+CREATE FUNCTION pay._provider_operation_kinds(operation text) RETURNS text[]
+    AS 'MODULE_PATHNAME', 'pay_provider_operation_kinds' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE FUNCTION pay._provider_request(r pay.outbox, g pay.gateways) RETURNS pay.http_request
+    AS 'MODULE_PATHNAME', 'pay_provider_request' LANGUAGE C STABLE STRICT;
+
+CREATE FUNCTION pay.wait_next_action(order_id bigint, timeout interval) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'pay_wait_next_action' LANGUAGE C VOLATILE
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+
 CREATE OR REPLACE FUNCTION pay._api_authenticate(h jsonb, p_params jsonb) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -382,9 +418,6 @@ BEGIN
   RETURN v_outcome;
 END $$;
 
-CREATE FUNCTION pay._apply_answer_event(gateway text, event jsonb, cause text) RETURNS text
-    AS 'MODULE_PATHNAME', 'pay_apply_answer_event' LANGUAGE C VOLATILE STRICT;
-
 CREATE FUNCTION pay._apply_refund_answer(r pay.outbox, g pay.gateways, o pay.orders, p_status text,
                                          p_psp_refund_id text, p_reason text)
 RETURNS text
@@ -434,9 +467,6 @@ BEGIN
   RETURN o;
 END $$;
 
-CREATE FUNCTION pay._await_checkout(order_id bigint, timeout interval) RETURNS boolean
-    AS 'MODULE_PATHNAME', 'pay_await_checkout' LANGUAGE C VOLATILE;
-
 CREATE OR REPLACE FUNCTION pay._book_refund(o pay.orders, p_amount bigint, p_reason text, p_key text) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -456,10 +486,6 @@ BEGIN
   PERFORM pay.enqueue_merchant_notification(o.id, 'refund_' || v_id);
   RETURN v_id;
 END $$;
-
-CREATE OR REPLACE FUNCTION pay._build_merchant_notification(r pay.outbox, p_secret text DEFAULT NULL)
-RETURNS pay.http_request
-    AS 'MODULE_PATHNAME', 'pay_build_merchant_notification' LANGUAGE C STABLE;
 
 CREATE FUNCTION pay._capture(o pay.orders, p_amount bigint, p_cause text, p_send boolean) RETURNS pay.orders
 LANGUAGE plpgsql AS $$
@@ -654,9 +680,6 @@ LANGUAGE sql STABLE AS $$
     FROM pay.gateways g WHERE g.enabled AND g.kind = ANY (pay._provider_kinds('statements'))
 $$;
 
-CREATE FUNCTION pay._next_action_wake() RETURNS trigger
-    AS 'MODULE_PATHNAME', 'pay_next_action_wake' LANGUAGE C;
-
 CREATE OR REPLACE FUNCTION pay._order_json(o pay.orders) RETURNS jsonb
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 RETURN jsonb_build_object(
@@ -772,25 +795,6 @@ LANGUAGE sql STABLE AS $$
   SELECT o.gateway IS NOT NULL
      AND EXISTS (SELECT 1 FROM pay.accounts a WHERE a.id = o.paid_account_id AND a.code LIKE 'psp:%')
 $$;
-
-CREATE FUNCTION pay._provider_answer(r pay.outbox, g pay.gateways, o pay.orders, p_status integer, h jsonb,
-                                     p_body text) RETURNS jsonb
-    AS 'MODULE_PATHNAME', 'pay_provider_answer' LANGUAGE C VOLATILE;
-
-CREATE FUNCTION pay._provider_authorization_window(kind text) RETURNS interval
-    AS 'MODULE_PATHNAME', 'pay_provider_authorization_window' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-
-CREATE FUNCTION pay._provider_kind_known(kind text) RETURNS boolean
-    AS 'MODULE_PATHNAME', 'pay_provider_kind_known' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-
-CREATE FUNCTION pay._provider_kinds(feature text DEFAULT NULL) RETURNS text[]
-    AS 'MODULE_PATHNAME', 'pay_provider_kinds' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-
-CREATE FUNCTION pay._provider_operation_kinds(operation text) RETURNS text[]
-    AS 'MODULE_PATHNAME', 'pay_provider_operation_kinds' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-
-CREATE FUNCTION pay._provider_request(r pay.outbox, g pay.gateways) RETURNS pay.http_request
-    AS 'MODULE_PATHNAME', 'pay_provider_request' LANGUAGE C STABLE STRICT;
 
 CREATE FUNCTION pay._psp_request_open(p_order bigint, p_operations text[]) RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
@@ -1758,10 +1762,6 @@ BEGIN
   END IF;
   RETURN pay._void(o, 'voided', 'void');
 END $$;
-
-CREATE FUNCTION pay.wait_next_action(order_id bigint, timeout interval) RETURNS jsonb
-    AS 'MODULE_PATHNAME', 'pay_wait_next_action' LANGUAGE C VOLATILE
-    SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
 COMMENT ON FUNCTION pay._provider_kinds(text) IS
   'the gateway kinds of the provider registry, or those with the feature';
