@@ -11,23 +11,17 @@
  * Easy handles are not reused: with libcurl 7.88, handles reset with
  * curl_easy_reset sometimes failed their next transfer at once ("Failed to
  * resolve host ... with timeout after 0 ms") after others had timed out;
- * connections are kept by the multi handle all the same.  Every transfer: TLS 1.2 or later, peer and host
- * verification always on, optional CA bundle, connect and total timeouts, a
- * cap on the response size, no redirects, http and https only, no
- * signals (CURLOPT_NOSIGNAL), and no connection to a loopback, link-local or
- * private address unless pay.allow_private_destinations is on (checked on
- * the resolved address as curl opens the socket, so no name can lead there,
- * and again on the connection each request goes out on, kept-alive ones
- * included).  curl callbacks never raise PostgreSQL errors:
- * they use malloc and report failures through return values.
+ * connections are kept by the multi handle all the same.  Every transfer is
+ * sent under the rules of http_guard.c (TLS verification, timeouts, a size
+ * cap, no redirects, the destination check on every address and kept-alive
+ * connection).  curl callbacks never raise PostgreSQL errors: they use
+ * malloc and report failures through return values.
  */
 #include "postgres.h"
 
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <curl/curl.h>
 #include <unistd.h>
 
@@ -37,6 +31,7 @@
 #include "utils/timestamp.h"
 
 #include "dispatcher.h"
+#include "http_guard.h"
 #include "pay.h"
 #include "span_export.h"
 
@@ -50,7 +45,7 @@ struct HttpTransfer
 	size_t		body_max;
 	HttpResult	result;
 	char		errbuf[CURL_ERROR_SIZE];
-	char		refused[256];	/* why an address was refused, "" if none was */
+	HttpGuard	guard;			/* why an address was refused, "" if none was */
 };
 
 int			http_connect_timeout_ms = 5000;
@@ -358,57 +353,6 @@ TransferFree(HttpTransfer *t)
 	free(t);
 }
 
-/*
- * CURLOPT_OPENSOCKETFUNCTION: open the socket unless the address it is for
- * is refused (then curl tries the name's other addresses, and fails with
- * "couldn't connect" when none is left).
- */
-static curl_socket_t
-OpenSocket(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
-{
-	HttpTransfer *t = (HttpTransfer *) clientp;
-
-	if (DestinationAddressRefused(&address->addr, t->refused, sizeof(t->refused)))
-		return CURL_SOCKET_BAD;
-	return socket(address->family, address->socktype, address->protocol);
-}
-
-/*
- * CURLOPT_PREREQFUNCTION: the same check on the address of the connection a
- * request is about to go out on, which may be a kept-alive one opened while
- * pay.allow_private_destinations was still on.
- */
-static int
-CheckConnection(void *clientp, char *conn_primary_ip, char *conn_local_ip,
-				int conn_primary_port, int conn_local_port)
-{
-	HttpTransfer *t = (HttpTransfer *) clientp;
-	struct sockaddr_in in;
-	struct sockaddr_in6 in6;
-
-	memset(&in, 0, sizeof(in));
-	memset(&in6, 0, sizeof(in6));
-	if (inet_pton(AF_INET, conn_primary_ip, &in.sin_addr) == 1)
-	{
-		in.sin_family = AF_INET;
-		if (DestinationAddressRefused((struct sockaddr *) &in, t->refused, sizeof(t->refused)))
-			return CURL_PREREQFUNC_ABORT;
-	}
-	else if (inet_pton(AF_INET6, conn_primary_ip, &in6.sin6_addr) == 1)
-	{
-		in6.sin6_family = AF_INET6;
-		if (DestinationAddressRefused((struct sockaddr *) &in6, t->refused, sizeof(t->refused)))
-			return CURL_PREREQFUNC_ABORT;
-	}
-	else if (!allow_private_destinations)
-	{
-		snprintf(t->refused, sizeof(t->refused), "refused to send: the connection's address \"%s\" is not an IP address",
-				 conn_primary_ip);
-		return CURL_PREREQFUNC_ABORT;
-	}
-	return CURL_PREREQFUNC_OK;
-}
-
 /* Start a request; false (error set, nothing started) if curl refuses it. */
 bool
 HttpAdd(int64 outbox_id, int attempt, const char *destination, bool notification,
@@ -440,18 +384,8 @@ HttpAdd(int64 outbox_id, int attempt, const char *destination, bool notification
 	t->headers = curl_slist_append(t->headers, "Expect:");	/* no 100-continue round trip */
 
 #define SET(opt, val) do { if (rc == CURLE_OK) rc = curl_easy_setopt(e, opt, val); } while (0)
+	rc = HttpGuardApply(e, &t->guard, "http,https", (curl_off_t) http_response_max_bytes);
 	SET(CURLOPT_URL, url);
-	SET(CURLOPT_PROTOCOLS_STR, "http,https");
-	SET(CURLOPT_FOLLOWLOCATION, 0L);
-	SET(CURLOPT_NOSIGNAL, 1L);
-	SET(CURLOPT_SSLVERSION, (long) CURL_SSLVERSION_TLSv1_2);
-	SET(CURLOPT_SSL_VERIFYPEER, 1L);
-	SET(CURLOPT_SSL_VERIFYHOST, 2L);
-	if (http_ca_file != NULL && http_ca_file[0] != '\0')
-		SET(CURLOPT_CAINFO, http_ca_file);
-	SET(CURLOPT_CONNECTTIMEOUT_MS, (long) http_connect_timeout_ms);
-	SET(CURLOPT_TIMEOUT_MS, (long) http_timeout_ms);
-	SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) http_response_max_bytes);
 	SET(CURLOPT_TCP_KEEPALIVE, 1L);
 	/* HTTP/2 where TLS offers it, requests multiplexed on one connection; HTTP/1.1 otherwise */
 	SET(CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_2TLS);
@@ -464,10 +398,6 @@ HttpAdd(int64 outbox_id, int attempt, const char *destination, bool notification
 	SET(CURLOPT_HEADERDATA, t);
 	SET(CURLOPT_PRIVATE, t);
 	SET(CURLOPT_ERRORBUFFER, t->errbuf);
-	SET(CURLOPT_OPENSOCKETFUNCTION, OpenSocket);
-	SET(CURLOPT_OPENSOCKETDATA, t);
-	SET(CURLOPT_PREREQFUNCTION, CheckConnection);
-	SET(CURLOPT_PREREQDATA, t);
 	if (strcmp(method, "GET") == 0)
 		SET(CURLOPT_HTTPGET, 1L);
 	else
@@ -640,11 +570,11 @@ CollectFinished(void)
 		 * Refused only when that is why it failed: a name with a refused and
 		 * an allowed address may have failed on the latter for another reason.
 		 */
-		else if ((code == CURLE_COULDNT_CONNECT || code == CURLE_ABORTED_BY_CALLBACK) && t->refused[0] != '\0')
+		else if ((code == CURLE_COULDNT_CONNECT || code == CURLE_ABORTED_BY_CALLBACK) && t->guard.refused[0] != '\0')
 		{
 			r->refused = true;
 			r->http_status = 0;
-			strlcpy(r->error, t->refused, sizeof(r->error));
+			strlcpy(r->error, t->guard.refused, sizeof(r->error));
 		}
 		else if (code != CURLE_OK)
 		{

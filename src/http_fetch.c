@@ -4,9 +4,8 @@
  *
  * libcurl's multi interface, polled in slices of 100 ms so that a cancel
  * or a shutdown request is seen while the answer is awaited; the handles
- * are released whatever ends the wait.  Redirects are not followed, and
- * every address a name resolves to passes the dispatcher's destination
- * check (destination_check.c) before a socket is opened.
+ * are released whatever ends the wait.  Sent under the rules every
+ * outbound request of pay follows (http_guard.c).
  */
 #include "postgres.h"
 
@@ -16,6 +15,7 @@
 
 #include "dispatcher.h"
 #include "http_fetch.h"
+#include "http_guard.h"
 
 #define POLL_SLICE_MS 100
 
@@ -25,7 +25,7 @@ typedef struct FetchState
 	size_t		len;
 	size_t		max;
 	bool		too_large;
-	char		refused[256];
+	HttpGuard	guard;
 } FetchState;
 
 static size_t
@@ -50,16 +50,6 @@ WriteBody(char *data, size_t size, size_t nmemb, void *userdata)
 	return n;
 }
 
-static curl_socket_t
-OpenSocket(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
-{
-	FetchState *s = (FetchState *) clientp;
-
-	if (DestinationAddressRefused(&address->addr, s->refused, sizeof(s->refused)))
-		return CURL_SOCKET_BAD;
-	return socket(address->family, address->socktype, address->protocol);
-}
-
 /* Configure e for req; CURLE_OK or the first option curl refused. */
 static CURLcode
 Configure(CURL *e, const HttpFetchRequest *req, struct curl_slist *headers, FetchState *s, char *errbuf)
@@ -67,25 +57,13 @@ Configure(CURL *e, const HttpFetchRequest *req, struct curl_slist *headers, Fetc
 	CURLcode	rc = CURLE_OK;
 
 #define SET(opt, val) do { if (rc == CURLE_OK) rc = curl_easy_setopt(e, opt, val); } while (0)
+	rc = HttpGuardApply(e, &s->guard, req->https_only ? "https" : "http,https", (curl_off_t) req->body_max);
 	SET(CURLOPT_URL, req->url);
-	SET(CURLOPT_PROTOCOLS_STR, req->https_only ? "https" : "http,https");
-	SET(CURLOPT_FOLLOWLOCATION, 0L);
-	SET(CURLOPT_NOSIGNAL, 1L);
-	SET(CURLOPT_SSLVERSION, (long) CURL_SSLVERSION_TLSv1_2);
-	SET(CURLOPT_SSL_VERIFYPEER, 1L);
-	SET(CURLOPT_SSL_VERIFYHOST, 2L);
-	if (http_ca_file != NULL && http_ca_file[0] != '\0')
-		SET(CURLOPT_CAINFO, http_ca_file);
-	SET(CURLOPT_CONNECTTIMEOUT_MS, (long) http_connect_timeout_ms);
-	SET(CURLOPT_TIMEOUT_MS, (long) http_timeout_ms);
-	SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) req->body_max);
 	SET(CURLOPT_USERAGENT, "pay/0.3");
 	SET(CURLOPT_HTTPHEADER, headers);
 	SET(CURLOPT_WRITEFUNCTION, WriteBody);
 	SET(CURLOPT_WRITEDATA, s);
 	SET(CURLOPT_ERRORBUFFER, errbuf);
-	SET(CURLOPT_OPENSOCKETFUNCTION, OpenSocket);
-	SET(CURLOPT_OPENSOCKETDATA, s);
 	if (req->userpwd != NULL)
 	{
 		SET(CURLOPT_HTTPAUTH, (long) CURLAUTH_BASIC);
@@ -165,7 +143,7 @@ HttpFetch(const HttpFetchRequest *req, HttpFetchResult *res)
 		}
 		else
 			snprintf(res->error, sizeof(res->error), "%s",
-					 s->refused[0] ? s->refused : s->too_large ? "the answer is too large" :
+					 s->guard.refused[0] ? s->guard.refused : s->too_large ? "the answer is too large" :
 					 errbuf[0] ? errbuf : curl_easy_strerror(rc));
 	}
 	PG_FINALLY();
