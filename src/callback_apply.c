@@ -283,6 +283,25 @@ MovePending(const EventOrder *o, const char *status, const char *cause)
 		elog(ERROR, "could not move order %lld to %s", (long long) o->id, status);
 }
 
+/*
+ * Settle the locked pending (or failed) order for its whole amount: paid,
+ * or authorized for a manual-capture one (order_settle.c).
+ */
+static void
+Settle(const EventOrder *o, const char *txn, const char *cause)
+{
+	SettleRequest r = {0};
+
+	r.order_id = o->id;
+	r.currency = o->currency;
+	r.has_amount = true;
+	r.amount = o->amount;
+	r.psp_txn_id = txn;
+	r.cause = cause;
+	if (!SettleOrder(&r))
+		elog(ERROR, "order %lld is no longer payable", (long long) o->id);
+}
+
 /* A payment success for the locked order. */
 static char *
 ApplySuccess(const CallbackGateway *g, const EventOrder *o, Jsonb *e, const EventSource *src, int64 amount)
@@ -291,16 +310,7 @@ ApplySuccess(const CallbackGateway *g, const EventOrder *o, Jsonb *e, const Even
 
 	if (strcmp(o->status, "pending") == 0 || strcmp(o->status, "failed") == 0)
 	{
-		SettleRequest r = {0};
-
-		r.order_id = o->id;
-		r.currency = o->currency;
-		r.has_amount = true;
-		r.amount = o->amount;
-		r.psp_txn_id = txn;
-		r.cause = src->cause;
-		if (!SettleOrder(&r))
-			elog(ERROR, "order %lld is no longer payable", (long long) o->id);
+		Settle(o, txn, src->cause);
 		return psprintf("paid%s", EventApplyDeferred(g, o->id));
 	}
 	if (o->paid && ((txn == NULL && o->psp_txn_id == NULL) ||
@@ -368,16 +378,7 @@ ApplyCapture(const CallbackGateway *g, EventOrder *o, Jsonb *e, const EventSourc
 		return ApplySuccess(g, o, e, src, amount);
 	if (strcmp(o->status, "pending") == 0 || strcmp(o->status, "failed") == 0)
 	{
-		SettleRequest r = {0};
-
-		r.order_id = o->id;
-		r.currency = o->currency;
-		r.has_amount = true;
-		r.amount = o->amount;
-		r.psp_txn_id = txn;
-		r.cause = src->cause;
-		if (!SettleOrder(&r))
-			elog(ERROR, "order %lld is no longer payable", (long long) o->id);
+		Settle(o, txn, src->cause);
 		o->status = "authorized";
 		o->psp_txn_id = txn;
 	}

@@ -1,6 +1,7 @@
 # test/lib/PayDispatcherTest.pm — what the dispatcher's TAP tests share: a
-# preloaded node with the secret store set up, and the loopback HTTP peer
-# (test/lib/http_peer.py) with its statistics.
+# preloaded node with the secret store set up, the loopback HTTP peer
+# (test/lib/http_peer.py) with its statistics, the fake PSP (test/fake_psp)
+# with its control API, and pay-proxy in front of a node.
 package PayDispatcherTest;
 
 use strict;
@@ -17,7 +18,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 our @EXPORT = qw(pay_node start_peer peer_get peer_post wait_for_sql form_fields canonical
-  notify_merchant dispatcher_pid);
+  notify_merchant dispatcher_pid start_fake_psp start_pay_proxy);
 
 my $lib = dirname(abs_path(__FILE__));
 
@@ -137,6 +138,55 @@ sub dispatcher_pid
 	my ($node) = @_;
 	return $node->safe_psql('postgres',
 		q{SELECT coalesce(max(pid)::text, '') FROM pg_stat_activity WHERE backend_type = 'pay dispatcher'});
+}
+
+# The fake PSP (test/fake_psp/fake_psp.py --port 0 @args), started and
+# listening: { handle, port, url, control => sub ($method, $path, $body) }
+# where control calls its control API, dies on an answer that is not 2xx
+# and returns the decoded JSON.  Stop it with ->{handle}->signal('TERM').
+sub start_fake_psp
+{
+	my (@args) = @_;
+	my $dir = abs_path("$lib/../fake_psp");
+	my ($out, $err) = ('', '');
+	my $h = IPC::Run::start(['/usr/bin/python3', "$dir/fake_psp.py", '--port', '0', @args], '>', \$out, '2>', \$err);
+	my $deadline = time + 30;
+	$h->pump until $out =~ /listening (\d+)/ || time > $deadline;
+	my ($port) = $out =~ /listening (\d+)/;
+	ok($port, 'fake PSP listening on ' . ($port // "nothing: $err"));
+	my $url = "http://127.0.0.1:" . ($port // 0);
+	my $http = HTTP::Tiny->new(timeout => 30);
+	my $json = JSON::PP->new->canonical;
+	my $control = sub {
+		my ($method, $path, $body) = @_;
+		my $r = $http->request($method, "$url$path",
+			{ $body ? (content => $json->encode($body), headers => { 'Content-Type' => 'application/json' }) : () });
+		die "$path: $r->{status} $r->{content}" unless $r->{success};
+		return $json->decode($r->{content});
+	};
+	return { handle => $h, port => $port, url => $url, control => $control };
+}
+
+# pay-proxy built and started in front of $node as a role "proxy" (created
+# here, member of pay_callback and pay_app), up when this returns:
+# { handle, url }.  Stop it with ->{handle}->kill_kill.
+sub start_pay_proxy
+{
+	my ($node, @args) = @_;
+	my $top = abs_path("$lib/../..");
+	$node->safe_psql('postgres', 'CREATE ROLE proxy LOGIN IN ROLE pay_callback, pay_app');
+	system('make', '-s', '-C', "$top/proxy") == 0 or BAIL_OUT('cannot build pay-proxy');
+	my $port = PostgreSQL::Test::Cluster::get_free_port();
+	my $dsn = sprintf('host=%s port=%d dbname=postgres user=proxy', $node->host, $node->port);
+	my ($out, $err) = ('', '');
+	my $h = IPC::Run::start(["$top/proxy/pay-proxy", '--dsn', $dsn, '--listen', "127.0.0.1:$port",
+			'--pool-size', '4', @args], '>', \$out, '2>', \$err);
+	my $url = "http://127.0.0.1:$port";
+	my $http = HTTP::Tiny->new(timeout => 30);
+	my $deadline = time + 30;
+	until (($http->get("$url/healthz")->{status} // 0) == 200 || time > $deadline) { usleep(100_000) }
+	is($http->get("$url/healthz")->{status}, 200, 'pay-proxy is up');
+	return { handle => $h, url => $url };
 }
 
 1;

@@ -26,21 +26,10 @@ my $json = JSON::PP->new->canonical;
 my $cfg = $json->decode(slurp_file("$fake_dir/config.json"));
 my $http = HTTP::Tiny->new(timeout => 30);
 
-my ($fake_out, $fake_err) = ('', '');
-my $fake = IPC::Run::start(['/usr/bin/python3', "$fake_dir/fake_psp.py", '--port', '0'], '>', \$fake_out, '2>', \$fake_err);
-my $deadline = time + 30;
-$fake->pump until $fake_out =~ /listening (\d+)/ || time > $deadline;
-my ($fake_port) = $fake_out =~ /listening (\d+)/;
-ok($fake_port, "fake PSP listening on $fake_port");
-my $url = "http://127.0.0.1:$fake_port";
-sub control
-{
-	my ($method, $path, $body) = @_;
-	my $r = $http->request($method, "$url$path",
-		{ $body ? (content => $json->encode($body), headers => { 'Content-Type' => 'application/json' }) : () });
-	die "$path: $r->{status} $r->{content}" unless $r->{success};
-	return $json->decode($r->{content});
-}
+my $psp = start_fake_psp();
+my $fake = $psp->{handle};
+my $url = $psp->{url};
+sub control { return $psp->{control}->(@_) }
 
 my $node = pay_node('psp', q{
 pay.psp_retry_base = '50ms'

@@ -28,22 +28,10 @@ my $ady = $cfg->{adyen};
 my $http = HTTP::Tiny->new(timeout => 30);
 
 # --- the fake PSP -------------------------------------------------------------
-my ($fake_out, $fake_err) = ('', '');
-my $fake = IPC::Run::start(['/usr/bin/python3', "$fake_dir/fake_psp.py", '--port', '0'], '>', \$fake_out, '2>', \$fake_err);
-my $deadline = time + 30;
-$fake->pump until $fake_out =~ /listening (\d+)/ || time > $deadline;
-my ($fake_port) = $fake_out =~ /listening (\d+)/;
-ok($fake_port, "fake PSP listening on $fake_port");
-my $url = "http://127.0.0.1:$fake_port";
-
-sub control
-{
-	my ($method, $path, $body) = @_;
-	my $r = $http->request($method, "$url$path",
-		{ $body ? (content => $json->encode($body), headers => { 'Content-Type' => 'application/json' }) : () });
-	die "$path: $r->{status} $r->{content}" unless $r->{success};
-	return $json->decode($r->{content});
-}
+my $psp = start_fake_psp();
+my $fake = $psp->{handle};
+my $url = $psp->{url};
+sub control { return $psp->{control}->(@_) }
 
 # --- the cluster and pay-proxy ----------------------------------------------------
 my $node = pay_node('adyen', q{
@@ -51,17 +39,9 @@ pay.psp_retry_base = '50ms'
 pay.retry_jitter = 0
 pay.breaker_failures = 0
 });
-$node->safe_psql('postgres', 'CREATE ROLE proxy LOGIN IN ROLE pay_callback, pay_app');
-system('make', '-s', '-C', "$top/proxy") == 0 or BAIL_OUT('cannot build pay-proxy');
-my $proxy_port = PostgreSQL::Test::Cluster::get_free_port();
-my $dsn = sprintf('host=%s port=%d dbname=postgres user=proxy', $node->host, $node->port);
-my ($proxy_out, $proxy_err) = ('', '');
-my $proxy = IPC::Run::start(["$top/proxy/pay-proxy", '--dsn', $dsn, '--listen', "127.0.0.1:$proxy_port",
-		'--pool-size', '4'], '>', \$proxy_out, '2>', \$proxy_err);
-my $proxy_url = "http://127.0.0.1:$proxy_port";
-$deadline = time + 30;
-until (($http->get("$proxy_url/healthz")->{status} // 0) == 200 || time > $deadline) { select(undef, undef, undef, 0.1) }
-is($http->get("$proxy_url/healthz")->{status}, 200, 'pay-proxy is up');
+my $pay_proxy = start_pay_proxy($node);
+my $proxy = $pay_proxy->{handle};
+my $proxy_url = $pay_proxy->{url};
 
 sub psql { $node->safe_psql('postgres', $_[0]) }
 sub wait_sql { my ($sql, $what) = @_; ok(wait_for_sql($node, $sql, 30), $what) or diag(psql(
