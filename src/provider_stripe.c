@@ -480,9 +480,9 @@ static const ProviderOperation operations[] = {
 	{"close", Build, Read},
 	{"capture", Build, Read},
 	{"void", Build, Read},
-	/* statement fetches: provider_stripe_statement.c; applied by 89_statement_fetch.sql */
-	{"fetch_statement", StripeStatementBuild, NULL},
-	{"fetch_statement_poll", StripeStatementBuild, NULL},
+	/* statement fetches: provider_stripe_statement.c (the file step has no reader: provider.h) */
+	{"fetch_statement", StripeStatementBuild, StripeStatementRead},
+	{"fetch_statement_poll", StripeStatementBuild, StripeStatementRead},
 	{"fetch_statement_file", StripeStatementBuild, NULL},
 };
 
@@ -494,4 +494,6 @@ const Provider stripe_provider = {
 	.answer_callback = ProviderAnswerJson,
 	.operations = operations,
 	.n_operations = lengthof(operations),
+	/* the report, imported as downloaded */
+	.statement_format = "stripe_itemized_csv",
 };
