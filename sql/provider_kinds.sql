@@ -30,3 +30,13 @@ SELECT p.proname, l.lanname
  WHERE p.pronamespace = 'pay'::regnamespace
    AND p.proname ~ '^_(answer|callback_|wechatpay|alipay|build_(stripe|wechatpay|alipay|statement)|anomaly|provider)'
  ORDER BY p.proname;
+
+-- no function of pay branches on a gateway kind: what a kind does
+-- differently is its provider's (a kind quoted in a body, as in
+-- kind = 'stripe' or CASE kind WHEN 'alipay', is such a branch)
+SELECT p.oid::regprocedure AS branches_on_a_kind
+  FROM pg_proc p
+ WHERE p.pronamespace = 'pay'::regnamespace
+   AND p.prosrc || coalesce(pg_get_function_sqlbody(p.oid), '')
+       ~ ('''(' || array_to_string(pay._provider_kinds(), '|') || ')''')
+ ORDER BY p.oid::regprocedure::text;

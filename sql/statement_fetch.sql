@@ -135,11 +135,16 @@ SELECT pay._outbox_apply(:ali_row, 200, pg_temp.ali_answer(
 SELECT id AS ali_file FROM pay.outbox WHERE operation = 'fetch_statement_file' AND destination = 'gateway:sf_alipay' \gset
 SELECT params, idempotency_key FROM pay.outbox WHERE id = :ali_file;
 SELECT method, url, headers, body FROM pay._outbox_request((SELECT o FROM pay.outbox o WHERE id = :ali_file));
--- Alipay's own bill host is trusted too; nothing else
-SELECT pay._statement_url_trusted('https://dwbillcenter.alipay.com/downloadBillFile.resource?x=1', g) AS bill_host,
-       pay._statement_url_trusted('http://dwbillcenter.alipay.com/downloadBillFile.resource?x=1', g) AS plain_http,
-       pay._statement_url_trusted('https://psp.example@evil.example/x', g) AS userinfo
-  FROM pay.gateways g WHERE name = 'sf_alipay';
+-- Alipay's own bill host is trusted too (the day's file row is queued
+-- already: no second one); nothing else
+SELECT v.n, pay._outbox_apply(:ali_row, 200, pg_temp.ali_answer(
+         format('{"code":"10000","msg":"Success","bill_download_url":"%s"}', v.url))) AS refused
+  FROM (VALUES ('bill_host', 'https://dwbillcenter.alipay.com/downloadBillFile.resource?x=1'),
+               ('plain_http', 'http://dwbillcenter.alipay.com/downloadBillFile.resource?x=1'),
+               ('userinfo', 'https://psp.example@evil.example/x'),
+               ('backslash', 'https://psp.example/\\evil.example/x'),
+               ('space', 'https://psp.example/x y')) v(n, url);
+SELECT count(*) AS file_rows FROM pay.outbox WHERE operation = 'fetch_statement_file' AND destination = 'gateway:sf_alipay';
 -- the file (bytes, as the dispatcher hands over an answer that is not
 -- text): a corrupt zip is refused and nothing imported; the detail is imported
 SELECT pay._outbox_apply_bytes(:ali_file, 200, pg_read_binary_file(:'zips' || 'alipay_bad_crc.zip')) AS bad_crc;

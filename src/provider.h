@@ -22,8 +22,7 @@
  *
  * Statement fetches are operations too (fetch_statement, and the steps
  * fetch_statement_poll, fetch_statement_file) of the providers flagged
- * PROVIDER_STATEMENTS; their answers are applied by
- * 89_statement_fetch.sql, so they have no read function.
+ * PROVIDER_STATEMENTS; see "Statement fetches" below for their answers.
  *
  * Adding a provider: write src/provider_<kind>.c with its Provider, and
  * add one line to providers[] in provider_registry.c.  Nothing else lists
@@ -48,7 +47,7 @@ typedef enum ProviderFlag
 	PROVIDER_CREATES_PAYMENTS = 1 << 1, /* a new order queues create_payment */
 	PROVIDER_NEEDS_BASE_URL = 1 << 2,	/* has no default API address: requests need base_url */
 	PROVIDER_REFUNDS = 1 << 3,	/* refunds are sent to it */
-	PROVIDER_STATEMENTS = 1 << 4,	/* its statements are fetched (89_statement_fetch.sql) */
+	PROVIDER_STATEMENTS = 1 << 4,	/* its statements are fetched (statement_format, statement_file) */
 	PROVIDER_MANUAL_CAPTURE = 1 << 5,	/* authorizes now, captures later (capture, void) */
 	PROVIDER_CLOSE_NEEDS_PSP_ID = 1 << 6	/* its close names the PSP's id (psp_txn_id), not ours */
 } ProviderFlag;
@@ -68,9 +67,9 @@ typedef struct ProviderRequest
 } ProviderRequest;
 
 /*
- * One answer to an outbox row: the row, its gateway, its order (pay.orders)
- * and the HTTP status, header lines (a jsonb object, lower-case names) and
- * body.
+ * One answer to an outbox row: the row, its gateway, its order (pay.orders;
+ * (Datum) 0 for a statement fetch step, which is about no order) and the
+ * HTTP status, header lines (a jsonb object, lower-case names) and body.
  */
 typedef struct ProviderAnswer
 {
@@ -93,10 +92,37 @@ typedef Datum (*ProviderBuildFn) (const ProviderRequest *req);
  * Read the answer: verify it, check it is about our order (or refund), and
  * turn it into the summary pay._apply_answer consumes (a jsonb object:
  * verdict applied/refused, reason, psp_txn_id, next_action, event, refund,
- * final, already_paid).  Connected to SPI; the result must outlive
- * SPI_finish.
+ * final, already_paid; a statement step's summary is described below).
+ * Connected to SPI: the caller copies the result out before SPI_finish.
  */
 typedef Jsonb *(*ProviderReadFn) (const ProviderAnswer *ans);
+
+/*
+ * Statement fetches.  The steps are operations whose build functions send
+ * them like any request, but their answers are about no order and move no
+ * money, so they are not read into the summary above:
+ *
+ * - fetch_statement and fetch_statement_poll answer JSON naming the next
+ *   step.  The operation's read function turns it into a step summary
+ *   (ProviderStatementNext: {"verdict": "applied", "next": {operation,
+ *   params, key, delay_s}}; or ProviderStatementRefused: {"verdict":
+ *   "refused", "reason"}), and 89_statement_fetch.sql queues that step,
+ *   the same way for every provider, under <operation>:<gateway>:<key>.
+ * - fetch_statement_file answers the statement file itself.  It may be
+ *   binary (Alipay's zip), so it arrives as bytes (pay._outbox_apply_bytes),
+ *   not as the text a read function takes, and it is content to import
+ *   rather than an answer to summarise; so the file step is a hook of the
+ *   provider, statement_file, which checks the file (WeChat Pay: the SHA-1
+ *   its API answer named) and returns what pay.import_statement imports in
+ *   the provider's statement_format (Alipay: the detail member of the zip).
+ *   It returns NULL with *reason set for a file that must not be imported;
+ *   it raises for a malformed one.  Not connected to SPI.
+ *
+ * The file's URL comes from the PSP's answer and the file step may carry
+ * our credentials: each reader checks it with ProviderStatementUrlTrusted
+ * and the provider's own file host before it names the next step.
+ */
+typedef bytea *(*ProviderStatementFileFn) (const ProviderRequest *req, bytea *file, char **reason);
 
 typedef struct ProviderOperation
 {
@@ -140,6 +166,14 @@ typedef struct Provider
 	 * 0 when the provider has no manual capture.
 	 */
 	int32		authorization_validity_s;
+
+	/*
+	 * Statement fetches (PROVIDER_STATEMENTS): the pay.import_statement
+	 * format of the provider's files, and the file step's hook (NULL: the
+	 * file is imported as downloaded).
+	 */
+	const char *statement_format;
+	ProviderStatementFileFn statement_file;
 } Provider;
 
 /* provider_registry.c */
@@ -212,8 +246,26 @@ extern Jsonb *ProviderRefundSummary(const char *psp_refund_id, const char *statu
 extern char *ProviderQueryEventId(const ProviderAnswer *ans);
 extern CallbackGateway ProviderAnswerGateway(const ProviderAnswer *ans);
 
+/*
+ * provider_statement.c: what statement fetch readers share.  A step
+ * summary naming the next step (params NULL: {}; key NULL makes the
+ * step's idempotency key NULL, which the outbox refuses; delay_s 0: at
+ * once) or refusing the answer; the answer's body as jsonb (NULL when it
+ * has none; 89_statement_fetch.sql has checked that it is JSON); and
+ * whether a file URL may be fetched: not when it holds whitespace, a
+ * backslash or an @ (userinfo), else when it is under the gateway's
+ * base_url, under its origin (scheme, host and port) if whole_origin,
+ * or under https://<file_host>/.
+ */
+extern Jsonb *ProviderStatementNext(const char *operation, Jsonb *params, const char *key, int delay_s);
+extern Jsonb *ProviderStatementRefused(const char *reason);
+extern Jsonb *ProviderStatementBody(text *body);
+extern bool ProviderStatementUrlTrusted(const ProviderRequest *req, const char *url, bool whole_origin,
+										const char *file_host);
+
 /* provider_stripe_statement.c: Stripe's statement fetch steps (fetch_statement*) */
 extern Datum StripeStatementBuild(const ProviderRequest *req);
+extern Jsonb *StripeStatementRead(const ProviderAnswer *ans);
 
 /* The providers (provider_<kind>.c) */
 extern const Provider stripe_provider;

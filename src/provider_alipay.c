@@ -22,6 +22,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "pgtime.h"
@@ -312,10 +313,10 @@ Build(const ProviderRequest *req)
 }
 
 /*
- * Statement fetches (89_statement_fetch.sql): the trade bill's download
- * URL of one day (alipay.data.dataservice.bill.downloadurl.query, signed
- * like every call), then the bill itself, a plain GET (the URL carries its
- * own short-lived token).
+ * Statement fetches (provider.h): the trade bill's download URL of one day
+ * (alipay.data.dataservice.bill.downloadurl.query, signed like every
+ * call), then the bill itself, a plain GET (the URL carries its own
+ * short-lived token, no credential of ours).
  */
 static Datum
 StatementBuild(const ProviderRequest *req)
@@ -519,13 +520,69 @@ Read(const ProviderAnswer *ans)
 	return ProviderAnswerApplied(NULL, NULL, NULL, NULL);
 }
 
+/*
+ * The bill's URL: a success (10000) signed by Alipay, naming a URL under
+ * the gateway's origin (its base_url may name gateway.do) or on Alipay's
+ * bill host.
+ */
+
+#define ALIPAY_BILL_RESPONSE "alipay_data_dataservice_bill_downloadurl_query_response"
+#define ALIPAY_FILE_HOST "dwbillcenter.alipay.com"
+
+static Jsonb *
+StatementRead(const ProviderAnswer *ans)
+{
+	static const char *const keys[] = {"day", "url"};
+	Jsonb	   *v = JsonbGetObject(ProviderStatementBody(ans->body), ALIPAY_BILL_RESPONSE);
+	char	   *code = JsonbGetText(v, "code");
+	char	   *values[2];
+
+	if (code == NULL || strcmp(code, ALIPAY_SUCCESS) != 0)
+		return ProviderStatementRefused(psprintf("alipay answered %s %s", code ? code : "(no code)",
+												 Coalesce(Coalesce(JsonbGetText(v, "sub_code"),
+																   JsonbGetText(v, "msg")), "")));
+	if (!ResponseValid(ProviderRowText(ans->request.gateway, "name"), ans->body))
+		return ProviderStatementRefused("the signature of alipay's answer does not verify");
+	values[0] = JsonbGetText(ProviderRowJsonb(ans->request.outbox, "params"), "day");
+	values[1] = JsonbGetText(v, "bill_download_url");
+	if (!ProviderStatementUrlTrusted(&ans->request, values[1], true, ALIPAY_FILE_HOST))
+		return ProviderStatementRefused(psprintf("the bill's URL %s is not on %s nor %s", Coalesce(values[1], ""),
+												 Coalesce(ProviderRowText(ans->request.gateway, "base_url"),
+														  "https://openapi.alipay.com"),
+												 ALIPAY_FILE_HOST));
+	return ProviderStatementNext("fetch_statement_file", EventBuild(keys, values, 2), values[0], 0);
+}
+
+/*
+ * The bill is a zip archive of the 业务明细 (detail) CSV, which is imported,
+ * and its 汇总 summary, whose name also says 业务明细.  pay._zip_member's
+ * reader checks the archive's sizes, ratio, member count and CRC-32.
+ */
+
+extern Datum pay_zip_member(PG_FUNCTION_ARGS);
+
+/* A name part (UTF-8 here) in the server's encoding, as pay._zip_member takes it. */
+static Datum
+NamePart(const char *utf8)
+{
+	return CStringGetTextDatum(pg_any_to_server(utf8, strlen(utf8), PG_UTF8));
+}
+
+static bytea *
+StatementFile(const ProviderRequest *req, bytea *file, char **reason)
+{
+	return DatumGetByteaPP(DirectFunctionCall3(pay_zip_member, PointerGetDatum(file),
+											   NamePart("业务明细"), NamePart("汇总")));
+}
+
 static const ProviderOperation operations[] = {
 	{"create_payment", Build, Read},
 	{"query", Build, Read},
 	{"refund", Build, Read},
 	{"query_refund", Build, Read},
 	{"close", Build, Read},
-	{"fetch_statement", StatementBuild, NULL},
+	{"fetch_statement", StatementBuild, StatementRead},
+	/* read by statement_file (provider.h, "Statement fetches") */
 	{"fetch_statement_file", StatementBuild, NULL},
 };
 
@@ -536,4 +593,6 @@ const Provider alipay_provider = {
 	.answer_callback = AnswerCallback,
 	.operations = operations,
 	.n_operations = lengthof(operations),
+	.statement_format = "alipay_trade_bill",
+	.statement_file = StatementFile,
 };

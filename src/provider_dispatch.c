@@ -4,15 +4,20 @@
  *
  *   pay._provider_request(r pay.outbox, g pay.gateways) -> pay.http_request
  *   pay._provider_answer(r, g, o pay.orders, status, headers, body) -> jsonb
+ *   pay._provider_statement_answer(r, g, body) -> jsonb, a step summary
+ *   pay._provider_statement_file(r, g, file bytea) -> (content, format, reason)
  *
- * pay._outbox_request and pay._outbox_apply call them for PSP requests;
- * an operation the provider does not list is 0A000 naming both.
+ * pay._outbox_request and pay._outbox_apply call them for PSP requests,
+ * 89_statement_fetch.sql the last two for a statement fetch's steps
+ * (provider.h, "Statement fetches"); an operation the provider does not
+ * list is 0A000 naming both.
  */
 #include "postgres.h"
 
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "access/htup_details.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 
@@ -21,6 +26,8 @@
 
 PG_FUNCTION_INFO_V1(pay_provider_request);
 PG_FUNCTION_INFO_V1(pay_provider_answer);
+PG_FUNCTION_INFO_V1(pay_provider_statement_answer);
+PG_FUNCTION_INFO_V1(pay_provider_statement_file);
 
 /* A text column of a row argument, NULL when null. */
 static char *
@@ -83,6 +90,16 @@ pay_provider_request(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(request);
 }
 
+/* A copy of v in cxt (an answer read under SPI is freed by SPI_finish). */
+static Jsonb *
+CopyJsonb(Jsonb *v, MemoryContext cxt)
+{
+	Jsonb	   *copy = MemoryContextAlloc(cxt, VARSIZE(v));
+
+	memcpy(copy, v, VARSIZE(v));
+	return copy;
+}
+
 /*
  * pay._provider_answer(r pay.outbox, g pay.gateways, o pay.orders,
  * status integer, headers jsonb, body text) -> jsonb, the answer's summary
@@ -90,6 +107,7 @@ pay_provider_request(PG_FUNCTION_ARGS)
 Datum
 pay_provider_answer(PG_FUNCTION_ARGS)
 {
+	MemoryContext cxt = CurrentMemoryContext;
 	ProviderAnswer ans;
 	const ProviderOperation *op;
 	Jsonb	   *summary;
@@ -115,8 +133,96 @@ pay_provider_answer(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	summary = op->read(&ans);
+	if (summary != NULL)
+		summary = CopyJsonb(summary, cxt);
 	SPI_finish();
 	if (summary == NULL)
 		PG_RETURN_NULL();
 	PG_RETURN_JSONB_P(summary);
+}
+
+/*
+ * pay._provider_statement_answer(r pay.outbox, g pay.gateways, body text)
+ * -> jsonb: the 2xx answer to a fetch_statement or fetch_statement_poll
+ * row read by the operation's read function into a step summary.
+ */
+Datum
+pay_provider_statement_answer(PG_FUNCTION_ARGS)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ProviderAnswer ans = {0};
+	const ProviderOperation *op;
+	Jsonb	   *summary;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", PG_ARGISNULL(0) ? "r" : "g")));
+	op = ReadRequest(fcinfo, &ans.request);
+	if (op->read == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("answers of %s gateways to \"%s\" are not read",
+						GatewayProvider(PG_GETARG_HEAPTUPLEHEADER(1))->kind, ans.request.operation)));
+	/* a step is about no order; only a 2xx answer is read */
+	ans.order = (Datum) 0;
+	ans.order_type = InvalidOid;
+	ans.status = 200;
+	ans.headers = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+	ans.body = PG_ARGISNULL(2) ? NULL : PG_GETARG_TEXT_PP(2);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	summary = op->read(&ans);
+	if (summary == NULL)
+		elog(ERROR, "the %s reader returned no step summary", ans.request.operation);
+	summary = CopyJsonb(summary, cxt);
+	SPI_finish();
+	PG_RETURN_JSONB_P(summary);
+}
+
+/*
+ * pay._provider_statement_file(r pay.outbox, g pay.gateways, file bytea,
+ * OUT content bytea, OUT format text, OUT reason text): a downloaded
+ * statement file checked by its provider's statement_file hook; content
+ * and format are what pay.import_statement takes, or reason says why the
+ * file must not be imported.
+ */
+Datum
+pay_provider_statement_file(PG_FUNCTION_ARGS)
+{
+	ProviderRequest req;
+	const Provider *p;
+	bytea	   *file;
+	bytea	   *content;
+	char	   *reason = NULL;
+	TupleDesc	desc;
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", PG_ARGISNULL(0) ? "r" : PG_ARGISNULL(1) ? "g" : "file")));
+	(void) ReadRequest(fcinfo, &req);
+	p = GatewayProvider(PG_GETARG_HEAPTUPLEHEADER(1));
+	if (p->statement_format == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("statements of %s gateways are not fetched", p->kind)));
+	file = PG_GETARG_BYTEA_P(2);
+	content = p->statement_file != NULL ? p->statement_file(&req, file, &reason) : file;
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "pay._provider_statement_file must return a record");
+	if (content == NULL)
+	{
+		nulls[0] = nulls[1] = true;
+		values[2] = CStringGetTextDatum(reason != NULL ? reason : "the file was refused");
+	}
+	else
+	{
+		values[0] = PointerGetDatum(content);
+		values[1] = CStringGetTextDatum(p->statement_format);
+		nulls[2] = true;
+	}
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
 }

@@ -480,9 +480,9 @@ static const ProviderOperation operations[] = {
 	{"close", Build, Read},
 	{"capture", Build, Read},
 	{"void", Build, Read},
-	/* statement fetches: provider_stripe_statement.c; applied by 89_statement_fetch.sql */
-	{"fetch_statement", StripeStatementBuild, NULL},
-	{"fetch_statement_poll", StripeStatementBuild, NULL},
+	/* statement fetches: provider_stripe_statement.c (the file step has no reader: provider.h) */
+	{"fetch_statement", StripeStatementBuild, StripeStatementRead},
+	{"fetch_statement_poll", StripeStatementBuild, StripeStatementRead},
 	{"fetch_statement_file", StripeStatementBuild, NULL},
 };
 
@@ -496,4 +496,6 @@ const Provider stripe_provider = {
 	.n_operations = lengthof(operations),
 	/* an uncaptured PaymentIntent is canceled after 7 days (online card payments) */
 	.authorization_validity_s = 7 * 24 * 3600,
+	/* the report, imported as downloaded */
+	.statement_format = "stripe_itemized_csv",
 };

@@ -1,16 +1,22 @@
 /*
- * provider_stripe_statement.c — the requests of a Stripe statement fetch
+ * provider_stripe_statement.c — a Stripe statement fetch
  * (89_statement_fetch.sql), operations of the Stripe provider:
  *
  *   fetch_statement       POST /v1/reporting/report_runs: a report run of
  *                         balance_change_from_activity.itemized.3 for one
  *                         UTC day (params interval_start, interval_end)
  *   fetch_statement_poll  GET /v1/reporting/report_runs/<params.report_run>
- *   fetch_statement_file  GET params.url (checked to be on the gateway's
- *                         origin or files.stripe.com before it was queued)
+ *   fetch_statement_file  GET params.url (checked to be under the gateway's
+ *                         base_url or on files.stripe.com before it was
+ *                         queued, so the API key goes nowhere else)
  *
  * All with the API key; the first with the row's Idempotency-Key, so a
- * retried step does not ask for a second report.
+ * retried step does not ask for a second report.  The answer to the first
+ * two is the report run: pending, polled again a minute later (a poll
+ * step per answer, keyed by the run and the row that asked); succeeded,
+ * its file fetched (keyed by the run, so it is imported once); anything
+ * else refused.  The file, a CSV, is imported as downloaded
+ * (stripe_itemized_csv).
  */
 #include "postgres.h"
 
@@ -85,4 +91,47 @@ StripeStatementBuild(const ProviderRequest *req)
 												   RowParam(req, "report_run")),
 								   list_make1(auth), NULL);
 	return ProviderHttpRequest("GET", RowParam(req, "url"), list_make1(auth), NULL);
+}
+
+/* Where Stripe serves report files, beside the gateway's own base_url. */
+#define STRIPE_FILE_HOST "files.stripe.com"
+
+/* Stripe prepares a report in seconds to minutes: ask again after this. */
+#define STRIPE_POLL_DELAY_S 60
+
+/* The report run (the answer to fetch_statement or fetch_statement_poll) as the next step. */
+Jsonb *
+StripeStatementRead(const ProviderAnswer *ans)
+{
+	Jsonb	   *v = ProviderStatementBody(ans->body);
+	char	   *id = JsonbGetText(v, "id");
+	char	   *status = JsonbGetText(v, "status");
+	char	   *day = JsonbGetText(ProviderRowJsonb(ans->request.outbox, "params"), "day");
+
+	if (status != NULL && strcmp(status, "succeeded") == 0)
+	{
+		static const char *const keys[] = {"day", "report_run", "url"};
+		char	   *values[3] = {day, id, JsonbGetText(JsonbGetObject(v, "result"), "url")};
+
+		if (!ProviderStatementUrlTrusted(&ans->request, values[2], false, STRIPE_FILE_HOST))
+		{
+			char	   *base = ProviderRowText(ans->request.gateway, "base_url");
+
+			return ProviderStatementRefused(psprintf("the report's file URL %s is not on %s nor %s",
+													 values[2] ? values[2] : "",
+													 base ? base : "https://api.stripe.com", STRIPE_FILE_HOST));
+		}
+		return ProviderStatementNext("fetch_statement_file", EventBuild(keys, values, 3), id, 0);
+	}
+	if (status != NULL && strcmp(status, "pending") == 0)
+	{
+		static const char *const keys[] = {"day", "report_run"};
+		char	   *values[2] = {day, id};
+
+		return ProviderStatementNext("fetch_statement_poll", EventBuild(keys, values, 2),
+									 id ? psprintf("%s:%lld", id, (long long) ProviderRowInt64(ans->request.outbox, "id")) : NULL,
+									 STRIPE_POLL_DELAY_S);
+	}
+	return ProviderStatementRefused(psprintf("the report run %s is %s", id ? id : "",
+											 status ? status : "(no status)"));
 }

@@ -365,9 +365,9 @@ Build(const ProviderRequest *req)
 }
 
 /*
- * Statement fetches (89_statement_fetch.sql): the trade bill of one day,
- * then its file, both GETs signed like every API call (the path and query
- * are what is signed).
+ * Statement fetches (provider.h): the trade bill of one day, then its
+ * file, both GETs signed like every API call (the path and query are what
+ * is signed).
  */
 
 /* The path and query of an absolute http(s) URL ("" when it has none). */
@@ -424,6 +424,73 @@ StatementBuild(const ProviderRequest *req)
 							   list_make2(psprintf("Authorization: %s", Authorization(req, "GET", path, "", mchid)),
 										  "Accept: application/json"),
 							   NULL);
+}
+
+/*
+ * The trade bill's answer names the file's URL and its SHA-1 (hash_type
+ * SHA1, hash_value hex).  The dispatcher does not hand the statement steps'
+ * header lines over, so the answer is not verified as the payment answers
+ * are: the digest ties the file to the answer, TLS the answer to WeChat
+ * Pay.  The file is fetched (signed again) only from under the gateway's
+ * base_url or from WeChat Pay's API host, and imported only if its SHA-1
+ * is the one named.
+ */
+
+extern Datum pay_sha1_hex(PG_FUNCTION_ARGS);
+
+#define WECHATPAY_FILE_HOST "api.mch.weixin.qq.com"
+#define SHA1_HEX_LEN 40
+
+/* 40 hex digits, either case */
+static bool
+Sha1HexWellFormed(const char *s)
+{
+	if (s == NULL || strlen(s) != SHA1_HEX_LEN)
+		return false;
+	for (int i = 0; i < SHA1_HEX_LEN; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') || (s[i] >= 'A' && s[i] <= 'F')))
+			return false;
+	return true;
+}
+
+/* The answer to fetch_statement: the file's download as the next step. */
+static Jsonb *
+StatementRead(const ProviderAnswer *ans)
+{
+	static const char *const keys[] = {"day", "url", "hash_type", "hash_value"};
+	Jsonb	   *v = ProviderStatementBody(ans->body);
+	char	   *values[4];
+
+	values[0] = JsonbGetText(ProviderRowJsonb(ans->request.outbox, "params"), "day");
+	values[1] = JsonbGetText(v, "download_url");
+	values[2] = JsonbGetText(v, "hash_type");
+	values[3] = JsonbGetText(v, "hash_value");
+	if (values[2] == NULL || strcmp(values[2], "SHA1") != 0 || !Sha1HexWellFormed(values[3]))
+		return ProviderStatementRefused(psprintf("the bill's digest is %s %s, not a SHA1",
+												 values[2] ? values[2] : "", values[3] ? values[3] : ""));
+	if (!ProviderStatementUrlTrusted(&ans->request, values[1], false, WECHATPAY_FILE_HOST))
+	{
+		char	   *base = ProviderRowText(ans->request.gateway, "base_url");
+
+		return ProviderStatementRefused(psprintf("the bill's URL %s is not on %s nor %s", values[1] ? values[1] : "",
+												 base ? base : "", WECHATPAY_FILE_HOST));
+	}
+	return ProviderStatementNext("fetch_statement_file", EventBuild(keys, values, 4), values[0], 0);
+}
+
+/* The bill: imported only if its SHA-1 is the one the answer named (kept in the row's params). */
+static bytea *
+StatementFile(const ProviderRequest *req, bytea *file, char **reason)
+{
+	char	   *sha1 = TextDatumGetCString(DirectFunctionCall1(pay_sha1_hex, PointerGetDatum(file)));
+	char	   *named = JsonbGetText(ProviderRowJsonb(req->outbox, "params"), "hash_value");
+
+	if (named == NULL || pg_strcasecmp(sha1, named) != 0)
+	{
+		*reason = psprintf("the bill's SHA-1 %s is not the %s WeChat Pay named", sha1, named ? named : "");
+		return NULL;
+	}
+	return file;
 }
 
 /*
@@ -529,7 +596,8 @@ static const ProviderOperation operations[] = {
 	{"refund", Build, Read},
 	{"query_refund", Build, Read},
 	{"close", Build, Read},
-	{"fetch_statement", StatementBuild, NULL},
+	{"fetch_statement", StatementBuild, StatementRead},
+	/* read by statement_file (provider.h, "Statement fetches") */
 	{"fetch_statement_file", StatementBuild, NULL},
 };
 
@@ -540,4 +608,6 @@ const Provider wechatpay_provider = {
 	.answer_callback = AnswerCallback,
 	.operations = operations,
 	.n_operations = lengthof(operations),
+	.statement_format = "wechatpay_trade_bill",
+	.statement_file = StatementFile,
 };

@@ -1,15 +1,17 @@
 -- Statements fetched from the PSP through the dispatcher (the outbox), then
--- imported like a downloaded file (pay.import_statement).  Each step's
--- request is an operation of the gateway's provider, built in C
--- (src/provider_stripe_statement.c, src/provider_wechatpay.c,
--- src/provider_alipay.c); its answer is applied here.  The day is a UTC
--- day for Stripe, the bill date (China time) for WeChat Pay and Alipay.
+-- imported like a downloaded file (pay.import_statement).  Each step is
+-- an operation of the gateway's provider, in C (src/provider_stripe_statement.c,
+-- src/provider_wechatpay.c, src/provider_alipay.c): its request built and
+-- its answer read there, the provider's own checks and file hosts
+-- included.  Here, the same for every provider: the next step the answer
+-- names is queued, or the file imported.  The day is a UTC day for Stripe,
+-- the bill date (China time) for WeChat Pay and Alipay.
 --
 -- Stripe: a report run of balance_change_from_activity.itemized.3 for one
 -- UTC day (POST /v1/reporting/report_runs), polled while Stripe prepares
 -- it (GET /v1/reporting/report_runs/{id}, a minute apart), then its file
 -- downloaded with the API key (GET result.url).  The file's URL is used
--- only when it is on the gateway's own origin or on files.stripe.com, so
+-- only when it is under the gateway's base_url or on files.stripe.com, so
 -- the API key is never sent anywhere else; the file arrives over the
 -- dispatcher's verified TLS and is refused whole if it is not a well-formed
 -- report.  Each step is its own outbox row with its own idempotency key
@@ -22,7 +24,7 @@
 -- WeChat Pay: the trade bill of one day (GET /v3/bill/tradebill?bill_date=
 -- &bill_type=ALL, signed like every API call), whose answer names the
 -- download URL and the file's SHA-1; the file is downloaded (signed again,
--- from the gateway's origin or api.mch.weixin.qq.com only) and imported only
+-- from under the gateway's base_url or api.mch.weixin.qq.com only) and imported only
 -- if its SHA-1 is the one the answer named.  (The dispatcher does not pass
 -- WeChat Pay's response signature headers to SQL: the digest ties the file
 -- to the API answer, TLS to WeChat Pay.)
@@ -68,112 +70,63 @@ END $$;
 COMMENT ON FUNCTION pay.fetch_statement(text, date) IS
   'queues the fetch of a gateway''s statement of one day (default yesterday, UTC) through the dispatcher; it is imported (pay.import_statement) when it arrives; Stripe (report run), WeChat Pay (trade bill, SHA-1 checked) and Alipay (trade bill, signed answer, zip) gateways; returns the outbox id';
 
--- Is this URL one the gateway's credentials may be used for: its own
--- origin, or the provider's file host?  (An Alipay gateway's base_url may
--- name its gateway.do: its origin is scheme, host and port.)
-CREATE FUNCTION pay._statement_url_trusted(p_url text, g pay.gateways) RETURNS boolean
-LANGUAGE sql STABLE
-RETURN coalesce(p_url !~ '[\s\\@]'
-   AND (coalesce(left(p_url, length(rtrim(g.base_url, '/')) + 1) = rtrim(g.base_url, '/') || '/', false)
-        OR (g.kind = 'alipay'
-            AND left(p_url, length(substring(g.base_url FROM '^https?://[^/]+')) + 1)
-                = substring(g.base_url FROM '^https?://[^/]+') || '/')
-        OR (g.kind = 'stripe' AND p_url LIKE 'https://files.stripe.com/%')
-        OR (g.kind = 'wechatpay' AND p_url LIKE 'https://api.mch.weixin.qq.com/%')
-        OR (g.kind = 'alipay' AND p_url LIKE 'https://dwbillcenter.alipay.com/%')), false);
+-- What a provider makes of a step's answer (src/provider_dispatch.c; each
+-- provider's reader in its src/provider_<kind>.c, provider.h "Statement
+-- fetches"): the 2xx answer to fetch_statement or fetch_statement_poll as
+-- a step summary, {"verdict": "refused", "reason"} or {"verdict":
+-- "applied", "next": {operation, params, key, delay_s}}; the file of
+-- fetch_statement_file checked (WeChat Pay's SHA-1) and opened (Alipay's
+-- zip) into the content pay.import_statement takes and its format, or the
+-- reason it must not be imported.
+CREATE FUNCTION pay._provider_statement_answer(r pay.outbox, g pay.gateways, p_body text) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'pay_provider_statement_answer' LANGUAGE C VOLATILE;
+CREATE FUNCTION pay._provider_statement_file(r pay.outbox, g pay.gateways, p_file bytea,
+                                             OUT content bytea, OUT format text, OUT reason text)
+    AS 'MODULE_PATHNAME', 'pay_provider_statement_file' LANGUAGE C VOLATILE;
 
--- A statement file as downloaded, imported (the SHA-1 checked, the zip
--- opened, as the provider needs).  Returns NULL, or why it cannot be used.
+-- A statement file as downloaded, imported once its provider has checked
+-- and opened it.  Returns NULL, or why it cannot be used.
 CREATE FUNCTION pay._apply_statement_file(r pay.outbox, g pay.gateways, p_file bytea) RETURNS text
 LANGUAGE plpgsql AS $$
-BEGIN
-  IF g.kind = 'wechatpay' AND pay._sha1_hex(p_file) IS DISTINCT FROM lower(r.params->>'hash_value') THEN
-    RETURN format('the bill''s SHA-1 %s is not the %s WeChat Pay named', pay._sha1_hex(p_file), r.params->>'hash_value');
-  END IF;
-  IF g.kind = 'alipay' THEN
-    -- the detail, not its 汇总 summary (whose name also says 业务明细)
-    p_file := pay._zip_member(p_file, '业务明细', '汇总');
-  END IF;
-  PERFORM pay.import_statement(g.name, p_file,
-                               CASE g.kind WHEN 'wechatpay' THEN 'wechatpay_trade_bill'
-                                           WHEN 'alipay' THEN 'alipay_trade_bill'
-                                           ELSE 'stripe_itemized_csv' END);
-  RETURN NULL;
-END $$;
-
--- Alipay's answer naming the bill's URL: a success, signed by Alipay.
-CREATE FUNCTION pay._apply_alipay_bill_answer(r pay.outbox, g pay.gateways, p_body text, v jsonb) RETURNS text
-LANGUAGE plpgsql AS $$
 DECLARE
-  v_resp jsonb := v->'alipay_data_dataservice_bill_downloadurl_query_response';
+  f record;
 BEGIN
-  IF v_resp IS NULL OR v_resp->>'code' IS DISTINCT FROM '10000' THEN
-    RETURN format('alipay answered %s %s', coalesce(v_resp->>'code', '(no code)'),
-                  coalesce(v_resp->>'sub_code', v_resp->>'msg', ''));
+  f := pay._provider_statement_file(r, g, p_file);
+  IF f.reason IS NOT NULL THEN
+    RETURN f.reason;
   END IF;
-  IF NOT pay.alipay_response_valid(p_body, pay._credential(r.destination, 'public_key')) THEN
-    RETURN 'the signature of alipay''s answer does not verify';
-  END IF;
-  IF NOT pay._statement_url_trusted(v_resp->>'bill_download_url', g) THEN
-    RETURN format('the bill''s URL %s is not on %s nor dwbillcenter.alipay.com', v_resp->>'bill_download_url',
-                  coalesce(g.base_url, 'https://openapi.alipay.com'));
-  END IF;
-  PERFORM pay._enqueue('psp_request', r.destination, 'fetch_statement_file', NULL,
-    jsonb_build_object('day', r.params->>'day', 'url', v_resp->>'bill_download_url'),
-    'fetch_statement_file:' || g.name || ':' || (r.params->>'day'), false);
+  PERFORM pay.import_statement(g.name, f.content, f.format);
   RETURN NULL;
 END $$;
 
--- A 2xx answer to a fetch step: the next step queued, or the file imported.
--- Returns NULL, or why the answer cannot be used (the row goes dead).
+-- A 2xx answer to a fetch step: the next step the provider names queued
+-- under <operation>:<gateway>:<key> (and not sent before its delay), or
+-- the file imported.  Returns NULL, or why the answer cannot be used (the
+-- row goes dead).
 CREATE FUNCTION pay._apply_statement_answer(r pay.outbox, g pay.gateways, p_body text) RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
-  v jsonb;
+  a jsonb;
   v_id bigint;
 BEGIN
   IF r.operation = 'fetch_statement_file' THEN
     RETURN pay._apply_statement_file(r, g, convert_to(coalesce(p_body, ''), 'UTF8'));
   END IF;
   BEGIN
-    v := p_body::jsonb;
+    PERFORM p_body::jsonb;
   EXCEPTION WHEN OTHERS THEN
     RETURN 'the answer is not JSON';
   END;
-  IF g.kind = 'alipay' THEN
-    RETURN pay._apply_alipay_bill_answer(r, g, p_body, v);
+  a := pay._provider_statement_answer(r, g, p_body);
+  IF a->>'verdict' = 'refused' THEN
+    RETURN a->>'reason';
   END IF;
-  IF g.kind = 'wechatpay' THEN
-    IF v->>'hash_type' IS DISTINCT FROM 'SHA1' OR coalesce(v->>'hash_value', '') !~ '^[0-9A-Fa-f]{40}$' THEN
-      RETURN format('the bill''s digest is %s %s, not a SHA1', v->>'hash_type', v->>'hash_value');
-    END IF;
-    IF NOT pay._statement_url_trusted(v->>'download_url', g) THEN
-      RETURN format('the bill''s URL %s is not on %s nor api.mch.weixin.qq.com', v->>'download_url', g.base_url);
-    END IF;
-    PERFORM pay._enqueue('psp_request', r.destination, 'fetch_statement_file', NULL,
-      jsonb_build_object('day', r.params->>'day', 'url', v->>'download_url',
-                         'hash_type', v->>'hash_type', 'hash_value', v->>'hash_value'),
-      'fetch_statement_file:' || g.name || ':' || (r.params->>'day'), false);
-    RETURN NULL;
+  v_id := pay._enqueue('psp_request', r.destination, a->'next'->>'operation', NULL, a->'next'->'params',
+                       (a->'next'->>'operation') || ':' || g.name || ':' || (a->'next'->>'key'), false);
+  IF (a->'next'->>'delay_s')::integer > 0 THEN
+    UPDATE pay.outbox SET next_attempt_at = now() + make_interval(secs => (a->'next'->>'delay_s')::integer)
+     WHERE id = v_id AND state = 'pending';
   END IF;
-  CASE v->>'status'
-    WHEN 'succeeded' THEN
-      IF NOT pay._statement_url_trusted(v->'result'->>'url', g) THEN
-        RETURN format('the report''s file URL %s is not on %s nor files.stripe.com', v->'result'->>'url',
-                      coalesce(g.base_url, 'https://api.stripe.com'));
-      END IF;
-      PERFORM pay._enqueue('psp_request', r.destination, 'fetch_statement_file', NULL,
-        jsonb_build_object('day', r.params->>'day', 'report_run', v->>'id', 'url', v->'result'->>'url'),
-        'fetch_statement_file:' || g.name || ':' || (v->>'id'), false);
-    WHEN 'pending' THEN
-      -- Stripe is still preparing it: ask again in a minute
-      v_id := pay._enqueue('psp_request', r.destination, 'fetch_statement_poll', NULL,
-        jsonb_build_object('day', r.params->>'day', 'report_run', v->>'id'),
-        'fetch_statement_poll:' || g.name || ':' || (v->>'id') || ':' || r.id, false);
-      UPDATE pay.outbox SET next_attempt_at = now() + interval '1 minute' WHERE id = v_id AND state = 'pending';
-    ELSE
-      RETURN format('the report run %s is %s', v->>'id', coalesce(v->>'status', '(no status)'));
-  END CASE;
   RETURN NULL;
 END $$;
 
