@@ -193,6 +193,10 @@ DROP FUNCTION pay._unix_time(text);
 DROP FUNCTION pay._require_content_type(jsonb, text[]);
 DROP FUNCTION pay._gateway_option(pay.gateways, text);
 DROP FUNCTION pay._gateway_secret(pay.gateways, text);
+-- Statement answers are read by their provider (C): the bill answer and the
+-- trusted file hosts are each provider's own.
+DROP FUNCTION pay._apply_alipay_bill_answer(pay.outbox, pay.gateways, text, jsonb);
+DROP FUNCTION pay._statement_url_trusted(text, pay.gateways);
 
 -- Functions new or changed in 0.3 (their definitions as a fresh install has them).
 CREATE OR REPLACE FUNCTION pay._anomaly(o pay.orders, g pay.gateways, p_callback bigint, p_kind text, p_detail text)
@@ -230,6 +234,13 @@ CREATE FUNCTION pay._provider_operation_kinds(operation text) RETURNS text[]
 
 CREATE FUNCTION pay._provider_request(r pay.outbox, g pay.gateways) RETURNS pay.http_request
     AS 'MODULE_PATHNAME', 'pay_provider_request' LANGUAGE C STABLE STRICT;
+
+CREATE FUNCTION pay._provider_statement_answer(r pay.outbox, g pay.gateways, p_body text) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'pay_provider_statement_answer' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION pay._provider_statement_file(r pay.outbox, g pay.gateways, p_file bytea,
+                                             OUT content bytea, OUT format text, OUT reason text)
+    AS 'MODULE_PATHNAME', 'pay_provider_statement_file' LANGUAGE C VOLATILE;
 
 CREATE FUNCTION pay.wait_next_action(order_id bigint, timeout interval) RETURNS jsonb
     AS 'MODULE_PATHNAME', 'pay_wait_next_action' LANGUAGE C VOLATILE
@@ -443,6 +454,46 @@ BEGIN
              f.id, coalesce(p_reason, 'refund failed')));
   END IF;
   RETURN format('refund %s %s', f.id, coalesce(f.psp_status, 'requested'));
+END $$;
+
+CREATE OR REPLACE FUNCTION pay._apply_statement_answer(r pay.outbox, g pay.gateways, p_body text) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+  a jsonb;
+  v_id bigint;
+BEGIN
+  IF r.operation = 'fetch_statement_file' THEN
+    RETURN pay._apply_statement_file(r, g, convert_to(coalesce(p_body, ''), 'UTF8'));
+  END IF;
+  BEGIN
+    PERFORM p_body::jsonb;
+  EXCEPTION WHEN OTHERS THEN
+    RETURN 'the answer is not JSON';
+  END;
+  a := pay._provider_statement_answer(r, g, p_body);
+  IF a->>'verdict' = 'refused' THEN
+    RETURN a->>'reason';
+  END IF;
+  v_id := pay._enqueue('psp_request', r.destination, a->'next'->>'operation', NULL, a->'next'->'params',
+                       (a->'next'->>'operation') || ':' || g.name || ':' || (a->'next'->>'key'), false);
+  IF (a->'next'->>'delay_s')::integer > 0 THEN
+    UPDATE pay.outbox SET next_attempt_at = now() + make_interval(secs => (a->'next'->>'delay_s')::integer)
+     WHERE id = v_id AND state = 'pending';
+  END IF;
+  RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION pay._apply_statement_file(r pay.outbox, g pay.gateways, p_file bytea) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+  f record;
+BEGIN
+  f := pay._provider_statement_file(r, g, p_file);
+  IF f.reason IS NOT NULL THEN
+    RETURN f.reason;
+  END IF;
+  PERFORM pay.import_statement(g.name, f.content, f.format);
+  RETURN NULL;
 END $$;
 
 CREATE FUNCTION pay._authorization_window(p_gateway text) RETURNS interval
