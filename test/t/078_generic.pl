@@ -2,7 +2,9 @@
 # is the fake PSP's /generic.  The dispatcher sends create_payment, refund,
 # query, query_refund and close there; the fake answers as a PSP speaking the
 # scheme and, when the buyer pays, notifies pay-proxy with the signed
-# generic callback (the fake's outbox).  A callback under the wrong key is
+# generic callback (the fake's outbox).  A refund's answer confirms it (a
+# retry after a lost answer refunds nothing more), and the PSP's later
+# report of it books nothing twice.  A callback under the wrong key is
 # recorded and refused; a payment whose callback was lost and a refund
 # answered "pending" are found by the janitor's queries; an unpaid order
 # that expires is closed at the PSP.
@@ -106,9 +108,15 @@ is(join(',', map { "$_->{status} $_->{body}" } @{ $again->{results} }), '200 suc
 is(booked($a), '1', 'A: ... and booked no second time');
 
 # --- a refund: sent, answered, confirmed ---------------------------------------------------
+# (its first answer lost after the PSP made it: the retry under the same key refunds nothing more)
+control('POST', '/control/faults', { path => '/generic/refund', mode => 'status', status => 500,
+	after => JSON::PP::true, count => 1 });
 my $r = psql("SELECT pay.refund($a, 1200, 'part of it')");
 quiet('A: the refund request is answered');
 is(sent($a, 'refund'), 'done 200', 'A: the fake took the refund');
+my $key = psql("SELECT idempotency_key FROM pay.outbox WHERE order_id = $a AND operation = 'refund'");
+my $eff = control('GET', '/control/effects')->{keys}{"generic:$key"};
+is("$eff->{requests} $eff->{effects}", '2 1', 'A: sent twice under one key (the first answer lost), refunded once');
 $body = $json->decode(received('refund', $a)->{body});
 is("$body->{refund_id} $body->{refund_amount}", "$r 1200", 'A: the request names the refund and its amount');
 my $pr = (grep { $_->{refund_id} eq $r } values %{ control('GET', '/control/state')->{generic}{refunds} })[0];
@@ -117,6 +125,14 @@ is(psql("SELECT psp_status || ' ' || psp_refund_id FROM pay.refunds WHERE id = $
 is(payment($a)->{refunded}, 1200, 'A: the PSP refunded 1200, not the order\'s amount');
 is(psql("SELECT pay.balance('merchant:acme:USD')"), '3800', 'A: the ledger matches the PSP: 3800 left');
 is(psql("SELECT status || ' ' || refunded_amount FROM pay.orders WHERE id = $a"), 'paid 1200', 'A: still paid, 1200 refunded');
+
+# the PSP reports that refund afterwards (a "refunded" callback naming its refund id): nothing booked twice
+my $told = control('POST', '/control/send', { provider => 'generic', gateway => 'gn', order_id => "$a", amount => 5000,
+	currency => 'USD', target => $proxy_url, event => 'refunded', refund_amount => 1200, refund_id => $pr->{psp_refund_id} });
+is($told->{results}[0]{status}, 200, 'A: the PSP\'s report of that refund is acknowledged');
+is(last_outcome($a), "refunded: refund $r sent by pay, already booked", 'A: ... as pay\'s own refund');
+is(psql("SELECT pay.balance('merchant:acme:USD') || ' ' || refunded_amount FROM pay.orders WHERE id = $a"), '3800 1200',
+	'A: ... booked no second time');
 
 # --- a callback under the wrong key: recorded, refused, nothing moves ---------------------
 my $bad = control('POST', '/control/send', { provider => 'generic', gateway => 'gn', order_id => "$a",
