@@ -21,7 +21,8 @@ is required (401 otherwise).
 Errors: {"message", "code"} with a 4xx.  Idempotency: the same key with the
 same body replays the first answer (header Idempotent-Replayed: true) with
 no second effect; the same key with another body is 409
-idempotency_conflict; a validation error is not kept under the key.
+idempotency_conflict; a refused request (4xx) is not kept under the key, so
+the key can go through once what refused it changed (the buyer paid).
 
 Notifications: when the buyer pays (POST /control/generic/pay) the PSP
 notifies the merchant with the generic "paid" (or "failed") callback
