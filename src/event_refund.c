@@ -16,6 +16,7 @@
 #include "event_apply.h"
 
 static SPIPlanPtr booked_plan = NULL;
+static SPIPlanPtr own_plan = NULL;
 static SPIPlanPtr book_plan = NULL;
 static SPIPlanPtr defer_plan = NULL;
 static SPIPlanPtr deferred_plan = NULL;
@@ -43,6 +44,28 @@ RefundBooked(int64 order_id, const char *key)
 						 values, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read pay.refunds");
 	return SPI_processed > 0;
+}
+
+/*
+ * pay's own refund of the order that the PSP named psp_refund_id in its
+ * answer to our refund request (0 when none): a PSP reporting that refund
+ * afterwards reports money pay booked when it asked.
+ */
+static int64
+OwnRefund(int64 order_id, const char *psp_refund_id)
+{
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Datum		values[2] = {Int64GetDatum(order_id), CStringGetTextDatum(psp_refund_id)};
+	bool		isnull;
+
+	if (SPI_execute_plan(KeptPlan(&own_plan,
+								  "SELECT id FROM pay.refunds WHERE order_id = $1 AND psp_refund_id = $2",
+								  2, types),
+						 values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pay.refunds");
+	if (SPI_processed == 0)
+		return 0;
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 
 /* pay._book_refund: the refund row, the order's refunded amount, the posting, the notification */
@@ -91,6 +114,13 @@ EventApplyPspRefund(const CallbackGateway *g, const EventOrder *o, Jsonb *e, int
 		return "refund already booked";
 	if (!NewRefundAmount(o, e, &amount) || amount <= 0)
 		return "no new refund amount";
+	if (refund_id != NULL)
+	{
+		int64		own = OwnRefund(o->id, refund_id);
+
+		if (own != 0)
+			return psprintf("refund %lld sent by pay, already booked", (long long) own);
+	}
 	if (amount > o->paid_amount - o->refunded)
 		return EventAnomaly(o, g, callback_id, "refund_exceeds",
 							psprintf("PSP refund of " INT64_FORMAT " exceeds the refundable " INT64_FORMAT,

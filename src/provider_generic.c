@@ -185,12 +185,18 @@ AnswerCallback(bool verified, const char *reason, const char **type, char **body
 
 /*
  * Requests: POST <base_url>/<operation> with a JSON body (the order, its
- * transaction id and the idempotency key, overlaid by params) and the key
+ * transaction id and the idempotency key; a refund's refund_amount;
+ * overlaid by params) and the key
  * in the Idempotency-Key header; Bearer api_key when options.auth is
  * "bearer".
  */
 
-/* The request body: amount a JSON number, the rest strings; params last, so they win. */
+/*
+ * The request body: amounts JSON numbers, the rest strings; params last, so
+ * they win.  amount is the order's; a refund (and its query) also names
+ * refund_amount, the refund's own amount, without which a PSP could only
+ * refund the whole order.
+ */
 static char *
 Body(const ProviderRequest *req, const ProviderOrder *o, const char *idempotency_key)
 {
@@ -203,6 +209,13 @@ Body(const ProviderRequest *req, const ProviderOrder *o, const char *idempotency
 	ProviderPushText(&state, "currency", o->currency);
 	ProviderPushText(&state, "psp_txn_id", o->psp_txn_id);
 	ProviderPushText(&state, "idempotency_key", idempotency_key);
+	if (strcmp(req->operation, "refund") == 0 || strcmp(req->operation, "query_refund") == 0)
+	{
+		ProviderRefund f;
+
+		ProviderRequestRefund(req, &f);
+		ProviderPushInt64(&state, "refund_amount", f.amount);
+	}
 	body = JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
 	body = ProviderJsonbConcat(body, ProviderRowJsonb(req->outbox, "params"));
 	return JsonbToCString(NULL, &body->root, VARSIZE(body));

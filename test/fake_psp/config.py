@@ -50,6 +50,7 @@ class Config:
         self.wechat_timestamp_tolerance_s = int(wx.get("timestamp_tolerance_s", 300))
 
         self.generic_webhook_secret = (data.get("generic") or {}).get("webhook_secret")
+        self.generic_api_key = (data.get("generic") or {}).get("api_key")
 
         pp = data.get("paypal") or {}
         self.paypal_client_id = pp.get("client_id")

@@ -19,11 +19,15 @@
   POST   /control/outbox/flush      attempt every queued notification now: {"provider"} optional
   GET    /control/outbox/wait       wait until nothing is queued or in flight (?timeout_s=)
   POST   /control/paypal/approve    the buyer approves an order: {"id", "capture": completed|pending|denied}
-  POST   /control/paypal/expire_tokens   every issued OAuth token expires"""
+  POST   /control/paypal/expire_tokens   every issued OAuth token expires
+  POST   /control/generic/pay       the buyer pays (or fails) a generic payment: {"order_id", "status", "notify"}
+  POST   /control/generic/settle_refund  a pending generic refund ends: {"psp_refund_id", "status"}
+  POST   /control/generic/settings  {"refund_status": "succeeded" | "pending" | "failed"}: how refunds answer"""
 
 import json
 
 import faults as faults_mod
+import generic_api
 import outbox as outbox_mod
 import paypal
 import sender
@@ -114,6 +118,9 @@ def handle(app, req):
         return server.json_response(200, {"merchants": sorted(app.merchants)})
     if path.startswith("/control/outbox"):
         return _outbox(app, path, method, body, q)
+    if path.startswith("/control/generic/") and method == "POST":
+        status, out = generic_api.control(app, path.rsplit("/", 1)[1], body)
+        return server.json_response(status, out)
     if path.startswith("/control/paypal/") and method == "POST":
         status, out = paypal.control(app, path.rsplit("/", 1)[1], body)
         return server.json_response(status, out)

@@ -2,8 +2,8 @@
 form-encoded fields event_id, out_trade_no, trade_no, amount (minor units),
 currency, status (paid / failed / refunded / closed), refund_amount for
 refunds, timestamp (unix seconds), nonce, and `sign` = hex HMAC-SHA256 over
-the canonical string of the other fields with the gateway's webhook_secret.
-The field names are this fake's proposal; align them with handle_callback."""
+the canonical string of the other fields with the gateway's webhook_secret,
+as pay's provider_generic.c reads them.  The API side of the scheme (what pay's dispatcher sends) is generic_api.py."""
 
 import re
 import urllib.parse
@@ -30,9 +30,24 @@ class Callbacks:
         return name
 
     def build(self, app, p, event, event_id=None, update=True, mode=None):
-        """The callback's fields without timestamp, nonce and sign."""
+        """The callback's fields without timestamp, nonce and sign.  The payment the
+        API created for the order (generic_api.py) gives trade_no; when `update`, the
+        event happens to it (created if the API never saw the order)."""
+        import generic_api  # here: generic_api imports this module
+        st = generic_api.state(app)
+        with app.store.lock:
+            pay = st["payments"].get(p["ref"])
+            if pay is None and update:
+                pay = st["payments"][p["ref"]] = generic_api.new_payment(
+                    p["ref"], p["amount"], p["currency"].upper(), p.get("txn_id"))
+            if pay is not None and update:
+                if event == "refunded":
+                    pay["refunded"] += p.get("refund_amount") or p["amount"]
+                else:
+                    pay["status"] = event
+            txn_id = p.get("txn_id") or (pay["psp_txn_id"] if pay else None)
         params = {"event_id": event_id or "ev_" + ids.alnum(24), "out_trade_no": p["ref"],
-                  "trade_no": p.get("txn_id") or "T" + ids.digits(20), "amount": str(p["amount"]),
+                  "trade_no": txn_id or "T" + ids.digits(20), "amount": str(p["amount"]),
                   "currency": p["currency"].upper(), "status": event}
         if event == "refunded":
             params["refund_amount"] = str(p.get("refund_amount") or p["amount"])

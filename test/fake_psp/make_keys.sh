@@ -86,6 +86,7 @@ WHSEC="whsec_$(openssl rand -base64 24 | tr -d '/+=' | cut -c1-32)"
 SK="sk_test_$(rnd 40)"
 APIV3=$(rnd 32)
 GENERIC=$(rnd 40)
+GENERIC_API_KEY=gk_test_$(rnd 32)
 ACME=$(rnd 48)
 OTHER=$(rnd 48)
 PAYPAL_CLIENT_ID="A$(openssl rand -base64 60 | tr -d '/+=\n' | cut -c1-79)"
@@ -131,7 +132,8 @@ cat > ../config.json <<JSON
     "merchant_account": "PayTestMerchantECOM"
   },
   "generic": {
-    "webhook_secret": "$GENERIC"
+    "webhook_secret": "$GENERIC",
+    "api_key": "$GENERIC_API_KEY"
   },
   "merchants": {
     "acme": {"api_secret": "$ACME"},

@@ -1,5 +1,6 @@
 """Notifications a PSP sends on its own after the API call that caused them
-(PayPal webhooks, Adyen standard notifications): queued, delivered in the
+(PayPal webhooks, Adyen standard notifications, Stripe webhooks) or after a
+buyer's payment (the generic scheme's callbacks): queued, delivered in the
 background to the target registered for the provider (pay-proxy's
 POST /callbacks/{gateway}), retried until accepted, every attempt recorded.
 

@@ -18,6 +18,7 @@ import adyen
 import alipay
 import control
 import faults as faults_mod
+import generic_api
 import merchant
 import outbox as outbox_mod
 import paypal
@@ -92,12 +93,13 @@ class App:
         self.stopping = threading.Event()
         self.base_url = None
         self.merchants = {code: dict(m) for code, m in cfg.merchants.items()}
-        self.outbox = outbox_mod.Outbox(self, {"paypal": paypal, "adyen": adyen, "stripe": stripe})
+        self.outbox = outbox_mod.Outbox(self, {"paypal": paypal, "adyen": adyen, "stripe": stripe,
+                                                    "generic": generic_api})
 
     def route(self, req):
         """(route name, Response, verdict) for a provider request."""
         # paypal before stripe: both live under /v1/ (PayPal only /v1/oauth2/ and /v1/notifications/)
-        for module in (paypal, adyen, stripe, alipay, wechatpay, merchant):
+        for module in (paypal, adyen, stripe, alipay, wechatpay, generic_api, merchant):
             out = module.handle(self, req)
             if out is not None:
                 return out

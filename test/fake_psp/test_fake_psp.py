@@ -2033,3 +2033,165 @@ class PaypalAdyenKnownAnswerTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+# --- pay's generic scheme: its API and the callbacks sent after a payment ------------
+
+GENERIC = CONF["generic"]
+
+
+def gen(case, op, body, key=GENERIC["api_key"], idem="unset"):
+    """POST /generic/<op> as pay's dispatcher sends it: (status, headers, answer)."""
+    idem = body.get("idempotency_key") if idem == "unset" else idem
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    if idem:
+        headers["Idempotency-Key"] = idem
+    status, h, raw = case.call("POST", f"/generic/{op}", json.dumps(body), headers)
+    return status, h, json.loads(raw)
+
+
+def gen_body(order, op, amount=1000, **kw):
+    """A request body: the order, the key pay derives from it, params (kw) last."""
+    body = {"order_id": str(order), "amount": amount, "currency": "USD",
+            "idempotency_key": f"psp_{order}_{op}"}
+    body.update(kw)
+    return body
+
+
+def generic_fields(body):
+    """A generic callback's fields, its sign checked with this test's own HMAC."""
+    fields = dict(urllib.parse.parse_qsl(body.decode(), keep_blank_values=True))
+    signed = "&".join(f"{k}={v}" for k, v in sorted(fields.items()) if k != "sign" and v != "")
+    want = hmac.new(GENERIC["webhook_secret"].encode(), signed.encode(), hashlib.sha256).hexdigest()
+    return fields, hmac.compare_digest(want, fields.get("sign", ""))
+
+
+class GenericApiTest(OutboxCase):
+    """POST /generic/<operation>: pay's generic scheme played by a PSP."""
+
+    sink_body = b"success"
+
+    def setUp(self):
+        super().setUp()
+        status, out = control(self.base, "POST", "outbox", {"provider": "generic", "target": self.sink.url,
+                                                            "gateway": "gen_main", "delay_ms": 0,
+                                                            "retry_ms": [50, 50]})
+        self.assertEqual(status, 200, out)
+
+    def test_auth_and_validation(self):
+        self.assertEqual(gen(self, "create_payment", gen_body(1, "create_payment"), key=None)[0], 401)
+        self.assertEqual(gen(self, "create_payment", gen_body(1, "create_payment"), key="gk_wrong")[0], 401)
+        self.assertEqual(gen(self, "create_payment", gen_body(1, "create_payment"), idem=None)[2]["code"],
+                         "idempotency_key_missing")
+        self.assertEqual(gen(self, "create_payment", gen_body(1, "create_payment"), idem="other")[2]["code"],
+                         "idempotency_key_mismatch")
+        status, _, err = gen(self, "create_payment", gen_body(1, "create_payment", amount="1000"))
+        self.assertEqual((status, err["code"]), (400, "invalid_field"))
+        self.assertIn("amount", err["message"])
+        self.assertEqual(gen(self, "nothing", gen_body(1, "nothing"))[0], 404)
+        # a validation error is not kept under the key: the corrected request goes through
+        status, _, p = gen(self, "create_payment", gen_body(1, "create_payment"))
+        self.assertEqual((status, p["status"]), (200, "pending"))
+        self.assertEqual(self.effects()["orders"]["generic:1"], {"payments": 1})
+
+    def test_payment_lifecycle_and_notification(self):
+        status, h, p = gen(self, "create_payment", gen_body(7, "create_payment", amount=2500))
+        self.assertEqual((status, p["order_id"], p["status"], p["amount"], p["currency"]),
+                         (200, "7", "pending", 2500, "USD"))
+        self.assertRegex(p["psp_txn_id"], r"^GT\d{20}$")
+        self.assertEqual(p["next_action"], {"type": "redirect",
+                                            "url": f"{self.base}/generic/checkout/{p['psp_txn_id']}"})
+        # the same key and body again: the first answer, no second payment
+        status, h2, again = gen(self, "create_payment", gen_body(7, "create_payment", amount=2500))
+        self.assertEqual((status, again, h2.get("idempotent-replayed")), (200, p, "true"))
+        status, _, err = gen(self, "create_payment", gen_body(7, "create_payment", amount=2600))
+        self.assertEqual((status, err["code"]), (409, "idempotency_conflict"))
+        self.assertEqual(gen(self, "create_payment", gen_body(7, "create_payment", idempotency_key="k2"))[2]["code"],
+                         "order_exists")
+        q = gen(self, "query", gen_body(7, "query", idempotency_key="q1", psp_txn_id=p["psp_txn_id"]))[2]
+        self.assertEqual((q["status"], q["psp_txn_id"]), ("pending", p["psp_txn_id"]))
+        self.assertEqual(self.hooks("gen_main"), [])
+        # the buyer pays: the PSP notifies the merchant, signed
+        status, paid = control(self.base, "POST", "generic/pay", {"order_id": "7"})
+        self.assertEqual((status, paid["status"], paid["notified"]), (200, "paid", True))
+        box = self.wait()
+        self.assertEqual([(d["provider"], d["state"]) for d in box["deliveries"]], [("generic", "accepted")])
+        (h, body), = self.hooks("gen_main")
+        self.assertEqual(h["content-type"], "application/x-www-form-urlencoded")
+        fields, ok = generic_fields(body)
+        self.assertTrue(ok)
+        self.assertEqual({k: fields[k] for k in ("out_trade_no", "trade_no", "status", "amount", "currency")},
+                         {"out_trade_no": "7", "trade_no": p["psp_txn_id"], "status": "paid", "amount": "2500",
+                          "currency": "USD"})
+        self.assertLessEqual(abs(int(fields["timestamp"]) - time.time()), 60)
+        self.assertEqual(control(self.base, "POST", "generic/pay", {"order_id": "7"})[0], 409)
+        self.assertEqual(gen(self, "query", gen_body(7, "query", idempotency_key="q2"))[2]["status"], "paid")
+        # a paid payment is not closed
+        status, _, err = gen(self, "close", gen_body(7, "close"))
+        self.assertEqual((status, err["code"]), (409, "already_paid"))
+
+    def test_refunds(self):
+        gen(self, "create_payment", gen_body(8, "create_payment"))
+        self.assertEqual(gen(self, "refund", gen_body(8, "refund_5", refund_id=5, refund_amount=300))[2]["code"],
+                         "not_paid")
+        control(self.base, "POST", "generic/pay", {"order_id": "8", "notify": False})
+        self.assertEqual(gen(self, "refund", gen_body(8, "refund_5", refund_id=5))[2]["code"], "invalid_field")
+        status, _, r = gen(self, "refund", gen_body(8, "refund_5", refund_id=5, refund_amount=300))
+        self.assertEqual((status, r["order_id"], r["refund_id"], r["status"], r["amount"]), (200, "8", 5, "succeeded", 300))
+        self.assertRegex(r["psp_refund_id"], r"^GR\d{18}$")
+        # retried: the same refund, once
+        self.assertEqual(gen(self, "refund", gen_body(8, "refund_5", refund_id=5, refund_amount=300))[2], r)
+        status, _, err = gen(self, "refund", gen_body(8, "refund_6", refund_id=6, refund_amount=701))
+        self.assertEqual((status, err["code"]), (400, "amount_too_large"))
+        # a pending refund, settled later: query_refund says so
+        control(self.base, "POST", "generic/settings", {"refund_status": "pending"})
+        r7 = gen(self, "refund", gen_body(8, "refund_7", refund_id=7, refund_amount=700))[2]
+        self.assertEqual(r7["status"], "pending")
+        q = gen(self, "query_refund", gen_body(8, "qr", refund_id=7, idempotency_key="qr1"))[2]
+        self.assertEqual((q["refund_id"], q["status"]), (7, "pending"))
+        control(self.base, "POST", "generic/settle_refund", {"psp_refund_id": r7["psp_refund_id"], "status": "succeeded"})
+        q = gen(self, "query_refund", gen_body(8, "qr", refund_id=7, idempotency_key="qr2"))[2]
+        self.assertEqual((q["status"], q["psp_refund_id"]), ("succeeded", r7["psp_refund_id"]))
+        self.assertEqual(gen(self, "query_refund", gen_body(8, "qr", refund_id=9, idempotency_key="qr3"))[0], 404)
+        eff = self.effects()
+        self.assertEqual(eff["orders"]["generic:8"], {"payments": 1, "refunds": 2, "refunded": 1000})
+        self.assertEqual(eff["keys"]["generic:psp_8_refund_5"]["effects"], 1)
+        self.assertEqual(self.hooks("gen_main"), [])  # none notified: notify false, refunds are answered
+
+    def test_close_and_failed_payment(self):
+        gen(self, "create_payment", gen_body(9, "create_payment"))
+        status, _, c = gen(self, "close", gen_body(9, "close"))
+        self.assertEqual((status, c["status"]), (200, "closed"))
+        self.assertEqual(gen(self, "close", gen_body(9, "close"))[2], c)
+        self.assertEqual(self.effects()["orders"]["generic:9"], {"payments": 1, "closes": 1})
+        self.assertEqual(control(self.base, "POST", "generic/pay", {"order_id": "9"})[0], 409)
+        self.assertEqual(gen(self, "close", gen_body(404, "close"))[0], 404)
+        gen(self, "create_payment", gen_body(10, "create_payment"))
+        control(self.base, "POST", "generic/pay", {"order_id": "10", "status": "failed"})
+        self.wait()
+        (_, body), = self.hooks("gen_main")
+        self.assertEqual(generic_fields(body)[0]["status"], "failed")
+        self.assertEqual(gen(self, "query", gen_body(10, "query", idempotency_key="q"))[2]["status"], "failed")
+
+    def test_send_follows_the_payment(self):
+        p = gen(self, "create_payment", gen_body(11, "create_payment", amount=400))[2]
+        out = control(self.base, "POST", "send", {"provider": "generic", "order_id": "11", "amount": 400,
+                                                  "currency": "USD", "url": self.sink.url + "/callbacks/x"})[1]
+        fields, ok = generic_fields(out["requests"][0]["body"].encode())
+        self.assertEqual((ok, fields["trade_no"]), (True, p["psp_txn_id"]))
+        self.assertEqual(gen(self, "query", gen_body(11, "query", idempotency_key="q"))[2]["status"], "paid")
+
+    def test_faults_and_retry_after_a_lost_answer(self):
+        control(self.base, "POST", "faults", {"rules": [
+            {"path": "/generic/create_payment", "mode": "status", "status": 503, "count": 1},
+            {"path": "/generic/refund", "mode": "status", "status": 500, "after": True, "count": 1}]})
+        self.assertEqual(gen(self, "create_payment", gen_body(12, "create_payment"))[0], 503)
+        self.assertEqual(gen(self, "create_payment", gen_body(12, "create_payment"))[0], 200)
+        control(self.base, "POST", "generic/pay", {"order_id": "12", "notify": False})
+        # applied, its answer lost: the retry under the same key refunds nothing more
+        self.assertEqual(gen(self, "refund", gen_body(12, "refund_3", refund_id=3, refund_amount=1000))[0], 500)
+        status, h, r = gen(self, "refund", gen_body(12, "refund_3", refund_id=3, refund_amount=1000))
+        self.assertEqual((status, r["status"], h.get("idempotent-replayed")), (200, "succeeded", "true"))
+        self.assertEqual(self.effects()["orders"]["generic:12"], {"payments": 1, "refunds": 1, "refunded": 1000})
