@@ -25,7 +25,8 @@
  * PROVIDER_STATEMENTS; see "Statement fetches" below for their answers.
  *
  * Adding a provider: write src/provider_<kind>.c with its Provider, and
- * add one line to providers[] in provider_registry.c.  Nothing else lists
+ * name it in provider_registry.c (its declaration and its line in
+ * providers[]).  Nothing else lists
  * the kinds: the CHECK on pay.gateways.kind asks the registry
  * (pay._provider_kind_known).
  */
@@ -266,13 +267,5 @@ extern bool ProviderStatementUrlTrusted(const ProviderRequest *req, const char *
 /* provider_stripe_statement.c: Stripe's statement fetch steps (fetch_statement*) */
 extern Datum StripeStatementBuild(const ProviderRequest *req);
 extern Jsonb *StripeStatementRead(const ProviderAnswer *ans);
-
-/* The providers (provider_<kind>.c) */
-extern const Provider stripe_provider;
-extern const Provider alipay_provider;
-extern const Provider wechatpay_provider;
-extern const Provider adyen_provider;
-extern const Provider paypal_provider;
-extern const Provider generic_provider;
 
 #endif							/* PAY_PROVIDER_H */

@@ -22,6 +22,14 @@
 #include "pay.h"
 #include "provider.h"
 
+/* The providers, each defined in its src/provider_<kind>.c. */
+extern const Provider stripe_provider;
+extern const Provider alipay_provider;
+extern const Provider wechatpay_provider;
+extern const Provider adyen_provider;
+extern const Provider paypal_provider;
+extern const Provider generic_provider;
+
 static const Provider *const providers[] = {
 	&stripe_provider,
 	&alipay_provider,
