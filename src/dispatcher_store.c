@@ -178,26 +178,6 @@ RerouteBlocked(char **blocked, int nblocked)
 		elog(ERROR, "could not re-route requests behind open circuits: %s", SPI_result_code_string(rc));
 }
 
-/*
- * A statement prepared once with a generic plan, kept.  The worker plans
- * custom plans by default (plan_cache_mode); these statements have one good
- * plan whatever their parameters, so planning them again on every claim
- * would only cost CPU.
- */
-static SPIPlanPtr
-KeptGenericPlan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types)
-{
-	if (*slot == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, types, CURSOR_OPT_GENERIC_PLAN);
-
-		if (plan == NULL)
-			elog(ERROR, "could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
-		*slot = plan;
-	}
-	return *slot;
-}
 
 /*
  * Plan (or re-plan, after an ANALYZE) the claim's statements on the index
@@ -637,6 +617,7 @@ StoreRecord(HttpResult *results, int n, int *outcomes, const int64 *waits_ms)
 	Datum	   *waits = palloc(sizeof(Datum) * n);
 	int			i;
 	int			rc;
+	int			level;
 
 	for (i = 0; i < n; i++)
 	{
@@ -672,7 +653,14 @@ StoreRecord(HttpResult *results, int n, int *outcomes, const int64 *waits_ms)
 	values[5] = ScalarArray(latencies, latency_nulls, n, FLOAT8OID);
 	values[6] = ScalarArray(started, NULL, n, TIMESTAMPTZOID);
 	values[7] = ScalarArray(waits, NULL, n, INTERVALOID);
-	rc = SPI_execute_plan(KeptPlan(&record_plan,
+
+	/*
+	 * One plan for every batch, made under the claim's planning settings:
+	 * the rows are found by the primary key whatever the statistics say,
+	 * and no batch pays for planning it again.
+	 */
+	level = IndexOnlyPlanning();
+	rc = SPI_execute_plan(KeptGenericPlan(&record_plan,
 								  "WITH r AS ("
 								  "  SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
 								  "                          pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6),"
@@ -696,6 +684,7 @@ StoreRecord(HttpResult *results, int n, int *outcomes, const int64 *waits_ms)
 								  "   FROM r",
 								  8, types),
 						  values, NULL, false, 0);
+	AtEOXact_GUC(true, level);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "could not record delivery outcomes: %s", SPI_result_code_string(rc));
 	RerouteDead(results, n, outcomes);

@@ -94,7 +94,8 @@ AddToSlot(int64 delta)
 	bool		isnull;
 	int			rc;
 
-	rc = SPI_execute_plan(KeptPlan(&slot_plan, "UPDATE pay.outbox_backlog SET undelivered = undelivered OPERATOR(pg_catalog.+) $1 "
+	/* one plan, whatever the session's plan_cache_mode: a key lookup in a 65-row table */
+	rc = SPI_execute_plan(KeptGenericPlan(&slot_plan, "UPDATE pay.outbox_backlog SET undelivered = undelivered OPERATOR(pg_catalog.+) $1 "
 								   "WHERE slot = $2 RETURNING undelivered", 2, types),
 						  values, NULL, false, 0);
 	if (rc != SPI_OK_UPDATE_RETURNING || SPI_processed != 1)

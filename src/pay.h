@@ -29,6 +29,7 @@ extern void OrderStateInit(void);
 
 /* spi_plans.c: a statement prepared once per backend and kept in *slot */
 extern struct _SPI_plan *KeptPlan(struct _SPI_plan **slot, const char *sql, int nargs, Oid *types);
+extern struct _SPI_plan *KeptGenericPlan(struct _SPI_plan **slot, const char *sql, int nargs, Oid *types);
 
 /*
  * cache_abort.c: a per-backend cache registers a guard (from _PG_init);
