@@ -17,6 +17,7 @@
 
 static SPIPlanPtr booked_plan = NULL;
 static SPIPlanPtr own_plan = NULL;
+static SPIPlanPtr awaited_plan = NULL;
 static SPIPlanPtr book_plan = NULL;
 static SPIPlanPtr defer_plan = NULL;
 static SPIPlanPtr deferred_plan = NULL;
@@ -63,6 +64,35 @@ OwnRefund(int64 order_id, const char *psp_refund_id)
 								  2, types),
 						 values, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read pay.refunds");
+	if (SPI_processed == 0)
+		return 0;
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * pay's own refund of the order, of this amount, still waiting for the
+ * PSP's answer (requested, no PSP id yet), now named psp_refund_id and
+ * succeeded; 0 when there is none.  A PSP may report a refund before pay
+ * has read its answer to the request: that report is of money pay booked
+ * when it asked, and booking it again would count it twice.  (The order
+ * is locked, so no other report takes the same refund.)
+ */
+static int64
+AwaitedRefund(int64 order_id, int64 amount, const char *psp_refund_id)
+{
+	Oid			types[3] = {INT8OID, INT8OID, TEXTOID};
+	Datum		values[3] = {Int64GetDatum(order_id), Int64GetDatum(amount), CStringGetTextDatum(psp_refund_id)};
+	bool		isnull;
+
+	if (SPI_execute_plan(KeptPlan(&awaited_plan,
+								  "UPDATE pay.refunds SET psp_refund_id = $3, psp_status = 'succeeded'"
+								  " WHERE id = (SELECT id FROM pay.refunds"
+								  "              WHERE order_id = $1 AND amount = $2 AND psp_status = 'requested'"
+								  "                AND psp_refund_id IS NULL ORDER BY id LIMIT 1)"
+								  " RETURNING id",
+								  3, types),
+						 values, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "could not update pay.refunds");
 	if (SPI_processed == 0)
 		return 0;
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -120,6 +150,9 @@ EventApplyPspRefund(const CallbackGateway *g, const EventOrder *o, Jsonb *e, int
 
 		if (own != 0)
 			return psprintf("refund %lld sent by pay, already booked", (long long) own);
+		own = AwaitedRefund(o->id, amount, refund_id);
+		if (own != 0)
+			return psprintf("refund %lld sent by pay, already booked (reported before its answer)", (long long) own);
 	}
 	if (amount > o->paid_amount - o->refunded)
 		return EventAnomaly(o, g, callback_id, "refund_exceeds",

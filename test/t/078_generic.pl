@@ -134,6 +134,24 @@ is(last_outcome($a), "refunded: refund $r sent by pay, already booked", 'A: ... 
 is(psql("SELECT pay.balance('merchant:acme:USD') || ' ' || refunded_amount FROM pay.orders WHERE id = $a"), '3800 1200',
 	'A: ... booked no second time');
 
+# the PSP reports a refund before pay has read its answer to the request (the answer is slow):
+# the report is of pay's own refund, waiting for that answer, and is not booked again
+control('POST', '/control/faults', { path => '/generic/refund', mode => 'slow', delay_ms => 3000, count => 1 });
+my $r2 = psql("SELECT pay.refund($a, 700, 'more of it')");
+ok(wait_for_sql($node, qq{SELECT EXISTS (SELECT 1 FROM pay.outbox WHERE order_id = $a AND operation = 'refund'
+                             AND params->>'refund_id' = '$r2' AND state = 'in_flight')}, 30),
+	'A: the second refund request is on its way');
+my $early = control('POST', '/control/send', { provider => 'generic', gateway => 'gn', order_id => "$a", amount => 5000,
+	currency => 'USD', target => $proxy_url, event => 'refunded', refund_amount => 700, refund_id => 'RPRE700' });
+is($early->{results}[0]{status}, 200, 'A: the PSP\'s early report of it is acknowledged');
+is(last_outcome($a), "refunded: refund $r2 sent by pay, already booked (reported before its answer)",
+	'A: ... as pay\'s own refund, still waiting for its answer');
+quiet('A: the slow answer arrives');
+is(psql("SELECT psp_status || ' ' || psp_refund_id FROM pay.refunds WHERE id = $r2"), 'succeeded RPRE700',
+	'A: the refund is confirmed, under the id the report named');
+is(psql("SELECT pay.balance('merchant:acme:USD') || ' ' || refunded_amount FROM pay.orders WHERE id = $a"), '3100 1900',
+	'A: 700 booked once');
+
 # --- a callback under the wrong key: recorded, refused, nothing moves ---------------------
 my $bad = control('POST', '/control/send', { provider => 'generic', gateway => 'gn', order_id => "$a",
 	amount => 5000, currency => 'USD', target => $proxy_url, event => 'closed', variant => 'wrong_key' });
@@ -187,7 +205,7 @@ is(psql("SELECT status FROM pay.orders WHERE id = $c"), 'cancelled', 'C: cancell
 is(booked($c), '0', 'C: nothing booked');
 
 # --- the books ----------------------------------------------------------------------------------
-is(psql("SELECT pay.balance('merchant:acme:USD')"), '3800', 'the merchant holds what the PSP kept: 3800');
+is(psql("SELECT pay.balance('merchant:acme:USD')"), '3100', 'the merchant holds what the PSP kept: 3100');
 is(psql('SELECT count(*) FROM pay.anomalies'), '0', 'no anomaly anywhere');
 is(psql('SELECT count(*) FROM pay.ledger_problems'), '0', 'the books are sound');
 is(psql('SELECT count(*) FROM pay.order_ledger_mismatches'), '0', 'every order\'s ledger explains its money');
