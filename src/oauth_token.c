@@ -29,6 +29,7 @@
 #include "utils/timestamp.h"
 
 #include "callback.h"
+#include "ct.h"
 #include "hmac.h"
 #include "http_fetch.h"
 #include "oauth_token.h"
@@ -220,7 +221,7 @@ OauthTokenGet(const char *destination, const char *token_url,
 	char	   *copy;
 
 	CredentialDigest(client_id, client_id_len, client_secret, client_secret_len, digest);
-	if (t != NULL && (t->token == NULL || memcmp(t->credentials, digest, SHA256_LEN) != 0 ||
+	if (t != NULL && (t->token == NULL || !ct_equal(t->credentials, digest, SHA256_LEN) ||
 					  GetCurrentTimestamp() >= t->refresh_at))
 	{
 		Drop(t);

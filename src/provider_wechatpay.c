@@ -19,6 +19,7 @@
 
 #include "pay.h"
 #include "callback.h"
+#include "ct.h"
 #include "provider.h"
 #include "secret_store.h"
 
@@ -484,8 +485,12 @@ StatementFile(const ProviderRequest *req, bytea *file, char **reason)
 {
 	char	   *sha1 = TextDatumGetCString(DirectFunctionCall1(pay_sha1_hex, PointerGetDatum(file)));
 	char	   *named = JsonbGetText(ProviderRowJsonb(req->outbox, "params"), "hash_value");
+	char	   *lower = named ? pstrdup(named) : NULL;
 
-	if (named == NULL || pg_strcasecmp(sha1, named) != 0)
+	/* a digest: compared in constant time, case aside (pay_sha1_hex's is lower-case) */
+	for (char *c = lower; c != NULL && *c != '\0'; c++)
+		*c = pg_ascii_tolower((unsigned char) *c);
+	if (lower == NULL || !ct_equal_str(sha1, strlen(sha1), lower, strlen(lower)))
 	{
 		*reason = psprintf("the bill's SHA-1 %s is not the %s WeChat Pay named", sha1, named ? named : "");
 		return NULL;
