@@ -100,6 +100,34 @@ CopyJsonb(Jsonb *v, MemoryContext cxt)
 	return copy;
 }
 
+/* The operation's read function, else 0A000: answers to it are not read. */
+static ProviderReadFn
+RequireRead(FunctionCallInfo fcinfo, const ProviderOperation *op, const char *operation)
+{
+	if (op->read == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("answers of %s gateways to \"%s\" are not read",
+						GatewayProvider(PG_GETARG_HEAPTUPLEHEADER(1))->kind, operation)));
+	return op->read;
+}
+
+/* ans read by read, connected to SPI; the summary (NULL: none) copied into the caller's context. */
+static Jsonb *
+ReadUnderSpi(ProviderReadFn read, const ProviderAnswer *ans)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	Jsonb	   *summary;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	summary = read(ans);
+	if (summary != NULL)
+		summary = CopyJsonb(summary, cxt);
+	SPI_finish();
+	return summary;
+}
+
 /*
  * pay._provider_answer(r pay.outbox, g pay.gateways, o pay.orders,
  * status integer, headers jsonb, body text) -> jsonb, the answer's summary
@@ -107,9 +135,9 @@ CopyJsonb(Jsonb *v, MemoryContext cxt)
 Datum
 pay_provider_answer(PG_FUNCTION_ARGS)
 {
-	MemoryContext cxt = CurrentMemoryContext;
 	ProviderAnswer ans;
 	const ProviderOperation *op;
+	ProviderReadFn read;
 	Jsonb	   *summary;
 
 	/* body alone may be NULL (an empty answer) */
@@ -119,23 +147,13 @@ pay_provider_answer(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("%s must not be null", (const char *[]) {"r", "g", "o", "status", "headers"}[i])));
 	op = ReadRequest(fcinfo, &ans.request);
-
-	if (op->read == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("answers of %s gateways to \"%s\" are not read",
-						GatewayProvider(PG_GETARG_HEAPTUPLEHEADER(1))->kind, ans.request.operation)));
+	read = RequireRead(fcinfo, op, ans.request.operation);
 	ans.order = PG_GETARG_DATUM(2);
 	ans.order_type = get_fn_expr_argtype(fcinfo->flinfo, 2);
 	ans.status = PG_GETARG_INT32(3);
 	ans.headers = PG_GETARG_JSONB_P(4);
 	ans.body = PG_ARGISNULL(5) ? NULL : PG_GETARG_TEXT_PP(5);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	summary = op->read(&ans);
-	if (summary != NULL)
-		summary = CopyJsonb(summary, cxt);
-	SPI_finish();
+	summary = ReadUnderSpi(read, &ans);
 	if (summary == NULL)
 		PG_RETURN_NULL();
 	PG_RETURN_JSONB_P(summary);
@@ -149,9 +167,9 @@ pay_provider_answer(PG_FUNCTION_ARGS)
 Datum
 pay_provider_statement_answer(PG_FUNCTION_ARGS)
 {
-	MemoryContext cxt = CurrentMemoryContext;
 	ProviderAnswer ans = {0};
 	const ProviderOperation *op;
+	ProviderReadFn read;
 	Jsonb	   *summary;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
@@ -159,24 +177,16 @@ pay_provider_statement_answer(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("%s must not be null", PG_ARGISNULL(0) ? "r" : "g")));
 	op = ReadRequest(fcinfo, &ans.request);
-	if (op->read == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("answers of %s gateways to \"%s\" are not read",
-						GatewayProvider(PG_GETARG_HEAPTUPLEHEADER(1))->kind, ans.request.operation)));
+	read = RequireRead(fcinfo, op, ans.request.operation);
 	/* a step is about no order; only a 2xx answer is read */
 	ans.order = (Datum) 0;
 	ans.order_type = InvalidOid;
 	ans.status = 200;
 	ans.headers = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
 	ans.body = PG_ARGISNULL(2) ? NULL : PG_GETARG_TEXT_PP(2);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	summary = op->read(&ans);
+	summary = ReadUnderSpi(read, &ans);
 	if (summary == NULL)
 		elog(ERROR, "the %s reader returned no step summary", ans.request.operation);
-	summary = CopyJsonb(summary, cxt);
-	SPI_finish();
 	PG_RETURN_JSONB_P(summary);
 }
 
