@@ -29,21 +29,11 @@ PG_FUNCTION_INFO_V1(pay_provider_answer);
 PG_FUNCTION_INFO_V1(pay_provider_statement_answer);
 PG_FUNCTION_INFO_V1(pay_provider_statement_file);
 
-/* A text column of a row argument, NULL when null. */
-static char *
-RowText(HeapTupleHeader row, const char *column)
-{
-	bool		isnull;
-	Datum		d = GetAttributeByName(row, column, &isnull);
-
-	return isnull ? NULL : TextDatumGetCString(d);
-}
-
 /* The provider of gateway row g: one exists for every kind the CHECK admits. */
 static const Provider *
 GatewayProvider(HeapTupleHeader g)
 {
-	char	   *kind = RowText(g, "kind");
+	char	   *kind = ProviderRowText(PointerGetDatum(g), "kind");
 	const Provider *p = ProviderFind(kind);
 
 	if (p == NULL)
@@ -61,7 +51,7 @@ ReadRequest(FunctionCallInfo fcinfo, ProviderRequest *req)
 	HeapTupleHeader g = PG_GETARG_HEAPTUPLEHEADER(1);
 	const Provider *p = GatewayProvider(g);
 
-	req->operation = RowText(r, "operation");
+	req->operation = ProviderRowText(PointerGetDatum(r), "operation");
 	if (req->operation == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
